@@ -27,7 +27,6 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES),
-        context_processors=[aiohttp_jinja2.request_processor],
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         filters={"when": views.format_time},

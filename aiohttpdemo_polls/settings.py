@@ -23,7 +23,7 @@ SCHEMA = t.Dict(
         t.Key("max_body_size", default=1024 * 1024): t.ToInt(gte=1024),
         t.Key("database"): t.Dict(
             {
-                t.Key("url", default=None): t.Null() | t.Regexp(r"^postgres(ql)?://") & t.String(),
+                t.Key("url", default=None): t.Null() | t.Regexp(r"^postgres(ql)?://\S*$") & t.String(),
                 t.Key("embedded_dir", default=".pgdata"): t.String(),
                 t.Key("name", default="aiohttpdemo_polls"): t.Regexp(r"^[a-z_][a-z0-9_]*$") & t.String(),
                 t.Key("user", default="aiohttpdemo_user"): t.Regexp(r"^[a-z_][a-z0-9_]*$") & t.String(),

@@ -1,0 +1,142 @@
+"""Shared fixtures: a real PostgreSQL database, the app on it, and data builders.
+
+The database is the embedded server's `aiohttpdemo_polls_test` (config/polls_test.yaml),
+or the server named by POLLS_TEST_DATABASE_URL. Every test starts from empty tables.
+"""
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+
+import init_db
+from aiohttpdemo_polls import db, pgserver, settings
+from aiohttpdemo_polls.main import init_app
+
+TEST_CONFIG = settings.PROJECT_ROOT / "config" / "polls_test.yaml"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A database with the app's schema; an embedded server this run started is stopped after."""
+    url = os.environ.get("POLLS_TEST_DATABASE_URL")
+    started_here = False
+    if not url:
+        config = settings.load(TEST_CONFIG, {})
+        pgdata = settings.embedded_dir(config)
+        started_here = pgserver.running_url(pgdata.resolve()) is None
+        superuser = pgserver.start(pgdata)
+        url = pgserver.database_url(superuser, config["database"])
+        init_db.ensure_role_and_database(superuser, url)
+    engine = sa.create_engine(url, future=True)
+    with engine.begin() as conn:
+        db.drop_schema(conn)
+        db.create_schema(conn)
+    engine.dispose()
+    yield url
+    if started_here:
+        pgserver.stop(settings.embedded_dir(settings.load(TEST_CONFIG, {})))
+
+
+@pytest.fixture(scope="session")
+def sync_engine(database_url: str) -> Iterator[sa.engine.Engine]:
+    """For setting up and inspecting data directly, outside the app."""
+    engine = sa.create_engine(database_url, future=True)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def empty_tables(request: pytest.FixtureRequest) -> None:
+    """Each test that touches the database starts with no polls and no votes."""
+    if "sync_engine" not in request.fixturenames and "client" not in request.fixturenames:
+        return
+    engine = request.getfixturevalue("sync_engine")
+    with engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE question, choice, ballot, vote RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def config(database_url: str) -> dict[str, Any]:
+    """The test config, pointed at the test database."""
+    return settings.load(TEST_CONFIG, {"POLLS_DATABASE_URL": database_url})
+
+
+@pytest.fixture
+async def client(aiohttp_client, config):
+    """A test client with its own cookie jar, like one browser."""
+    return await aiohttp_client(init_app(config=config))
+
+
+@pytest.fixture
+async def anonymous(client) -> Any:
+    """A second browser-like session on the same server that keeps no cookies."""
+    async with aiohttp.ClientSession(
+        base_url=str(client.make_url("/")), cookie_jar=aiohttp.DummyCookieJar()
+    ) as session:
+        yield session
+
+
+@pytest.fixture
+def make_question(sync_engine):
+    """Insert a question `days` from now (negative: in the past) with its choices."""
+
+    def make(
+        text: str = "What's new?",
+        days: float = -1,
+        choices: tuple[str, ...] = ("Not much", "The sky", "Just hacking again"),
+        **columns: Any,
+    ) -> dict[str, Any]:
+        with sync_engine.begin() as conn:
+            question_id = conn.execute(
+                db.question.insert()
+                .values(question_text=text, pub_date=datetime.now(UTC) + timedelta(days=days), **columns)
+                .returning(db.question.c.id)
+            ).scalar_one()
+            choice_ids = (
+                conn.execute(
+                    db.choice.insert()
+                    .values([{"question_id": question_id, "choice_text": c} for c in choices])
+                    .returning(db.choice.c.id)
+                )
+                .scalars()
+                .all()
+            )
+        return {"id": question_id, "choices": sorted(choice_ids)}
+
+    return make
+
+
+@pytest.fixture
+def votes_of(sync_engine):
+    """Current counters of a question's choices, by choice id."""
+
+    def votes(question_id: int) -> dict[int, int]:
+        with sync_engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(db.choice.c.id, db.choice.c.votes).where(db.choice.c.question_id == question_id)
+            )
+            return dict(rows.all())
+
+    return votes
+
+
+@pytest.fixture
+def vote_rows_match_counters(sync_engine):
+    """True when every choice's counter equals its number of `vote` rows."""
+
+    def check() -> bool:
+        with sync_engine.connect() as conn:
+            mismatched = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM choice c WHERE c.votes <> "
+                    "(SELECT count(*) FROM vote v WHERE v.choice_id = c.id)"
+                )
+            ).scalar_one()
+        return mismatched == 0
+
+    return check

@@ -1,0 +1,87 @@
+"""init_db.py: creates only what is missing, --reset starts again, --polls adds many."""
+
+import pytest
+import sqlalchemy as sa
+
+import init_db
+from aiohttpdemo_polls import db
+
+
+def counts(engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            table: conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("question", "choice", "ballot", "vote")
+        }
+
+
+def run(monkeypatch, database_url, *args) -> int:
+    monkeypatch.setenv("POLLS_DATABASE_URL", database_url)
+    return init_db.main(["-c", "config/polls_test.yaml", *args])
+
+
+def test_init_db_adds_the_sample_polls_once(monkeypatch, database_url, sync_engine, capsys):
+    assert run(monkeypatch, database_url) == 0
+    first = counts(sync_engine)
+    assert run(monkeypatch, database_url) == 0
+    assert counts(sync_engine) == first
+    assert first["question"] == len(init_db.SAMPLE_POLLS)
+    with sync_engine.connect() as conn:
+        texts = (
+            conn.execute(sa.select(db.question.c.question_text).order_by(db.question.c.id)).scalars().all()
+        )
+        choices = (
+            conn.execute(
+                sa.select(db.choice.c.choice_text)
+                .where(db.choice.c.question_id == 1)
+                .order_by(db.choice.c.id)
+            )
+            .scalars()
+            .all()
+        )
+    assert texts[0] == "What's new?"
+    assert choices == ["Not much", "The sky", "Just hacking again"]
+
+
+def test_sample_data_has_open_closed_multiple_and_scheduled_polls(monkeypatch, database_url, sync_engine):
+    run(monkeypatch, database_url)
+    with sync_engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(db.question.c.multiple, db.closed.label("closed"), db.published.label("published"))
+        ).all()
+    assert any(r.published and not r.closed and not r.multiple for r in rows)
+    assert any(r.closed for r in rows)
+    assert any(r.multiple for r in rows)
+    assert any(not r.published for r in rows)
+
+
+def test_sample_votes_match_vote_rows(monkeypatch, database_url, vote_rows_match_counters):
+    run(monkeypatch, database_url)
+    assert vote_rows_match_counters()
+
+
+def test_reset_drops_and_recreates(monkeypatch, database_url, sync_engine, make_question):
+    run(monkeypatch, database_url)
+    make_question("Extra poll?")
+    assert counts(sync_engine)["question"] == len(init_db.SAMPLE_POLLS) + 1
+    assert run(monkeypatch, database_url, "--reset") == 0
+    assert counts(sync_engine)["question"] == len(init_db.SAMPLE_POLLS)
+
+
+def test_polls_option_adds_generated_polls_with_progress(monkeypatch, database_url, sync_engine, capsys):
+    run(monkeypatch, database_url)
+    before = counts(sync_engine)
+    assert run(monkeypatch, database_url, "--polls", "7001") == 0
+    after = counts(sync_engine)
+    assert after["question"] - before["question"] == 7001
+    assert after["choice"] - before["choice"] == 4 * 7001
+    assert "generated 7001/7001 polls" in capsys.readouterr().out
+
+
+def test_poll_results_view_reads_well_in_psql(monkeypatch, database_url, sync_engine):
+    run(monkeypatch, database_url)
+    with sync_engine.connect() as conn:
+        rows = conn.execute(sa.text("TABLE poll_results")).mappings().all()
+    first = [r for r in rows if r["question"] == "What's new?"]
+    assert [r["choice"] for r in first] == ["Not much", "The sky", "Just hacking again"]
+    assert sum(r["percent"] for r in first) == pytest.approx(100, abs=0.2)

@@ -1,0 +1,84 @@
+"""A poll's page and results, and the ids that are not polls."""
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from aiohttpdemo_polls import db
+
+BAD_IDS = ["abc", "-1", "1.5", "99999999999", "0", "12345"]
+
+
+async def test_poll_page_shows_question_and_labelled_radio_per_choice(client, make_question):
+    question = make_question("Best snack?", choices=("Crisps", "Fruit"))
+    page = await (await client.get(f"/poll/{question['id']}")).text()
+    assert "Best snack?" in page
+    radios = re.findall(r'<input type="radio" name="choice" id="(\w+)" value="(\d+)"', page)
+    assert [int(value) for _, value in radios] == question["choices"]
+    for input_id, _ in radios:
+        assert f'<label for="{input_id}">' in page
+    assert f'action="/poll/{question["id"]}/vote"' in page
+    assert ">Vote</button>" in page
+
+
+async def test_future_question_page_is_404(client, make_question):
+    question = make_question("Future question.", days=5)
+    for path in ("", "/results"):
+        response = await client.get(f"/poll/{question['id']}{path}")
+        assert response.status == 404
+    response = await client.post(f"/poll/{question['id']}/vote", data={"choice": question["choices"][0]})
+    assert response.status == 404
+
+
+async def test_past_question_page_shows_its_text(client, make_question):
+    question = make_question("Past Question.", days=-5)
+    response = await client.get(f"/poll/{question['id']}")
+    assert response.status == 200
+    assert "Past Question." in await response.text()
+
+
+@pytest.mark.parametrize("bad_id", BAD_IDS)
+@pytest.mark.parametrize("method,suffix", [("GET", ""), ("GET", "/results"), ("POST", "/vote")])
+async def test_unknown_or_malformed_ids_are_404_on_every_poll_route(
+    client, make_question, bad_id, method, suffix
+):
+    make_question()
+    response = await client.request(method, f"/poll/{bad_id}{suffix}", data={"choice": "1"})
+    assert response.status == 404
+    page = await response.text()
+    assert "Not Found" in page and 'href="/"' in page
+
+
+async def test_results_show_votes_percentages_bars_total_and_link_back(client, make_question, sync_engine):
+    question = make_question("Colour?", choices=("Red", "Green", "Blue"))
+    red, green, blue = question["choices"]
+    with sync_engine.begin() as conn:
+        for choice_id, votes in ((red, 1), (green, 3), (blue, 0)):
+            conn.execute(sa.update(db.choice).where(db.choice.c.id == choice_id).values(votes=votes))
+    page = await (await client.get(f"/poll/{question['id']}/results")).text()
+    assert re.search(r'<span class="votes">1</span> vote · <span class="percent">25.0</span>%', page)
+    assert re.search(r'<span class="votes">3</span> votes · <span class="percent">75.0</span>%', page)
+    assert re.search(r'<span class="votes">0</span> votes · <span class="percent">0.0</span>%', page)
+    assert re.findall(r'<rect class="fill" width="([\d.]+)"', page) == ["25.0", "75.0", "0.0"]
+    assert '<span class="total-votes">4</span>' in page
+    assert f'href="/poll/{question["id"]}"' in page
+
+
+async def test_results_of_poll_without_votes_show_zero_percent(client, make_question):
+    question = make_question()
+    page = await (await client.get(f"/poll/{question['id']}/results")).text()
+    assert page.count('<span class="percent">0.0</span>') == 3
+    assert '<span class="total-votes">0</span>' in page
+
+
+@pytest.mark.parametrize("text", ["<script>alert(1)</script>", "What's new?", 'Say "hi" & <b>bye</b>'])
+async def test_question_and_choice_text_show_exactly_as_typed(client, make_question, text):
+    from markupsafe import escape
+
+    question = make_question(text, choices=(text, "Other"))
+    for path in ("/", f"/poll/{question['id']}", f"/poll/{question['id']}/results"):
+        page = await (await client.get(path)).text()
+        assert "<script>alert(1)</script>" not in page
+        assert "<b>bye</b>" not in page
+        assert str(escape(text)) in page
