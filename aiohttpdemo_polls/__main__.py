@@ -38,6 +38,10 @@ def serve(config: dict) -> int:
         first_line = str(exc).strip().splitlines()[0]
         print(f"error: cannot use the database: {first_line} (did you run init_db.py?)", file=sys.stderr)
         return 1
+    except OSError as exc:
+        # Most often the port is taken (another copy of the app is running).
+        print(f"error: cannot listen on {config['host']}:{config['port']}: {exc.strerror}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -87,3 +87,18 @@ def test_dsn_prints_the_configured_database_url():
     result = run_module("dsn", env={"POLLS_DATABASE_URL": url})
     assert result.returncode == 0
     assert result.stdout.strip() == url
+
+
+def test_taken_port_is_one_line_and_status_1(database_url):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_module(
+            "-c", "config/polls_test.yaml", env={"POLLS_PORT": str(port), "POLLS_DATABASE_URL": database_url}
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
