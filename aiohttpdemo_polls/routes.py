@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from . import settings, views
+from . import settings, views, views_new
 
 STATIC = settings.PROJECT_ROOT / "static"
 # Digits only: anything else under /poll/ is a 404 from the router itself.
@@ -12,6 +12,7 @@ POLL = r"/poll/{question_id:\d+}"
 def setup(app: web.Application, serve_static: bool) -> None:
     router = app.router
     router.add_get("/", views.index, name="index")
+    router.add_get("/poll/new", views_new.new_poll, name="new_poll")
     router.add_get(POLL, views.poll, name="poll")
     router.add_post(POLL + "/vote", views.vote, name="vote")
     router.add_get(POLL + "/results", views.results, name="results")

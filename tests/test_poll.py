@@ -82,3 +82,10 @@ async def test_question_and_choice_text_show_exactly_as_typed(client, make_quest
         assert "<script>alert(1)</script>" not in page
         assert "<b>bye</b>" not in page
         assert str(escape(text)) in page
+
+
+async def test_every_page_links_to_the_new_poll_form(client, make_question):
+    question = make_question()
+    for path in ("/", f"/poll/{question['id']}", f"/poll/{question['id']}/results", "/nowhere"):
+        page = await (await client.get(path)).text()
+        assert '<a href="/poll/new">New poll</a>' in page, path
