@@ -3,6 +3,7 @@
 import argparse
 import logging
 import os
+import resource
 import shutil
 import sys
 from collections.abc import Sequence
@@ -30,8 +31,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def raise_open_files_limit() -> None:
+    """Every live-results watcher holds a socket: allow as many as the hard limit lets us."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def serve(config: dict) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    raise_open_files_limit()
     try:
         web.run_app(init_app(config=config), host=config["host"], port=config["port"])
     except psycopg2.OperationalError as exc:

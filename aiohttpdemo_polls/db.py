@@ -5,8 +5,9 @@ Table and column names are the original demo's, so a psql user finds `question` 
 """
 
 import enum
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -157,6 +158,62 @@ async def choices(conn: Any, question_id: int, voter: str | None = None) -> list
         .order_by(choice.c.id)
     )
     return await (await conn.execute(query)).fetchall()
+
+
+class LiveCounts(NamedTuple):
+    """One poll's counters as live results show them."""
+
+    closed: bool
+    closes_at: datetime | None
+    # (choice id, votes, percent of the poll's total), in choice order.
+    choices: list[tuple[int, int, float]]
+
+
+async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, LiveCounts]:
+    """Counters of several published polls in one query; a poll missing from the answer is gone.
+
+    Live results read many polls at once after a burst of changes, so this is one query
+    for all of them rather than `published_question` + `choices` per poll.
+    """
+    wanted = sorted(q for q in set(question_ids) if 0 < q <= PG_INT_MAX)
+    if not wanted:
+        return {}
+    total = sa.func.sum(choice.c.votes).over(partition_by=question.c.id)
+    query = (
+        sa.select(
+            question.c.id.label("question_id"),
+            closed.label("closed"),
+            question.c.closes_at,
+            choice.c.id.label("choice_id"),
+            choice.c.votes,
+            sa.func.coalesce(sa.func.round(100.0 * choice.c.votes / sa.func.nullif(total, 0), 1), 0).label(
+                "percent"
+            ),
+        )
+        .select_from(question.outerjoin(choice, choice.c.question_id == question.c.id))
+        .where(question.c.id.in_(wanted), published)
+        .order_by(question.c.id, choice.c.id)
+    )
+    found: dict[int, LiveCounts] = {}
+    for row in await (await conn.execute(query)).fetchall():
+        counts = found.get(row.question_id)
+        if counts is None:
+            counts = found[row.question_id] = LiveCounts(bool(row.closed), row.closes_at, [])
+        if row.choice_id is not None:
+            counts.choices.append((row.choice_id, row.votes, float(row.percent)))
+    return found
+
+
+async def listen(raw_conn: Any) -> None:
+    """LISTEN on `CHANNEL` on a plain aiopg connection (live results hold one per process)."""
+    async with raw_conn.cursor() as cursor:
+        await cursor.execute(f"LISTEN {CHANNEL}")
+
+
+async def ping_raw(raw_conn: Any) -> None:
+    """`ping` for a plain aiopg connection (the live-results listener's): raises if it is dead."""
+    async with raw_conn.cursor() as cursor:
+        await cursor.execute("SELECT 1")
 
 
 async def notify(conn: Any, question_id: int) -> None:

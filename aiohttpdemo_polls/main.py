@@ -9,8 +9,8 @@ import aiopg.sa
 import jinja2
 from aiohttp import web
 
-from . import middlewares, pgserver, routes, settings, views
-from .keys import config_key, engine_key
+from . import live, middlewares, pgserver, routes, settings, views
+from .keys import config_key, engine_key, live_key
 
 TEMPLATES = settings.PROJECT_ROOT / "templates"
 
@@ -34,6 +34,8 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
     app[aiohttp_jinja2.static_root_key] = "/static"
     app.on_response_prepare.append(middlewares.security_headers)
     app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(live_results)
+    app.on_shutdown.append(close_live_sockets)
     routes.setup(app, serve_static=config["debug"])
     return app
 
@@ -48,3 +50,20 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     async with aiopg.sa.create_engine(url, minsize=db["pool_min"], maxsize=db["pool_max"]) as engine:
         app[engine_key] = engine
         yield
+
+
+async def live_results(app: web.Application) -> AsyncIterator[None]:
+    """The process's LISTEN connection and its watchers (live.py), for the app's lifetime."""
+    hub = live.Live(app[engine_key], **app[config_key]["live"])
+    await hub.start()
+    app[live_key] = hub
+    try:
+        yield
+    finally:
+        await hub.stop()
+
+
+async def close_live_sockets(app: web.Application) -> None:
+    """On shutdown, close every live WebSocket with 1001 (going away) so clients reconnect."""
+    if live_key in app:
+        await app[live_key].close_all()

@@ -32,6 +32,14 @@ SCHEMA = t.Dict(
                 t.Key("pool_max", default=10): t.ToInt(gte=1),
             }
         ),
+        # Live results (live.py): how notices are coalesced, and how many watchers a process takes.
+        t.Key("live", default={}): t.Dict(
+            {
+                t.Key("window_ms", default=100): t.ToInt(gte=0, lte=10_000),
+                t.Key("max_watchers", default=10_000): t.ToInt(gte=0),
+                t.Key("heartbeat_s", default=30): t.ToFloat(gte=1, lte=3600),
+            }
+        ),
     }
 )
 

@@ -7,7 +7,11 @@ or the server named by POLLS_TEST_DATABASE_URL. Every test starts from empty tab
 import os
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -193,3 +197,55 @@ def stoppable_database() -> Iterator[StoppableDatabase]:
             database.thaw()  # a frozen server cannot stop
         pgserver.stop(folder / "pgdata")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def serve_app(database_url: str, tmp_path) -> Iterator:
+    """Start real `python -m aiohttpdemo_polls` processes on the test database.
+
+    `serve_app()` returns the base URL of a new process on a free port, once it answers.
+    Every process is stopped with SIGINT (a clean aiohttp shutdown) after the test.
+    """
+    processes: list[subprocess.Popen] = []
+
+    def start(timeout: float = 20.0) -> str:
+        port = free_port()
+        log = open(tmp_path / f"app-{port}.log", "wb")  # noqa: SIM115 (closed with the process)
+        environ = {**os.environ, "POLLS_DATABASE_URL": database_url, "POLLS_PORT": str(port)}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aiohttpdemo_polls", "-c", str(TEST_CONFIG)],
+            cwd=settings.PROJECT_ROOT,
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        processes.append(process)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return f"http://127.0.0.1:{port}"
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = (tmp_path / f"app-{port}.log").read_text(errors="replace")
+                    raise RuntimeError(f"the app did not start on port {port}:\n{output}") from None
+                time.sleep(0.05)
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

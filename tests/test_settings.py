@@ -23,6 +23,7 @@ def test_development_config_is_valid_and_uses_the_embedded_server():
     config = settings.load(settings.DEFAULT_CONFIG, {})
     assert config["port"] == 8080 and config["host"] == "127.0.0.1"
     assert config["database"]["url"] is None
+    assert config["live"] == {"window_ms": 100, "max_watchers": 10_000, "heartbeat_s": 30}
 
 
 def test_environment_overrides_host_port_and_database_url():
@@ -48,6 +49,9 @@ def test_environment_overrides_host_port_and_database_url():
         ("database: {}\n", {"POLLS_DATABASE_URL": "not a url"}, "database.url"),
         ("port: [unclosed\n", {}, "not valid YAML"),
         ("- a list\n", {}, "mapping"),
+        ("database: {}\nlive: {window_ms: -5}\n", {}, "live.window_ms"),
+        ("database: {}\nlive: {max_watchers: many}\n", {}, "live.max_watchers"),
+        ("database: {}\nlive: {heartbeat_s: 0}\n", {}, "live.heartbeat_s"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, yaml_text, environ, expected):

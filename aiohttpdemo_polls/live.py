@@ -1,0 +1,361 @@
+"""Live results: one LISTEN connection per process, fanning poll changes out to watchers.
+
+Every transaction that changes a poll's votes or state runs `pg_notify(db.CHANNEL, id)`,
+so a notice arrives only once the change is committed, in every process of the app,
+on every machine: PostgreSQL is the only shared part. Each process holds one dedicated
+connection that LISTENs (`Live.start`/`Live.stop`, wired in `main.init_app`'s
+`cleanup_ctx`), and:
+
+- coalesces notices per poll: at most one database read and one broadcast per poll per
+  window (`live.window_ms`, default 100 ms). The first notice after a quiet spell goes
+  out at once; more within the window are folded into one update at the window's end.
+- reads the changed polls in one query (`db.live_counts`) and sends each poll's watchers
+  the same JSON text frame. Sending never waits: a watcher whose socket already holds
+  `MAX_BACKLOG` bytes it has not taken is dropped (it reconnects and gets a snapshot).
+- gives a new watcher its snapshot through the same single reader, so a snapshot can
+  never arrive after a newer update.
+- reconnects with backoff when the listening connection is lost (server restart,
+  `pg_terminate_backend`), LISTENs again and re-sends a fresh snapshot of every watched
+  poll: changes made while it was down are in that snapshot, so none is missed.
+- re-reads a watched poll when its `closes_at` passes (no transaction runs then).
+
+In-process caches use the same notices instead of a mechanism of their own:
+`Live.subscribe(callback)` registers `callback(question_id)`, called synchronously as
+soon as a notice for that poll arrives (once per poll per batch of notices, never
+delayed by the window), and `callback(None)` meaning "everything may have changed" when
+the listening connection is lost and again when it is back. While `Live.listening` is
+False no notices arrive, so a cache should not trust what it holds. A poll whose
+`closes_at` passes sends no notice: a cache checks `closes_at` itself.
+
+Frames (JSON text): `{"question_id": 1, "total": 7, "closed": false, "choices": [{"id": 3,
+"votes": 4, "percent": 57.1}, ...]}`, and `{"question_id": 1, "deleted": true}` when
+the poll is gone (deleted, or no longer published), after which the socket is closed.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+import aiopg
+import psycopg2
+from aiohttp import WSCloseCode, web
+from aiopg.sa import Engine
+
+from . import db
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[int | None], None]
+
+# Bytes a watcher may leave unread in our send buffer before it is dropped. Well under
+# asyncio's 64 KiB high-water mark, so a send never has to wait for a slow reader.
+MAX_BACKLOG = 16 * 1024
+RECONNECT_MIN = 0.1  # seconds; doubles up to RECONNECT_MAX, with jitter
+RECONNECT_MAX = 5.0
+IDLE_PING = 30.0  # seconds without notices before checking the listening connection
+CLOSES_AT_MARGIN = 0.05  # seconds after closes_at before re-reading, so the database agrees
+
+
+class Watcher:
+    """One open WebSocket watching one poll."""
+
+    __slots__ = ("active", "question_id", "transport", "ws")
+
+    def __init__(self, question_id: int, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
+        self.question_id = question_id
+        self.ws = ws
+        self.transport = transport
+        self.active = True
+
+
+def encode(question_id: int, counts: db.LiveCounts | None) -> str:
+    """The frame for one poll: its counters, or that it is gone."""
+    if counts is None:
+        return json.dumps({"question_id": question_id, "deleted": True})
+    return json.dumps(
+        {
+            "question_id": question_id,
+            "total": sum(votes for _, votes, _ in counts.choices),
+            "closed": counts.closed,
+            "choices": [{"id": c, "votes": v, "percent": p} for c, v, p in counts.choices],
+        }
+    )
+
+
+class Live:
+    """The process's listener and its watchers, by poll."""
+
+    def __init__(self, engine: Engine, *, window_ms: int, max_watchers: int, heartbeat_s: float) -> None:
+        self.engine = engine
+        self.window = window_ms / 1000
+        self.max_watchers = max_watchers
+        self.heartbeat = heartbeat_s
+        self.listening = False
+        self.backend_pid: int | None = None  # the listening connection's server process
+        self.count = 0  # watchers open in this process, joining ones included
+        self._watchers: dict[int, set[Watcher]] = {}
+        self._joining: dict[int, list[Watcher]] = {}
+        self._dirty: set[int] = set()
+        self._not_before: dict[int, float] = {}  # poll -> earliest time of its next broadcast
+        self._closes_at: dict[int, asyncio.TimerHandle] = {}
+        self._subscribers: list[Subscriber] = []
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._shutting_down = False
+
+    # -- the app's lifetime -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """LISTEN before the app takes requests (so no early change is missed), then run."""
+        conn = await aiopg.connect(self.engine.dsn)
+        try:
+            await db.listen(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        self._spawn(self._listen_forever(conn))
+        self._spawn(self._flush_forever())
+
+    async def stop(self) -> None:
+        """Stop listening and close the connection (after `close_all`)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for timer in self._closes_at.values():
+            timer.cancel()
+
+    async def close_all(self, code: int = WSCloseCode.GOING_AWAY) -> None:
+        """Close every watcher's socket (1001 on shutdown) and take no new ones."""
+        self._shutting_down = True
+        watchers = [w for ws in self._watchers.values() for w in ws]
+        watchers += [w for ws in self._joining.values() for w in ws]
+        await asyncio.gather(
+            *(w.ws.close(code=code, message=b"Server shutdown") for w in watchers), return_exceptions=True
+        )
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call `callback(question_id)` on each change, `callback(None)` on a resync; returns undo."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    # -- watchers -------------------------------------------------------------------------
+
+    @property
+    def full(self) -> bool:
+        """True when this process takes no more watchers (at its limit, or shutting down)."""
+        return self._shutting_down or self.count >= self.max_watchers
+
+    def join(self, question_id: int, ws: web.WebSocketResponse, transport: asyncio.Transport) -> Watcher:
+        """Start watching: the snapshot comes from the reader task, then every update."""
+        watcher = Watcher(question_id, ws, transport)
+        self._joining.setdefault(question_id, []).append(watcher)
+        self.count += 1
+        self._wake.set()
+        return watcher
+
+    def leave(self, watcher: Watcher) -> None:
+        if not watcher.active:
+            return
+        watcher.active = False
+        self.count -= 1
+        question_id = watcher.question_id
+        watching = self._watchers.get(question_id)
+        if watching is not None:
+            watching.discard(watcher)
+            if not watching:
+                del self._watchers[question_id]
+                timer = self._closes_at.pop(question_id, None)
+                if timer is not None:
+                    timer.cancel()
+        joining = self._joining.get(question_id)
+        if joining is not None and watcher in joining:
+            joining.remove(watcher)
+            if not joining:
+                del self._joining[question_id]
+
+    def watchers_of(self, question_id: int) -> int:
+        """How many sockets watch this poll (joining ones included)."""
+        return len(self._watchers.get(question_id, ())) + len(self._joining.get(question_id, ()))
+
+    # -- notices --------------------------------------------------------------------------
+
+    def changed(self, question_ids: Iterable[int]) -> None:
+        """Polls that changed: tell subscribers now, schedule their watchers' update."""
+        for question_id in question_ids:
+            for callback in list(self._subscribers):
+                callback(question_id)
+            if question_id in self._watchers:
+                self._dirty.add(question_id)
+        self._wake.set()
+
+    def _resync(self) -> None:
+        """After a gap in notices: anything may have changed; re-send every watched poll."""
+        for callback in list(self._subscribers):
+            callback(None)
+        self._dirty.update(self._watchers)
+        self._not_before.clear()
+        self._wake.set()
+
+    async def _listen_forever(self, conn: aiopg.Connection) -> None:
+        delay = RECONNECT_MIN
+        while True:
+            if conn is None:
+                try:
+                    conn = await aiopg.connect(self.engine.dsn)
+                    await db.listen(conn)
+                except psycopg2.Error as exc:
+                    log.warning("live results: cannot listen yet (%s); retrying", _first_line(exc))
+                    if conn is not None:
+                        await conn.close()
+                        conn = None
+                    await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                    delay = min(delay * 2, RECONNECT_MAX)
+                    continue
+                log.info("live results: listening again; re-sending every watched poll")
+                self._resync()
+            self.listening = True
+            self.backend_pid = await conn.get_backend_pid()
+            delay = RECONNECT_MIN
+            try:
+                await self._drain(conn)
+            except psycopg2.Error as exc:
+                log.warning("live results: lost the listening connection (%s)", _first_line(exc))
+            finally:
+                self.listening = False
+                await conn.close()
+            conn = None
+            for callback in list(self._subscribers):
+                callback(None)
+            # A restarting server refuses at once; give it a moment before the first try.
+            await asyncio.sleep(RECONNECT_MIN * random.uniform(0.5, 1.0))
+
+    async def _drain(self, conn: aiopg.Connection) -> None:
+        """Take notices as they come, a batch at a time, until the connection fails."""
+        notifies = conn.notifies
+        while True:
+            try:
+                first = await asyncio.wait_for(notifies.get(), IDLE_PING)
+            except TimeoutError:
+                await db.ping_raw(conn)  # a silently dead connection raises here
+                continue
+            batch = [first]
+            while not notifies.empty():
+                batch.append(notifies.get_nowait())
+            self.changed(_poll_ids(batch))
+
+    # -- reading and sending --------------------------------------------------------------
+
+    async def _flush_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            timeout = self._next_flush(loop.time())
+            if timeout != 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            now = loop.time()
+            due = {q for q in self._dirty if self._not_before.get(q, 0) <= now}
+            self._dirty -= due
+            for question_id, at in list(self._not_before.items()):
+                if at <= now:
+                    del self._not_before[question_id]
+            for question_id in due:
+                self._not_before[question_id] = now + self.window
+            joining, self._joining = self._joining, {}
+            await self._publish(due, joining)
+
+    def _next_flush(self, now: float) -> float | None:
+        """Seconds until something is due: 0 now, None when only a notice can start work."""
+        if self._joining:
+            return 0
+        if not self._dirty:
+            return None
+        return max(0.0, min(self._not_before.get(q, 0) for q in self._dirty) - now)
+
+    async def _publish(self, due: set[int], joining: dict[int, list[Watcher]]) -> None:
+        """One read for every poll concerned, then each poll's frame to its watchers."""
+        wanted = {q for q in due if q in self._watchers} | set(joining)
+        if not wanted:
+            return
+        try:
+            async with self.engine.acquire() as conn:
+                found = await db.live_counts(conn, wanted)
+        except psycopg2.Error as exc:
+            # The database is away: the listener notices too and resyncs once it is back.
+            log.warning("live results: cannot read polls (%s)", _first_line(exc))
+            for question_id, watchers in joining.items():
+                self._joining.setdefault(question_id, []).extend(watchers)
+            self._dirty |= wanted - set(joining)
+            await asyncio.sleep(RECONNECT_MIN)
+            return
+        for question_id in wanted:
+            counts = found.get(question_id)
+            text = encode(question_id, counts)
+            watching = self._watchers.get(question_id)
+            targets = list(watching) if watching and question_id in due else []
+            new = [w for w in joining.get(question_id, ()) if w.active]
+            if new:
+                self._watchers.setdefault(question_id, set()).update(new)
+                targets += new
+            await self._send(targets, text)
+            if counts is None:
+                self._gone(question_id)
+            else:
+                self._schedule_close(question_id, counts)
+
+    async def _send(self, watchers: list[Watcher], text: str) -> None:
+        for watcher in watchers:
+            transport = watcher.transport
+            if transport.is_closing() or watcher.ws.closed:
+                continue  # its handler is finishing and will leave
+            if transport.get_write_buffer_size() > MAX_BACKLOG:
+                log.info("live results: dropped a slow watcher of poll %s", watcher.question_id)
+                self.leave(watcher)
+                transport.abort()
+                continue
+            try:
+                # Below the high-water mark this completes without waiting.
+                await watcher.ws.send_str(text)
+            except ConnectionError:
+                continue
+
+    def _gone(self, question_id: int) -> None:
+        """The poll was deleted or unpublished: its watchers got the notice; close them."""
+        for watcher in list(self._watchers.get(question_id, ())):
+            self.leave(watcher)
+            self._spawn(watcher.ws.close(message=b"Poll deleted"))
+
+    def _schedule_close(self, question_id: int, counts: db.LiveCounts) -> None:
+        """Re-read a watched open poll when its `closes_at` passes: no notice comes then."""
+        timer = self._closes_at.pop(question_id, None)
+        if timer is not None:
+            timer.cancel()
+        if counts.closed or counts.closes_at is None or question_id not in self._watchers:
+            return
+        delay = (counts.closes_at - datetime.now(UTC)).total_seconds() + CLOSES_AT_MARGIN
+        loop = asyncio.get_running_loop()
+        self._closes_at[question_id] = loop.call_later(max(delay, 0), self.changed, [question_id])
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _poll_ids(notices: list) -> set[int]:
+    ids = set()
+    for notice in notices:
+        try:
+            ids.add(int(notice.payload))
+        except ValueError:
+            log.warning("live results: ignoring a notice with payload %r", notice.payload[:40])
+    return ids
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

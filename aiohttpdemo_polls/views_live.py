@@ -1,0 +1,47 @@
+"""The live-results endpoint: a WebSocket per open results or manage page (see live.py)."""
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from . import db
+from .keys import engine_key, live_key
+
+# Clients have nothing to say; anything bigger than this closes the socket (1009).
+MAX_CLIENT_MESSAGE = 1024
+CLOSE_TIMEOUT = 5.0  # seconds to wait for a client's answer to our close frame
+FULL = (
+    "Too many people are watching live results on this server right now. "
+    "The results page still works; reload it to see new votes."
+)
+NOT_WEBSOCKET = "This address serves live results to the results page over WebSocket."
+
+
+async def live(request: web.Request) -> web.StreamResponse:
+    """Upgrade to a WebSocket that gets the poll's counters now and after every change."""
+    hub = request.app[live_key]
+    if hub.full:
+        raise web.HTTPServiceUnavailable(text=FULL)
+    # The route admits digits only; ids past PostgreSQL's integer range are simply unknown.
+    question_id = int(request.match_info["question_id"])
+    async with request.app[engine_key].acquire() as conn:
+        if await db.published_question(conn, question_id) is None:
+            raise web.HTTPNotFound()
+    ws = web.WebSocketResponse(
+        heartbeat=hub.heartbeat,
+        max_msg_size=MAX_CLIENT_MESSAGE,
+        compress=False,  # frames are small; compressing each copy costs more than it saves
+        timeout=CLOSE_TIMEOUT,
+    )
+    if not ws.can_prepare(request).ok:
+        raise web.HTTPBadRequest(text=NOT_WEBSOCKET)
+    if hub.full:  # checked again: others may have joined while we asked the database
+        raise web.HTTPServiceUnavailable(text=FULL)
+    await ws.prepare(request)
+    watcher = hub.join(question_id, ws, request.transport)
+    try:
+        async for message in ws:
+            if message.type is WSMsgType.BINARY:
+                await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"Text frames only")
+            # Text from the client is ignored: the snapshot comes on every (re)connect.
+    finally:
+        hub.leave(watcher)
+    return ws

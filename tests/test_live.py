@@ -1,0 +1,262 @@
+"""Live results over WebSocket: snapshots, updates within a blink, across processes, and faults."""
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+
+from aiohttpdemo_polls import db
+from aiohttpdemo_polls.keys import live_key
+from aiohttpdemo_polls.main import init_app
+
+
+async def frame(ws: aiohttp.ClientWebSocketResponse, timeout: float = 1.0) -> dict[str, Any]:
+    """The next JSON text frame, within `timeout` seconds."""
+    message = await ws.receive(timeout=timeout)
+    assert message.type is aiohttp.WSMsgType.TEXT, message
+    return json.loads(message.data)
+
+
+async def vote(session: aiohttp.ClientSession, question_id: int, choice_id: int) -> None:
+    """One vote from a new browser (the session keeps no cookies)."""
+    response = await session.post(
+        f"/poll/{question_id}/vote", data={"choice": str(choice_id)}, allow_redirects=False
+    )
+    assert response.status == 302
+
+
+def counts(message: dict[str, Any]) -> dict[int, int]:
+    return {c["id"]: c["votes"] for c in message["choices"]}
+
+
+def run_sql(sync_engine, statement: str, **params: Any) -> None:
+    with sync_engine.begin() as conn:
+        conn.execute(sa.text(statement), params)
+
+
+async def test_snapshot_on_connect_has_counts_percentages_and_state(client, anonymous, make_question):
+    question = make_question(choices=("Yes", "No", "Maybe"))
+    yes, no, maybe = question["choices"]
+    for choice in (yes, yes, no):
+        await vote(anonymous, question["id"], choice)
+    async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
+        assert await frame(ws) == {
+            "question_id": question["id"],
+            "total": 3,
+            "closed": False,
+            "choices": [
+                {"id": yes, "votes": 2, "percent": 66.7},
+                {"id": no, "votes": 1, "percent": 33.3},
+                {"id": maybe, "votes": 0, "percent": 0.0},
+            ],
+        }
+
+
+async def test_vote_reaches_watcher_within_a_second(client, anonymous, make_question):
+    question = make_question(choices=("Yes", "No"))
+    yes, no = question["choices"]
+    async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
+        assert (await frame(ws))["total"] == 0
+        started = time.monotonic()
+        await vote(anonymous, question["id"], no)
+        update = await frame(ws, timeout=1.0)
+        assert time.monotonic() - started < 1.0
+    assert update["total"] == 1
+    assert counts(update) == {yes: 0, no: 1}
+    assert [c["percent"] for c in update["choices"]] == [0.0, 100.0]
+
+
+async def test_burst_of_votes_is_coalesced_and_ends_exact(client, anonymous, make_question):
+    question = make_question(choices=("Yes", "No"))
+    yes, _ = question["choices"]
+    async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
+        await frame(ws)
+        await asyncio.gather(*(vote(anonymous, question["id"], yes) for _ in range(30)))
+        updates = [await frame(ws)]
+        while updates[-1]["total"] < 30:
+            updates.append(await frame(ws))
+    # 30 commits, 100 ms window: far fewer than 30 broadcasts, and the last one is exact.
+    assert len(updates) < 30
+    assert counts(updates[-1])[yes] == 30
+
+
+async def test_vote_through_one_process_reaches_watcher_of_another(serve_app, make_question):
+    question = make_question(choices=("Yes", "No"))
+    yes, no = question["choices"]
+    first, second = serve_app(), serve_app()
+    async with (
+        aiohttp.ClientSession(base_url=first, cookie_jar=aiohttp.DummyCookieJar()) as voter,
+        aiohttp.ClientSession() as watcher,
+        watcher.ws_connect(f"{second}/poll/{question['id']}/live") as ws,
+    ):
+        assert (await frame(ws, timeout=5))["total"] == 0
+        await vote(voter, question["id"], yes)
+        update = await frame(ws, timeout=1.0)
+    assert counts(update) == {yes: 1, no: 0}
+
+
+async def test_thousand_watchers_of_one_poll_all_receive_an_update(client, anonymous, make_question):
+    question = make_question(choices=("Yes", "No"))
+    yes, _ = question["choices"]
+    url = client.make_url(f"/poll/{question['id']}/live")
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        sockets: list[aiohttp.ClientWebSocketResponse] = []
+        try:
+            for _ in range(10):
+                batch = await asyncio.gather(*(session.ws_connect(url) for _ in range(100)))
+                sockets.extend(batch)
+                assert {(await frame(ws, timeout=10))["total"] for ws in batch} == {0}
+            assert client.app[live_key].watchers_of(question["id"]) == 1000
+            await vote(anonymous, question["id"], yes)
+            updates = await asyncio.gather(*(frame(ws, timeout=10) for ws in sockets))
+        finally:
+            await asyncio.gather(*(ws.close() for ws in sockets))
+    assert all(counts(update)[yes] == 1 for update in updates)
+    assert len(updates) == 1000
+
+
+async def test_close_reopen_and_delete_reach_watchers(client, sync_engine, make_question):
+    question = make_question(choices=("Yes", "No"))
+    question_id = question["id"]
+    notify = "SELECT pg_notify(:channel, :id)"
+    params = {"channel": db.CHANNEL, "id": str(question_id)}
+    async with client.ws_connect(f"/poll/{question_id}/live") as ws:
+        assert (await frame(ws))["closed"] is False
+        with sync_engine.begin() as conn:
+            conn.execute(sa.text("UPDATE question SET closed_at = now() WHERE id = :id"), {"id": question_id})
+            conn.execute(sa.text(notify), params)
+        assert (await frame(ws))["closed"] is True
+        with sync_engine.begin() as conn:
+            conn.execute(sa.text("UPDATE question SET closed_at = NULL WHERE id = :id"), {"id": question_id})
+            conn.execute(sa.text(notify), params)
+        assert (await frame(ws))["closed"] is False
+        with sync_engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM question WHERE id = :id"), {"id": question_id})
+            conn.execute(sa.text(notify), params)
+        assert await frame(ws) == {"question_id": question_id, "deleted": True}
+        closing = await ws.receive(timeout=1)
+        assert closing.type is aiohttp.WSMsgType.CLOSE
+    assert client.app[live_key].count == 0
+
+
+async def test_poll_reaching_closes_at_is_sent_as_closed(client, make_question):
+    question = make_question(closes_at=sa.func.now() + sa.text("interval '300 milliseconds'"))
+    async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
+        assert (await frame(ws))["closed"] is False
+        assert (await frame(ws, timeout=2))["closed"] is True
+
+
+async def test_changes_while_the_listener_is_down_arrive_after_it_reconnects(
+    client, anonymous, sync_engine, make_question
+):
+    question = make_question(choices=("Yes", "No"))
+    yes, no = question["choices"]
+    hub = client.app[live_key]
+    async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
+        assert (await frame(ws))["total"] == 0
+        listener = hub.backend_pid
+        with sync_engine.begin() as conn:
+            # A change that sends no notice, committed as the listener goes: only the
+            # resync after reconnecting can bring it.
+            conn.execute(sa.text("UPDATE choice SET votes = votes + 1 WHERE id = :id"), {"id": no})
+            assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": listener}).scalar()
+        resync = await frame(ws, timeout=5)
+        assert counts(resync) == {yes: 0, no: 1}
+        assert hub.listening and hub.backend_pid != listener
+        await vote(anonymous, question["id"], yes)
+        assert counts(await frame(ws)) == {yes: 1, no: 1}
+
+
+@pytest.mark.parametrize("path", ["/poll/999/live", "/poll/99999999999/live", "/poll/abc/live"])
+async def test_unknown_or_malformed_poll_is_404_before_upgrade(client, make_question, path):
+    make_question()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect(path)
+    assert refused.value.status == 404
+
+
+async def test_unpublished_poll_is_404_page_before_upgrade(client, make_question):
+    question = make_question(days=3)
+    response = await client.get(
+        f"/poll/{question['id']}/live",
+        headers={
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        },
+    )
+    assert response.status == 404
+    assert "There is no such page." in await response.text()
+
+
+async def test_plain_get_on_live_explains_itself(client, make_question):
+    question = make_question()
+    response = await client.get(f"/poll/{question['id']}/live")
+    assert response.status == 400
+    assert "live results" in await response.text()
+
+
+async def test_watchers_past_the_limit_get_503(aiohttp_client, config, make_question):
+    config["live"]["max_watchers"] = 2
+    client = await aiohttp_client(init_app(config=config))
+    question = make_question()
+    url = f"/poll/{question['id']}/live"
+    async with client.ws_connect(url) as first, client.ws_connect(url) as second:
+        await frame(first)
+        await frame(second)
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect(url)
+        assert refused.value.status == 503
+    # Slots are given back when watchers leave.
+    async with client.ws_connect(url) as third:
+        assert (await frame(third))["question_id"] == question["id"]
+
+
+async def test_binary_frame_closes_the_socket(client, make_question):
+    question = make_question()
+    async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
+        await frame(ws)
+        await ws.send_str("hello")  # text is ignored
+        await ws.send_bytes(b"\x00\x01")
+        closing = await ws.receive(timeout=1)
+    assert closing.type is aiohttp.WSMsgType.CLOSE
+    assert closing.data == aiohttp.WSCloseCode.UNSUPPORTED_DATA
+
+
+async def test_oversized_message_closes_the_socket(client, make_question):
+    question = make_question()
+    async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
+        await frame(ws)
+        await ws.send_str("x" * 100_000)
+        closing = await ws.receive(timeout=1)
+    assert closing.type is aiohttp.WSMsgType.CLOSE
+    assert closing.data == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+
+
+async def test_shutdown_closes_watchers_with_going_away(client, make_question):
+    question = make_question()
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(client.make_url(f"/poll/{question['id']}/live"))
+        await frame(ws)
+        await client.server.close()
+        closing = await ws.receive(timeout=5)
+        assert closing.type is aiohttp.WSMsgType.CLOSE
+        assert closing.data == aiohttp.WSCloseCode.GOING_AWAY
+        await ws.close()
+
+
+async def test_subscribers_hear_each_changed_poll(client, anonymous, make_question):
+    question = make_question()
+    heard: list[int | None] = []
+    client.app[live_key].subscribe(heard.append)
+    await vote(anonymous, question["id"], question["choices"][0])
+    deadline = time.monotonic() + 1
+    while question["id"] not in heard and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert heard == [question["id"]]
