@@ -27,5 +27,7 @@ setup(
             "psutil>=5",
             "ruff>=0.15",
         ],
+        # tests/bench/run.py draws its chart with matplotlib; the app never imports it.
+        "bench": ["matplotlib>=3.8"],
     },
 )

@@ -1,0 +1,36 @@
+"""The bare aiohttp app the benchmark compares against: one handler answering "Hello".
+
+Run by tests/bench/run.py as `python tests/bench/hello.py PORT [--uvloop]`, on the same
+event loop as the app under test so the ratio compares like with like.
+"""
+
+import sys
+
+from aiohttp import web
+
+
+async def hello(request: web.Request) -> web.Response:
+    return web.Response(text="Hello, world")
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    loop_factory = None
+    if "--uvloop" in sys.argv[2:]:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    app = web.Application()
+    app.router.add_get("/", hello)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        access_log=None,
+        print=None,
+        loop=None if loop_factory is None else loop_factory(),
+    )
+
+
+if __name__ == "__main__":
+    main()

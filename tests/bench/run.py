@@ -1,0 +1,796 @@
+#!/usr/bin/env python3
+"""Benchmark the polls app against bare aiohttp and PostgreSQL's own one-row update rate.
+
+    .venv/bin/python tests/bench/run.py                  # 10 s per run, 3 repeats, medians
+    .venv/bin/python tests/bench/run.py --quick          # a smoke run: 3 s, one repeat
+    .venv/bin/python tests/bench/run.py --workers 1,2    # also a run with two app processes
+    .venv/bin/python tests/bench/run.py --soak           # 60 s of mixed traffic, then checks
+
+In one run it starts, on 127.0.0.1 and free ports only: the real app
+(`python -m aiohttpdemo_polls -c config/polls_bench.yaml`) on its own database
+`aiohttpdemo_polls_bench` seeded with `init_db.py --reset --polls 1000`; a bare aiohttp
+"Hello" app (tests/bench/hello.py); and `pgbench` updating one row (`votes = votes + 1`,
+32 clients). wrk drives each HTTP target at 64 and 256 connections (an aiohttp-client load
+generator when wrk is not installed; the table says which). After every vote scenario the
+database is checked: votes counted == votes answered 302, and counters == `vote` rows.
+
+Results: a table on stdout, `bench-results/results.md` and `bench-results/results.png`.
+Every process it starts is stopped when it ends, also on Ctrl-C. It installs nothing.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import psycopg2  # noqa: E402
+
+from aiohttpdemo_polls import pgserver, settings  # noqa: E402
+
+BENCH_CONFIG = ROOT / "config" / "polls_bench.yaml"
+HELLO = Path(__file__).with_name("hello.py")
+WRK = shutil.which("wrk")
+PGBENCH_CLIENTS = 32
+FORM = "application/x-www-form-urlencoded"
+
+PAGE_SCENARIOS = {
+    "index": "GET /",
+    "poll": "GET /poll/{id}",
+    "results": "GET /poll/{id}/results",
+}
+VOTE_SCENARIOS = {
+    "vote_hot": "POST vote, one hot choice",
+    "vote_spread": "POST vote, 1000 polls",
+}
+
+# --- wrk scripts -------------------------------------------------------------------------
+# Every script ends with DONE, which prints one JSON line the script parses. Counters a
+# thread keeps are globals so that `done` can read them with thread:get().
+LUA_DONE = r"""
+local threads = {}
+local thread_no = 0
+function setup(thread)
+  thread_no = thread_no + 1
+  thread:set("thread_no", thread_no)
+  table.insert(threads, thread)
+end
+function done(summary, latency, requests)
+  local n302, nvote, nother = 0, 0, 0
+  for _, t in ipairs(threads) do
+    n302 = n302 + (t:get("n302") or 0)
+    nvote = nvote + (t:get("nvote") or 0)
+    nother = nother + (t:get("nother") or 0)
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "connect": %d, ' ..
+    '"read": %d, "write": %d, "timeout": %d, "status": %d, "n302": %d, "nvote": %d, "nother": %d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.timeout, e.status, n302, nvote, nother))
+end
+"""
+
+LUA_RANDOM_PAGE = r"""
+local lo, hi, suffix = %(lo)d, %(hi)d, "%(suffix)s"
+function init(args) math.randomseed(os.time() * 7919 + (thread_no or 0)) end
+function request() return wrk.format("GET", "/poll/" .. math.random(lo, hi) .. suffix) end
+"""
+
+# Votes: each request is a new voter (no cookies). When the runner creates STOPFILE the
+# threads stop sending votes, send cheap GETs (answered 200, which a vote never is) while
+# their last votes come back, then stop and leave STOPFILE.<n>; the runner then ends wrk
+# (SIGINT). So every vote sent is answered and counted, and "302s received" can be
+# compared exactly with the database.
+LUA_VOTE = r"""
+local targets = {%(targets)s}
+local stopfile = "%(stopfile)s"
+local origin = "%(origin)s"
+local tail
+local stopping, stopped = false, false
+local checks, calls = 0, 0
+n302, nvote, nother, sent = 0, 0, 0, 0
+function init(args)
+  math.randomseed(os.time() * 7919 + (thread_no or 0))
+  tail = wrk.format("GET", "/", {})
+end
+function request()
+  calls = calls + 1
+  if not stopping then
+    checks = checks + 1
+    if checks %% 32 == 0 then
+      local f = io.open(stopfile, "r")
+      if f then f:close(); stopping = true end
+    end
+  end
+  if stopping then return tail end
+  local t = targets[math.random(#targets)]
+  -- wrk calls request() once on the first thread before starting, only to inspect it.
+  if not (calls == 1 and thread_no == 1) then sent = sent + 1 end
+  return wrk.format("POST", "/poll/" .. t[1] .. "/vote",
+    {["Content-Type"] = "%(form)s", ["Origin"] = origin}, "choice=" .. t[2])
+end
+function response(status, headers, body)
+  if status == 200 then
+    nother = nother + 1
+  else
+    nvote = nvote + 1
+    if status == 302 then n302 = n302 + 1 end
+  end
+  if stopping and not stopped and nvote == sent then
+    -- Every vote this thread sent is answered: say so (the runner then ends wrk) and stop.
+    stopped = true
+    local f = io.open(stopfile .. "." .. thread_no, "w")
+    f:close()
+    wrk.thread:stop()
+  end
+end
+"""
+
+
+@dataclass
+class Run:
+    """One load run's figures."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    rss_mib: float | None
+    check: str = ""
+    ok: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MiB."""
+    total = 0
+    for p in [pid, *descendants(pid)]:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int(Path(entry, "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class Server:
+    """A server process group this script started; stopped (and only it) on exit."""
+
+    def __init__(self, name: str, argv: list[str], port: int, env: dict[str, str], log: Path) -> None:
+        self.name, self.port = name, port
+        self.log = log.open("ab")
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.name} exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                with urllib.request.urlopen(self.url + "/", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise SystemExit(f"{self.name} did not answer within {timeout} s; see {self.log.name}")
+
+    def rss(self) -> float:
+        return rss_mib(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            # Our own process group (start_new_session): the server and its workers only.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        self.log.close()
+
+
+class RssSampler:
+    """The highest RSS of a server seen while a run lasts (sampled every 0.5 s)."""
+
+    def __init__(self, server: Server | None) -> None:
+        self.server, self.peak = server, 0.0
+        self._stop = False
+
+    async def run(self) -> None:
+        while not self._stop and self.server is not None:
+            self.peak = max(self.peak, await asyncio.to_thread(self.server.rss))
+            await asyncio.sleep(0.5)
+
+    def stop(self) -> float | None:
+        self._stop = True
+        return self.peak if self.server is not None else None
+
+
+# --- the database --------------------------------------------------------------------------
+
+
+def bench_config() -> dict[str, Any]:
+    return settings.load(BENCH_CONFIG, os.environ)
+
+
+def seed(config_path: Path, polls: int) -> None:
+    subprocess.run(
+        [sys.executable, "init_db.py", "-c", str(config_path), "--reset", "--polls", str(polls)],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+@dataclass
+class Data:
+    """What the seeded database holds that the scenarios need."""
+
+    url: str
+    poll_ids: list[int]
+    poll_choices: list[tuple[int, int]]  # (poll, choice) pairs of open single-choice polls
+    hot: tuple[int, int]
+
+
+def load_data(url: str) -> Data:
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT q.id, c.id FROM question q JOIN choice c ON c.question_id = q.id "
+            "WHERE q.question_text LIKE 'Generated poll #%' ORDER BY q.id, c.id"
+        )
+        pairs = cur.fetchall()
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS bench_one_row (id int PRIMARY KEY, votes bigint NOT NULL DEFAULT 0)"
+        )
+        cur.execute("INSERT INTO bench_one_row (id) VALUES (1) ON CONFLICT DO NOTHING")
+    conn.close()
+    poll_ids = sorted({q for q, _ in pairs})
+    return Data(url=url, poll_ids=poll_ids, poll_choices=pairs, hot=pairs[0])
+
+
+def vote_state(url: str, poll_ids: list[int]) -> dict[str, int]:
+    """Counters and rows for these polls, and the number of choices whose counter is wrong."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT coalesce(sum(votes), 0) FROM choice WHERE question_id = ANY(%s)", (poll_ids,))
+        counted = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM vote WHERE question_id = ANY(%s)", (poll_ids,))
+        rows = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM ballot WHERE question_id = ANY(%s)", (poll_ids,))
+        ballots = cur.fetchone()[0]
+        cur.execute(
+            "SELECT count(*) FROM choice c WHERE c.question_id = ANY(%s) AND c.votes <> "
+            "(SELECT count(*) FROM vote v WHERE v.question_id = c.question_id AND v.choice_id = c.id)",
+            (poll_ids,),
+        )
+        mismatched = cur.fetchone()[0]
+    conn.close()
+    return {"counted": int(counted), "rows": rows, "ballots": ballots, "mismatched": mismatched}
+
+
+def settled_vote_state(url: str, poll_ids: list[int], timeout: float = 10) -> dict[str, int]:
+    """The vote state once it stops changing (votes still in flight have landed)."""
+    state = vote_state(url, poll_ids)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        again = vote_state(url, poll_ids)
+        if again == state:
+            return state
+        state = again
+    return state
+
+
+# --- load generators -------------------------------------------------------------------------
+
+
+async def wrk(
+    url: str, connections: int, duration: float, lua: str, tmp: Path, done_when: list[Path] | None = None
+) -> dict[str, Any]:
+    """Run wrk (2 threads); with `done_when`, end it early (SIGINT) once all those files exist."""
+    script = tmp / f"s{random.randrange(1 << 30)}.lua"
+    script.write_text(LUA_DONE + lua)
+    argv = [
+        WRK,
+        "-t2",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+
+    async def end_early() -> None:
+        while not all(p.exists() for p in done_when or []):
+            await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # wrk then stops and prints its summary
+
+    ender = asyncio.create_task(end_early()) if done_when else None
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=duration + 60)
+    finally:
+        if ender:
+            ender.cancel()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    for line in out.decode(errors="replace").splitlines():
+        if line.startswith("BENCH "):
+            return json.loads(line[6:])
+    raise RuntimeError(f"wrk gave no result:\n{out.decode(errors='replace')}")
+
+
+async def python_load(
+    url: str, connections: int, duration: float, make_request, stopfile: Path | None = None
+) -> dict[str, Any]:
+    """The fallback load generator (aiohttp client): far slower than wrk, so figures are lower bounds."""
+    import aiohttp
+
+    latencies: list[float] = []
+    result = dict.fromkeys(["connect", "read", "write", "timeout", "status", "n302", "nvote", "nother"], 0)
+    deadline = time.monotonic() + duration
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while time.monotonic() < deadline and not (stopfile and stopfile.exists()):
+            method, path, data = make_request()
+            started = time.perf_counter()
+            try:
+                async with session.request(method, url + path, data=data, allow_redirects=False) as r:
+                    await r.read()
+            except TimeoutError:
+                result["timeout"] += 1
+                continue
+            except aiohttp.ClientError:
+                result["read"] += 1
+                continue
+            latencies.append(time.perf_counter() - started)
+            if r.status >= 400:
+                result["status"] += 1
+            if method == "POST":
+                result["nvote"] += 1
+                result["n302"] += r.status == 302
+
+    connector = aiohttp.TCPConnector(limit=connections)
+    timeout = aiohttp.ClientTimeout(total=5)
+    started = time.monotonic()
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
+    ) as session:
+        await asyncio.gather(*(worker(session) for _ in range(connections)))
+    latencies.sort()
+
+    def pct(p: float) -> int:
+        return (
+            int(latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1e6) if latencies else 0
+        )
+
+    result.update(
+        requests=len(latencies),
+        duration_us=int((time.monotonic() - started) * 1e6),
+        p50_us=pct(50),
+        p99_us=pct(99),
+    )
+    return result
+
+
+def errors_of(result: dict[str, Any]) -> int:
+    return sum(result[k] for k in ("connect", "read", "write", "timeout", "status"))
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, tmp: Path, data: Data) -> None:
+        self.args, self.tmp, self.data = args, tmp, data
+        self.loadgen = "wrk" if WRK and not args.python_load else "aiohttp client"
+
+    async def page(self, server: Server, scenario: str, connections: int) -> Run:
+        lo, hi = self.data.poll_ids[0], self.data.poll_ids[-1]
+        sampler = RssSampler(server)
+        sampling = asyncio.create_task(sampler.run())
+        duration = self.args.duration
+        try:
+            if self.loadgen == "wrk":
+                lua = (
+                    ""
+                    if scenario in ("index", "hello")
+                    else LUA_RANDOM_PAGE
+                    % {"lo": lo, "hi": hi, "suffix": "/results" if scenario == "results" else ""}
+                )
+                result = await wrk(server.url + "/", connections, duration, lua, self.tmp)
+            else:
+                suffix = "/results" if scenario == "results" else ""
+
+                def make() -> tuple[str, str, None]:
+                    if scenario in ("index", "hello"):
+                        return "GET", "/", None
+                    return "GET", f"/poll/{random.randint(lo, hi)}{suffix}", None
+
+                result = await python_load(server.url, connections, duration, make)
+        finally:
+            peak = sampler.stop()
+            await sampling
+        rps = result["requests"] / (result["duration_us"] / 1e6)
+        errors = errors_of(result)
+        return Run(rps, result["p50_us"] / 1000, result["p99_us"] / 1000, errors, peak, ok=True)
+
+    async def votes(self, server: Server, scenario: str, connections: int) -> Run:
+        data = self.data
+        targets = [data.hot] if scenario == "vote_hot" else data.poll_choices
+        polls = sorted({q for q, _ in targets})
+        before = await asyncio.to_thread(vote_state, data.url, polls)
+        stopfile = self.tmp / f"stop{random.randrange(1 << 30)}"
+        sampler = RssSampler(server)
+        sampling = asyncio.create_task(sampler.run())
+        duration = self.args.duration
+        started = time.monotonic()
+
+        async def stop_later() -> float:
+            await asyncio.sleep(duration)
+            stopfile.touch()
+            return time.monotonic() - started
+
+        stopper = asyncio.create_task(stop_later())
+        try:
+            if self.loadgen == "wrk":
+                lua = LUA_VOTE % {
+                    "targets": ",".join(f"{{{q},{c}}}" for q, c in targets),
+                    "stopfile": stopfile,
+                    "origin": server.url,
+                    "form": FORM,
+                }
+                # A generous bound: wrk is ended as soon as both threads have their last
+                # votes answered (votes unanswered after it are reported as a mismatch).
+                done = [Path(f"{stopfile}.{n}") for n in (1, 2)]
+                result = await wrk(server.url + "/", connections, duration + 30, lua, self.tmp, done)
+            else:
+
+                def make() -> tuple[str, str, dict[str, str]]:
+                    q, c = random.choice(targets)
+                    return "POST", f"/poll/{q}/vote", {"choice": str(c)}
+
+                result = await python_load(server.url, connections, duration + 30, make, stopfile)
+            window = await stopper
+        finally:
+            stopper.cancel()
+            peak = sampler.stop()
+            await sampling
+        after = await asyncio.to_thread(settled_vote_state, data.url, polls)
+        counted = after["counted"] - before["counted"]
+        ballots = after["ballots"] - before["ballots"]
+        n302 = result["n302"]
+        ok = counted == n302 == ballots and after["mismatched"] == 0 and result["nvote"] >= n302
+        check = (
+            f"302s {n302} = counted {counted}"
+            if ok
+            else f"MISMATCH: 302s {n302}, counted {counted}, "
+            f"ballots {ballots}, counters≠rows {after['mismatched']}"
+        )
+        errors = errors_of(result)
+        # Rate over the vote window; wrk's latency figures include only a few tail GETs.
+        return Run(n302 / window, result["p50_us"] / 1000, result["p99_us"] / 1000, errors, peak, check, ok)
+
+    async def pgbench(self) -> Run:
+        script = self.tmp / "one_row.sql"
+        script.write_text("UPDATE bench_one_row SET votes = votes + 1 WHERE id = 1;\n")
+        prefix = self.tmp / f"pgbench{random.randrange(1 << 30)}"
+        argv = [
+            str(pgserver.bin_dir() / "pgbench"),
+            "-n",
+            "-c",
+            str(PGBENCH_CLIENTS),
+            "-j",
+            "2",
+            "-T",
+            str(max(1, round(self.args.duration))),
+            "-f",
+            str(script),
+            "--log",
+            f"--log-prefix={prefix}",
+            self.data.url,
+        ]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=self.tmp, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=self.args.duration + 60)
+        text = out.decode(errors="replace")
+        tps = next(
+            (float(line.split("=")[1].split()[0]) for line in text.splitlines() if line.startswith("tps =")),
+            None,
+        )
+        if proc.returncode != 0 or tps is None:
+            raise RuntimeError(f"pgbench failed:\n{text}")
+        latencies = []
+        for log in self.tmp.glob(prefix.name + "*"):
+            latencies += [int(line.split()[2]) for line in log.read_text().splitlines() if line.strip()]
+            log.unlink()
+        latencies.sort()
+        p50 = latencies[len(latencies) // 2] / 1000 if latencies else 0
+        p99 = latencies[int(len(latencies) * 0.99)] / 1000 if latencies else 0
+        failed = next(
+            (int(line.split(":")[1].split()[0]) for line in text.splitlines() if "failed" in line), 0
+        )
+        return Run(tps, p50, p99, failed, None)
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def start_app(args: argparse.Namespace, workers: int, tmp: Path) -> Server:
+    port = free_port()
+    env = {**os.environ, "POLLS_PORT": str(port), "POLLS_HOST": "127.0.0.1"}
+    argv = [sys.executable, "-m", "aiohttpdemo_polls", "-c", str(BENCH_CONFIG)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    if args.uvloop:
+        argv += ["--uvloop"]
+    server = Server(f"appx{workers}", argv, port, env, args.out / "app.log")
+    server.wait_ready()
+    return server
+
+
+def start_bare(args: argparse.Namespace) -> Server:
+    port = free_port()
+    argv = [sys.executable, str(HELLO), str(port)] + (["--uvloop"] if args.uvloop else [])
+    server = Server("bare", argv, port, dict(os.environ), args.out / "bare.log")
+    server.wait_ready()
+    return server
+
+
+Key = tuple[str, str, int]  # (target, scenario, connections)
+
+
+async def measure(args: argparse.Namespace, data: Data, tmp: Path) -> dict[Key, list[Run]]:
+    bench = Bench(args, tmp, data)
+    runs: dict[Key, list[Run]] = {}
+    scenarios = [s for s in [*PAGE_SCENARIOS, *VOTE_SCENARIOS] if not args.only or s in args.only]
+
+    def note(key: Key, run: Run) -> None:
+        runs.setdefault(key, []).append(run)
+        target, scenario, conns = key
+        print(
+            f"  {target:7} {scenario:12} c={conns:<4} {run.rps:9.0f}/s  p50 {run.p50_ms:6.2f} ms  "
+            f"p99 {run.p99_ms:7.2f} ms  errors {run.errors}  "
+            f"{'' if run.rss_mib is None else f'{run.rss_mib:.0f} MiB'}  {run.check}",
+            flush=True,
+        )
+
+    for repeat in range(1, args.repeat + 1):
+        print(f"repeat {repeat}/{args.repeat} (load generator: {bench.loadgen})", flush=True)
+        bare = start_bare(args)
+        try:
+            for conns in args.connections:
+                note(("bare", "hello", conns), await bench.page(bare, "hello", conns))
+        finally:
+            bare.stop()
+        note(("pgbench", "one_row", PGBENCH_CLIENTS), await bench.pgbench())
+        for workers in args.workers:
+            app = start_app(args, workers, tmp)
+            target = f"appx{workers}"
+            try:
+                for scenario in scenarios:
+                    for conns in args.connections:
+                        if scenario in VOTE_SCENARIOS:
+                            note((target, scenario, conns), await bench.votes(app, scenario, conns))
+                        else:
+                            note((target, scenario, conns), await bench.page(app, scenario, conns))
+            finally:
+                app.stop()
+    return runs
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def table(runs: dict[Key, list[Run]], args: argparse.Namespace, loadgen: str) -> tuple[str, list[dict]]:
+    """The Markdown table of medians, and the rows behind it (for the chart)."""
+    bare = {c: median([r.rps for r in rs]) for (t, s, c), rs in runs.items() if t == "bare"}
+    pg = [r.rps for (t, _, _), rs in runs.items() if t == "pgbench" for r in rs]
+    pg_tps = median(pg) if pg else None
+    lines = [
+        "| target | scenario | conns | req/s | ratio | p50 ms | p99 ms | errors | RSS MiB | check |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    rows = []
+    for (target, scenario, conns), rs in runs.items():
+        rps = median([r.rps for r in rs])
+        if target == "bare":
+            ratio, label = "1.00 (bare)", 'bare aiohttp "Hello"'
+        elif target == "pgbench":
+            ratio, label = "1.00 (pgbench)", "pgbench: UPDATE one row, votes + 1"
+        elif scenario in VOTE_SCENARIOS:
+            ratio = f"{rps / pg_tps:.2f}x pgbench" if pg_tps else "-"
+            label = VOTE_SCENARIOS[scenario]
+        else:
+            ratio = f"{rps / bare[conns]:.0%} of bare" if conns in bare else "-"
+            label = PAGE_SCENARIOS[scenario]
+        rss = [r.rss_mib for r in rs if r.rss_mib is not None]
+        checks = [r for r in rs if r.check]
+        check = ""
+        if checks:
+            check = (
+                "exact in all runs"
+                if all(r.ok for r in checks)
+                else "; ".join(r.check for r in checks if not r.ok)
+            )
+        lines.append(
+            f"| {target} | {label} | {conns} | {rps:,.0f} | {ratio} | {median([r.p50_ms for r in rs]):.2f} | "
+            f"{median([r.p99_ms for r in rs]):.2f} | {sum(r.errors for r in rs)} | "
+            f"{f'{median(rss):.0f}' if rss else '-'} | {check} |"
+        )
+        rows.append({"target": target, "scenario": scenario, "label": label, "conns": conns, "rps": rps})
+    header = (
+        f"Medians of {args.repeat} run(s) of {args.duration:g} s each; load generator: {loadgen}"
+        f"{'; event loop: uvloop' if args.uvloop else '; event loop: asyncio'}. Errors are summed over runs "
+        "(non-2xx/3xx answers and socket errors). Page ratios are to bare aiohttp at the same connections; "
+        f"vote ratios to pgbench's one-row update rate ({PGBENCH_CLIENTS} clients). RSS is the server's peak "
+        "(all its processes)."
+    )
+    return header + "\n\n" + "\n".join(lines) + "\n", rows
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    system = f"{platform.system()} {platform.release()}"
+    return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {system}"
+
+
+def chart(rows: list[dict], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install -e '.[bench]'): no chart", file=sys.stderr)
+        return False
+    groups = [(r["target"], r["scenario"]) for r in rows]
+    groups = list(dict.fromkeys(groups))
+    conns = sorted({r["conns"] for r in rows if r["target"] != "pgbench"})
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(groups) + 1.2), dpi=90)
+    height = 0.8 / max(1, len(conns))
+    labels = []
+    for i, (target, scenario) in enumerate(groups):
+        label = next(r["label"] for r in rows if (r["target"], r["scenario"]) == (target, scenario))
+        labels.append(label if target in ("bare", "pgbench") else f"{target}: {label}")
+        for j, c in enumerate(conns if target != "pgbench" else [PGBENCH_CLIENTS]):
+            match = [r for r in rows if (r["target"], r["scenario"], r["conns"]) == (target, scenario, c)]
+            if match:
+                ax.barh(
+                    i + j * height,
+                    match[0]["rps"],
+                    height=height,
+                    color=f"C{j}" if target != "pgbench" else "C3",
+                    label=f"{c} connections" if i == 0 else None,
+                )
+    ax.set_yticks([i + height * (len(conns) - 1) / 2 for i in range(len(groups))])
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("requests (or transactions) per second, median")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10, help="seconds per run (default 10)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per figure; medians are shown (default 3)"
+    )
+    parser.add_argument("--connections", default="64,256", help="comma-separated (default 64,256)")
+    parser.add_argument("--workers", default="1", help="app processes to try, e.g. 1,2 (default 1)")
+    parser.add_argument(
+        "--only", help="comma-separated scenarios: " + ",".join([*PAGE_SCENARIOS, *VOTE_SCENARIOS])
+    )
+    parser.add_argument("--uvloop", action="store_true", help="run the app (and bare aiohttp) on uvloop")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 s per run, one repeat")
+    parser.add_argument("--polls", type=int, default=1000, help="generated polls to seed (default 1000)")
+    parser.add_argument(
+        "--python-load", action="store_true", help="use the aiohttp-client generator, not wrk"
+    )
+    parser.add_argument("--soak", action="store_true", help="the 60 s mixed-traffic soak run instead")
+    parser.add_argument("--soak-duration", type=float, default=60)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results", help="where results go")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.repeat = 3, 1
+    args.connections = [int(c) for c in args.connections.split(",")]
+    args.workers = [int(w) for w in args.workers.split(",")]
+    args.only = args.only.split(",") if args.only else None
+    return args
+
+
+@contextlib.contextmanager
+def temporary() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="polls-bench-") as tmp:
+        yield Path(tmp)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    config = bench_config()
+    print(f"seeding {config['database']['name']} with {args.polls} polls ...", flush=True)
+    seed(BENCH_CONFIG, args.polls)
+    data = load_data(pgserver.configured_url(config))
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    with temporary() as tmp:
+        if args.soak:
+            from soak import soak  # a sibling module, only for --soak
+
+            return soak(args, data, tmp, start_app)
+        runs = asyncio.run(measure(args, data, tmp))
+    loadgen = "wrk" if WRK and not args.python_load else "aiohttp client"
+    text, rows = table(runs, args, loadgen)
+    command = "tests/bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    report = f"Run {started} on {machine()}.\nCommand: `{command.strip()}`\n\n{text}"
+    print("\n" + report)
+    (args.out / "results.md").write_text(report)
+    if chart(rows, args.out / "results.png"):
+        print(f"wrote {args.out / 'results.md'} and {args.out / 'results.png'}")
+    failed = [k for k, rs in runs.items() if not all(r.ok for r in rs)]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
