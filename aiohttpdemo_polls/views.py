@@ -80,7 +80,7 @@ async def poll(request: web.Request) -> web.Response:
         choices = await db.choices(conn, question.id, _voter(request))
     template = "results.html" if question.closed else "detail.html"
     return aiohttp_jinja2.render_template(
-        template, request, {"question": question, "choices": choices, "error": None}
+        template, request, {"question": question, "choices": choices, "error": None, "notice": None}
     )
 
 

@@ -249,3 +249,29 @@ def serve_app(database_url: str, tmp_path) -> Iterator:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def add_votes(sync_engine):
+    """Record votes as real ballots: `add_votes(question_id, {choice_id: n, ...})`.
+
+    Each vote gets its own voter, ballot and `vote` row, and the counters are raised in the
+    same transaction, so the data looks exactly as if people had voted through the app.
+    """
+
+    def add(question_id: int, counts: dict[int, int]) -> None:
+        with sync_engine.begin() as conn:
+            for choice_id, n in counts.items():
+                voters = [f"test-voter-{choice_id}-{i}" for i in range(n)]
+                if not voters:
+                    continue
+                conn.execute(db.ballot.insert(), [{"question_id": question_id, "voter": v} for v in voters])
+                conn.execute(
+                    db.vote.insert(),
+                    [{"question_id": question_id, "voter": v, "choice_id": choice_id} for v in voters],
+                )
+                conn.execute(
+                    db.choice.update().where(db.choice.c.id == choice_id).values(votes=db.choice.c.votes + n)
+                )
+
+    return add

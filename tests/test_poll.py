@@ -1,6 +1,7 @@
 """A poll's page and results, and the ids that are not polls."""
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -89,3 +90,16 @@ async def test_every_page_links_to_the_new_poll_form(client, make_question):
     for path in ("/", f"/poll/{question['id']}", f"/poll/{question['id']}/results", "/nowhere"):
         page = await (await client.get(path)).text()
         assert '<a href="/poll/new">New poll</a>' in page, path
+
+
+async def test_closed_poll_page_shows_results_and_says_voting_closed(client, make_question, add_votes):
+    question = make_question(
+        "Lunch on Friday?", choices=("Yes", "No"), closed_at=datetime.now(UTC) - timedelta(hours=1)
+    )
+    add_votes(question["id"], {question["choices"][0]: 3})
+    response = await client.get(f"/poll/{question['id']}")
+    assert response.status == 200
+    page = await response.text()
+    assert "Voting closed" in page
+    assert '<span class="votes">3</span>' in page
+    assert 'name="choice"' not in page
