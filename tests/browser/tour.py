@@ -1,0 +1,77 @@
+"""A tour of every page type of the app, shared by the phone-width and accessibility checks.
+
+When a new kind of page lands (a new form, a manage page...), add a stop here and both
+checks cover it.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .conftest import BrowserTab
+
+# Long text without spaces is what breaks layouts on phones; the limit is 200 characters.
+LONG_WORD = "Pneumonoultramicroscopicsilicovolcanoconiosis" * 2
+LONG_QUESTION = f"Which of these is the longest word anyone has typed into {LONG_WORD} a poll?"
+LONG_CHOICE = "Supercalifragilisticexpialidocious" * 3
+
+
+@dataclass(frozen=True)
+class Stop:
+    """One page type: how to reach it and the status it answers with."""
+
+    name: str
+    path: str
+    status: int = 200
+    # Run after loading `path` to reach the page (e.g. submit a form); None to just load it.
+    then: Callable[[BrowserTab], None] | None = None
+    # The URL the `then` step lands on when it answers 4xx on purpose.
+    then_url: str | None = None
+    then_status: int | None = None
+
+
+def _submit_empty_vote(tab: BrowserTab) -> None:
+    tab.page.get_by_role("button", name="Vote").click()
+    tab.page.get_by_role("alert").wait_for()
+
+
+def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[..., None]) -> list[Stop]:
+    """Create the polls the tour needs and return its stops."""
+    make_question("An older poll, still open?", days=-3, choices=("Yes", "No"))
+    closed = make_question(
+        "Which day suits the team lunch?",
+        days=-2,
+        choices=("Tuesday", "Thursday", "Friday"),
+        closed_at=datetime.now(UTC) - timedelta(hours=1),
+    )
+    add_votes(closed["id"], dict(zip(closed["choices"], [2, 5, 1], strict=True)))
+    long = make_question(LONG_QUESTION, choices=(LONG_CHOICE, "Short", "Also short"))
+    add_votes(long["id"], dict(zip(long["choices"], [3, 1, 0], strict=True)))
+    multiple = make_question(
+        "Which toppings on the pizza?", days=-0.5, choices=("Cheese", "Olives", "Basil"), multiple=True
+    )
+    poll = f"/poll/{long['id']}"
+    return [
+        Stop("index", "/"),
+        Stop("poll", poll),
+        Stop("poll-multiple-choice", f"/poll/{multiple['id']}"),
+        Stop("poll-no-choice", poll, then=_submit_empty_vote, then_url=f"{poll}/vote", then_status=400),
+        Stop("results", f"{poll}/results"),
+        Stop("results-already-voted", f"{poll}/results?already=1"),
+        Stop("closed-poll", f"/poll/{closed['id']}"),
+        Stop("not-found", "/poll/99999", status=404),
+        Stop("method-not-allowed", f"{poll}/vote", status=405),
+    ]
+
+
+def visit(tab: BrowserTab, base_url: str, stop: Stop) -> None:
+    """Load the stop's page in `tab`, checking its status, and take its extra step."""
+    if stop.status >= 400:
+        tab.expect_error_status(base_url + stop.path, stop.status)
+    response = tab.page.goto(stop.path)
+    assert response is not None and response.status == stop.status, f"{stop.name}: {stop.path}"
+    if stop.then is not None:
+        if stop.then_url and stop.then_status:
+            tab.expect_error_status(base_url + stop.then_url, stop.then_status)
+        stop.then(tab)
