@@ -86,7 +86,11 @@ ORDER BY q.id, c.id
 """
 
 published = question.c.pub_date <= sa.func.now()
-closed = sa.or_(question.c.closed_at.isnot(None), question.c.closes_at <= sa.func.now())
+# True or false, never NULL (a bare `closes_at <= now()` is NULL when there is no closes_at).
+closed = sa.or_(
+    question.c.closed_at.isnot(None),
+    sa.and_(question.c.closes_at.isnot(None), question.c.closes_at <= sa.func.now()),
+)
 
 
 class VoteOutcome(enum.Enum):
@@ -252,8 +256,14 @@ async def cast_vote(conn: Any, question_id: int, choice_ids: Sequence[int], vote
 
 
 async def _cast(conn: Any, question_id: int, wanted: list[int], voter: str) -> None:
+    # FOR KEY SHARE (the lock the ballot's foreign key takes anyway) makes a vote wait for
+    # a maker's close, edit or delete in flight, then see its result: nothing counts after.
     state = await (
-        await conn.execute(sa.select(closed.label("closed")).where(question.c.id == question_id, published))
+        await conn.execute(
+            sa.select(closed.label("closed"))
+            .where(question.c.id == question_id, published)
+            .with_for_update(read=True, key_share=True)
+        )
     ).first()
     if state is None:
         raise _Refused(VoteOutcome.INVALID_CHOICE)

@@ -1,0 +1,158 @@
+"""Queries for polls made in the browser: create, look up for the maker, close, reopen,
+delete, edit. Knows nothing of HTTP.
+
+Every change runs `db.notify` inside its transaction, so live results and caches hear of
+it exactly when it commits. Close, edit and delete lock the poll's row first (FOR UPDATE):
+votes in flight finish before them, and votes arriving later wait and see the new state.
+"""
+
+import enum
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from .db import PG_INT_MAX, ballot, choice, closed, notify, question
+
+
+class EditOutcome(enum.Enum):
+    EDITED = "edited"
+    HAS_VOTES = "has votes"
+    GONE = "gone"
+
+
+async def create_poll(
+    conn: Any,
+    question_text: str,
+    choice_texts: Sequence[str],
+    multiple: bool,
+    closes_at: datetime | None,
+    token_hash: bytes,
+) -> int:
+    """Publish a poll made in the browser, with its choices, all or nothing; its id."""
+    async with conn.begin():
+        question_id = await (
+            await conn.execute(
+                question.insert()
+                .values(
+                    question_text=question_text,
+                    multiple=multiple,
+                    closes_at=closes_at,
+                    token_hash=token_hash,
+                )
+                .returning(question.c.id)
+            )
+        ).scalar()
+        await conn.execute(
+            choice.insert().values([{"question_id": question_id, "choice_text": t} for t in choice_texts])
+        )
+        await notify(conn, question_id)
+    return question_id
+
+
+async def managed_poll(conn: Any, question_id: int) -> Any:
+    """The poll as its maker sees it (published or not): with `token_hash` and `ballots`."""
+    if not 0 < question_id <= PG_INT_MAX:
+        return None
+    ballots = (
+        sa.select(sa.func.count())
+        .select_from(ballot)
+        .where(ballot.c.question_id == question.c.id)
+        .scalar_subquery()
+    )
+    query = sa.select(
+        question.c.id,
+        question.c.question_text,
+        question.c.pub_date,
+        question.c.multiple,
+        question.c.closes_at,
+        question.c.closed_at,
+        question.c.token_hash,
+        closed.label("closed"),
+        ballots.label("ballots"),
+    ).where(question.c.id == question_id)
+    return await (await conn.execute(query)).first()
+
+
+async def _lock(conn: Any, question_id: int) -> Any:
+    """Lock the poll's row against votes (FOR UPDATE waits for those in flight); its state or None."""
+    query = (
+        sa.select(question.c.id, closed.label("closed")).where(question.c.id == question_id).with_for_update()
+    )
+    return await (await conn.execute(query)).first()
+
+
+async def close_poll(conn: Any, question_id: int) -> bool:
+    """Stop voting now; False when the poll was already closed or is gone."""
+    async with conn.begin():
+        state = await _lock(conn, question_id)
+        if state is None or state.closed:
+            return False
+        await conn.execute(
+            question.update().where(question.c.id == question_id).values(closed_at=sa.func.now())
+        )
+        await notify(conn, question_id)
+    return True
+
+
+async def reopen_poll(conn: Any, question_id: int) -> bool:
+    """Take votes again, also past a `closes_at` that has passed; False when it was open."""
+    async with conn.begin():
+        state = await _lock(conn, question_id)
+        if state is None or not state.closed:
+            return False
+        await conn.execute(
+            question.update()
+            .where(question.c.id == question_id)
+            .values(
+                closed_at=None,
+                closes_at=sa.case((question.c.closes_at <= sa.func.now(), None), else_=question.c.closes_at),
+            )
+        )
+        await notify(conn, question_id)
+    return True
+
+
+async def delete_poll(conn: Any, question_id: int) -> bool:
+    """Delete the poll with its choices and votes; listeners hear of it in the same transaction."""
+    async with conn.begin():
+        deleted = await conn.execute(question.delete().where(question.c.id == question_id))
+        if deleted.rowcount:
+            await notify(conn, question_id)
+    return deleted.rowcount == 1
+
+
+async def edit_poll(
+    conn: Any, question_id: int, question_text: str, choice_texts: Sequence[str]
+) -> EditOutcome:
+    """New texts for the question and its choices (in id order), only while nobody has voted.
+
+    The row lock makes a vote in flight finish first (then the edit sees its ballot) or
+    wait for the edit, so a vote is never counted for a text it was not cast on.
+    """
+    async with conn.begin():
+        if await _lock(conn, question_id) is None:
+            return EditOutcome.GONE
+        voted = await (
+            await conn.execute(sa.select(sa.exists().where(ballot.c.question_id == question_id)))
+        ).scalar()
+        if voted:
+            return EditOutcome.HAS_VOTES
+        ids = [
+            row.id
+            for row in await (
+                await conn.execute(
+                    sa.select(choice.c.id).where(choice.c.question_id == question_id).order_by(choice.c.id)
+                )
+            ).fetchall()
+        ]
+        if len(ids) != len(choice_texts):
+            return EditOutcome.GONE
+        await conn.execute(
+            question.update().where(question.c.id == question_id).values(question_text=question_text)
+        )
+        for choice_id, text in zip(ids, choice_texts, strict=True):
+            await conn.execute(choice.update().where(choice.c.id == choice_id).values(choice_text=text))
+        await notify(conn, question_id)
+    return EditOutcome.EDITED
