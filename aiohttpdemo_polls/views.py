@@ -8,7 +8,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiMapping
 
-from . import db
+from . import db, forms
 from .keys import config_key, engine_key
 
 PAGE_SIZE = 20
@@ -87,7 +87,7 @@ async def poll(request: web.Request) -> web.Response:
 async def vote(request: web.Request) -> web.Response:
     """Count the browser's ballot, then redirect to the results (POST-redirect-GET)."""
     question_id = _question_id(request)
-    form = await request.post()
+    form = await forms.read_form(request)
     voter = _voter(request)
     new_voter = voter is None
     if new_voter:

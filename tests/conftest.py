@@ -5,6 +5,7 @@ or the server named by POLLS_TEST_DATABASE_URL. Every test starts from empty tab
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -275,3 +276,23 @@ def add_votes(sync_engine):
                 )
 
     return add
+
+
+@pytest.fixture
+def make_poll(client):
+    """Make a poll through the new-poll form, as its maker would: its id, token and manage path."""
+
+    async def make(
+        question_text: str = "Where shall we eat?",
+        choices: tuple[str, ...] = ("Pizza", "Sushi", "Salad"),
+        **fields: str,
+    ) -> dict[str, Any]:
+        data = [("question_text", question_text), *(("choice", c) for c in choices), *fields.items()]
+        response = await client.post("/poll/new", data=data, allow_redirects=False)
+        assert response.status == 303, await response.text()
+        path = response.headers["Location"]
+        match = re.fullmatch(r"/poll/(\d+)/manage/([A-Za-z0-9_-]+)", path)
+        assert match, path
+        return {"id": int(match[1]), "token": match[2], "manage": path}
+
+    return make
