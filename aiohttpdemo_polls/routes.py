@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from . import health, settings, views, views_live, views_new
+from . import health, settings, views, views_live, views_manage, views_new
 
 STATIC = settings.PROJECT_ROOT / "static"
 # Digits only: anything else under /poll/ is a 404 from the router itself.
@@ -12,12 +12,19 @@ POLL = r"/poll/{question_id:\d+}"
 def setup(app: web.Application, serve_static: bool) -> None:
     router = app.router
     router.add_get("/", views.index, name="index")
-    router.add_get("/poll/new", views_new.new_poll, name="new_poll")
+    new_poll = router.add_resource("/poll/new", name="new_poll")
+    new_poll.add_route("GET", views_new.new_poll)
+    new_poll.add_route("POST", views_new.create_poll)
+    router.add_get("/poll/deleted", views_manage.poll_deleted, name="poll_deleted")
     router.add_get(POLL, views.poll, name="poll")
     router.add_post(POLL + "/vote", views.vote, name="vote")
     router.add_get(POLL + "/results", views.results, name="results")
     router.add_get(POLL + "/live", views_live.live, name="live")
     router.add_get("/healthz", health.healthz, name="healthz")
+    # The maker's private page; the token is checked against its stored hash by the view.
+    manage = router.add_resource(POLL + "/manage/{token:[A-Za-z0-9_-]+}", name="manage")
+    manage.add_route("GET", views_manage.manage)
+    manage.add_route("POST", views_manage.manage_action)
     if serve_static:
         # In production nginx serves these; the URLs stay the same.
         router.add_static("/static/", STATIC, name="static")

@@ -1,0 +1,132 @@
+"""The maker's private manage page: results, links, close, reopen, edit, delete.
+
+Reached only through `/poll/{question_id}/manage/{token}`; a wrong or missing token is
+the same plain 404 as an unknown poll, so the page gives nothing away.
+"""
+
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from yarl import URL
+
+from . import db, db_manage, forms, tokens
+from .keys import config_key, engine_key
+
+NOTICES = {
+    "closed": "Voting is closed. The results stay visible to everyone.",
+    "reopened": "Voting is open again.",
+    "edited": "Your changes are saved.",
+}
+HAS_VOTES = "People have already voted, so the texts can no longer be changed."
+UNKNOWN_ACTION = "That is not something the manage page can do."
+
+
+def _absolute(request: web.Request, path: URL) -> str:
+    """A full link to share; https when the config says the site is served over it."""
+    origin = request.url.origin()
+    if request.app[config_key]["https"]:
+        origin = origin.with_scheme("https")
+    return str(origin.join(path))
+
+
+async def _poll_or_404(request: web.Request, conn: Any) -> Any:
+    poll = await db_manage.managed_poll(conn, int(request.match_info["question_id"]))
+    if poll is None or not tokens.token_matches(request.match_info["token"], poll.token_hash):
+        raise web.HTTPNotFound()
+    return poll
+
+
+def _manage_url(request: web.Request, poll: Any) -> URL:
+    return request.app.router["manage"].url_for(question_id=str(poll.id), token=request.match_info["token"])
+
+
+async def _render(
+    request: web.Request,
+    conn: Any,
+    poll: Any,
+    edit_form: forms.PollForm | None = None,
+    edit_error: str | None = None,
+    status: int = 200,
+) -> web.Response:
+    choices = await db.choices(conn, poll.id)
+    if edit_form is None:
+        edit_form = forms.PollForm(question_text=poll.question_text, choices=[c.choice_text for c in choices])
+    context = {
+        "question": poll,
+        "choices": choices,
+        "public_link": _absolute(request, request.app.router["poll"].url_for(question_id=str(poll.id))),
+        "private_link": _absolute(request, _manage_url(request, poll)),
+        "manage_url": _manage_url(request, poll),
+        "notice": NOTICES.get(request.query.get("done", "")),
+        "edit_form": edit_form,
+        "edit_error": edit_error,
+    }
+    response = aiohttp_jinja2.render_template("manage.html", request, context, status=status)
+    # The page's address is the key to the poll: keep it out of shared caches and history.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def manage(request: web.Request) -> web.Response:
+    """The poll's state, its links and results, and what its maker can do."""
+    async with request.app[engine_key].acquire() as conn:
+        return await _render(request, conn, await _poll_or_404(request, conn))
+
+
+async def manage_action(request: web.Request) -> web.Response:
+    """One maker's action from the form's `action` field, then back to the page (303)."""
+    form = await forms.read_form(request)
+    action = form.get("action")
+    async with request.app[engine_key].acquire() as conn:
+        poll = await _poll_or_404(request, conn)
+        if action == "close":
+            await db_manage.close_poll(conn, poll.id)
+            done = "closed"
+        elif action == "reopen":
+            await db_manage.reopen_poll(conn, poll.id)
+            done = "reopened"
+        elif action == "delete":
+            if form.get("confirm") != "yes":
+                return _confirm_delete(request, poll)
+            await db_manage.delete_poll(conn, poll.id)
+            raise web.HTTPSeeOther(request.app.router["poll_deleted"].url_for())
+        elif action == "edit":
+            refused = await _edit(request, conn, poll, form)
+            if refused is not None:
+                return refused
+            done = "edited"
+        else:
+            raise web.HTTPBadRequest(text=UNKNOWN_ACTION)
+    raise web.HTTPSeeOther(_manage_url(request, poll).with_query(done=done))
+
+
+async def _edit(request: web.Request, conn: Any, poll: Any, form: Any) -> web.Response | None:
+    """Save new texts, or the page again saying why not (400 bad input, 409 votes exist)."""
+    if poll.ballots:
+        return await _render(request, conn, poll, edit_error=HAS_VOTES, status=409)
+    count = len(await db.choices(conn, poll.id))
+    typed = forms.edited_texts(form, count)
+    if not typed.valid:
+        return await _render(request, conn, poll, edit_form=typed, status=400)
+    outcome = await db_manage.edit_poll(conn, poll.id, typed.question, [c.strip() for c in typed.choices])
+    if outcome is db_manage.EditOutcome.HAS_VOTES:
+        poll = await _poll_or_404(request, conn)
+        return await _render(request, conn, poll, edit_error=HAS_VOTES, status=409)
+    if outcome is db_manage.EditOutcome.GONE:
+        raise web.HTTPNotFound()
+    return None
+
+
+def _confirm_delete(request: web.Request, poll: Any) -> web.Response:
+    """The step before deleting: the same form again, with `confirm=yes`."""
+    context = {"question": poll, "manage_url": _manage_url(request, poll)}
+    response = aiohttp_jinja2.render_template("confirm_delete.html", request, context)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@aiohttp_jinja2.template("deleted.html")
+async def poll_deleted(request: web.Request) -> dict:
+    """Where the maker lands after deleting a poll."""
+    return {}

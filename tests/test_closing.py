@@ -1,0 +1,87 @@
+"""Closed polls: closed by the maker or by `closes_at` passing; results shown, votes refused."""
+
+import asyncio
+import time
+
+import sqlalchemy as sa
+
+from aiohttpdemo_polls import db
+
+CLOSED_VOTE = "Voting on this poll has closed; your vote was not counted."
+
+
+def set_closes_at(sync_engine, question_id: int, interval: str) -> None:
+    """Move a poll's closing time to now() plus a PostgreSQL interval (negative: the past)."""
+    with sync_engine.begin() as conn:
+        conn.execute(
+            db.question.update()
+            .where(db.question.c.id == question_id)
+            .values(closes_at=sa.func.now() + sa.cast(interval, sa.Interval))
+        )
+
+
+async def test_poll_whose_closes_at_passed_shows_results_and_when_voting_closed(
+    client, make_question, sync_engine
+):
+    question = make_question("Tabs or spaces?", choices=("Tabs", "Spaces"))
+    set_closes_at(sync_engine, question["id"], "-2 hours")
+    page = await (await client.get(f"/poll/{question['id']}")).text()
+    assert 'name="choice"' not in page
+    assert '<ul class="results"' in page
+    assert "Voting closed " in page and " UTC." in page
+    assert "Back to voting" not in page
+    index = await (await client.get("/")).text()
+    assert '<span class="closed-mark">Closed</span>' in index
+
+
+async def test_open_poll_is_not_marked_closed(client, make_question, sync_engine):
+    question = make_question()
+    set_closes_at(sync_engine, question["id"], "2 hours")
+    page = await (await client.get(f"/poll/{question['id']}")).text()
+    assert 'name="choice"' in page and "Voting closes " in page
+    assert "closed-mark" not in await (await client.get("/")).text()
+
+
+async def test_vote_after_closes_at_passed_is_409_and_counts_nothing(
+    anonymous, make_question, sync_engine, votes_of
+):
+    question = make_question()
+    set_closes_at(sync_engine, question["id"], "-1 second")
+    response = await anonymous.post(f"poll/{question['id']}/vote", data={"choice": question["choices"][0]})
+    assert response.status == 409
+    page = await response.text()
+    assert CLOSED_VOTE in page and 'href="/"' in page
+    assert set(votes_of(question["id"]).values()) == {0}
+
+
+async def test_vote_on_a_poll_its_maker_closed_is_409_and_counts_nothing(
+    anonymous, make_poll, client, votes_of
+):
+    poll = await make_poll()
+    await client.post(poll["manage"], data={"action": "close"})
+    response = await anonymous.post(f"poll/{poll['id']}/vote", data={"choice": "1"})
+    assert response.status == 409
+    assert CLOSED_VOTE in await response.text()
+    assert set(votes_of(poll["id"]).values()) == {0}
+    page = await (await client.get(f"/poll/{poll['id']}")).text()
+    assert "Voting closed " in page
+
+
+async def test_poll_closes_by_itself_when_closes_at_arrives(anonymous, make_question, sync_engine, votes_of):
+    question = make_question()
+    set_closes_at(sync_engine, question["id"], "1 second")
+    chosen = question["choices"][0]
+    first = await anonymous.post(
+        f"poll/{question['id']}/vote", data={"choice": chosen}, allow_redirects=False
+    )
+    assert first.status == 302  # still open
+    deadline = time.monotonic() + 10
+    while True:
+        page = await (await anonymous.get(f"poll/{question['id']}")).text()
+        if "Voting closed" in page:
+            break
+        assert time.monotonic() < deadline, "the poll never closed"
+        await asyncio.sleep(0.05)
+    late = await anonymous.post(f"poll/{question['id']}/vote", data={"choice": chosen})
+    assert late.status == 409
+    assert votes_of(question["id"])[chosen] == 1

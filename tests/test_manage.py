@@ -1,0 +1,244 @@
+"""The maker's private manage page: the token, and close, reopen, delete and edit."""
+
+import asyncio
+import hashlib
+import html
+import re
+
+import aiopg
+import pytest
+import sqlalchemy as sa
+
+from aiohttpdemo_polls import db, views_manage
+from aiohttpdemo_polls.main import init_app
+
+
+@pytest.fixture
+async def notices(database_url):
+    """The `poll_changes` notices PostgreSQL delivers, as live results would hear them."""
+    async with aiopg.connect(database_url) as conn:
+        async with conn.cursor() as cur:
+            await cur.execute(f"LISTEN {db.CHANNEL}")
+        yield conn.notifies
+
+
+async def next_notice(notices) -> str:
+    return (await asyncio.wait_for(notices.get(), timeout=5)).payload
+
+
+def poll_row(sync_engine, question_id: int):
+    with sync_engine.connect() as conn:
+        return conn.execute(
+            sa.select(db.question, db.closed.label("closed")).where(db.question.c.id == question_id)
+        ).first()
+
+
+def choice_texts(sync_engine, question_id: int) -> list[str]:
+    with sync_engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(db.choice.c.choice_text)
+                .where(db.choice.c.question_id == question_id)
+                .order_by(db.choice.c.id)
+            ).scalars()
+        )
+
+
+async def test_token_is_long_random_and_only_its_hash_is_stored(make_poll, sync_engine):
+    first, second = await make_poll(), await make_poll("Another?")
+    for poll in (first, second):
+        assert len(poll["token"]) >= 43  # 32 random bytes (256 bits) in URL-safe base64
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", poll["token"])
+        assert poll_row(sync_engine, poll["id"]).token_hash == hashlib.sha256(poll["token"].encode()).digest()
+    assert first["token"] != second["token"]
+    with sync_engine.connect() as conn:
+        dump = " ".join(conn.execute(sa.text("SELECT q::text FROM question q")).scalars())
+        dump += " ".join(conn.execute(sa.text("SELECT c::text FROM choice c")).scalars())
+    assert first["token"] not in dump and second["token"] not in dump
+
+
+async def test_manage_page_says_live_and_shows_both_links_with_copy_buttons(client, make_poll):
+    poll = await make_poll()
+    response = await client.get(poll["manage"])
+    assert response.status == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    page = await response.text()
+    origin = str(client.make_url("/")).rstrip("/")
+    assert "Your poll is live" in page
+    assert f'id="public-link" value="{origin}/poll/{poll["id"]}" readonly' in page
+    assert f'id="private-link" value="{origin}{poll["manage"]}" readonly' in page
+    assert 'data-copy="public-link" hidden>Copy</button>' in page
+    assert 'data-copy="private-link" hidden>Copy</button>' in page
+    assert '<script src="/static/copy.js" defer></script>' in page
+    assert "Keep the private link." in page
+    assert '<ul class="results" data-question=' in page and "Pizza" in page
+    assert 'name="robots" content="noindex"' in page
+
+
+async def test_links_are_https_when_the_config_says_so(aiohttp_client, config, sync_engine):
+    client = await aiohttp_client(init_app(config={**config, "https": True}))
+    response = await client.post(
+        "/poll/new", data=[("question_text", "Q?"), ("choice", "A"), ("choice", "B")], allow_redirects=False
+    )
+    page = await (await client.get(response.headers["Location"])).text()
+    assert f'value="https://{client.make_url("/").authority}/poll/' in page
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda token: token[:-1] + ("A" if token[-1] != "A" else "B"),
+        lambda token: token[:-1],
+        lambda token: token + "x",
+        lambda token: "A" * 43,
+        lambda token: "",
+    ],
+)
+async def test_wrong_or_missing_token_is_a_plain_404(client, make_poll, sync_engine, wrong):
+    poll = await make_poll()
+    path = f"/poll/{poll['id']}/manage/{wrong(poll['token'])}"
+    unknown = await (await client.get("/poll/99999/manage/" + poll["token"])).text()
+    response = await client.get(path)
+    assert response.status == 404
+    assert await response.text() == unknown  # the same page: no hint that the poll exists
+    posted = await client.post(path, data={"action": "close"})
+    assert posted.status == 404
+    assert poll_row(sync_engine, poll["id"]).closed is False
+
+
+async def test_another_polls_token_does_not_manage_this_one(client, make_poll, make_question):
+    mine, theirs = await make_poll(), await make_poll("Theirs?")
+    assert (await client.get(f"/poll/{theirs['id']}/manage/{mine['token']}")).status == 404
+    # Polls from init_db.py or SQL have no token at all: nothing manages them on the web.
+    seeded = make_question()
+    assert (await client.get(f"/poll/{seeded['id']}/manage/{mine['token']}")).status == 404
+    assert (
+        await client.post(f"/poll/{seeded['id']}/manage/x", data={"action": "delete", "confirm": "yes"})
+    ).status == 404
+
+
+async def test_close_stops_voting_now_and_reopen_starts_it_again(
+    client, anonymous, make_poll, sync_engine, notices
+):
+    poll = await make_poll()
+    assert await next_notice(notices) == str(poll["id"])  # its creation
+    response = await client.post(poll["manage"], data={"action": "close"}, allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == poll["manage"] + "?done=closed"
+    assert await next_notice(notices) == str(poll["id"])
+    row = poll_row(sync_engine, poll["id"])
+    assert row.closed and row.closed_at is not None
+    page = await (await client.get(response.headers["Location"])).text()
+    assert "Your poll is closed" in page and views_manage.NOTICES["closed"] in page
+    assert 'value="reopen"' in page
+
+    choice = (await (await anonymous.get(f"poll/{poll['id']}")).text()).count('name="choice"')
+    assert choice == 0  # the poll's page shows results, not the form
+    vote = await anonymous.post(f"poll/{poll['id']}/vote", data={"choice": "1"})
+    assert vote.status == 409
+
+    response = await client.post(poll["manage"], data={"action": "reopen"}, allow_redirects=False)
+    assert response.headers["Location"] == poll["manage"] + "?done=reopened"
+    assert await next_notice(notices) == str(poll["id"])
+    assert poll_row(sync_engine, poll["id"]).closed is False
+    vote = await anonymous.post(f"poll/{poll['id']}/vote", data={"choice": "1"}, allow_redirects=False)
+    assert vote.status == 302
+
+
+async def test_reopen_after_closes_at_passed_clears_it(client, make_poll, sync_engine):
+    poll = await make_poll()
+    with sync_engine.begin() as conn:
+        conn.execute(db.question.update().values(closes_at=sa.func.now() - sa.text("interval '1 hour'")))
+    assert poll_row(sync_engine, poll["id"]).closed is True
+    await client.post(poll["manage"], data={"action": "reopen"})
+    row = poll_row(sync_engine, poll["id"])
+    assert row.closed is False and row.closes_at is None
+
+
+async def test_delete_asks_for_confirmation_first(client, make_poll, sync_engine):
+    poll = await make_poll()
+    response = await client.post(poll["manage"], data={"action": "delete"})
+    assert response.status == 200
+    page = await response.text()
+    assert "Delete this poll?" in page
+    assert '<input type="hidden" name="confirm" value="yes">' in page
+    assert f'<form method="post" action="{poll["manage"]}"' in page
+    assert f'href="{poll["manage"]}">No, keep it</a>' in page
+    assert poll_row(sync_engine, poll["id"]) is not None
+
+
+async def test_confirmed_delete_removes_poll_choices_and_votes(
+    client, anonymous, make_poll, sync_engine, notices
+):
+    poll = await make_poll()
+    assert await next_notice(notices) == str(poll["id"])  # its creation
+    await anonymous.post(f"poll/{poll['id']}/vote", data={"choice": "1"})
+    assert await next_notice(notices) == str(poll["id"])
+    response = await client.post(
+        poll["manage"], data={"action": "delete", "confirm": "yes"}, allow_redirects=False
+    )
+    assert response.status == 303
+    assert response.headers["Location"] == "/poll/deleted"
+    assert await next_notice(notices) == str(poll["id"])
+    assert poll_row(sync_engine, poll["id"]) is None
+    with sync_engine.connect() as conn:
+        for table in (db.choice, db.ballot, db.vote):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
+    assert "The poll was deleted" in await (await client.get("/poll/deleted")).text()
+    assert (await client.get(poll["manage"])).status == 404
+    assert (await client.get(f"/poll/{poll['id']}")).status == 404
+
+
+async def test_edit_before_any_vote_changes_the_texts(client, make_poll, sync_engine, notices):
+    poll = await make_poll("Wher to eat?", ("Piza", "Sushi", "Salad"))
+    assert await next_notice(notices) == str(poll["id"])  # its creation
+    data = [
+        ("action", "edit"),
+        ("question_text", " Where to eat? "),
+        ("choice", "Pizza"),
+        ("choice", "Sushi"),
+        ("choice", "Salads"),
+    ]
+    response = await client.post(poll["manage"], data=data, allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == poll["manage"] + "?done=edited"
+    assert await next_notice(notices) == str(poll["id"])
+    assert poll_row(sync_engine, poll["id"]).question_text == "Where to eat?"
+    assert choice_texts(sync_engine, poll["id"]) == ["Pizza", "Sushi", "Salads"]
+
+
+async def test_edit_with_bad_texts_shows_messages_and_changes_nothing(client, make_poll, sync_engine):
+    poll = await make_poll("Lunch?", ("Pizza", "Sushi"))
+    data = [("action", "edit"), ("question_text", "Lunch today?"), ("choice", "Pizza"), ("choice", " ")]
+    response = await client.post(poll["manage"], data=data)
+    assert response.status == 400
+    page = await response.text()
+    assert '<p class="field-error" id="choice-1-error">Write a text for this choice.</p>' in page
+    assert 'name="question_text" value="Lunch today?"' in page
+    assert poll_row(sync_engine, poll["id"]).question_text == "Lunch?"
+    assert choice_texts(sync_engine, poll["id"]) == ["Pizza", "Sushi"]
+
+
+async def test_edit_is_refused_once_someone_voted(client, anonymous, make_poll, sync_engine):
+    poll = await make_poll("Lunch?", ("Pizza", "Sushi"))
+    page = await (await client.get(poll["manage"])).text()
+    assert 'value="edit"' in page
+    await anonymous.post(f"poll/{poll['id']}/vote", data={"choice": "1"})
+    page = await (await client.get(poll["manage"])).text()
+    assert 'value="edit"' not in page
+    assert "can no longer be changed" in page
+    data = [("action", "edit"), ("question_text", "Dinner?"), ("choice", "Soup"), ("choice", "Bread")]
+    response = await client.post(poll["manage"], data=data)
+    assert response.status == 409
+    assert html.escape(views_manage.HAS_VOTES) in await response.text()
+    assert poll_row(sync_engine, poll["id"]).question_text == "Lunch?"
+    assert choice_texts(sync_engine, poll["id"]) == ["Pizza", "Sushi"]
+
+
+@pytest.mark.parametrize("data", [{}, {"action": "explode"}, {"action": ""}])
+async def test_unknown_action_is_a_400_page(client, make_poll, sync_engine, data):
+    poll = await make_poll()
+    response = await client.post(poll["manage"], data=data)
+    assert response.status == 400
+    assert views_manage.UNKNOWN_ACTION in html.unescape(await response.text())
+    assert poll_row(sync_engine, poll["id"]).closed is False

@@ -1,0 +1,128 @@
+"""One vote per browser: the voter cookie, the ballot constraint, and multiple-choice polls."""
+
+import asyncio
+import random
+
+import sqlalchemy as sa
+
+from aiohttpdemo_polls import db
+from aiohttpdemo_polls.views import ALREADY_VOTED, VOTER_COOKIE
+
+SAME_BROWSER = "b" * 24  # a well-formed voter id, as the cookie would carry
+
+
+def ballots(sync_engine, question_id: int) -> int:
+    with sync_engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.count()).select_from(db.ballot).where(db.ballot.c.question_id == question_id)
+        ).scalar_one()
+
+
+async def test_second_vote_from_a_browser_is_not_counted_and_marks_the_first_choice(
+    client, make_question, votes_of
+):
+    question = make_question(choices=("Yes", "No"))
+    yes, no = question["choices"]
+    await client.post(f"/poll/{question['id']}/vote", data={"choice": yes})
+    response = await client.post(f"/poll/{question['id']}/vote", data={"choice": no})
+    assert response.status == 200
+    assert response.url.path == f"/poll/{question['id']}/results"
+    assert response.url.query.get("already") == "1"
+    page = await response.text()
+    assert ALREADY_VOTED in page
+    assert f'<li class="result mine" data-choice="{yes}">' in page
+    assert f'<li class="result" data-choice="{no}">' in page
+    assert page.count("(your vote)") == 1
+    assert votes_of(question["id"]) == {yes: 1, no: 0}
+
+
+async def test_a_browser_without_the_cookie_counts_as_a_new_voter(anonymous, make_question, votes_of):
+    question = make_question(choices=("Yes", "No"))
+    yes = question["choices"][0]
+    for _ in range(3):
+        await anonymous.post(f"poll/{question['id']}/vote", data={"choice": yes})
+    assert votes_of(question["id"])[yes] == 3  # what the cookie rule does not stop (README)
+
+
+async def test_fifty_concurrent_votes_from_one_voter_cookie_count_once(
+    anonymous, make_question, votes_of, sync_engine, vote_rows_match_counters
+):
+    question = make_question()
+    chosen = question["choices"][0]
+
+    async def one_vote() -> str:
+        async with anonymous.post(
+            f"poll/{question['id']}/vote",
+            data={"choice": str(chosen)},
+            headers={"Cookie": f"{VOTER_COOKIE}={SAME_BROWSER}"},
+            allow_redirects=False,
+        ) as response:
+            assert response.status == 302
+            return response.headers["Location"]
+
+    locations = await asyncio.gather(*(one_vote() for _ in range(50)))
+    results = f"/poll/{question['id']}/results"
+    assert sorted(locations) == [results] + [results + "?already=1"] * 49
+    assert votes_of(question["id"]) == {c: int(c == chosen) for c in question["choices"]}
+    assert ballots(sync_engine, question["id"]) == 1
+    assert vote_rows_match_counters()
+
+
+async def test_counters_equal_vote_rows_after_a_storm_from_many_voters(
+    anonymous, make_question, votes_of, vote_rows_match_counters, sync_engine
+):
+    """200 voters, each sending its ballot twice at once, on a multiple-choice poll."""
+    question = make_question(choices=tuple(f"Option {n}" for n in range(5)), multiple=True)
+    rng = random.Random(4)
+    ballots_sent = {f"voter{n:019d}": rng.sample(question["choices"], rng.randint(1, 3)) for n in range(200)}
+
+    async def one_vote(voter: str, chosen: list[int]) -> int:
+        async with anonymous.post(
+            f"poll/{question['id']}/vote",
+            data=[("choice", str(c)) for c in chosen],
+            headers={"Cookie": f"{VOTER_COOKIE}={voter}"},
+            allow_redirects=False,
+        ) as response:
+            return response.status
+
+    attempts = [(v, c) for v, c in ballots_sent.items() for _ in range(2)]
+    rng.shuffle(attempts)
+    statuses = await asyncio.gather(*(one_vote(v, c) for v, c in attempts))
+    assert set(statuses) == {302}
+    expected = {c: sum(c in chosen for chosen in ballots_sent.values()) for c in question["choices"]}
+    assert votes_of(question["id"]) == expected
+    assert ballots(sync_engine, question["id"]) == 200
+    assert vote_rows_match_counters()
+
+
+async def test_multiple_choice_poll_counts_each_chosen_value(
+    client, make_question, votes_of, vote_rows_match_counters
+):
+    question = make_question(choices=("Red", "Green", "Blue"), multiple=True)
+    red, green, blue = question["choices"]
+    response = await client.post(f"/poll/{question['id']}/vote", data=[("choice", red), ("choice", blue)])
+    assert response.status == 200
+    page = await response.text()
+    assert page.count("(your vote)") == 2
+    assert votes_of(question["id"]) == {red: 1, green: 0, blue: 1}
+    assert vote_rows_match_counters()
+
+
+async def test_single_choice_poll_given_several_values_is_400_with_the_forms_message(
+    client, make_question, votes_of
+):
+    question = make_question(choices=("Red", "Green"))
+    response = await client.post(
+        f"/poll/{question['id']}/vote", data=[("choice", c) for c in question["choices"]]
+    )
+    assert response.status == 400
+    page = await response.text()
+    assert "You didn&#39;t select a choice." in page and 'type="radio" name="choice"' in page
+    assert set(votes_of(question["id"]).values()) == {0}
+
+
+async def test_multiple_choice_form_shows_checkboxes(client, make_question):
+    question = make_question(choices=("Red", "Green"), multiple=True)
+    page = await (await client.get(f"/poll/{question['id']}")).text()
+    assert page.count('type="checkbox" name="choice"') == 2
+    assert "Pick as many as you like." in page
