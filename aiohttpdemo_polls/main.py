@@ -21,7 +21,7 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
         config = settings.from_argv(argv or [])
     app = web.Application(
         client_max_size=config["max_body_size"],
-        middlewares=[middlewares.error_pages],
+        middlewares=[middlewares.error_pages, middlewares.cross_site_refusal],
     )
     app[config_key] = config
     aiohttp_jinja2.setup(

@@ -1,4 +1,4 @@
-"""Error pages in the site's layout, and the security headers every response carries."""
+"""Error pages in the site's layout, cross-site refusal, and the security headers of every response."""
 
 import logging
 from collections.abc import Awaitable, Callable
@@ -7,6 +7,9 @@ from http import HTTPStatus
 import aiohttp_jinja2
 import psycopg2
 from aiohttp import web
+from yarl import URL
+
+from .keys import config_key
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,65 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         # The one place a catch-all belongs: log the traceback, show the user a page.
         log.exception("error handling %s %s", request.method, request.path)
         return render_error(request, 500)
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# `same-origin`: our own pages; `none`: the person typed or bookmarked the address.
+# `same-site` (another host of the same registrable domain, perhaps someone else's) and
+# `cross-site` are refused: none of our forms is ever sent from another host.
+ALLOWED_FETCH_SITES = frozenset({"same-origin", "none"})
+CROSS_SITE = (
+    "This form was sent from another site, so it was refused. Open the page on this site and try again."
+)
+
+
+def _origin_key(url: str) -> tuple[str, str | None, int | None] | None:
+    """(scheme, host, port) with default ports filled in, so `http://h` equals `http://h:80`."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return None
+    if not parsed.scheme or not parsed.host or parsed.path not in ("", "/"):
+        return None
+    return parsed.scheme, parsed.host, parsed.port
+
+
+def _own_origin(request: web.Request) -> tuple[str, str | None, int | None] | None:
+    """The origin a browser names when our own pages post: scheme and host as it reached us."""
+    scheme = "https" if request.app[config_key]["https"] else request.scheme
+    return _origin_key(f"{scheme}://{request.host}")
+
+
+def cross_site_reason(request: web.Request) -> str | None:
+    """Why this state-changing request looks like it comes from another site, or None.
+
+    Browsers send `Sec-Fetch-Site` and/or `Origin` with a form's POST; other clients (curl,
+    scripts) send neither and are let through, as they carry no victim's cookies.
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site.lower() not in ALLOWED_FETCH_SITES:
+        return f"Sec-Fetch-Site: {fetch_site}"
+    origin = request.headers.get("Origin")
+    # "null" comes from sandboxed frames, file: pages and cross-site redirects: not ours.
+    if origin is not None:
+        theirs = _origin_key(origin)
+        if theirs is None or theirs != _own_origin(request):
+            return f"Origin: {origin}"
+    return None
+
+
+@web.middleware
+async def cross_site_refusal(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse state-changing requests another site's page makes a visitor's browser send.
+
+    Checked before the body is read; runs inside `error_pages`, which renders the 403.
+    """
+    if request.method not in SAFE_METHODS:
+        reason = cross_site_reason(request)
+        if reason is not None:
+            log.info("refused cross-site %s %s (%s)", request.method, request.path, reason)
+            raise web.HTTPForbidden(text=CROSS_SITE)
+    return await handler(request)
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -1,0 +1,136 @@
+"""Cross-site requests: state-changing POSTs from another site's page are refused with a 403."""
+
+import pytest
+import sqlalchemy as sa
+
+from aiohttpdemo_polls import db
+from aiohttpdemo_polls.main import init_app
+from aiohttpdemo_polls.middlewares import CROSS_SITE
+from aiohttpdemo_polls.views import VOTER_COOKIE
+
+FOREIGN = [
+    {"Origin": "https://evil.example"},
+    {"Origin": "null"},
+    {"Origin": "not a url"},
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},  # a sibling host of the same domain is another party
+    {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+]
+
+
+def own_origin(client) -> str:
+    return str(client.make_url("/").origin())
+
+
+def count(sync_engine, table) -> int:
+    with sync_engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+@pytest.mark.parametrize("headers", FOREIGN)
+async def test_cross_site_vote_is_refused_and_counts_nothing(client, make_question, votes_of, headers):
+    question = make_question()
+    response = await client.post(
+        f"/poll/{question['id']}/vote", data={"choice": question["choices"][0]}, headers=headers
+    )
+    assert response.status == 403
+    page = await response.text()
+    assert "Forbidden" in page and CROSS_SITE in page and 'href="/"' in page
+    assert VOTER_COOKIE not in response.cookies
+    assert set(votes_of(question["id"]).values()) == {0}
+
+
+@pytest.mark.parametrize("headers", FOREIGN)
+async def test_cross_site_new_poll_is_refused(client, sync_engine, headers):
+    data = [("question_text", "Q?"), ("choice", "A"), ("choice", "B")]
+    response = await client.post("/poll/new", data=data, headers=headers, allow_redirects=False)
+    assert response.status == 403
+    assert count(sync_engine, db.question) == 0
+
+
+@pytest.mark.parametrize("action", ["close", "delete"])
+@pytest.mark.parametrize("headers", FOREIGN)
+async def test_cross_site_manage_action_is_refused(client, make_poll, sync_engine, headers, action):
+    poll = await make_poll()
+    data = {"action": action, "confirm": "yes"}
+    response = await client.post(poll["manage"], data=data, headers=headers, allow_redirects=False)
+    assert response.status == 403
+    with sync_engine.connect() as conn:
+        row = conn.execute(sa.select(db.closed.label("closed")).where(db.question.c.id == poll["id"])).first()
+    assert row is not None and row.closed is False
+
+
+async def test_same_origin_posts_are_accepted(client, make_question, make_poll, votes_of, sync_engine):
+    headers = {"Origin": own_origin(client), "Sec-Fetch-Site": "same-origin"}
+    question = make_question()
+    vote = await client.post(
+        f"/poll/{question['id']}/vote",
+        data={"choice": question["choices"][0]},
+        headers=headers,
+        allow_redirects=False,
+    )
+    assert vote.status == 302
+    assert votes_of(question["id"])[question["choices"][0]] == 1
+    data = [("question_text", "Q?"), ("choice", "A"), ("choice", "B")]
+    created = await client.post("/poll/new", data=data, headers=headers, allow_redirects=False)
+    assert created.status == 303
+    closed = await client.post(
+        created.headers["Location"], data={"action": "close"}, headers=headers, allow_redirects=False
+    )
+    assert closed.status == 303
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # curl, scripts: no browser, so no visitor's cookies to abuse
+        {"Sec-Fetch-Site": "none"},  # typed or bookmarked by the person
+        {"Sec-Fetch-Site": "same-origin"},
+        {"Origin": "HTTP://127.0.0.1:{port}"},  # case does not matter in scheme and host
+    ],
+)
+async def test_requests_that_show_no_other_site_are_accepted(client, make_question, votes_of, headers):
+    port = client.make_url("/").port
+    headers = {k: v.format(port=port) for k, v in headers.items()}
+    question = make_question()
+    response = await client.post(
+        f"/poll/{question['id']}/vote",
+        data={"choice": question["choices"][0]},
+        headers=headers,
+        allow_redirects=False,
+    )
+    assert response.status == 302
+    assert votes_of(question["id"])[question["choices"][0]] == 1
+
+
+async def test_other_port_on_the_same_host_is_another_origin(client, make_question):
+    question = make_question()
+    port = client.make_url("/").port
+    response = await client.post(
+        f"/poll/{question['id']}/vote",
+        data={"choice": question["choices"][0]},
+        headers={"Origin": f"http://127.0.0.1:{port + 1}"},
+    )
+    assert response.status == 403
+
+
+async def test_behind_https_the_origin_must_be_https(aiohttp_client, config, make_question):
+    client = await aiohttp_client(init_app(config={**config, "https": True}))
+    question = make_question()
+    authority = client.make_url("/").authority
+    url = f"/poll/{question['id']}/vote"
+    data = {"choice": question["choices"][0]}
+    refused = await client.post(url, data=data, headers={"Origin": f"http://{authority}"})
+    assert refused.status == 403
+    accepted = await client.post(
+        url, data=data, headers={"Origin": f"https://{authority}"}, allow_redirects=False
+    )
+    assert accepted.status == 302
+    cookie = accepted.cookies[VOTER_COOKIE]
+    assert cookie["secure"] is True and cookie["samesite"] == "Lax"
+
+
+async def test_pages_are_not_refused_whatever_the_headers(client, make_question):
+    question = make_question()
+    headers = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    assert (await client.get(f"/poll/{question['id']}", headers=headers)).status == 200
