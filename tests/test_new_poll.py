@@ -40,7 +40,7 @@ async def test_form_has_every_field_and_five_choice_fields(client):
     assert '<input type="checkbox" id="multiple" name="multiple" value="on">' in page
     assert "Voters may pick several choices" in page
     assert '<input type="datetime-local" id="closes_at" name="closes_at"' in page
-    assert "The time is read as <span" in page and ">UTC</span>" in page
+    assert "The time is read in <span" in page and ">UTC</span>" in page
     assert 'name="add_choice"' in page and "Add another choice" in page
     assert '<script src="/static/new_poll.js" defer></script>' in page
     assert "<script>" not in page and " style=" not in page

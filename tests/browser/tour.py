@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiohttpdemo_polls import tokens
+
 from .conftest import BrowserTab
 
 # Long text without spaces is what breaks layouts on phones; the limit is 200 characters.
 LONG_WORD = "Pneumonoultramicroscopicsilicovolcanoconiosis" * 2
 LONG_QUESTION = f"Which of these is the longest word anyone has typed into {LONG_WORD} a poll?"
 LONG_CHOICE = "Supercalifragilisticexpialidocious" * 3
+MANAGE_TOKEN = "t" * 43  # any token works for a poll whose hash matches it
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,18 @@ def _submit_empty_vote(tab: BrowserTab) -> None:
     tab.page.get_by_role("alert").wait_for()
 
 
+def _submit_new_poll_with_one_choice(tab: BrowserTab) -> None:
+    tab.page.get_by_label("Question").fill("Only one choice?")
+    tab.page.get_by_label("Choice 1").fill("Yes")
+    tab.page.get_by_role("button", name="Create poll", exact=True).click()
+    tab.page.get_by_role("alert").wait_for()
+
+
+def _ask_to_delete(tab: BrowserTab) -> None:
+    tab.page.get_by_role("button", name="Delete…").click()
+    tab.page.get_by_role("heading", name="Delete this poll?").wait_for()
+
+
 def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[..., None]) -> list[Stop]:
     """Create the polls the tour needs and return its stops."""
     make_question("An older poll, still open?", days=-3, choices=("Yes", "No"))
@@ -51,6 +66,12 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
     multiple = make_question(
         "Which toppings on the pizza?", days=-0.5, choices=("Cheese", "Olives", "Basil"), multiple=True
     )
+    token_hash = tokens.hash_token(MANAGE_TOKEN)
+    managed = make_question(LONG_QUESTION, days=-0.1, choices=(LONG_CHOICE, "Short"), token_hash=token_hash)
+    add_votes(managed["id"], dict(zip(managed["choices"], [1, 2], strict=True)))
+    unvoted = make_question(
+        "Not voted on yet?", days=-0.05, choices=(LONG_CHOICE, "No"), token_hash=token_hash
+    )
     poll = f"/poll/{long['id']}"
     return [
         Stop("index", "/"),
@@ -62,6 +83,18 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
         Stop("closed-poll", f"/poll/{closed['id']}"),
         Stop("not-found", "/poll/99999", status=404),
         Stop("method-not-allowed", f"{poll}/vote", status=405),
+        Stop("new-poll", "/poll/new"),
+        Stop(
+            "new-poll-errors",
+            "/poll/new",
+            then=_submit_new_poll_with_one_choice,
+            then_url="/poll/new",
+            then_status=400,
+        ),
+        Stop("manage", f"/poll/{managed['id']}/manage/{MANAGE_TOKEN}"),
+        Stop("manage-before-votes", f"/poll/{unvoted['id']}/manage/{MANAGE_TOKEN}"),
+        Stop("confirm-delete", f"/poll/{unvoted['id']}/manage/{MANAGE_TOKEN}", then=_ask_to_delete),
+        Stop("poll-deleted", "/poll/deleted"),
     ]
 
 
