@@ -45,6 +45,12 @@ def has_control(text: str) -> str | None:
     return None
 
 
+def same_text_key(text: str) -> str:
+    """What two choices share when they read the same: case and Unicode form ignored
+    (so `Café` typed with a combining accent equals `CAFÉ`)."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
 async def read_form(request: web.Request) -> MultiDictProxy:
     """The request's form fields; a body that is not readable text is a 400 page, not a 500."""
     try:
@@ -186,14 +192,15 @@ def _check_choices(typed: PollForm, allow_empty: bool) -> None:
     seen: set[str] = set()
     for index, raw in enumerate(typed.choices):
         text = raw.strip()
+        key = same_text_key(text)
         problem = has_control(raw)
         if problem is None and not text and not allow_empty:
             problem = CHOICE_REQUIRED
         elif problem is None and len(text) > TEXT_MAX:
             problem = too_long("This choice", len(text))
-        elif problem is None and text and text.casefold() in seen:
+        elif problem is None and text and key in seen:
             problem = DUPLICATE_CHOICE
-        seen.add(text.casefold())
+        seen.add(key)
         if problem:
             typed.errors[f"choice-{index}"] = problem
     count = len(typed.choice_texts)

@@ -85,3 +85,60 @@ async def test_poll_closes_by_itself_when_closes_at_arrives(anonymous, make_ques
     late = await anonymous.post(f"poll/{question['id']}/vote", data={"choice": chosen})
     assert late.status == 409
     assert votes_of(question["id"])[chosen] == 1
+
+
+async def test_votes_racing_a_close_count_exactly_those_answered_302_and_none_after(
+    anonymous, client, make_poll, votes_of, vote_rows_match_counters
+):
+    poll = await make_poll()
+    chosen = min(votes_of(poll["id"]))
+
+    async def one_vote() -> int:
+        async with anonymous.post(
+            f"poll/{poll['id']}/vote", data={"choice": str(chosen)}, allow_redirects=False
+        ) as response:
+            return response.status
+
+    storm = [asyncio.create_task(one_vote()) for _ in range(200)]
+    deadline = time.monotonic() + 10
+    while votes_of(poll["id"])[chosen] == 0:  # close while votes are arriving
+        assert time.monotonic() < deadline, "no vote was counted"
+        await asyncio.sleep(0.01)
+    closed = await client.post(poll["manage"], data={"action": "close"}, allow_redirects=False)
+    assert closed.status == 303
+    counted_at_close = votes_of(poll["id"])[chosen]
+    statuses = await asyncio.gather(*storm)
+    assert set(statuses) <= {302, 409}
+    assert votes_of(poll["id"])[chosen] == counted_at_close == statuses.count(302)
+    assert vote_rows_match_counters()
+
+
+async def test_a_vote_arriving_while_a_close_commits_waits_and_is_refused(
+    anonymous, make_poll, sync_engine, votes_of
+):
+    """The vote's state read locks the poll's row, so it sees the close once it commits."""
+    poll = await make_poll()
+    chosen = min(votes_of(poll["id"]))
+    with sync_engine.connect() as closing, sync_engine.connect() as watcher:
+        transaction = closing.begin()
+        # What db_manage.close_poll does, held open: the row locked, closed_at set.
+        closing.execute(sa.select(db.question.c.id).where(db.question.c.id == poll["id"]).with_for_update())
+        closing.execute(
+            db.question.update().where(db.question.c.id == poll["id"]).values(closed_at=sa.func.now())
+        )
+        vote = asyncio.create_task(
+            anonymous.post(f"poll/{poll['id']}/vote", data={"choice": str(chosen)}, allow_redirects=False)
+        )
+        deadline = time.monotonic() + 10
+        waiting = sa.text(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        while watcher.execute(waiting).scalar_one() == 0:
+            assert time.monotonic() < deadline, "the vote never waited for the close"
+            assert not vote.done(), "the vote finished without waiting for the close"
+            await asyncio.sleep(0.01)
+        transaction.commit()
+    response = await vote
+    assert response.status == 409
+    assert votes_of(poll["id"])[chosen] == 0
