@@ -60,20 +60,6 @@ async def read_form(request: web.Request) -> MultiDictProxy:
         raise web.HTTPBadRequest(text="The form could not be read: its text is not valid UTF-8.") from exc
 
 
-def _visible(text: str) -> str:
-    """Control characters as U+FFFD, so the form shown again marks where they were
-    (and the page itself carries no NUL bytes)."""
-    return "".join("\ufffd" if unicodedata.category(c) == "Cc" else c for c in text)
-
-
-def _shown(typed: "PollForm") -> "PollForm":
-    typed.question_text = _visible(typed.question_text)
-    typed.choices = [_visible(c) for c in typed.choices]
-    typed.closes_at = _visible(typed.closes_at)
-    typed.tz_offset = ""  # the browser's script sets it again on the next submit
-    return typed
-
-
 def _text(form: MultiMapping, name: str) -> str | None:
     value = form.get(name, "")
     return value if isinstance(value, str) else None
@@ -111,6 +97,20 @@ class PollForm:
     @property
     def can_add_choice(self) -> bool:
         return len(self.choices) < MAX_CHOICES
+
+
+def _visible(text: str) -> str:
+    """Control characters as U+FFFD, so the form shown again marks where they were
+    (and the page itself carries no NUL bytes)."""
+    return "".join("\ufffd" if unicodedata.category(c) == "Cc" else c for c in text)
+
+
+def _shown(typed: PollForm) -> PollForm:
+    typed.question_text = _visible(typed.question_text)
+    typed.choices = [_visible(c) for c in typed.choices]
+    typed.closes_at = _visible(typed.closes_at)
+    typed.tz_offset = ""  # the browser's script sets it again on the next submit
+    return typed
 
 
 def _typed(form: MultiMapping) -> tuple[PollForm, set[str]]:

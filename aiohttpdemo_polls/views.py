@@ -16,6 +16,7 @@ VOTER_COOKIE = "polls_voter"
 VOTER_COOKIE_MAX_AGE = 365 * 24 * 3600
 NO_CHOICE = "You didn't select a choice."
 ALREADY_VOTED = "You already voted in this poll."
+VOTING_CLOSED = "Voting on this poll has closed; your vote was not counted."
 _VOTER_ID = re.compile(r"[A-Za-z0-9_-]{24}")
 _PAGE = re.compile(r"[1-9][0-9]{0,8}")
 _ID = re.compile(r"[1-9][0-9]{0,9}")
@@ -94,6 +95,8 @@ async def vote(request: web.Request) -> web.Response:
         voter = secrets.token_urlsafe(18)  # 144 random bits
     async with request.app[engine_key].acquire() as conn:
         question = await _question_or_404(conn, question_id)
+        if question.closed:  # whatever was sent: a closed poll shows no form to fix
+            raise web.HTTPConflict(text=VOTING_CLOSED)
         chosen = _chosen_ids(form, question.multiple)
         outcome = (
             db.VoteOutcome.INVALID_CHOICE
@@ -109,7 +112,7 @@ async def vote(request: web.Request) -> web.Response:
                 status=400,
             )
     if outcome is db.VoteOutcome.CLOSED:
-        raise web.HTTPConflict(text="Voting on this poll has closed; your vote was not counted.")
+        raise web.HTTPConflict(text=VOTING_CLOSED)
     results = request.app.router["results"].url_for(question_id=str(question_id))
     if outcome is db.VoteOutcome.ALREADY_VOTED:
         results = results.with_query(already="1")

@@ -2,7 +2,9 @@
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 
 from aiohttpdemo_polls import db
@@ -142,3 +144,14 @@ async def test_a_vote_arriving_while_a_close_commits_waits_and_is_refused(
     response = await vote
     assert response.status == 409
     assert votes_of(poll["id"])[chosen] == 0
+
+
+@pytest.mark.parametrize("form", [{}, {"choice": ""}, {"choice": "abc"}, {"choice": "99999"}])
+async def test_any_vote_on_a_closed_poll_is_409_even_with_a_bad_choice(
+    anonymous, make_question, votes_of, form
+):
+    question = make_question(closed_at=datetime.now(UTC))
+    response = await anonymous.post(f"poll/{question['id']}/vote", data=form)
+    assert response.status == 409
+    assert CLOSED_VOTE in await response.text()
+    assert set(votes_of(question["id"]).values()) == {0}
