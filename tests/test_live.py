@@ -260,3 +260,19 @@ async def test_subscribers_hear_each_changed_poll(client, anonymous, make_questi
     while question["id"] not in heard and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     assert heard == [question["id"]]
+
+
+async def test_results_page_loads_live_script_and_names_its_socket(client, make_question):
+    question = make_question()
+    page = await (await client.get(f"/poll/{question['id']}/results")).text()
+    assert f'data-live="/poll/{question["id"]}/live"' in page
+    assert 'data-closed="false"' in page
+    assert '<script src="/static/live.js" defer></script>' in page
+    assert "<script>" not in page and "style=" not in page
+
+
+async def test_live_script_is_served_as_javascript(client):
+    response = await client.get("/static/live.js")
+    assert response.status == 200
+    assert response.content_type in {"application/javascript", "text/javascript"}
+    assert "new WebSocket(" in await response.text()

@@ -1,0 +1,185 @@
+// Live results: keeps a results list (templates/_results.html) up to date over a WebSocket.
+// Progressive enhancement only: without JavaScript the page shows the numbers it was served.
+// The server sends the poll's counters on connect and after every change (see live.py):
+//   {"question_id": 1, "total": 7, "closed": false, "choices": [{"id": 3, "votes": 4, "percent": 57.1}]}
+//   {"question_id": 1, "deleted": true}
+(function () {
+  "use strict";
+
+  var list = document.querySelector("ul.results[data-live]");
+  if (!list || !("WebSocket" in window)) {
+    return;
+  }
+  var MIN_DELAY = 1000; // ms before the first reconnect; doubles up to MAX_DELAY, with jitter
+  var MAX_DELAY = 30000;
+  var delay = MIN_DELAY;
+  var socket = null;
+  var finished = false;
+  var closed = list.getAttribute("data-closed") === "true";
+
+  // The mark that says whether numbers are live: data-state is connecting, live, offline or deleted.
+  var mark = document.createElement("p");
+  mark.className = "live-status";
+  mark.setAttribute("aria-live", "polite"); // announced when it changes, like a status
+  list.parentNode.insertBefore(mark, list);
+
+  function setState(state, text) {
+    mark.setAttribute("data-state", state);
+    mark.textContent = text;
+  }
+
+  function plural(node, count) {
+    // The word after a number (" vote · " or " votes") follows its span as plain text.
+    var word = node && node.nextSibling;
+    if (word && word.nodeType === Node.TEXT_NODE) {
+      word.nodeValue = word.nodeValue.replace(/^ votes?/, count === 1 ? " vote" : " votes");
+    }
+  }
+
+  function setText(node, text) {
+    if (node && node.textContent !== text) {
+      node.textContent = text;
+    }
+  }
+
+  function sameChoices(choices) {
+    var rows = list.querySelectorAll("li[data-choice]");
+    if (rows.length !== choices.length) {
+      return false;
+    }
+    for (var i = 0; i < choices.length; i += 1) {
+      if (rows[i].getAttribute("data-choice") !== String(choices[i].id)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  function showClosed(isClosed) {
+    if (isClosed === closed) {
+      return;
+    }
+    closed = isClosed;
+    var notes = document.querySelectorAll(".closed-note");
+    for (var i = 0; i < notes.length; i += 1) {
+      notes[i].parentNode.removeChild(notes[i]);
+    }
+    var note = document.createElement("p");
+    note.className = "closed-note";
+    if (isClosed) {
+      note.textContent = "Voting has closed.";
+    } else {
+      var link = document.createElement("a");
+      link.href = list.getAttribute("data-poll");
+      link.textContent = "Vote";
+      note.appendChild(document.createTextNode("Voting is open again. "));
+      note.appendChild(link);
+    }
+    mark.parentNode.insertBefore(note, mark.nextSibling);
+    var voteLinks = document.querySelectorAll(".vote-link");
+    for (var j = 0; j < voteLinks.length; j += 1) {
+      voteLinks[j].hidden = isClosed;
+    }
+  }
+
+  function showCounts(message) {
+    if (!sameChoices(message.choices)) {
+      // The poll's choices were edited: the page's structure is stale, fetch it anew.
+      window.location.reload();
+      return;
+    }
+    message.choices.forEach(function (choice) {
+      var row = list.querySelector('li[data-choice="' + choice.id + '"]');
+      var votes = row.querySelector(".votes");
+      setText(votes, String(choice.votes));
+      plural(votes, choice.votes);
+      setText(row.querySelector(".percent"), choice.percent.toFixed(1));
+      var fill = row.querySelector(".fill");
+      if (fill) {
+        // The attribute for the record, the CSS property so the width change transitions.
+        fill.setAttribute("width", choice.percent.toFixed(1));
+        fill.style.width = choice.percent + "px";
+      }
+    });
+    var total = document.querySelector(".total-votes");
+    setText(total, String(message.total));
+    plural(total, message.total);
+    showClosed(message.closed);
+  }
+
+  function showDeleted() {
+    finished = true;
+    setState("deleted", "This poll has been deleted.");
+    var voteLinks = document.querySelectorAll(".vote-link");
+    for (var i = 0; i < voteLinks.length; i += 1) {
+      voteLinks[i].hidden = true;
+    }
+  }
+
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    setState("connecting", "Connecting to live results…");
+    socket = new WebSocket(scheme + window.location.host + list.getAttribute("data-live"));
+    socket.onmessage = function (event) {
+      var message;
+      try {
+        message = JSON.parse(event.data);
+      } catch (error) {
+        return;
+      }
+      if (message.deleted) {
+        showDeleted();
+        return;
+      }
+      delay = MIN_DELAY; // a snapshot arrived: the connection works
+      setState("live", "Live");
+      showCounts(message);
+    };
+    var heard = false;
+    socket.onopen = function () {
+      heard = true;
+    };
+    socket.onclose = function () {
+      socket = null;
+      if (finished) {
+        return;
+      }
+      if (!heard && window.fetch) {
+        // Refused before the upgrade: if the page itself is gone now, so is the poll.
+        window.fetch(window.location.pathname, { method: "HEAD", credentials: "same-origin" }).then(
+          function (response) {
+            if (response.status === 404) {
+              showDeleted();
+            }
+          },
+          function () {}
+        );
+      }
+      setState("offline", "Not live: reconnecting… (numbers may be out of date)");
+      // Jitter: many pages dropped at once (a server restart) do not all come back at once.
+      var wait = delay / 2 + Math.random() * delay / 2;
+      delay = Math.min(delay * 2, MAX_DELAY);
+      window.setTimeout(function () {
+        if (!finished) {
+          connect();
+        }
+      }, wait);
+    };
+  }
+
+  window.addEventListener("pagehide", function () {
+    if (socket) {
+      finished = true;
+      socket.close(1000);
+    }
+  });
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && !socket && mark.getAttribute("data-state") !== "deleted") {
+      // Back from the back-forward cache: take a fresh snapshot.
+      finished = false;
+      delay = MIN_DELAY;
+      connect();
+    }
+  });
+  connect();
+})();
