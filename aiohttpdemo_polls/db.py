@@ -107,6 +107,7 @@ async def published_questions(conn: Any, limit: int, offset: int) -> list:
             question.c.id,
             question.c.question_text,
             question.c.pub_date,
+            question.c.closes_at,
             closed.label("closed"),
             sa.func.count().over().label("total"),
         )
@@ -116,6 +117,13 @@ async def published_questions(conn: Any, limit: int, offset: int) -> list:
         .offset(offset)
     )
     return await (await conn.execute(query)).fetchall()
+
+
+async def next_publication(conn: Any) -> datetime | None:
+    """When the next scheduled poll is published (the list of polls changes then), or None."""
+    return await conn.scalar(
+        sa.select(sa.func.min(question.c.pub_date)).where(question.c.pub_date > sa.func.now())
+    )
 
 
 async def published_question(conn: Any, question_id: int) -> Any:

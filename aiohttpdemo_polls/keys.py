@@ -5,8 +5,12 @@ from typing import Any
 from aiohttp import web
 from aiopg.sa import Engine
 
+from .cache import Cache
 from .live import Live
+from .votes import VoteBatcher
 
 config_key = web.AppKey("config", dict[str, Any])
 engine_key = web.AppKey("engine", Engine)
 live_key = web.AppKey("live", Live)
+cache_key = web.AppKey("cache", Cache)
+votes_key = web.AppKey("votes", VoteBatcher)

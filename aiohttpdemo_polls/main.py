@@ -9,8 +9,8 @@ import aiopg.sa
 import jinja2
 from aiohttp import web
 
-from . import live, middlewares, pgserver, routes, settings, views
-from .keys import config_key, engine_key, live_key
+from . import cache, live, middlewares, pgserver, routes, settings, views, votes
+from .keys import cache_key, config_key, engine_key, live_key, votes_key
 
 TEMPLATES = settings.PROJECT_ROOT / "templates"
 
@@ -21,7 +21,11 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
         config = settings.from_argv(argv or [])
     app = web.Application(
         client_max_size=config["max_body_size"],
-        middlewares=[middlewares.error_pages, middlewares.cross_site_refusal],
+        middlewares=[
+            middlewares.error_pages,
+            middlewares.cross_site_refusal,
+            middlewares.invalidate_after_writes,
+        ],
     )
     app[config_key] = config
     aiohttp_jinja2.setup(
@@ -35,6 +39,8 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
     app.on_response_prepare.append(middlewares.security_headers)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(live_results)
+    app.cleanup_ctx.append(page_cache)
+    app.cleanup_ctx.append(vote_batcher)
     app.on_shutdown.append(close_live_sockets)
     routes.setup(app, serve_static=config["debug"])
     return app
@@ -67,3 +73,24 @@ async def close_live_sockets(app: web.Application) -> None:
     """On shutdown, close every live WebSocket with 1001 (going away) so clients reconnect."""
     if live_key in app:
         await app[live_key].close_all()
+
+
+async def page_cache(app: web.Application) -> AsyncIterator[None]:
+    """Poll content in memory (cache.py), trusted only while live results' listener listens."""
+    hub = app[live_key]
+    pages = cache.Cache()
+    pages.trusted = lambda: hub.listening
+    unsubscribe = hub.subscribe(pages.notice)
+    app[cache_key] = pages
+    try:
+        yield
+    finally:
+        unsubscribe()
+
+
+async def vote_batcher(app: web.Application) -> AsyncIterator[None]:
+    """The process's group-commit vote writer (votes.py); lets queued votes finish on shutdown."""
+    batcher = votes.VoteBatcher(app[engine_key], on_commit=app[cache_key].invalidate_polls)
+    app[votes_key] = batcher
+    yield
+    await batcher.wait_idle()

@@ -9,7 +9,7 @@ import psycopg2
 from aiohttp import web
 from yarl import URL
 
-from .keys import config_key
+from .keys import cache_key, config_key
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,29 @@ async def cross_site_refusal(request: web.Request, handler: Handler) -> web.Stre
             log.info("refused cross-site %s %s (%s)", request.method, request.path, reason)
             raise web.HTTPForbidden(text=CROSS_SITE)
     return await handler(request)
+
+
+@web.middleware
+async def invalidate_after_writes(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """After a form changes a poll in this process, drop the cached pages showing it.
+
+    Other processes hear of the change through the live-results listener a moment later;
+    this makes the next page load in this process show it at once. Votes are left to the
+    vote batcher, which does the same when each batch commits.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    finally:
+        route = request.match_info.route.name
+        pages = request.app.get(cache_key)
+        if pages is not None and route != "vote":
+            raw = request.match_info.get("question_id")
+            if raw is not None and raw.isdigit() and len(raw) < 11:
+                pages.invalidate(int(raw))
+            else:
+                pages.invalidate_index()
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:

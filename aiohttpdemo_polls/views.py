@@ -1,15 +1,23 @@
-"""Request handlers: read the request, ask `db`, render a template."""
+"""Request handlers: read the request, ask `db` (through the cache), render a template.
+
+Pages that are the same for every reader are rendered once and kept in the process's
+cache (cache.py) until their poll changes; what depends on the reader (their own vote)
+is read from the database on every request.
+"""
 
 import re
 import secrets
 from datetime import datetime
+from typing import Any, NamedTuple
 
 import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiMapping
 
 from . import db, forms
-from .keys import config_key, engine_key
+from .cache import expiry
+from .keys import cache_key, config_key, engine_key, votes_key
+from .votes import VoteNotCounted
 
 PAGE_SIZE = 20
 VOTER_COOKIE = "polls_voter"
@@ -39,13 +47,6 @@ def _page(request: web.Request) -> int:
     return int(raw)
 
 
-async def _question_or_404(conn, question_id: int):
-    question = await db.published_question(conn, question_id)
-    if question is None:
-        raise web.HTTPNotFound()
-    return question
-
-
 def _voter(request: web.Request) -> str | None:
     """The browser's voter id from its cookie, if it sent a well-formed one."""
     value = request.cookies.get(VOTER_COOKIE, "")
@@ -62,55 +63,108 @@ def _chosen_ids(form: MultiMapping[str], multiple: bool) -> list[int] | None:
     return [int(v) for v in values]
 
 
-@aiohttp_jinja2.template("index.html")
-async def index(request: web.Request) -> dict:
+class PollContent(NamedTuple):
+    """A published poll as every reader sees it: the question row and its choices."""
+
+    question: Any
+    choices: list
+
+
+async def _content(request: web.Request, question_id: int) -> PollContent:
+    """The published poll (cached until it changes or reaches `closes_at`), else a 404."""
+
+    async def load() -> tuple[PollContent | None, float]:
+        async with request.app[engine_key].acquire() as conn:
+            question = await db.published_question(conn, question_id)
+            if question is None:
+                return None, 0
+            choices = await db.choices(conn, question_id)
+        return PollContent(question, choices), expiry(None if question.closed else question.closes_at)
+
+    content = await request.app[cache_key].get(("content", question_id), load)
+    if content is None:
+        raise web.HTTPNotFound()
+    return content
+
+
+async def _cached_page(request: web.Request, key: tuple, render) -> web.Response:
+    """A page the same for every reader: rendered once, then served from the cache."""
+    body = await request.app[cache_key].get(key, render)
+    if body is None:
+        raise web.HTTPNotFound()
+    return web.Response(body=body, content_type="text/html", charset="utf-8")
+
+
+def _render(request: web.Request, template: str, context: dict) -> bytes:
+    return aiohttp_jinja2.render_string(template, request, context).encode()
+
+
+async def index(request: web.Request) -> web.Response:
     """Published polls, newest first, a page at a time."""
     page = _page(request)
-    async with request.app[engine_key].acquire() as conn:
-        questions = await db.published_questions(conn, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-    if not questions and page != 1:
-        raise web.HTTPNotFound()
-    total = questions[0].total if questions else 0
-    return {"questions": questions, "page": page, "pages": max(1, -(-total // PAGE_SIZE))}
+
+    async def render() -> tuple[bytes | None, float]:
+        async with request.app[engine_key].acquire() as conn:
+            questions = await db.published_questions(conn, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+            # The page changes by itself when a scheduled poll is published or a listed one closes.
+            upcoming = await db.next_publication(conn)
+        if not questions and page != 1:
+            return None, 0
+        total = questions[0].total if questions else 0
+        context = {"questions": questions, "page": page, "pages": max(1, -(-total // PAGE_SIZE))}
+        closing = [q.closes_at for q in questions if not q.closed]
+        return _render(request, "index.html", context), expiry(upcoming, *closing)
+
+    return await _cached_page(request, ("index", None, page), render)
 
 
 async def poll(request: web.Request) -> web.Response:
     """The voting form, or the results once voting has closed."""
-    async with request.app[engine_key].acquire() as conn:
-        question = await _question_or_404(conn, _question_id(request))
-        choices = await db.choices(conn, question.id, _voter(request))
-    template = "results.html" if question.closed else "detail.html"
-    return aiohttp_jinja2.render_template(
-        template, request, {"question": question, "choices": choices, "error": None, "notice": None}
-    )
+    question_id = _question_id(request)
+    content = await _content(request, question_id)
+    if content.question.closed:
+        return await _results_page(request, question_id, content, notice=None)
+
+    async def render() -> tuple[bytes, float]:
+        context = {"question": content.question, "choices": content.choices, "error": None}
+        return _render(request, "detail.html", context), expiry(content.question.closes_at)
+
+    return await _cached_page(request, ("poll", question_id), render)
 
 
 async def vote(request: web.Request) -> web.Response:
-    """Count the browser's ballot, then redirect to the results (POST-redirect-GET)."""
+    """Count the browser's ballot, then redirect to the results (POST-redirect-GET).
+
+    The redirect is sent only once the ballot is committed (votes.VoteBatcher), so the
+    results page it leads to always shows it.
+    """
     question_id = _question_id(request)
     form = await forms.read_form(request)
     voter = _voter(request)
     new_voter = voter is None
     if new_voter:
         voter = secrets.token_urlsafe(18)  # 144 random bits
-    async with request.app[engine_key].acquire() as conn:
-        question = await _question_or_404(conn, question_id)
-        if question.closed:  # whatever was sent: a closed poll shows no form to fix
-            raise web.HTTPConflict(text=VOTING_CLOSED)
-        chosen = _chosen_ids(form, question.multiple)
+    content = await _content(request, question_id)
+    if content.question.closed:  # whatever was sent: a closed poll shows no form to fix
+        raise web.HTTPConflict(text=VOTING_CLOSED)
+    chosen = _chosen_ids(form, content.question.multiple)
+    try:
         outcome = (
             db.VoteOutcome.INVALID_CHOICE
             if chosen is None
-            else await db.cast_vote(conn, question_id, chosen, voter)
+            else await request.app[votes_key].cast(question_id, chosen, voter)
         )
-        if outcome is db.VoteOutcome.INVALID_CHOICE:
-            choices = await db.choices(conn, question_id)
-            return aiohttp_jinja2.render_template(
-                "detail.html",
-                request,
-                {"question": question, "choices": choices, "error": NO_CHOICE},
-                status=400,
-            )
+    except VoteNotCounted:
+        raise web.HTTPServiceUnavailable(
+            text="Your vote could not be counted just now; nothing was recorded. Please try again."
+        ) from None
+    if outcome is db.VoteOutcome.INVALID_CHOICE:
+        return aiohttp_jinja2.render_template(
+            "detail.html",
+            request,
+            {"question": content.question, "choices": content.choices, "error": NO_CHOICE},
+            status=400,
+        )
     if outcome is db.VoteOutcome.CLOSED:
         raise web.HTTPConflict(text=VOTING_CLOSED)
     results = request.app.router["results"].url_for(question_id=str(question_id))
@@ -129,11 +183,35 @@ async def vote(request: web.Request) -> web.Response:
     raise response
 
 
-@aiohttp_jinja2.template("results.html")
-async def results(request: web.Request) -> dict:
+async def results(request: web.Request) -> web.Response:
     """Votes per choice with percentages and bars; the reader's own choice is marked."""
-    async with request.app[engine_key].acquire() as conn:
-        question = await _question_or_404(conn, _question_id(request))
-        choices = await db.choices(conn, question.id, _voter(request))
+    question_id = _question_id(request)
+    content = await _content(request, question_id)
     notice = ALREADY_VOTED if request.query.get("already") else None
-    return {"question": question, "choices": choices, "notice": notice}
+    return await _results_page(request, question_id, content, notice)
+
+
+async def _results_page(
+    request: web.Request, question_id: int, content: PollContent, notice: str | None
+) -> web.Response:
+    """The results: from the cache for a reader who has no voter id, else read for them.
+
+    A voter's page is always read from the database, counts included: their own vote,
+    just committed, is on it even before this process hears of the change.
+    """
+    voter = _voter(request)
+    if voter is None and notice is None:
+
+        async def render() -> tuple[bytes, float]:
+            context = {"question": content.question, "choices": content.choices, "notice": None}
+            return _render(request, "results.html", context), expiry(
+                None if content.question.closed else content.question.closes_at
+            )
+
+        return await _cached_page(request, ("results", question_id), render)
+    choices = content.choices
+    if voter is not None:
+        async with request.app[engine_key].acquire() as conn:
+            choices = await db.choices(conn, question_id, voter)
+    context = {"question": content.question, "choices": choices, "notice": notice}
+    return aiohttp_jinja2.render_template("results.html", request, context)

@@ -1,0 +1,131 @@
+"""Published poll content in process memory, dropped the moment a poll changes.
+
+Most requests read pages that change only when someone votes or edits a poll, so each
+process keeps what it loaded (rendered pages and poll rows) and serves it again without
+a database round trip or a template render. Correctness comes first:
+
+- Every change to a poll's votes or state sends a notice (`db.CHANNEL`); the live-results
+  listener (`live.Live.subscribe`) calls `invalidate(question_id)` for it, in every
+  process. Notices do not say *what* changed, so any notice also drops every index page
+  (a new, deleted or closed poll changes them).
+- While the listener is not listening (lost connection, reconnecting) no notice can
+  arrive, so the cache is bypassed (`trusted` is False) and emptied when it comes back.
+- A write in this process drops the affected entries itself as soon as it commits (the
+  vote batcher, and the `invalidate_after_writes` middleware for other forms), so the next
+  page load in the same process shows it without waiting for the notice.
+- A load that was running when its poll changed is handed to the requests waiting for it
+  (it is as new as a database read they would have started) but not kept: the generation
+  counters tell. Concurrent misses on one key share one load (no stampede).
+- Things that change with time alone (a poll reaching `closes_at`, a scheduled poll's
+  `pub_date`) give entries an expiry time; no notice is sent then.
+
+Voter-specific content (a reader's own vote) is never cached: views read it per voter.
+"""
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from typing import Any
+
+# Keys are tuples whose second item is the poll id, e.g. ("results", 7); a key whose
+# second item is None (e.g. ("index", None, 2)) depends on every poll.
+Key = tuple[Hashable, ...]
+Loader = Callable[[], Awaitable[tuple[Any, float]]]  # -> (value, expiry as time.time(); inf: none)
+
+MAX_ENTRIES = 20_000
+
+
+class Cache:
+    """Values computed from published polls, keyed by tuples naming the poll they show."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self.trusted: Callable[[], bool] = lambda: True
+        self._entries: dict[Key, tuple[Any, float]] = {}
+        self._by_poll: dict[int | None, set[Key]] = {}
+        self._loading: dict[Key, tuple[tuple[int, int], asyncio.Future]] = {}
+        self._generation = 0  # bumped by clear()
+        self._poll_generation: dict[int | None, int] = {}  # bumped by invalidate(); None: index
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def get(self, key: Key, load: Loader) -> Any:
+        """The cached value for `key`, or `load()`'s (kept unless it changed meanwhile)."""
+        entry = self._entries.get(key)
+        if entry is not None and entry[1] > time.time() and self.trusted():
+            return entry[0]
+        token = self._token(key)
+        loading = self._loading.get(key)
+        if loading is not None and loading[0] == token:
+            return await asyncio.shield(loading[1])
+        future = asyncio.ensure_future(self._load(key, token, load))
+        self._loading[key] = (token, future)
+        return await asyncio.shield(future)
+
+    async def _load(self, key: Key, token: tuple[int, int], load: Loader) -> Any:
+        try:
+            value, expires = await load()
+        finally:
+            if self._loading.get(key, (None,))[0] == token:
+                del self._loading[key]
+        if value is not None and self._token(key) == token and self.trusted() and expires > time.time():
+            self._put(key, value, expires)
+        return value
+
+    def _token(self, key: Key) -> tuple[int, int]:
+        return self._generation, self._poll_generation.get(key[1], 0)
+
+    def _put(self, key: Key, value: Any, expires: float) -> None:
+        if key not in self._entries and len(self._entries) >= self.max_entries:
+            # Bounded memory: drop the oldest entry (dicts keep insertion order).
+            self._forget(next(iter(self._entries)))
+        self._entries[key] = (value, expires)
+        self._by_poll.setdefault(key[1], set()).add(key)
+
+    def _forget(self, key: Key) -> None:
+        del self._entries[key]
+        keys = self._by_poll.get(key[1])
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_poll[key[1]]
+
+    def invalidate(self, question_id: int) -> None:
+        """This poll changed: drop what shows it, and every index page."""
+        for poll in (question_id, None):
+            self._poll_generation[poll] = self._poll_generation.get(poll, 0) + 1
+            for key in self._by_poll.pop(poll, ()):
+                del self._entries[key]
+
+    def invalidate_polls(self, question_ids: Iterable[int]) -> None:
+        """These polls changed (a write in this process committed)."""
+        for question_id in question_ids:
+            self.invalidate(question_id)
+
+    def invalidate_index(self) -> None:
+        """The list of polls changed (a poll was made): drop every index page."""
+        self._poll_generation[None] = self._poll_generation.get(None, 0) + 1
+        for key in self._by_poll.pop(None, ()):
+            del self._entries[key]
+
+    def clear(self) -> None:
+        """Anything may have changed (the listener lost its connection): drop everything."""
+        self._generation += 1
+        self._poll_generation.clear()
+        self._entries.clear()
+        self._by_poll.clear()
+
+    def notice(self, question_id: int | None) -> None:
+        """A `live.Live.subscribe` callback: a poll's notice, or None for "resync everything"."""
+        if question_id is None:
+            self.clear()
+        else:
+            self.invalidate(question_id)
+
+
+def expiry(*moments: Any) -> float:
+    """The earliest of these datetimes (None ignored) as a `time.time()` value; inf if none."""
+    stamps = [m.timestamp() for m in moments if m is not None]
+    return min(stamps, default=math.inf)

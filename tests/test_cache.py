@@ -1,0 +1,227 @@
+"""The page cache: pages come from memory, yet every change shows on the next page load."""
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from aiohttpdemo_polls.cache import Cache
+from aiohttpdemo_polls.keys import cache_key, live_key
+
+
+def run_sql(sync_engine, statement: str, **params: Any) -> None:
+    with sync_engine.begin() as conn:
+        conn.execute(sa.text(statement), params)
+
+
+async def page(session, path: str) -> str:
+    response = await session.get(path)
+    assert response.status == 200
+    return await response.text()
+
+
+async def eventually(check, timeout: float = 3.0) -> None:
+    """Poll an async condition until it holds, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_pages_are_served_from_memory_after_the_first_load(client, anonymous, make_question):
+    question = make_question("Cached?")
+    assert "Cached?" in await page(anonymous, f"/poll/{question['id']}")
+    assert "Cached?" in await page(anonymous, "/")
+    cached = len(client.app[cache_key])
+    assert cached >= 3  # the poll's content, its form page, and index page 1
+    assert "Cached?" in await page(anonymous, f"/poll/{question['id']}")
+    assert len(client.app[cache_key]) == cached
+
+
+async def test_vote_shows_on_the_next_anonymous_results_load(client, anonymous, make_question):
+    question = make_question(choices=("Yes", "No"))
+    results = f"/poll/{question['id']}/results"
+    assert '<span class="total-votes">0</span>' in await page(anonymous, results)
+    response = await client.post(f"/poll/{question['id']}/vote", data={"choice": question["choices"][0]})
+    assert response.status == 200
+    assert '<span class="total-votes">1</span>' in await page(anonymous, results)
+
+
+async def test_own_vote_shows_right_after_redirect_even_with_a_warm_cache(client, anonymous, make_question):
+    question = make_question(choices=("Yes", "No"))
+    await page(anonymous, f"/poll/{question['id']}/results")  # warm the shared page
+    response = await client.post(f"/poll/{question['id']}/vote", data={"choice": question["choices"][1]})
+    assert response.url.path == f"/poll/{question['id']}/results"
+    text = await response.text()
+    assert "(your vote)" in text
+    assert '<span class="total-votes">1</span>' in text
+
+
+async def test_change_committed_elsewhere_shows_once_its_notice_arrives(
+    client, anonymous, make_question, sync_engine
+):
+    question = make_question("Before the edit")
+    assert "Before the edit" in await page(anonymous, f"/poll/{question['id']}")
+    assert "Before the edit" in await page(anonymous, "/")
+    # Another process (here: plain SQL) edits the poll and notifies, as every writer must.
+    run_sql(
+        sync_engine,
+        "UPDATE question SET question_text = 'After the edit' WHERE id = :id;"
+        "SELECT pg_notify('poll_changes', :sid)",
+        id=question["id"],
+        sid=str(question["id"]),
+    )
+
+    async def shows_edit() -> bool:
+        return "After the edit" in await page(anonymous, f"/poll/{question['id']}") and "After the edit" in (
+            await page(anonymous, "/")
+        )
+
+    await eventually(shows_edit)
+
+
+async def test_poll_closed_elsewhere_shows_results_instead_of_the_form(
+    client, anonymous, make_question, sync_engine
+):
+    question = make_question()
+    assert 'name="choice"' in await page(anonymous, f"/poll/{question['id']}")
+    run_sql(
+        sync_engine,
+        "UPDATE question SET closed_at = now() WHERE id = :id; SELECT pg_notify('poll_changes', :sid)",
+        id=question["id"],
+        sid=str(question["id"]),
+    )
+
+    async def closed() -> bool:
+        return "Voting closed" in await page(anonymous, f"/poll/{question['id']}")
+
+    await eventually(closed)
+    response = await anonymous.post(f"/poll/{question['id']}/vote", data={"choice": question["choices"][0]})
+    assert response.status == 409
+
+
+async def test_poll_reaching_closes_at_closes_without_any_notice(client, anonymous, make_question):
+    closes_at = datetime.now(UTC) + timedelta(seconds=1)
+    question = make_question(closes_at=closes_at)
+    assert 'name="choice"' in await page(anonymous, f"/poll/{question['id']}")
+    assert "Closed" not in await page(anonymous, "/")
+
+    async def closed() -> bool:
+        return "Voting closed" in await page(anonymous, f"/poll/{question['id']}")
+
+    await eventually(closed, timeout=5)
+    assert "closed-mark" in await page(anonymous, "/")
+
+
+async def test_scheduled_poll_appears_at_its_pub_date_without_any_notice(client, anonymous, make_question):
+    make_question("Already out")
+    make_question("Coming soon", days=1.5 / 86400)  # published 1.5 s from now
+    assert "Coming soon" not in await page(anonymous, "/")
+
+    async def listed() -> bool:
+        return "Coming soon" in await page(anonymous, "/")
+
+    await eventually(listed, timeout=5)
+
+
+async def test_lost_listener_bypasses_and_empties_the_cache(client, anonymous, make_question, sync_engine):
+    question = make_question("Watched")
+    await page(anonymous, f"/poll/{question['id']}")
+    hub = client.app[live_key]
+    pid = hub.backend_pid
+    run_sql(sync_engine, "SELECT pg_terminate_backend(:pid)", pid=pid)
+
+    async def reconnected() -> bool:
+        return hub.listening and hub.backend_pid != pid
+
+    await eventually(reconnected, timeout=5)
+    # A change made while it was away (its notice lost) shows all the same.
+    run_sql(
+        sync_engine, "UPDATE question SET question_text = 'Changed unseen' WHERE id = :id", id=question["id"]
+    )
+    assert "Changed unseen" in await page(anonymous, f"/poll/{question['id']}")
+
+
+async def test_load_running_when_its_poll_changes_is_not_kept():
+    cache = Cache()
+    release = asyncio.Event()
+
+    async def slow_load() -> tuple[str, float]:
+        await release.wait()
+        return "old", float("inf")
+
+    pending = asyncio.ensure_future(cache.get(("poll", 1), slow_load))
+    await asyncio.sleep(0)
+    cache.invalidate(1)
+    release.set()
+    assert await pending == "old"  # those who asked before the change may see it
+
+    async def fresh() -> tuple[str, float]:
+        return "new", float("inf")
+
+    assert await cache.get(("poll", 1), fresh) == "new"
+
+
+async def test_concurrent_misses_share_one_load():
+    cache = Cache()
+    loads = 0
+
+    async def load() -> tuple[str, float]:
+        nonlocal loads
+        loads += 1
+        await asyncio.sleep(0.01)
+        return "page", float("inf")
+
+    assert await asyncio.gather(*(cache.get(("index", None, 1), load) for _ in range(20))) == ["page"] * 20
+    assert loads == 1
+
+
+async def test_invalidating_a_poll_drops_its_pages_and_every_index_page_only():
+    cache = Cache()
+
+    async def value(v):
+        async def load() -> tuple[Any, float]:
+            return v, float("inf")
+
+        return load
+
+    for key in [("poll", 1), ("results", 1), ("poll", 2), ("index", None, 1), ("index", None, 2)]:
+        await cache.get(key, await value(key))
+    cache.invalidate(1)
+    assert len(cache) == 1  # only poll 2's page is left
+
+    async def never() -> tuple[Any, float]:
+        raise AssertionError("poll 2 should still be cached")
+
+    assert await cache.get(("poll", 2), never) == ("poll", 2)
+
+
+async def test_untrusted_cache_loads_every_time_and_keeps_nothing():
+    cache = Cache()
+    cache.trusted = lambda: False
+    loads = 0
+
+    async def load() -> tuple[int, float]:
+        nonlocal loads
+        loads += 1
+        return loads, float("inf")
+
+    assert [await cache.get(("poll", 1), load) for _ in range(3)] == [1, 2, 3]
+    assert len(cache) == 0
+
+
+async def test_expired_entry_is_loaded_again():
+    cache = Cache()
+    loads = 0
+
+    async def load() -> tuple[int, float]:
+        nonlocal loads
+        loads += 1
+        return loads, time.time() + 0.05
+
+    assert await cache.get(("poll", 1), load) == 1
+    assert await cache.get(("poll", 1), load) == 1
+    await asyncio.sleep(0.06)
+    assert await cache.get(("poll", 1), load) == 2

@@ -1,0 +1,146 @@
+"""Group commit (votes.py): votes arriving together share a transaction, with cast_vote's outcomes."""
+
+import asyncio
+import secrets
+from datetime import UTC, datetime
+
+import aiohttp
+import aiopg.sa
+import pytest
+import sqlalchemy as sa
+
+from aiohttpdemo_polls import db
+from aiohttpdemo_polls.votes import VoteBatcher, VoteNotCounted
+
+Outcome = db.VoteOutcome
+
+
+def voter() -> str:
+    return secrets.token_urlsafe(18)
+
+
+@pytest.fixture
+async def engine(database_url):
+    async with aiopg.sa.create_engine(database_url, minsize=1, maxsize=4) as engine:
+        yield engine
+
+
+async def test_many_voters_at_once_are_all_counted_in_few_transactions(
+    engine, make_question, votes_of, vote_rows_match_counters
+):
+    question = make_question(choices=("Hot", "Cold"))
+    hot, cold = question["choices"]
+    batcher = VoteBatcher(engine)
+    outcomes = await asyncio.gather(
+        *(batcher.cast(question["id"], [hot if n % 3 else cold], voter()) for n in range(300))
+    )
+    assert outcomes == [Outcome.COUNTED] * 300
+    assert votes_of(question["id"]) == {hot: 200, cold: 100}
+    assert vote_rows_match_counters()
+    assert batcher.transactions < 30  # they were grouped, not one transaction each
+
+
+async def test_repeated_voter_within_one_batch_counts_once(engine, make_question, votes_of):
+    question = make_question(choices=("Yes", "No"))
+    yes, no = question["choices"]
+    batcher = VoteBatcher(engine, writers=1)
+    same = voter()
+    outcomes = await asyncio.gather(
+        batcher.cast(question["id"], [yes], same),
+        batcher.cast(question["id"], [no], same),
+        batcher.cast(question["id"], [no], voter()),
+    )
+    assert batcher.transactions == 1
+    assert outcomes == [Outcome.COUNTED, Outcome.ALREADY_VOTED, Outcome.COUNTED]
+    assert votes_of(question["id"]) == {yes: 1, no: 1}
+    # ...and exactly as across batches: the same voter again later is refused too.
+    assert await batcher.cast(question["id"], [no], same) is Outcome.ALREADY_VOTED
+
+
+async def test_invalid_choices_and_closed_polls_are_refused_without_touching_the_others(
+    engine, make_question, votes_of, vote_rows_match_counters
+):
+    question = make_question("Open?", choices=("Yes", "No"))
+    other = make_question("Other?", choices=("A", "B"))
+    closed = make_question("Closed?", choices=("X", "Y"), closed_at=datetime.now(UTC))
+    future = make_question("Later?", days=3, choices=("P", "Q"))
+    yes, no = question["choices"]
+    batcher = VoteBatcher(engine, writers=1)
+    already = voter()
+    assert await batcher.cast(question["id"], [yes], already) is Outcome.COUNTED
+    outcomes = await asyncio.gather(
+        batcher.cast(question["id"], [yes], voter()),
+        batcher.cast(question["id"], [other["choices"][0]], voter()),  # another poll's choice
+        batcher.cast(question["id"], [yes, other["choices"][0]], voter()),  # one good, one not
+        batcher.cast(closed["id"], [closed["choices"][0]], voter()),
+        batcher.cast(future["id"], [future["choices"][0]], voter()),
+        batcher.cast(question["id"], [no], already),  # voted in an earlier batch
+        batcher.cast(question["id"], [other["choices"][1]], already),  # ...checked before the choice
+        batcher.cast(question["id"], [0], voter()),
+        batcher.cast(question["id"], [no], voter()),
+    )
+    assert outcomes == [
+        Outcome.COUNTED,
+        Outcome.INVALID_CHOICE,
+        Outcome.INVALID_CHOICE,
+        Outcome.CLOSED,
+        Outcome.INVALID_CHOICE,
+        Outcome.ALREADY_VOTED,
+        Outcome.ALREADY_VOTED,
+        Outcome.INVALID_CHOICE,
+        Outcome.COUNTED,
+    ]
+    assert votes_of(question["id"]) == {yes: 2, no: 1}
+    assert set(votes_of(other["id"]).values()) == {0}
+    assert set(votes_of(closed["id"]).values()) == {0}
+    assert vote_rows_match_counters()
+
+
+async def test_failed_batch_is_retried_one_by_one_and_only_the_bad_ballot_fails(
+    engine, make_question, votes_of, vote_rows_match_counters
+):
+    question = make_question(choices=("Yes", "No"))
+    yes, _ = question["choices"]
+    batcher = VoteBatcher(engine, writers=1)
+    # A voter id longer than the column makes PostgreSQL reject the whole batch's INSERT.
+    outcomes = await asyncio.gather(
+        batcher.cast(question["id"], [yes], voter()),
+        batcher.cast(question["id"], [yes], "x" * 100),
+        batcher.cast(question["id"], [yes], voter()),
+        return_exceptions=True,
+    )
+    assert outcomes[0] is Outcome.COUNTED and outcomes[2] is Outcome.COUNTED
+    assert isinstance(outcomes[1], VoteNotCounted)
+    assert votes_of(question["id"])[yes] == 2
+    assert vote_rows_match_counters()
+
+
+async def test_every_302_is_sent_after_its_vote_is_committed(client, make_question, sync_engine, votes_of):
+    question = make_question(choices=("Hot", "Cold"))
+    hot = question["choices"][0]
+    base = str(client.make_url("/"))
+
+    async def vote_and_check(session: aiohttp.ClientSession) -> bool:
+        response = await session.post(
+            f"/poll/{question['id']}/vote", data={"choice": str(hot)}, allow_redirects=False
+        )
+        assert response.status == 302
+        cookie = response.cookies["polls_voter"].value
+        # Read from another connection the moment the redirect arrives: it must be there.
+        with sync_engine.connect() as conn:
+            return (
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(db.vote)
+                    .where(db.vote.c.question_id == question["id"], db.vote.c.voter == cookie)
+                ).scalar_one()
+                == 1
+            )
+
+    sessions = [aiohttp.ClientSession(base_url=base, cookie_jar=aiohttp.DummyCookieJar()) for _ in range(40)]
+    try:
+        seen = await asyncio.gather(*(vote_and_check(s) for s in sessions))
+    finally:
+        await asyncio.gather(*(s.close() for s in sessions))
+    assert all(seen)
+    assert votes_of(question["id"])[hot] == 40
