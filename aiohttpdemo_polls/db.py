@@ -100,32 +100,6 @@ class VoteOutcome(enum.Enum):
     CLOSED = "closed"
 
 
-async def published_questions(conn: Any, limit: int, offset: int) -> list:
-    """One page of published questions, newest first, each with `total` (all published)."""
-    query = (
-        sa.select(
-            question.c.id,
-            question.c.question_text,
-            question.c.pub_date,
-            question.c.closes_at,
-            closed.label("closed"),
-            sa.func.count().over().label("total"),
-        )
-        .where(published)
-        .order_by(question.c.pub_date.desc(), question.c.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return await (await conn.execute(query)).fetchall()
-
-
-async def next_publication(conn: Any) -> datetime | None:
-    """When the next scheduled poll is published (the list of polls changes then), or None."""
-    return await conn.scalar(
-        sa.select(sa.func.min(question.c.pub_date)).where(question.c.pub_date > sa.func.now())
-    )
-
-
 async def published_question(conn: Any, question_id: int) -> Any:
     """The published question with this id, or None; `closed` says whether voting ended."""
     if not 0 < question_id <= PG_INT_MAX:

@@ -14,7 +14,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiMapping
 
-from . import db, forms
+from . import db, db_pages, forms
 from .cache import expiry
 from .keys import cache_key, config_key, engine_key, votes_key
 from .votes import VoteNotCounted
@@ -75,10 +75,10 @@ async def _content(request: web.Request, question_id: int) -> PollContent:
 
     async def load() -> tuple[PollContent | None, float]:
         async with request.app[engine_key].acquire() as conn:
-            question = await db.published_question(conn, question_id)
-            if question is None:
-                return None, 0
-            choices = await db.choices(conn, question_id)
+            found = await db_pages.poll(conn, question_id)
+        if found is None:
+            return None, 0
+        question, choices = found
         return PollContent(question, choices), expiry(None if question.closed else question.closes_at)
 
     content = await request.app[cache_key].get(("content", question_id), load)
@@ -105,12 +105,9 @@ async def index(request: web.Request) -> web.Response:
 
     async def render() -> tuple[bytes | None, float]:
         async with request.app[engine_key].acquire() as conn:
-            questions = await db.published_questions(conn, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-            # The page changes by itself when a scheduled poll is published or a listed one closes.
-            upcoming = await db.next_publication(conn)
+            questions, total, upcoming = await db_pages.index(conn, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         if not questions and page != 1:
             return None, 0
-        total = questions[0].total if questions else 0
         context = {"questions": questions, "page": page, "pages": max(1, -(-total // PAGE_SIZE))}
         closing = [q.closes_at for q in questions if not q.closed]
         return _render(request, "index.html", context), expiry(upcoming, *closing)
@@ -209,9 +206,12 @@ async def _results_page(
             )
 
         return await _cached_page(request, ("results", question_id), render)
-    choices = content.choices
+    question, choices = content
     if voter is not None:
         async with request.app[engine_key].acquire() as conn:
-            choices = await db.choices(conn, question_id, voter)
-    context = {"question": content.question, "choices": choices, "notice": notice}
+            found = await db_pages.poll(conn, question_id, voter)
+        if found is None:  # gone since the cached copy was made
+            raise web.HTTPNotFound()
+        question, choices = found
+    context = {"question": question, "choices": choices, "notice": notice}
     return aiohttp_jinja2.render_template("results.html", request, context)

@@ -434,33 +434,39 @@ class Bench:
 
     async def page(self, server: Server, scenario: str, connections: int) -> Run:
         lo, hi = self.data.poll_ids[0], self.data.poll_ids[-1]
+        if self.args.warmup and server.name != "bare":
+            # Unmeasured: fills the app's cache as a server in service would have it.
+            await self._page_load(server, scenario, connections, self.args.warmup, lo, hi)
         sampler = RssSampler(server)
         sampling = asyncio.create_task(sampler.run())
-        duration = self.args.duration
         try:
-            if self.loadgen == "wrk":
-                lua = (
-                    ""
-                    if scenario in ("index", "hello")
-                    else LUA_RANDOM_PAGE
-                    % {"lo": lo, "hi": hi, "suffix": "/results" if scenario == "results" else ""}
-                )
-                result = await wrk(server.url + "/", connections, duration, lua, self.tmp)
-            else:
-                suffix = "/results" if scenario == "results" else ""
-
-                def make() -> tuple[str, str, None]:
-                    if scenario in ("index", "hello"):
-                        return "GET", "/", None
-                    return "GET", f"/poll/{random.randint(lo, hi)}{suffix}", None
-
-                result = await python_load(server.url, connections, duration, make)
+            result = await self._page_load(server, scenario, connections, self.args.duration, lo, hi)
         finally:
             peak = sampler.stop()
             await sampling
         rps = result["requests"] / (result["duration_us"] / 1e6)
         errors = errors_of(result)
         return Run(rps, result["p50_us"] / 1000, result["p99_us"] / 1000, errors, peak, ok=True)
+
+    async def _page_load(
+        self, server: Server, scenario: str, connections: int, duration: float, lo: int, hi: int
+    ) -> dict[str, Any]:
+        if self.loadgen == "wrk":
+            lua = (
+                ""
+                if scenario in ("index", "hello")
+                else LUA_RANDOM_PAGE
+                % {"lo": lo, "hi": hi, "suffix": "/results" if scenario == "results" else ""}
+            )
+            return await wrk(server.url + "/", connections, duration, lua, self.tmp)
+        suffix = "/results" if scenario == "results" else ""
+
+        def make() -> tuple[str, str, None]:
+            if scenario in ("index", "hello"):
+                return "GET", "/", None
+            return "GET", f"/poll/{random.randint(lo, hi)}{suffix}", None
+
+        return await python_load(server.url, connections, duration, make)
 
     async def votes(self, server: Server, scenario: str, connections: int) -> Run:
         data = self.data
@@ -743,6 +749,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--only", help="comma-separated scenarios: " + ",".join([*PAGE_SCENARIOS, *VOTE_SCENARIOS])
     )
     parser.add_argument("--uvloop", action="store_true", help="run the app (and bare aiohttp) on uvloop")
+    parser.add_argument(
+        "--warmup", type=float, default=2, help="unmeasured seconds of load before each page run (default 2)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 s per run, one repeat")
     parser.add_argument("--polls", type=int, default=1000, help="generated polls to seed (default 1000)")
     parser.add_argument(
