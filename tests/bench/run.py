@@ -67,25 +67,24 @@ VOTE_SCENARIOS = {
 # thread keeps are globals so that `done` can read them with thread:get().
 LUA_DONE = r"""
 local threads = {}
-local thread_no = 0
 function setup(thread)
-  thread_no = thread_no + 1
-  thread:set("thread_no", thread_no)
+  -- A global in the thread's own Lua state (a local of this chunk would shadow it there).
   table.insert(threads, thread)
+  thread:set("thread_no", #threads)
 end
 function done(summary, latency, requests)
-  local n302, nvote, nother = 0, 0, 0
+  local sums = {n302 = 0, nvote = 0, nother = 0, n5xx = 0, ncreated = 0}
   for _, t in ipairs(threads) do
-    n302 = n302 + (t:get("n302") or 0)
-    nvote = nvote + (t:get("nvote") or 0)
-    nother = nother + (t:get("nother") or 0)
+    for name, _ in pairs(sums) do sums[name] = sums[name] + (t:get(name) or 0) end
   end
   local e = summary.errors
   io.write(string.format(
     'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "connect": %d, ' ..
-    '"read": %d, "write": %d, "timeout": %d, "status": %d, "n302": %d, "nvote": %d, "nother": %d}\n',
+    '"read": %d, "write": %d, "timeout": %d, "status": %d, "n302": %d, "nvote": %d, "nother": %d, ' ..
+    '"n5xx": %d, "ncreated": %d}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect, e.read, e.write, e.timeout, e.status, n302, nvote, nother))
+    e.connect, e.read, e.write, e.timeout, e.status, sums.n302, sums.nvote, sums.nother,
+    sums.n5xx, sums.ncreated))
 end
 """
 
@@ -107,7 +106,7 @@ local origin = "%(origin)s"
 local tail
 local stopping, stopped = false, false
 local checks, calls = 0, 0
-n302, nvote, nother, sent = 0, 0, 0, 0
+n302, nvote, nother, n5xx, sent = 0, 0, 0, 0, 0
 function init(args)
   math.randomseed(os.time() * 7919 + (thread_no or 0))
   tail = wrk.format("GET", "/", {})
@@ -134,6 +133,7 @@ function response(status, headers, body)
   else
     nvote = nvote + 1
     if status == 302 then n302 = n302 + 1 end
+    if status >= 500 then n5xx = n5xx + 1 end
   end
   if stopping and not stopped and nvote == sent then
     -- Every vote this thread sent is answered: say so (the runner then ends wrk) and stop.
@@ -312,6 +312,18 @@ def vote_state(url: str, poll_ids: list[int]) -> dict[str, int]:
         mismatched = cur.fetchone()[0]
     conn.close()
     return {"counted": int(counted), "rows": rows, "ballots": ballots, "mismatched": mismatched}
+
+
+def mismatched_everywhere(url: str) -> int:
+    """Choices, in the whole database, whose counter differs from their `vote` rows."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM choice c WHERE c.votes <> (SELECT count(*) FROM vote v "
+            "WHERE v.question_id = c.question_id AND v.choice_id = c.id)"
+        )
+        mismatched = cur.fetchone()[0]
+    conn.close()
+    return mismatched
 
 
 def settled_vote_state(url: str, poll_ids: list[int], timeout: float = 10) -> dict[str, int]:
