@@ -34,6 +34,9 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         filters={"when": views.format_time},
+        # Checking each template file's mtime on every render costs a stat() per page;
+        # only a developer editing templates (debug) wants that.
+        auto_reload=config["debug"],
     )
     app[aiohttp_jinja2.static_root_key] = "/static"
     app.on_response_prepare.append(middlewares.security_headers)
