@@ -53,10 +53,13 @@ def _voter(request: web.Request) -> str | None:
     return value if _VOTER_ID.fullmatch(value) else None
 
 
-def _chosen_ids(form: MultiMapping[str], multiple: bool) -> list[int] | None:
-    """Choice ids from the form, or None when they cannot be a valid ballot."""
+def _chosen_ids(form: MultiMapping[str]) -> list[int] | None:
+    """Choice ids from the form, or None when they cannot be a valid ballot.
+
+    Whether the poll takes several is for the vote batcher to say (it reads the poll).
+    """
     values = form.getall("choice", [])
-    if not values or (len(values) > 1 and not multiple):
+    if not values:
         return None
     if not all(isinstance(v, str) and _ID.fullmatch(v.strip()) for v in values):
         return None
@@ -133,7 +136,9 @@ async def vote(request: web.Request) -> web.Response:
     """Count the browser's ballot, then redirect to the results (POST-redirect-GET).
 
     The redirect is sent only once the ballot is committed (votes.VoteBatcher), so the
-    results page it leads to always shows it.
+    results page it leads to always shows it. A vote reads nothing before it is queued:
+    the batcher checks the poll (published, open, single or multiple choice) in its
+    transaction, so a busy poll's votes never wait for its cached page to be reloaded.
     """
     question_id = _question_id(request)
     form = await forms.read_form(request)
@@ -141,10 +146,7 @@ async def vote(request: web.Request) -> web.Response:
     new_voter = voter is None
     if new_voter:
         voter = secrets.token_urlsafe(18)  # 144 random bits
-    content = await _content(request, question_id)
-    if content.question.closed:  # whatever was sent: a closed poll shows no form to fix
-        raise web.HTTPConflict(text=VOTING_CLOSED)
-    chosen = _chosen_ids(form, content.question.multiple)
+    chosen = _chosen_ids(form)
     try:
         outcome = (
             db.VoteOutcome.INVALID_CHOICE
@@ -152,10 +154,13 @@ async def vote(request: web.Request) -> web.Response:
             else await request.app[votes_key].cast(question_id, chosen, voter)
         )
     except VoteNotCounted:
-        raise web.HTTPServiceUnavailable(
-            text="Your vote could not be counted just now; nothing was recorded. Please try again."
-        ) from None
+        # Nothing of it was kept (the database is away, most likely): the site's 503 page.
+        raise web.HTTPServiceUnavailable() from None
     if outcome is db.VoteOutcome.INVALID_CHOICE:
+        # Refused: an unknown poll is a 404, a closed one a 409, else the form says why.
+        content = await _content(request, question_id)
+        if content.question.closed:  # whatever was sent: a closed poll shows no form to fix
+            raise web.HTTPConflict(text=VOTING_CLOSED)
         return aiohttp_jinja2.render_template(
             "detail.html",
             request,

@@ -46,7 +46,7 @@ WRITERS = 2  # transactions in flight per process: one commits while the next is
 # nothing is compiled per request (SQLAlchemy compiling a 500-row VALUES list costs more
 # than running it).
 _POLL_STATES = f"""
-SELECT id, (closed_at IS NOT NULL OR coalesce(closes_at <= now(), false)) AS closed
+SELECT id, (closed_at IS NOT NULL OR coalesce(closes_at <= now(), false)) AS closed, multiple
 FROM {db.question.name} WHERE id = ANY(%(ids)s) AND pub_date <= now()
 ORDER BY id FOR KEY SHARE
 """
@@ -91,11 +91,14 @@ class VoteNotCounted(Exception):
 
 
 class _Ballot:
-    __slots__ = ("choices", "future", "question_id", "voter")
+    __slots__ = ("choices", "future", "many", "question_id", "voter")
 
-    def __init__(self, question_id: int, choices: list[int], voter: str, future: asyncio.Future) -> None:
+    def __init__(
+        self, question_id: int, choices: list[int], many: bool, voter: str, future: asyncio.Future
+    ) -> None:
         self.question_id = question_id
         self.choices = choices
+        self.many = many  # more than one choice was sent: only a `multiple` poll takes that
         self.voter = voter
         self.future = future
 
@@ -123,14 +126,18 @@ class VoteBatcher:
         self._idle.set()
 
     async def cast(self, question_id: int, choice_ids: Sequence[int], voter: str) -> db.VoteOutcome:
-        """Like `db.cast_vote`, but written together with the ballots arriving meanwhile."""
+        """Like `db.cast_vote`, but written together with the ballots arriving meanwhile.
+
+        Also refuses (INVALID_CHOICE) more than one choice for a poll that is not
+        `multiple`, so a vote needs no read of its poll before it is queued.
+        """
         wanted = sorted(set(choice_ids))
         if not wanted or any(not 0 < c <= db.PG_INT_MAX for c in wanted):
             return db.VoteOutcome.INVALID_CHOICE
         if not 0 < question_id <= db.PG_INT_MAX:
             return db.VoteOutcome.INVALID_CHOICE
         future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Ballot(question_id, wanted, voter, future))
+        self._queue.append(_Ballot(question_id, wanted, len(choice_ids) > 1, voter, future))
         if self._running < self.writers:
             self._running += 1
             self._idle.clear()
@@ -178,8 +185,13 @@ class VoteBatcher:
         outcomes: list[db.VoteOutcome | None] = [None] * len(batch)
         async with self.engine.acquire() as conn, conn.begin():
             polls = sorted({b.question_id for b in batch})
-            states = {row[0]: row[1] for row in await _rows(conn, _POLL_STATES, ids=polls)}
-            choice_ids = sorted({c for b in batch if states.get(b.question_id) is False for c in b.choices})
+            found = await _rows(conn, _POLL_STATES, ids=polls)
+            states = {row[0]: row[1] for row in found}
+            multiple = {row[0]: row[2] for row in found}
+            choice_ids = sorted(
+                {c for b in batch if states.get(b.question_id) is False for c in b.choices if not b.many}
+                | {c for b in batch if b.many and multiple.get(b.question_id) for c in b.choices}
+            )
             owner = {row[1]: row[0] for row in await _rows(conn, _LOCK_CHOICES, ids=choice_ids)}
 
             candidates: dict[tuple[int, str], int] = {}  # first valid ballot per (poll, voter)
@@ -190,6 +202,8 @@ class VoteBatcher:
                     outcomes[i] = db.VoteOutcome.INVALID_CHOICE
                 elif state:
                     outcomes[i] = db.VoteOutcome.CLOSED
+                elif b.many and not multiple[b.question_id]:
+                    outcomes[i] = db.VoteOutcome.INVALID_CHOICE
                 elif any(owner.get(c) != b.question_id for c in b.choices):
                     invalid.append(i)
                 elif (b.question_id, b.voter) in candidates:
