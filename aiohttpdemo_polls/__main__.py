@@ -1,20 +1,14 @@
-"""Command line: `python -m aiohttpdemo_polls [serve | psql | dsn | stop-db] [-c FILE]`."""
+"""Command line: `python -m aiohttpdemo_polls [serve | psql | dsn | stop-db] [-c FILE] [--workers N]`."""
 
 import argparse
-import logging
 import os
 import resource
 import shutil
 import sys
 from collections.abc import Sequence
 
-import psycopg2
-from aiohttp import web
-
-from . import pgserver, settings
-from .main import init_app
-
-log = logging.getLogger("aiohttpdemo_polls")
+from . import logs, pgserver, settings
+from .serve import MAX_WORKERS, run, supervise
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -28,6 +22,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "stop the embedded PostgreSQL server",
     )
     settings.config_argument(parser)
+    parser.add_argument(
+        "--workers",
+        default="1",
+        metavar="N",
+        help=f"serve with N worker processes sharing the port (1 to {MAX_WORKERS}; default 1)",
+    )
     return parser.parse_args(argv)
 
 
@@ -38,20 +38,19 @@ def raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def serve(config: dict) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    raise_open_files_limit()
-    try:
-        web.run_app(init_app(config=config), host=config["host"], port=config["port"])
-    except psycopg2.OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        print(f"error: cannot use the database: {first_line} (did you run init_db.py?)", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        # Most often the port is taken (another copy of the app is running).
-        print(f"error: cannot listen on {config['host']}:{config['port']}: {exc.strerror}", file=sys.stderr)
-        return 1
-    return 0
+def worker_count(value: str) -> int:
+    """--workers as a number, or ValueError with the one-line message."""
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_WORKERS:
+        raise ValueError(f"--workers: expected a whole number from 1 to {MAX_WORKERS}, got {value!r}")
+    return int(value)
+
+
+def serve(config: dict, workers: int) -> int:
+    logs.configure(config["log_level"])
+    raise_open_files_limit()  # workers inherit it
+    if workers == 1:
+        return run(config)
+    return supervise(config, workers)
 
 
 def psql(config: dict) -> int:
@@ -64,6 +63,11 @@ def psql(config: dict) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        workers = worker_count(args.workers)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         config = settings.load(args.config, os.environ)
     except settings.ConfigError as exc:
@@ -78,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stopped = pgserver.stop(settings.embedded_dir(config))
         print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
         return 0
-    return serve(config)
+    return serve(config, workers)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """init_app: build the application from a config. Wiring only."""
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -9,7 +10,7 @@ import aiopg.sa
 import jinja2
 from aiohttp import web
 
-from . import cache, live, middlewares, pgserver, routes, settings, views, votes
+from . import cache, live, logs, middlewares, pgserver, routes, settings, views, votes
 from .keys import cache_key, config_key, engine_key, live_key, votes_key
 
 TEMPLATES = settings.PROJECT_ROOT / "templates"
@@ -47,6 +48,17 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
     app.on_shutdown.append(close_live_sockets)
     routes.setup(app, serve_static=config["debug"])
     return app
+
+
+async def create_app() -> web.Application:
+    """The app for gunicorn with aiohttp's worker (`aiohttpdemo_polls.main:create_app`).
+
+    gunicorn passes no arguments: the settings file is named by POLLS_CONFIG (default
+    config/polls.yaml) and POLLS_* variables override it, as for `python -m`.
+    """
+    config = settings.load(os.environ.get("POLLS_CONFIG", settings.DEFAULT_CONFIG), os.environ)
+    logs.configure(config["log_level"])  # the app's diagnostics; gunicorn writes access lines
+    return init_app(config=config)
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:

@@ -21,6 +21,10 @@ SCHEMA = t.Dict(
         t.Key("debug", default=False): t.ToBool(),
         t.Key("https", default=False): t.ToBool(),
         t.Key("max_body_size", default=1024 * 1024): t.ToInt(gte=1024),
+        # Diagnostics below this level are dropped; access lines are `access_log`'s business.
+        t.Key("log_level", default="INFO"): t.Enum("DEBUG", "INFO", "WARNING", "ERROR"),
+        # One Apache "combined" line per request on stdout; off when nginx logs them already.
+        t.Key("access_log", default=True): t.ToBool(),
         t.Key("database"): t.Dict(
             {
                 t.Key("url", default=None): t.Null() | t.Regexp(r"^postgres(ql)?://\S*$") & t.String(),
@@ -48,6 +52,7 @@ ENVIRONMENT = {
     "POLLS_HOST": (None, "host"),
     "POLLS_PORT": (None, "port"),
     "POLLS_DATABASE_URL": ("database", "url"),
+    "POLLS_LOG_LEVEL": (None, "log_level"),
 }
 
 

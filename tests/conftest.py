@@ -296,3 +296,68 @@ def make_poll(client):
         return {"id": int(match[1]), "token": match[2], "manage": path}
 
     return make
+
+
+class AppProcess:
+    """`python -m aiohttpdemo_polls` as a real subprocess on 127.0.0.1, output kept in files."""
+
+    def __init__(self, folder: Path, port: int, database_url: str, *args: str) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.stdout, self.stderr = folder / "stdout.log", folder / "stderr.log"
+        env = {**os.environ, "POLLS_PORT": str(port), "POLLS_DATABASE_URL": database_url}
+        with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "aiohttpdemo_polls", "-c", str(TEST_CONFIG), *args],
+                cwd=settings.PROJECT_ROOT,
+                env=env,
+                stdout=out,
+                stderr=err,
+            )
+
+    def log(self) -> str:
+        return self.stderr.read_text()
+
+    def access_lines(self) -> list[str]:
+        return self.stdout.read_text().splitlines()
+
+    def serving_pids(self) -> list[int]:
+        """Process ids that logged 'serving on', in order (workers, or the one process)."""
+        lines = [line for line in self.log().splitlines() if "serving on" in line]
+        return [int(line.split("[", 1)[1].split("]", 1)[0]) for line in lines]
+
+    def wait_serving(self, count: int = 1, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.serving_pids()) < count:
+            assert self.process.poll() is None, f"the app exited early:\n{self.log()}"
+            assert time.monotonic() < deadline, f"the app did not start:\n{self.log()}"
+            time.sleep(0.05)
+
+    def wait_exit(self, timeout: float) -> int:
+        return self.process.wait(timeout)
+
+
+@pytest.fixture
+def app_process(tmp_path: Path, unused_tcp_port_factory, database_url: str) -> Iterator:
+    """Start the app as a subprocess: `app_process("--workers", "2")`; killed after the test."""
+    started: list[AppProcess] = []
+
+    def start(*args: str, database_url: str = database_url) -> AppProcess:
+        folder = tmp_path / f"app{len(started)}"
+        folder.mkdir()
+        app = AppProcess(folder, unused_tcp_port_factory(), database_url, *args)
+        started.append(app)
+        return app
+
+    yield start
+    for app in started:  # what a test that failed half-way left running
+        if app.process.poll() is None:
+            workers = psutil.Process(app.process.pid).children(recursive=True)
+            app.process.terminate()
+            try:
+                app.process.wait(15)
+            except subprocess.TimeoutExpired:
+                app.process.kill()
+                app.process.wait()
+            for worker in workers:
+                if worker.is_running():
+                    worker.kill()

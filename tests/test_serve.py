@@ -1,0 +1,174 @@
+"""`python -m aiohttpdemo_polls` as production runs it: workers, access log, SIGTERM."""
+
+import asyncio
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import aiohttp
+import psutil
+import pytest
+
+from aiohttpdemo_polls import serve
+
+# Apache "combined": host ident user [time] "request" status bytes "referer" "user agent"
+# Seconds from SIGTERM to exit: in-flight requests take milliseconds; the margin is for a busy CI.
+PROMPTLY = 5.0
+COMBINED = re.compile(r'^\S+ - - \[[^]]+\] "[A-Z]+ \S+ HTTP/1\.[01]" \d{3} \d+ "[^"]*" "[^"]*"$')
+
+
+async def vote_storm(app, question: dict, total: int, clients: int, sigterm_after: int) -> dict:
+    """POST up to `total` cookie-less votes from `clients` concurrent clients; SIGTERM mid-way.
+
+    Returns the statuses answered, how many 302s arrived after the signal, the app's exit
+    status and how long it took to exit after the signal.
+    """
+    statuses: dict[int, int] = {}
+    answered_after_signal = 0
+    exited: asyncio.Task | None = None
+    remaining = total
+    url = f"{app.url}/poll/{question['id']}/vote"
+
+    async def wait_exit(signalled_at: float) -> tuple[int, float]:
+        status = await asyncio.to_thread(app.wait_exit, serve.SHUTDOWN_TIMEOUT + 10)
+        return status, time.monotonic() - signalled_at
+
+    async def client(session: aiohttp.ClientSession, n: int) -> None:
+        nonlocal remaining, answered_after_signal, exited
+        while remaining > 0:
+            remaining -= 1
+            choice = question["choices"][(remaining + n) % len(question["choices"])]
+            try:
+                async with session.post(url, data={"choice": str(choice)}, allow_redirects=False) as response:
+                    await response.read()
+            except (TimeoutError, aiohttp.ClientConnectionError):
+                if exited is not None:
+                    return  # not answered: the app is going away, as it should
+                raise
+            statuses[response.status] = statuses.get(response.status, 0) + 1
+            if exited is not None and response.status == 302:
+                answered_after_signal += 1
+            if exited is None and statuses.get(302, 0) >= sigterm_after:
+                app.process.send_signal(signal.SIGTERM)
+                exited = asyncio.create_task(wait_exit(time.monotonic()))
+
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), timeout=timeout) as session:
+        await asyncio.gather(*(client(session, n) for n in range(clients)))
+    assert exited is not None, f"the storm ended before the signal: {statuses}"
+    exit_status, exit_seconds = await exited
+    return {
+        "statuses": statuses,
+        "answered_after_signal": answered_after_signal,
+        "exit_status": exit_status,
+        "exit_seconds": exit_seconds,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_sigterm_in_a_vote_storm_counts_every_302_once_and_exits_0(
+    app_process, make_question, votes_of, sync_engine, vote_rows_match_counters, workers
+):
+    question = make_question(choices=("Red", "Green", "Blue"))
+    app = app_process("--workers", workers)
+    app.wait_serving(int(workers))
+
+    storm = await vote_storm(app, question, total=3000, clients=48, sigterm_after=1000)
+
+    assert storm["exit_status"] == 0, app.log()
+    assert storm["exit_seconds"] < PROMPTLY, app.log()
+    assert set(storm["statuses"]) == {302}, f"no vote refused or failed: {storm['statuses']}"
+    assert storm["answered_after_signal"] > 0, "requests in flight at SIGTERM were finished"
+    answered = storm["statuses"][302]
+    assert sum(votes_of(question["id"]).values()) == answered, "every 302 counted, none twice"
+    assert vote_rows_match_counters()
+    assert "Traceback" not in app.log()
+
+
+@pytest.mark.slow
+async def test_two_workers_share_the_port_and_both_serve_and_count_votes(
+    app_process, make_question, votes_of, vote_rows_match_counters
+):
+    question = make_question()
+    app = app_process("--workers", "2")
+    app.wait_serving(2)
+    workers = [psutil.Process(pid) for pid in app.serving_pids()]
+    assert len(workers) == 2 and all(w.ppid() == app.process.pid for w in workers)
+
+    # Sixteen connections: the kernel spreads them over both workers' sockets.
+    connector = aiohttp.TCPConnector(limit=16)
+    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as session:
+
+        async def vote(n: int) -> int:
+            choice = question["choices"][n % len(question["choices"])]
+            url = f"{app.url}/poll/{question['id']}/vote"
+            async with session.post(url, data={"choice": str(choice)}, allow_redirects=False) as response:
+                return response.status
+
+        statuses = await asyncio.gather(*(vote(n) for n in range(64)))
+        serving = {
+            worker.pid
+            for worker in workers
+            for conn in worker.net_connections(kind="tcp")
+            if conn.status == psutil.CONN_ESTABLISHED and conn.laddr.port == int(app.url.rsplit(":", 1)[1])
+        }
+    assert serving == {w.pid for w in workers}, "both workers hold client connections"
+    assert statuses == [302] * 64
+    assert sum(votes_of(question["id"]).values()) == 64
+    assert vote_rows_match_counters()
+
+    # A worker that dies is replaced; the site keeps serving meanwhile.
+    workers[0].kill()
+    app.wait_serving(3)
+    async with aiohttp.ClientSession() as session, session.get(f"{app.url}/healthz") as response:
+        assert response.status == 200
+    assert f"worker {workers[0].pid} exited" in app.log()
+
+    app.process.send_signal(signal.SIGTERM)
+    assert app.wait_exit(serve.SHUTDOWN_TIMEOUT + 10) == 0
+    posts = [line for line in app.access_lines() if '"POST ' in line]
+    assert len(posts) == 64 and all(COMBINED.match(line) for line in app.access_lines())
+
+
+def test_one_process_logs_one_combined_access_line_per_request(app_process, make_question):
+    question = make_question()
+    app = app_process()
+    app.wait_serving()
+
+    async def browse() -> None:
+        async with aiohttp.ClientSession() as session:
+            for path in ("/", f"/poll/{question['id']}", "/no/such/page", "/healthz"):
+                async with session.get(app.url + path, headers={"Referer": "http://example.test/"}) as r:
+                    await r.read()
+
+    asyncio.run(browse())
+    app.process.send_signal(signal.SIGTERM)
+    assert app.wait_exit(serve.SHUTDOWN_TIMEOUT + 10) == 0
+    lines = app.access_lines()
+    assert len(lines) == 4 and all(COMBINED.match(line) for line in lines), lines
+    assert '"GET /no/such/page HTTP/1.1" 404 ' in lines[2]
+    assert '"http://example.test/" "Python/' in lines[0]
+    assert " DEBUG " not in app.log()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", str(serve.MAX_WORKERS + 1)])
+def test_bad_workers_value_is_one_line_and_status_2(value):
+    result = subprocess.run(
+        [sys.executable, "-m", "aiohttpdemo_polls", "--workers", value],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--workers" in result.stderr, result.stderr
+
+
+def test_workers_that_cannot_start_stop_the_server_with_status_1(app_process, database_url):
+    missing = database_url.replace("/aiohttpdemo_polls_test?", "/no_such_database?")
+    assert missing != database_url
+    app = app_process("--workers", "2", database_url=missing)
+    assert app.wait_exit(30) == 1
+    assert "could not start" in app.log() and "no_such_database" in app.log()
