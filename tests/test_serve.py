@@ -11,7 +11,7 @@ import aiohttp
 import psutil
 import pytest
 
-from aiohttpdemo_polls import serve
+from aiohttpdemo_polls import serve, settings
 
 # Apache "combined": host ident user [time] "request" status bytes "referer" "user agent"
 # Seconds from SIGTERM to exit: in-flight requests take milliseconds; the margin is for a busy CI.
@@ -172,3 +172,16 @@ def test_workers_that_cannot_start_stop_the_server_with_status_1(app_process, da
     app = app_process("--workers", "2", database_url=missing)
     assert app.wait_exit(30) == 1
     assert "could not start" in app.log() and "no_such_database" in app.log()
+
+
+def test_production_sample_config_is_valid_and_production_like():
+    config = settings.load(settings.PROJECT_ROOT / "config" / "production.yaml", {})
+    assert config["debug"] is False and config["https"] is True
+    assert config["log_level"] == "INFO" and config["host"] == "127.0.0.1"
+
+
+def test_nginx_sample_limits_bodies_like_the_app():
+    nginx = (settings.PROJECT_ROOT / "config" / "nginx.conf").read_text()
+    config = settings.load(settings.PROJECT_ROOT / "config" / "production.yaml", {})
+    assert config["max_body_size"] == 1024 * 1024 and "client_max_body_size 1m;" in nginx
+    assert "proxy_set_header Upgrade $http_upgrade;" in nginx and "location /static/" in nginx
