@@ -144,9 +144,9 @@ class VoteBatcher:
             task = asyncio.ensure_future(self._write_queue())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        # shield: a request cancelled meanwhile does not cancel the ballot; it is written
-        # (or not) whole with its batch either way.
-        return await asyncio.shield(future)
+        # A request cancelled meanwhile cancels only this future, not the ballot: that is
+        # written (or not) whole with its batch either way.
+        return await future
 
     async def wait_idle(self) -> None:
         """Until every queued ballot is written (graceful shutdown)."""
