@@ -35,5 +35,7 @@ setup(
         ],
         # tests/bench/run.py draws its chart with matplotlib; the app never imports it.
         "bench": ["matplotlib>=3.8"],
+        # An optional faster event loop (`uvloop: true`); the app runs the same without it.
+        "uvloop": ["uvloop>=0.19"],
     },
 )

@@ -42,7 +42,8 @@ def run(config: dict[str, Any], *, worker: bool = False, ready: Callable[[], Non
     A `worker` shares the port with its siblings and stops when its supervisor is gone.
     """
     try:
-        asyncio.run(_serve(config, worker, ready))
+        with asyncio.Runner(loop_factory=_loop_factory(config)) as runner:
+            runner.run(_serve(config, worker, ready))
     except psycopg2.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0]
         log.error("cannot use the database: %s (did you run init_db.py?)", first_line)
@@ -52,6 +53,18 @@ def run(config: dict[str, Any], *, worker: bool = False, ready: Callable[[], Non
         log.error("cannot listen on %s:%s: %s", config["host"], config["port"], exc.strerror)
         return 1
     return 0
+
+
+def _loop_factory(config: dict[str, Any]) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when the config asks for it (`uvloop: true`), else asyncio's."""
+    if not config["uvloop"]:
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        log.warning("uvloop: true, but uvloop is not installed (pip install -e '.[uvloop]'); using asyncio")
+        return None
+    return uvloop.new_event_loop
 
 
 async def _serve(config: dict[str, Any], worker: bool, ready: Callable[[], None] | None) -> None:
@@ -65,6 +78,7 @@ async def _serve(config: dict[str, Any], worker: bool, ready: Callable[[], None]
         init_app(config=config),
         handle_signals=False,
         access_log=logging.getLogger("aiohttp.access") if config["access_log"] else None,
+        access_log_class=logs.CombinedAccessLogger,
         access_log_format=logs.ACCESS_LOG_FORMAT,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         # aiohttp 3.14's default, stated because votes rely on it: a client that hangs up
@@ -73,7 +87,9 @@ async def _serve(config: dict[str, Any], worker: bool, ready: Callable[[], None]
     )
     await runner.setup()  # cleanup_ctx: opens the pool (an unusable database stops here)
     try:
-        site = web.TCPSite(runner, config["host"], config["port"], reuse_port=worker)
+        # backlog: 128 (the default) overflows when hundreds of clients connect at once,
+        # and each overflowed connection waits a second for its SYN to be retried.
+        site = web.TCPSite(runner, config["host"], config["port"], reuse_port=worker, backlog=1024)
         await site.start()
         log.info("serving on http://%s:%s", config["host"], config["port"])
         if ready is not None:

@@ -25,6 +25,8 @@ SCHEMA = t.Dict(
         t.Key("log_level", default="INFO"): t.Enum("DEBUG", "INFO", "WARNING", "ERROR"),
         # One Apache "combined" line per request on stdout; off when nginx logs them already.
         t.Key("access_log", default=True): t.ToBool(),
+        # Run on uvloop (pip install -e '.[uvloop]'): a faster event loop, same behaviour.
+        t.Key("uvloop", default=False): t.ToBool(),
         t.Key("database"): t.Dict(
             {
                 t.Key("url", default=None): t.Null() | t.Regexp(r"^postgres(ql)?://\S*$") & t.String(),
@@ -53,6 +55,7 @@ ENVIRONMENT = {
     "POLLS_PORT": (None, "port"),
     "POLLS_DATABASE_URL": ("database", "url"),
     "POLLS_LOG_LEVEL": (None, "log_level"),
+    "POLLS_UVLOOP": (None, "uvloop"),
 }
 
 

@@ -589,7 +589,7 @@ def start_app(args: argparse.Namespace, workers: int, tmp: Path) -> Server:
     if workers > 1:
         argv += ["--workers", str(workers)]
     if args.uvloop:
-        argv += ["--uvloop"]
+        env["POLLS_UVLOOP"] = "true"
     server = Server(f"appx{workers}", argv, port, env, args.out / "app.log")
     server.wait_ready()
     return server
