@@ -8,15 +8,17 @@ ballots arriving meanwhile queue up, and the next transaction takes them all (up
 by themselves and throughput follows. Each batch is one transaction:
 
 1. which of its polls are published, and which closed, locked `FOR KEY SHARE` as
-   `db.cast_vote` does: a maker's close, edit or delete in flight is waited for, and
-   nothing counts after it;
-2. the choices named, locked in id order (`FOR NO KEY UPDATE`): they exist, belong to
-   their poll, and cannot be deleted before commit; polls, then choices, then ballots,
-   each in order, keeps concurrent batches (several processes) from deadlocking;
-3. `INSERT INTO ballot ... ON CONFLICT DO NOTHING RETURNING`: one ballot per voter per
+   `db.cast_vote` does (a maker's close, edit or delete in flight is waited for, and
+   nothing counts after it); and which poll each named choice belongs to;
+2. `INSERT INTO ballot ... ON CONFLICT DO NOTHING RETURNING`: one ballot per voter per
    poll, also against batches committing elsewhere at the same moment;
-4. one statement that adds each choice's count (`votes = votes + n`), inserts the `vote`
-   rows and sends one `pg_notify` per poll (delivered only when it commits).
+3. one statement that locks the choices in id order, adds each one's count
+   (`votes = votes + n`), inserts the `vote` rows and sends one `pg_notify` per poll
+   (delivered only when it commits). The counters are locked only from here to the
+   commit, so the next batch can do steps 1-2 while this one commits; locking polls,
+   then ballots, then choices, each in order, keeps concurrent batches (several
+   processes too) from deadlocking. A choice deleted since step 1 makes the counts come
+   out short: the batch is rolled back and retried one by one.
 
 Every request is answered only after its batch has committed. The outcomes are exactly
 `db.cast_vote`'s: a voter appearing twice in one batch is counted once and the second is
@@ -45,13 +47,15 @@ WRITERS = 2  # transactions in flight per process: one commits while the next is
 # Plain SQL with array parameters: the statements are the same for any batch size, so
 # nothing is compiled per request (SQLAlchemy compiling a 500-row VALUES list costs more
 # than running it).
-_POLL_STATES = f"""
-SELECT id, (closed_at IS NOT NULL OR coalesce(closes_at <= now(), false)) AS closed, multiple
-FROM {db.question.name} WHERE id = ANY(%(ids)s) AND pub_date <= now()
-ORDER BY id FOR KEY SHARE
-"""
-_LOCK_CHOICES = f"""
-SELECT question_id, id FROM {db.choice.name} WHERE id = ANY(%(ids)s) ORDER BY id FOR NO KEY UPDATE
+_CHECK = f"""
+WITH polls AS (
+    SELECT id, (closed_at IS NOT NULL OR coalesce(closes_at <= now(), false)) AS closed, multiple
+    FROM {db.question.name} WHERE id = ANY(%(polls)s) AND pub_date <= now()
+    ORDER BY id FOR KEY SHARE
+)
+SELECT id AS question_id, NULL::int AS choice_id, closed, multiple FROM polls
+UNION ALL
+SELECT question_id, id, NULL, NULL FROM {db.choice.name} WHERE id = ANY(%(choices)s)
 """
 _NEW_BALLOTS = f"""
 INSERT INTO {db.ballot.name} (question_id, voter)
@@ -64,10 +68,12 @@ SELECT question_id, voter FROM {db.ballot.name}
 WHERE (question_id, voter) IN (SELECT * FROM unnest(%(polls)s::int[], %(voters)s::varchar[]))
 """
 _COUNT = f"""
-WITH counted AS (
+WITH locked AS (
+    SELECT id FROM {db.choice.name} WHERE id = ANY(%(choices)s) ORDER BY id FOR NO KEY UPDATE
+), counted AS (
     UPDATE {db.choice.name} c SET votes = c.votes + d.n
     FROM unnest(%(choices)s::int[], %(counts)s::int[]) AS d(id, n)
-    WHERE c.id = d.id
+    WHERE c.id = d.id AND c.id IN (SELECT id FROM locked)
     RETURNING c.id
 ), recorded AS (
     INSERT INTO {db.vote.name} (question_id, voter, choice_id)
@@ -185,14 +191,15 @@ class VoteBatcher:
         outcomes: list[db.VoteOutcome | None] = [None] * len(batch)
         async with self.engine.acquire() as conn, conn.begin():
             polls = sorted({b.question_id for b in batch})
-            found = await _rows(conn, _POLL_STATES, ids=polls)
-            states = {row[0]: row[1] for row in found}
-            multiple = {row[0]: row[2] for row in found}
-            choice_ids = sorted(
-                {c for b in batch if states.get(b.question_id) is False for c in b.choices if not b.many}
-                | {c for b in batch if b.many and multiple.get(b.question_id) for c in b.choices}
-            )
-            owner = {row[1]: row[0] for row in await _rows(conn, _LOCK_CHOICES, ids=choice_ids)}
+            asked = sorted({c for b in batch for c in b.choices})
+            states: dict[int, bool] = {}
+            multiple: dict[int, bool] = {}
+            owner: dict[int, int] = {}
+            for row in await _rows(conn, _CHECK, polls=polls, choices=asked):
+                if row[1] is None:
+                    states[row[0]], multiple[row[0]] = row[2], row[3]
+                else:
+                    owner[row[1]] = row[0]
 
             candidates: dict[tuple[int, str], int] = {}  # first valid ballot per (poll, voter)
             invalid: list[int] = []
