@@ -21,13 +21,15 @@ def main() -> None:
 
         loop_factory = uvloop.new_event_loop
     app = web.Application()
-    app.router.add_get("/", hello)
+    # Any path: the page scenarios' random /poll/{id} URLs get the same "Hello".
+    app.router.add_get("/{tail:.*}", hello)
     web.run_app(
         app,
         host="127.0.0.1",
         port=port,
         access_log=None,
         print=None,
+        backlog=1024,  # as the app's
         loop=None if loop_factory is None else loop_factory(),
     )
 

@@ -57,6 +57,11 @@ PAGE_SCENARIOS = {
     "poll": "GET /poll/{id}",
     "results": "GET /poll/{id}/results",
 }
+# Bare aiohttp driven like each page scenario: a fixed URL, or a random /poll/{id} from
+# wrk's Lua (which costs wrk CPU the machine's server then lacks), so ratios compare like
+# with like. Which bare run each page scenario is compared with:
+BARE_SCENARIOS = {"hello": 'bare aiohttp "Hello", GET /', "hello_random": 'bare aiohttp "Hello", random URLs'}
+BARE_FOR = {"index": "hello", "poll": "hello_random", "results": "hello_random"}
 VOTE_SCENARIOS = {
     "vote_hot": "POST vote, one hot choice",
     "vote_spread": "POST vote, 1000 polls",
@@ -625,8 +630,9 @@ async def measure(args: argparse.Namespace, data: Data, tmp: Path) -> dict[Key, 
         print(f"repeat {repeat}/{args.repeat} (load generator: {bench.loadgen})", flush=True)
         bare = start_bare(args)
         try:
-            for conns in args.connections:
-                note(("bare", "hello", conns), await bench.page(bare, "hello", conns))
+            for scenario in BARE_SCENARIOS:
+                for conns in args.connections:
+                    note(("bare", scenario, conns), await bench.page(bare, scenario, conns))
         finally:
             bare.stop()
         note(("pgbench", "one_row", PGBENCH_CLIENTS), await bench.pgbench())
@@ -651,7 +657,7 @@ def median(values: list[float]) -> float:
 
 def table(runs: dict[Key, list[Run]], args: argparse.Namespace, loadgen: str) -> tuple[str, list[dict]]:
     """The Markdown table of medians, and the rows behind it (for the chart)."""
-    bare = {c: median([r.rps for r in rs]) for (t, s, c), rs in runs.items() if t == "bare"}
+    bare = {(s, c): median([r.rps for r in rs]) for (t, s, c), rs in runs.items() if t == "bare"}
     pg = [r.rps for (t, _, _), rs in runs.items() if t == "pgbench" for r in rs]
     pg_tps = median(pg) if pg else None
     lines = [
@@ -662,14 +668,15 @@ def table(runs: dict[Key, list[Run]], args: argparse.Namespace, loadgen: str) ->
     for (target, scenario, conns), rs in runs.items():
         rps = median([r.rps for r in rs])
         if target == "bare":
-            ratio, label = "1.00 (bare)", 'bare aiohttp "Hello"'
+            ratio, label = "1.00 (bare)", BARE_SCENARIOS[scenario]
         elif target == "pgbench":
             ratio, label = "1.00 (pgbench)", "pgbench: UPDATE one row, votes + 1"
         elif scenario in VOTE_SCENARIOS:
             ratio = f"{rps / pg_tps:.2f}x pgbench" if pg_tps else "-"
             label = VOTE_SCENARIOS[scenario]
         else:
-            ratio = f"{rps / bare[conns]:.0%} of bare" if conns in bare else "-"
+            base = bare.get((BARE_FOR[scenario], conns))
+            ratio = f"{rps / base:.0%} of bare" if base else "-"
             label = PAGE_SCENARIOS[scenario]
         rss = [r.rss_mib for r in rs if r.rss_mib is not None]
         checks = [r for r in rs if r.check]
@@ -689,7 +696,8 @@ def table(runs: dict[Key, list[Run]], args: argparse.Namespace, loadgen: str) ->
     header = (
         f"Medians of {args.repeat} run(s) of {args.duration:g} s each; load generator: {loadgen}"
         f"{'; event loop: uvloop' if args.uvloop else '; event loop: asyncio'}. Errors are summed over runs "
-        "(non-2xx/3xx answers and socket errors). Page ratios are to bare aiohttp at the same connections; "
+        "(non-2xx/3xx answers and socket errors). Page ratios are to bare aiohttp at the same connections, "
+        "driven the same way (GET / for the index, random /poll/{id} URLs for the poll pages); "
         f"vote ratios to pgbench's one-row update rate ({PGBENCH_CLIENTS} clients). RSS is the server's peak "
         "(all its processes)."
     )
