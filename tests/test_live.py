@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import socket
 import time
 from typing import Any
 
@@ -31,11 +32,6 @@ async def vote(session: aiohttp.ClientSession, question_id: int, choice_id: int)
 
 def counts(message: dict[str, Any]) -> dict[int, int]:
     return {c["id"]: c["votes"] for c in message["choices"]}
-
-
-def run_sql(sync_engine, statement: str, **params: Any) -> None:
-    with sync_engine.begin() as conn:
-        conn.execute(sa.text(statement), params)
 
 
 async def test_snapshot_on_connect_has_counts_percentages_and_state(client, anonymous, make_question):
@@ -120,28 +116,34 @@ async def test_thousand_watchers_of_one_poll_all_receive_an_update(client, anony
     assert len(updates) == 1000
 
 
-async def test_close_reopen_and_delete_reach_watchers(client, sync_engine, make_question):
-    question = make_question(choices=("Yes", "No"))
-    question_id = question["id"]
-    notify = "SELECT pg_notify(:channel, :id)"
-    params = {"channel": db.CHANNEL, "id": str(question_id)}
-    async with client.ws_connect(f"/poll/{question_id}/live") as ws:
+async def test_close_reopen_and_delete_from_the_manage_page_reach_watchers(client, make_poll):
+    poll = await make_poll(choices=("Pizza", "Sushi"))
+    async with client.ws_connect(f"/poll/{poll['id']}/live") as ws:
         assert (await frame(ws))["closed"] is False
-        with sync_engine.begin() as conn:
-            conn.execute(sa.text("UPDATE question SET closed_at = now() WHERE id = :id"), {"id": question_id})
-            conn.execute(sa.text(notify), params)
+        await client.post(poll["manage"], data={"action": "close"})
         assert (await frame(ws))["closed"] is True
-        with sync_engine.begin() as conn:
-            conn.execute(sa.text("UPDATE question SET closed_at = NULL WHERE id = :id"), {"id": question_id})
-            conn.execute(sa.text(notify), params)
+        await client.post(poll["manage"], data={"action": "reopen"})
         assert (await frame(ws))["closed"] is False
-        with sync_engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM question WHERE id = :id"), {"id": question_id})
-            conn.execute(sa.text(notify), params)
-        assert await frame(ws) == {"question_id": question_id, "deleted": True}
+        await client.post(poll["manage"], data={"action": "delete", "confirm": "yes"})
+        assert await frame(ws) == {"question_id": poll["id"], "deleted": True}
         closing = await ws.receive(timeout=1)
         assert closing.type is aiohttp.WSMsgType.CLOSE
     assert client.app[live_key].count == 0
+
+
+async def test_poll_unpublished_by_sql_is_sent_as_deleted(client, sync_engine, make_question):
+    question = make_question()
+    async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
+        await frame(ws)
+        with sync_engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE question SET pub_date = now() + interval '1 day' WHERE id = :id"),
+                {"id": question["id"]},
+            )
+            conn.execute(
+                sa.text("SELECT pg_notify(:channel, :id)"), {"channel": db.CHANNEL, "id": str(question["id"])}
+            )
+        assert await frame(ws) == {"question_id": question["id"], "deleted": True}
 
 
 async def test_poll_reaching_closes_at_is_sent_as_closed(client, make_question):
@@ -276,3 +278,57 @@ async def test_live_script_is_served_as_javascript(client):
     assert response.status == 200
     assert response.content_type in {"application/javascript", "text/javascript"}
     assert "new WebSocket(" in await response.text()
+
+
+async def test_watcher_that_does_not_read_is_dropped_and_others_keep_up(
+    aiohttp_client, config, sync_engine, make_question
+):
+    config["live"]["window_ms"] = 0  # every notice is an update: fill a stalled socket fast
+    client = await aiohttp_client(init_app(config=config))
+    hub = client.app[live_key]
+    # Many choices make big frames, so the kernel's socket buffers fill after a few hundred.
+    question = make_question(choices=tuple(f"Choice {n}" for n in range(300)))
+    path = f"/poll/{question['id']}/live"
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tiny window, never read
+    stalled.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(stalled, (client.host, client.port))
+    stalled.send(
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    async with client.ws_connect(path) as fast:
+        received = [await frame(fast)]
+        reader = asyncio.create_task(_read_all(fast, received))
+        try:
+            deadline = time.monotonic() + 20
+            while hub.count > 1:
+                assert time.monotonic() < deadline, "the stalled watcher was never dropped"
+                with sync_engine.begin() as conn:
+                    conn.execute(
+                        sa.text("SELECT pg_notify(:channel, :id)"),
+                        {"channel": db.CHANNEL, "id": str(question["id"])},
+                    )
+                await asyncio.sleep(0.001)  # let the app take the notice
+            sent = len(received)
+            with sync_engine.begin() as conn:
+                conn.execute(
+                    sa.text("UPDATE choice SET votes = 7 WHERE id = :id"), {"id": question["choices"][0]}
+                )
+                conn.execute(
+                    sa.text("SELECT pg_notify(:channel, :id)"),
+                    {"channel": db.CHANNEL, "id": str(question["id"])},
+                )
+            deadline = time.monotonic() + 5
+            while not received or received[-1]["total"] != 7:
+                assert time.monotonic() < deadline, "the reading watcher stopped getting updates"
+                await asyncio.sleep(0.01)
+        finally:
+            reader.cancel()
+            stalled.close()
+    assert len(received) > sent
+
+
+async def _read_all(ws: aiohttp.ClientWebSocketResponse, into: list) -> None:
+    async for message in ws:
+        into.append(json.loads(message.data))
