@@ -3,8 +3,8 @@
 Every transaction that changes a poll's votes or state runs `pg_notify(db.CHANNEL, id)`,
 so a notice arrives only once the change is committed, in every process of the app,
 on every machine: PostgreSQL is the only shared part. Each process holds one dedicated
-connection that LISTENs (`Live.start`/`Live.stop`, wired in `main.init_app`'s
-`cleanup_ctx`), and:
+connection that LISTENs (listener.py; `Live.start`/`Live.stop`, wired in
+`main.init_app`'s `cleanup_ctx`), and this module:
 
 - coalesces notices per poll: at most one database read and one broadcast per poll per
   window (`live.window_ms`, default 100 ms). The first notice after a quiet spell goes
@@ -15,9 +15,9 @@ connection that LISTENs (`Live.start`/`Live.stop`, wired in `main.init_app`'s
   reconnects and gets a snapshot).
 - gives a new watcher its snapshot through the same single reader, so a snapshot can
   never arrive after a newer update.
-- reconnects with backoff when the listening connection is lost (server restart,
-  `pg_terminate_backend`), LISTENs again and re-sends a fresh snapshot of every watched
-  poll: changes made while it was down are in that snapshot, so none is missed.
+- when the listening connection was lost (server restart, `pg_terminate_backend`) and
+  the listener is back (it reconnects with backoff and LISTENs again), re-sends a fresh
+  snapshot of every watched poll: changes made meanwhile are in it, so none is missed.
 - re-reads a watched poll when its `closes_at` passes (no transaction runs then).
 
 In-process caches use the same notices instead of a mechanism of their own:
@@ -37,17 +37,15 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import struct
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-import aiopg
 import psycopg2
 from aiohttp import WSCloseCode, web
 from aiopg.sa import Engine
 
-from . import db
+from . import db, listener
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +55,6 @@ Subscriber = Callable[[int | None], None]
 # asyncio's 64 KiB high-water mark, so a send never has to wait for a slow reader.
 MAX_BACKLOG = 16 * 1024
 SEND_SLICE = 1000  # watchers written to between two yields to the event loop
-RECONNECT_MIN = 0.1  # seconds; doubles up to RECONNECT_MAX, with jitter
-RECONNECT_MAX = 5.0
-IDLE_PING = 30.0  # seconds without notices before checking the listening connection
 CLOSES_AT_MARGIN = 0.05  # seconds after closes_at before re-reading, so the database agrees
 
 
@@ -116,8 +111,7 @@ class Live:
         self.window = window_ms / 1000
         self.max_watchers = max_watchers
         self.heartbeat = heartbeat_s
-        self.listening = False
-        self.backend_pid: int | None = None  # the listening connection's server process
+        self.listener = listener.Listener(engine.dsn, self.changed, self._lost, self._resync)
         self.count = 0  # watchers open in this process, joining ones included
         self._watchers: dict[int, set[Watcher]] = {}
         self._joining: dict[int, list[Watcher]] = {}
@@ -133,14 +127,19 @@ class Live:
 
     async def start(self) -> None:
         """LISTEN before the app takes requests (so no early change is missed), then run."""
-        conn = await aiopg.connect(self.engine.dsn)
-        try:
-            await db.listen(conn)
-        except BaseException:
-            await conn.close()
-            raise
-        self._spawn(self._listen_forever(conn))
+        await self.listener.connect()
+        self._spawn(self.listener.run())
         self._spawn(self._flush_forever())
+
+    @property
+    def listening(self) -> bool:
+        """False while the listening connection is down: no notice can arrive then."""
+        return self.listener.listening
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The PostgreSQL server process of the listening connection."""
+        return self.listener.backend_pid
 
     async def stop(self) -> None:
         """Stop listening and close the connection (after `close_all`)."""
@@ -214,6 +213,11 @@ class Live:
                 self._dirty.add(question_id)
         self._wake.set()
 
+    def _lost(self) -> None:
+        """The listener is down: no notices until it is back, so caches must not trust."""
+        for callback in list(self._subscribers):
+            callback(None)
+
     def _resync(self) -> None:
         """After a gap in notices: anything may have changed; re-send every watched poll."""
         for callback in list(self._subscribers):
@@ -221,53 +225,6 @@ class Live:
         self._dirty.update(self._watchers)
         self._not_before.clear()
         self._wake.set()
-
-    async def _listen_forever(self, conn: aiopg.Connection) -> None:
-        delay = RECONNECT_MIN
-        while True:
-            if conn is None:
-                try:
-                    conn = await aiopg.connect(self.engine.dsn)
-                    await db.listen(conn)
-                except psycopg2.Error as exc:
-                    log.warning("live results: cannot listen yet (%s); retrying", _first_line(exc))
-                    if conn is not None:
-                        await conn.close()
-                        conn = None
-                    await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                    delay = min(delay * 2, RECONNECT_MAX)
-                    continue
-                log.info("live results: listening again; re-sending every watched poll")
-                self._resync()
-            self.listening = True
-            self.backend_pid = await conn.get_backend_pid()
-            delay = RECONNECT_MIN
-            try:
-                await self._drain(conn)
-            except psycopg2.Error as exc:
-                log.warning("live results: lost the listening connection (%s)", _first_line(exc))
-            finally:
-                self.listening = False
-                await conn.close()
-            conn = None
-            for callback in list(self._subscribers):
-                callback(None)
-            # A restarting server refuses at once; give it a moment before the first try.
-            await asyncio.sleep(RECONNECT_MIN * random.uniform(0.5, 1.0))
-
-    async def _drain(self, conn: aiopg.Connection) -> None:
-        """Take notices as they come, a batch at a time, until the connection fails."""
-        notifies = conn.notifies
-        while True:
-            try:
-                first = await asyncio.wait_for(notifies.get(), IDLE_PING)
-            except TimeoutError:
-                await db.ping_raw(conn)  # a silently dead connection raises here
-                continue
-            batch = [first]
-            while not notifies.empty():
-                batch.append(notifies.get_nowait())
-            self.changed(_poll_ids(batch))
 
     # -- reading and sending --------------------------------------------------------------
 
@@ -308,11 +265,11 @@ class Live:
                 found = await db.live_counts(conn, wanted)
         except psycopg2.Error as exc:
             # The database is away: the listener notices too and resyncs once it is back.
-            log.warning("live results: cannot read polls (%s)", _first_line(exc))
+            log.warning("live results: cannot read polls (%s)", str(exc).strip()[:200])
             for question_id, watchers in joining.items():
                 self._joining.setdefault(question_id, []).extend(watchers)
             self._dirty |= wanted - set(joining)
-            await asyncio.sleep(RECONNECT_MIN)
+            await asyncio.sleep(listener.RECONNECT_MIN)
             return
         for question_id in wanted:
             counts = found.get(question_id)
@@ -369,18 +326,3 @@ class Live:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _poll_ids(notices: list) -> set[int]:
-    ids = set()
-    for notice in notices:
-        try:
-            ids.add(int(notice.payload))
-        except ValueError:
-            log.warning("live results: ignoring a notice with payload %r", notice.payload[:40])
-    return ids
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -4,9 +4,10 @@
     .venv/bin/python tests/bench/watchers.py --watchers 2000 --votes 5 --markdown out.md
 
 Not a pytest test. For each number of watchers it starts the real app
-(`python -m aiohttpdemo_polls`, on a free port of 127.0.0.1) on the real database of the
-config (the embedded server by default; run `init_db.py` once first), adds a poll of its
-own, opens that many WebSockets to `/poll/{id}/live` from this one process, and then:
+(`python -m aiohttpdemo_polls`, on a free port of 127.0.0.1) on a real PostgreSQL: the
+benchmark database of `config/polls_bench.yaml` on the embedded server unless `-c` or
+`POLLS_DATABASE_URL` says otherwise (`init_db.py` creates whatever is missing), adds a poll
+of its own, opens that many WebSockets to `/poll/{id}/live` from this one process, and then:
 
 - casts votes one at a time with `db.cast_vote` (the app's own vote transaction, with
   its `pg_notify`), spaced wider than the coalescing window, and times each from the
@@ -46,6 +47,8 @@ sys.path.insert(0, str(ROOT))
 
 from aiohttpdemo_polls import db, pgserver, settings  # noqa: E402
 
+# The benchmark's own database (shared with tests/bench/run.py), not the development data.
+BENCH_CONFIG = ROOT / "config" / "polls_bench.yaml"
 CONNECT_BATCH = 250  # connections opened at once: under the server's listen backlog
 VOTE_GAP = 0.5  # seconds between votes, wider than the 100 ms coalescing window
 TIMEOUT = 30.0
@@ -308,6 +311,10 @@ async def measure_one(
 async def measure(config_path: str, counts: list[int], votes: int) -> list[Result]:
     """Measure each number of watchers on a fresh server; the poll is removed afterwards."""
     raise_open_files_limit()
+    # Creates the database, tables and sample polls only where missing (idempotent).
+    subprocess.run(
+        [sys.executable, "init_db.py", "-c", config_path], cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+    )
     config = settings.load(config_path, os.environ)
     url = pgserver.configured_url(config)
     question_id, choice_id = make_poll(url)
@@ -353,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     settings.config_argument(parser)
+    parser.set_defaults(config=str(BENCH_CONFIG))
     parser.add_argument("--watchers", default="1000,5000,10000", help="comma-separated sizes")
     parser.add_argument("--votes", type=int, default=20, help="votes timed per size")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table to FILE")
