@@ -64,6 +64,13 @@
     for (var i = 0; i < notes.length; i += 1) {
       notes[i].parentNode.removeChild(notes[i]);
     }
+    var voteLinks = document.querySelectorAll(".vote-link");
+    for (var j = 0; j < voteLinks.length; j += 1) {
+      voteLinks[j].hidden = isClosed;
+    }
+    if (!isClosed && voteLinks.length) {
+      return; // open again, and the page's own link to vote is back
+    }
     var note = document.createElement("p");
     note.className = "closed-note";
     if (isClosed) {
@@ -76,10 +83,28 @@
       note.appendChild(link);
     }
     mark.parentNode.insertBefore(note, mark.nextSibling);
-    var voteLinks = document.querySelectorAll(".vote-link");
-    for (var j = 0; j < voteLinks.length; j += 1) {
-      voteLinks[j].hidden = isClosed;
-    }
+  }
+
+  function refreshTexts() {
+    // The poll changed but no number did: its maker edited the texts (only possible while
+    // it has no votes). Take them from a fresh copy of this page.
+    window.fetch(window.location.pathname, { credentials: "same-origin" }).then(function (response) {
+      return response.ok ? response.text() : null;
+    }).then(function (html) {
+      if (!html) {
+        return;
+      }
+      var fresh = new DOMParser().parseFromString(html, "text/html");
+      var texts = fresh.querySelectorAll("ul.results li[data-choice] .choice-text");
+      var current = list.querySelectorAll("li[data-choice] .choice-text");
+      if (texts.length === current.length) {
+        for (var i = 0; i < texts.length; i += 1) {
+          setText(current[i], texts[i].textContent);
+        }
+      }
+      var heading = fresh.querySelector("h1");
+      setText(document.querySelector("h1"), heading && heading.textContent);
+    }, function () {});
   }
 
   function showCounts(message) {
@@ -133,9 +158,14 @@
       }
       delay = MIN_DELAY; // a snapshot arrived: the connection works
       setState("live", "Live");
+      if (event.data === last && message.total === 0 && window.fetch) {
+        refreshTexts();
+      }
+      last = event.data;
       showCounts(message);
     };
     var heard = false;
+    var last = null; // the previous frame on this connection
     socket.onopen = function () {
       heard = true;
     };
