@@ -2,6 +2,7 @@
 
     .venv/bin/python tests/bench/watchers.py                      # 1,000, 5,000 and 10,000 watchers
     .venv/bin/python tests/bench/watchers.py --watchers 2000 --votes 5 --markdown out.md
+    .venv/bin/python tests/bench/watchers.py --uvloop   # app and generator on uvloop ('.[uvloop]')
 
 Not a pytest test. For each number of watchers it starts the real app
 (`python -m aiohttpdemo_polls`, on a free port of 127.0.0.1) on a real PostgreSQL: the
@@ -346,10 +347,15 @@ def format_row(result: Result) -> str:
     )
 
 
+def loop_name() -> str:
+    return "uvloop" if os.environ.get("POLLS_UVLOOP") == "1" else "asyncio"
+
+
 def markdown(results: list[Result], votes: int) -> str:
     rows = "\n".join(format_row(r) for r in results)
     return (
-        f"{HEADER}\n{rows}\n\n{votes} votes per size, {VOTE_GAP} s apart; delay from the vote's COMMIT "
+        f"{HEADER}\n{rows}\n\nEvent loop: {loop_name()}. {votes} votes per size, {VOTE_GAP} s apart; "
+        "delay from the vote's COMMIT "
         "to the last watcher's receipt; memory = server RSS growth / watchers; CPU = time used "
         "per vote while watchers got it (the server and this generator share the machine's cores).\n"
     )
@@ -364,9 +370,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--watchers", default="1000,5000,10000", help="comma-separated sizes")
     parser.add_argument("--votes", type=int, default=20, help="votes timed per size")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table to FILE")
+    parser.add_argument(
+        "--uvloop", action="store_true", help="run the app (POLLS_UVLOOP=1) and this generator on uvloop"
+    )
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.watchers.split(",")]
-    results = asyncio.run(measure(args.config, counts, args.votes))
+    if args.uvloop:
+        import uvloop
+
+        os.environ["POLLS_UVLOOP"] = "1"
+        results = uvloop.run(measure(args.config, counts, args.votes))
+    else:
+        results = asyncio.run(measure(args.config, counts, args.votes))
     table = markdown(results, args.votes)
     print(table)
     if args.markdown:
