@@ -5,10 +5,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import sqlalchemy as sa
 
 from aiohttpdemo_polls.cache import Cache
 from aiohttpdemo_polls.keys import cache_key, live_key
+from aiohttpdemo_polls.main import init_app
 
 
 def run_sql(sync_engine, statement: str, **params: Any) -> None:
@@ -225,3 +227,23 @@ async def test_expired_entry_is_loaded_again():
     assert await cache.get(("poll", 1), load) == 1
     await asyncio.sleep(0.06)
     assert await cache.get(("poll", 1), load) == 2
+
+
+async def test_vote_in_one_process_shows_on_the_other_processs_cached_page(
+    aiohttp_client, client, config, make_question
+):
+    """Two app instances (as two workers): each has its own cache; notices keep both right."""
+    other = await aiohttp_client(init_app(config=config))
+    question = make_question(choices=("Yes", "No"))
+    results = f"/poll/{question['id']}/results"
+    async with aiohttp.ClientSession(
+        base_url=str(other.make_url("/")), cookie_jar=aiohttp.DummyCookieJar()
+    ) as reader:
+        assert '<span class="total-votes">0</span>' in await page(reader, results)  # now cached there
+        response = await client.post(f"/poll/{question['id']}/vote", data={"choice": question["choices"][0]})
+        assert response.status == 200
+
+        async def shows_vote() -> bool:
+            return '<span class="total-votes">1</span>' in await page(reader, results)
+
+        await eventually(shows_vote)
