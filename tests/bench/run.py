@@ -595,7 +595,9 @@ def start_app(args: argparse.Namespace, workers: int, tmp: Path) -> Server:
         argv += ["--workers", str(workers)]
     if args.uvloop:
         env["POLLS_UVLOOP"] = "true"
-    server = Server(f"appx{workers}", argv, port, env, args.out / "app.log")
+    server = Server(
+        f"app, {workers} process{'es' if workers > 1 else ''}", argv, port, env, args.out / "app.log"
+    )
     server.wait_ready()
     return server
 
@@ -638,7 +640,7 @@ async def measure(args: argparse.Namespace, data: Data, tmp: Path) -> dict[Key, 
         note(("pgbench", "one_row", PGBENCH_CLIENTS), await bench.pgbench())
         for workers in args.workers:
             app = start_app(args, workers, tmp)
-            target = f"appx{workers}"
+            target = f"app, {workers} process{'es' if workers > 1 else ''}"
             try:
                 for scenario in scenarios:
                     for conns in args.connections:
@@ -718,6 +720,7 @@ def machine() -> str:
 
 
 def chart(rows: list[dict], path: Path) -> bool:
+    """Two panels: pages beside bare aiohttp, votes beside pgbench."""
     try:
         import matplotlib
 
@@ -726,31 +729,45 @@ def chart(rows: list[dict], path: Path) -> bool:
     except ImportError:
         print("matplotlib is not installed (pip install -e '.[bench]'): no chart", file=sys.stderr)
         return False
-    groups = [(r["target"], r["scenario"]) for r in rows]
-    groups = list(dict.fromkeys(groups))
+    panels = [
+        ("Pages (requests/s)", [r for r in rows if r["target"] == "bare" or r["scenario"] in PAGE_SCENARIOS]),
+        (
+            "Votes (votes/s; pgbench: updates/s)",
+            [r for r in rows if r["target"] == "pgbench" or r["scenario"] in VOTE_SCENARIOS],
+        ),
+    ]
     conns = sorted({r["conns"] for r in rows if r["target"] != "pgbench"})
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(groups) + 1.2), dpi=90)
     height = 0.8 / max(1, len(conns))
-    labels = []
-    for i, (target, scenario) in enumerate(groups):
-        label = next(r["label"] for r in rows if (r["target"], r["scenario"]) == (target, scenario))
-        labels.append(label if target in ("bare", "pgbench") else f"{target}: {label}")
-        for j, c in enumerate(conns if target != "pgbench" else [PGBENCH_CLIENTS]):
-            match = [r for r in rows if (r["target"], r["scenario"], r["conns"]) == (target, scenario, c)]
-            if match:
-                ax.barh(
-                    i + j * height,
-                    match[0]["rps"],
-                    height=height,
-                    color=f"C{j}" if target != "pgbench" else "C3",
-                    label=f"{c} connections" if i == 0 else None,
-                )
-    ax.set_yticks([i + height * (len(conns) - 1) / 2 for i in range(len(groups))])
-    ax.set_yticklabels(labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("requests (or transactions) per second, median")
-    ax.legend(fontsize=8, loc="lower right")
-    ax.grid(axis="x", alpha=0.3)
+    size = max(len({(r["target"], r["scenario"]) for r in panel}) for _, panel in panels)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.42 * size + 1.4), dpi=80)
+    for ax, (title, panel) in zip(axes, panels, strict=True):
+        groups = list(dict.fromkeys((r["target"], r["scenario"]) for r in panel))
+        labels = []
+        for i, (target, scenario) in enumerate(groups):
+            label = next(r["label"] for r in panel if (r["target"], r["scenario"]) == (target, scenario))
+            labels.append(label if target in ("bare", "pgbench") else f"{target}: {label}")
+            for j, c in enumerate(conns if target != "pgbench" else [PGBENCH_CLIENTS]):
+                match = [
+                    r for r in panel if (r["target"], r["scenario"], r["conns"]) == (target, scenario, c)
+                ]
+                if match:
+                    ax.barh(
+                        i + j * height,
+                        match[0]["rps"],
+                        height=height,
+                        color="C3" if target == "pgbench" else f"C{j}",
+                        label=f"{c} connections"
+                        if target != "pgbench"
+                        and not ax.get_legend_handles_labels()[1].count(f"{c} connections")
+                        else None,
+                    )
+        ax.set_yticks([i + height * (len(conns) - 1) / 2 for i in range(len(groups))])
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(axis="x", labelsize=8)
+    axes[0].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -798,6 +815,8 @@ def temporary() -> Iterator[Path]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    for log in ("app.log", "bare.log"):  # this run's server output only
+        (args.out / log).unlink(missing_ok=True)
     config = bench_config()
     print(f"seeding {config['database']['name']} with {args.polls} polls ...", flush=True)
     seed(BENCH_CONFIG, args.polls)
