@@ -10,6 +10,10 @@ from aiohttpdemo_polls.main import init_app
 BOUND = health.TIMEOUT + 1.0
 
 
+# `stoppable_database` comes first in the tests' arguments so that it outlives the app:
+# the app closes its pool and listener on a running server, as it would in production.
+
+
 async def probe(client) -> tuple[int, str, float]:
     started = time.monotonic()
     response = await client.get("/healthz")
@@ -26,7 +30,7 @@ async def test_healthz_is_ok_while_the_database_answers(client):
 
 
 async def test_healthz_is_503_quickly_when_database_stops_and_recovers_by_itself(
-    aiohttp_client, config, stoppable_database
+    stoppable_database, aiohttp_client, config
 ):
     config["database"]["url"] = stoppable_database.url
     client = await aiohttp_client(init_app(config=config))
@@ -46,7 +50,7 @@ async def test_healthz_is_503_quickly_when_database_stops_and_recovers_by_itself
 
 
 async def test_healthz_is_503_within_its_bound_when_the_database_hangs(
-    aiohttp_client, config, stoppable_database
+    stoppable_database, aiohttp_client, config
 ):
     config["database"]["url"] = stoppable_database.url
     client = await aiohttp_client(init_app(config=config))
