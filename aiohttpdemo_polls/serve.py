@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 # them. A vote or a page takes milliseconds; this leaves room for a slow database while
 # staying well inside systemd's (90 s) and Kubernetes' (30 s) grace periods.
 SHUTDOWN_TIMEOUT = 10.0
+# Then closing the pool, the listener and the vote writer takes milliseconds. Should it
+# not end (a task that never finishes), the process says what it was waiting for and
+# exits 1 rather than hang until a process manager kills it without a word.
+CLEANUP_TIMEOUT = SHUTDOWN_TIMEOUT + 10.0
 MAX_WORKERS = 64
 
 
@@ -97,12 +101,38 @@ async def _serve(config: dict[str, Any], worker: bool, ready: Callable[[], None]
         await stop.wait()
         log.info("shutting down: finishing requests in flight")
     finally:
-        # Closes the listening socket, then idle keep-alive connections, waits for
-        # handlers in flight (SHUTDOWN_TIMEOUT), then runs cleanup_ctx (pool, listener).
-        await runner.cleanup()
         if worker:
             orphan_watch.cancel()
+        await _cleanup(runner)
     log.info("stopped")
+
+
+async def _cleanup(runner: web.AppRunner) -> None:
+    """Close the listening socket, then idle keep-alive connections, wait for handlers in
+    flight (SHUTDOWN_TIMEOUT), then run cleanup_ctx (vote writer, listener, pool)."""
+    try:
+        async with asyncio.timeout(CLEANUP_TIMEOUT):
+            await runner.cleanup()
+    except TimeoutError:
+        log.error("shutdown not done after %.0f s; exiting. Still running:\n%s", CLEANUP_TIMEOUT, _tasks())
+        logging.shutdown()
+        os._exit(1)  # asyncio.run() would wait for the same stuck tasks
+
+
+def _tasks() -> str:
+    """Each pending task with the chain of coroutines it is suspended in."""
+    lines = []
+    for task in asyncio.all_tasks():
+        if task is asyncio.current_task():
+            continue
+        chain, awaited = [], task.get_coro()
+        while awaited is not None and len(chain) < 20:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                chain.append(f"{frame.f_code.co_qualname} ({frame.f_code.co_filename}:{frame.f_lineno})")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        lines.append(f"  {task.get_name()}: " + " -> ".join(chain or [repr(task)]))
+    return "\n".join(lines)
 
 
 async def _stop_when_orphaned(stop: asyncio.Event) -> None:

@@ -185,3 +185,17 @@ def test_nginx_sample_limits_bodies_like_the_app():
     config = settings.load(settings.PROJECT_ROOT / "config" / "production.yaml", {})
     assert config["max_body_size"] == 1024 * 1024 and "client_max_body_size 1m;" in nginx
     assert "proxy_set_header Upgrade $http_upgrade;" in nginx and "location /static/" in nginx
+
+
+async def test_a_stuck_shutdown_names_the_coroutines_it_waits_in():
+    async def waits_for_ever() -> None:
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(waits_for_ever(), name="stuck-task")
+    await asyncio.sleep(0)
+    try:
+        report = serve._tasks()
+    finally:
+        task.cancel()
+    line = next(line for line in report.splitlines() if "stuck-task" in line)
+    assert "waits_for_ever" in line and "Event.wait" in line
