@@ -86,7 +86,10 @@ class Listener:
         notifies = conn.notifies
         while True:
             try:
-                first = await asyncio.wait_for(notifies.get(), IDLE_PING)
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that comes
+                # with a notice in the same turn of the loop, and shutdown waited for ever.
+                async with asyncio.timeout(IDLE_PING):
+                    first = await notifies.get()
             except TimeoutError:
                 await db.ping_raw(conn)  # a silently dead connection raises here
                 continue

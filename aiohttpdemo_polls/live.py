@@ -233,8 +233,10 @@ class Live:
         while True:
             timeout = self._next_flush(loop.time())
             if timeout != 0:
+                # asyncio.timeout, not wait_for, which can swallow a cancellation on 3.11.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
             self._wake.clear()
             now = loop.time()
             due = {q for q in self._dirty if self._not_before.get(q, 0) <= now}

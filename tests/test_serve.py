@@ -6,12 +6,14 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import aiohttp
 import psutil
 import pytest
 
 from aiohttpdemo_polls import serve, settings
+from aiohttpdemo_polls.listener import Listener
 
 # Apache "combined": host ident user [time] "request" status bytes "referer" "user agent"
 # Seconds from SIGTERM to exit: in-flight requests take milliseconds; the margin is for a busy CI.
@@ -199,3 +201,22 @@ async def test_a_stuck_shutdown_names_the_coroutines_it_waits_in():
         task.cancel()
     line = next(line for line in report.splitlines() if "stuck-task" in line)
     assert "waits_for_ever" in line and "Event.wait" in line
+
+
+async def test_listener_stops_when_cancelled_just_as_a_notice_arrives():
+    # Shutdown cancels the listener while notices pour in (a vote storm). On Python 3.11
+    # asyncio.wait_for returns the notice instead of raising CancelledError when both
+    # happen in one turn of the loop, and the listener would drain for ever.
+    class Connection:
+        notifies: asyncio.Queue = asyncio.Queue()
+
+    listener = Listener("postgresql://unused", lambda ids: None, lambda: None, lambda: None)
+    draining = asyncio.create_task(listener._drain(Connection()))
+    await asyncio.sleep(0.01)  # now waiting for a notice
+    Connection.notifies.put_nowait(types.SimpleNamespace(payload="1"))
+    draining.cancel()
+    done, _ = await asyncio.wait([draining], timeout=2)
+    if not done:
+        draining.cancel()  # a second cancel ends it, so the test itself cannot hang
+        await asyncio.wait([draining], timeout=2)
+    assert done and draining.cancelled(), "the listener swallowed its cancellation"
