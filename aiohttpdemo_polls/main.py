@@ -68,7 +68,9 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     # Starting the embedded server blocks for up to a second; keep the loop free.
     url = await loop.run_in_executor(None, pgserver.configured_url, config)
     db = config["database"]
-    async with aiopg.sa.create_engine(url, minsize=db["pool_min"], maxsize=db["pool_max"]) as engine:
+    async with aiopg.sa.create_engine(
+        url, minsize=db["pool_min"], maxsize=db["pool_max"], timeout=db["timeout"]
+    ) as engine:
         app[engine_key] = engine
         yield
 

@@ -69,7 +69,9 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except psycopg2.OperationalError:
+    except (psycopg2.OperationalError, TimeoutError):
+        # OperationalError: the server is down or went away. TimeoutError: it did not
+        # answer within `database.timeout` (aiopg then closes that connection).
         log.exception("database unavailable for %s %s", request.method, request.path)
         return render_error(request, 503)
     except Exception:

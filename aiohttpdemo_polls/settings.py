@@ -36,6 +36,9 @@ SCHEMA = t.Dict(
                 t.Key("password", default=""): t.String(allow_blank=True),
                 t.Key("pool_min", default=1): t.ToInt(gte=0),
                 t.Key("pool_max", default=10): t.ToInt(gte=1),
+                # Seconds a connect or a query may take before the page becomes a 503: a
+                # server that hangs (lost network, frozen host) must not hang every page.
+                t.Key("timeout", default=5): t.ToFloat(gt=0, lte=600),
             }
         ),
         # Live results (live.py): how notices are coalesced, and how many watchers a process takes.

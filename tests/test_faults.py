@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import aiohttp
+import pytest
 import sqlalchemy as sa
 
 from aiohttpdemo_polls import db
@@ -76,6 +77,7 @@ async def next_frame(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) 
     return message.json()
 
 
+@pytest.mark.slow  # a PostgreSQL server of its own: initdb, stop, start
 async def test_pages_answer_503_quickly_while_postgresql_is_down_then_recover(
     aiohttp_client, config, stoppable_database
 ):
@@ -128,3 +130,39 @@ async def test_pages_answer_503_quickly_while_postgresql_is_down_then_recover(
     assert [c["votes"] for c in frame["choices"]] == [0, 1]
     await watcher.close()
     assert counters_match_vote_rows(stoppable_database.url) == (1, True)
+
+
+@pytest.mark.slow  # a PostgreSQL server of its own: initdb, stop, start
+async def test_pages_answer_503_within_the_timeout_when_postgresql_hangs(
+    aiohttp_client, config, stoppable_database
+):
+    poll = seed(stoppable_database.url)
+    config["database"]["url"] = stoppable_database.url
+    config["database"]["timeout"] = 1.0
+    client = await aiohttp_client(init_app(config=config))
+    assert (await client.get(f"/poll/{poll['id']}")).status == 200
+
+    stoppable_database.freeze()  # accepts connections, never answers: a lost network
+    try:
+        # The pooled connection's query times out, then so does a fresh connection's login.
+        for path in (f"/poll/{poll['id']}", "/"):
+            response, text, elapsed = await timed(client.get(path))
+            assert response.status == 503, (path, text[:300])
+            assert UNAVAILABLE in text
+            assert 1.0 <= elapsed < 1.0 + DOWN_ANSWER_BOUND, (path, elapsed)
+    finally:
+        stoppable_database.thaw()
+    started = time.monotonic()
+    while (await client.get("/")).status != 200:
+        assert time.monotonic() - started < RECOVERY_BOUND, "the app did not recover by itself"
+        await asyncio.sleep(0.05)
+
+
+def test_database_timeout_defaults_to_five_seconds_and_must_be_positive(tmp_path):
+    from aiohttpdemo_polls import settings
+
+    assert settings.load(settings.DEFAULT_CONFIG, {})["database"]["timeout"] == 5
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("database:\n  timeout: 0\n")
+    with pytest.raises(settings.ConfigError, match=r"database\.timeout"):
+        settings.load(bad, {})
