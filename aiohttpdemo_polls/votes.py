@@ -174,6 +174,15 @@ class VoteBatcher:
     async def _write(self, batch: list[_Ballot]) -> None:
         try:
             outcomes = await self._transaction(batch)
+        except TimeoutError:
+            # The database did not answer within `database.timeout` (aiopg has closed that
+            # connection). Retrying ballot by ballot would wait as long again for each:
+            # answer the whole batch now. Nothing half-written either way (one transaction),
+            # and the ballot key keeps the voter's retry from counting twice.
+            log.warning("vote batch of %d not counted: the database did not answer in time", len(batch))
+            for ballot in batch:
+                _settle(ballot.future, exception=VoteNotCounted("database timeout"))
+            return
         except (psycopg2.Error, BatchFailed) as exc:
             if len(batch) == 1:
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
