@@ -52,7 +52,15 @@ def same_text_key(text: str) -> str:
 
 
 async def read_form(request: web.Request) -> MultiDictProxy:
-    """The request's form fields; a body that is not readable text is a 400 page, not a 500."""
+    """The request's form fields; a body that is not readable text is a 400 page, not a 500.
+
+    A body over the size limit is a 413 whatever its content type: aiohttp checks the
+    limit only while reading a form, and does not read a body of another type at all.
+    """
+    if request.content_length is not None and request.content_length > request.client_max_size:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=request.client_max_size, actual_size=request.content_length
+        )
     try:
         return await request.post()
     except (UnicodeDecodeError, LookupError, ValueError) as exc:

@@ -1,5 +1,6 @@
 """Error pages in the site's layout, cross-site refusal, and the security headers of every response."""
 
+import errno
 import logging
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -74,6 +75,13 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         # answer within `database.timeout` (aiopg then closes that connection).
         log.exception("database unavailable for %s %s", request.method, request.path)
         return render_error(request, 503)
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            log.exception("error handling %s %s", request.method, request.path)
+            return render_error(request, 500)
+        # aiohttp's static files handler lets "File name too long" through: there is
+        # no such file, so it is a 404 like any other missing one.
+        return render_error(request, 404)
     except Exception:
         # The one place a catch-all belongs: log the traceback, show the user a page.
         log.exception("error handling %s %s", request.method, request.path)
