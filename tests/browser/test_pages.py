@@ -1,5 +1,7 @@
 """Every page type: readable on a phone without sideways scrolling, and accessible (axe-core)."""
 
+import pytest
+
 from .conftest import PHONE, save_screenshot, serious_accessibility_violations
 from .tour import make_tour, visit
 
@@ -16,6 +18,7 @@ def test_every_page_fits_a_phone_screen(open_tab, live_server, make_question, ad
     assert too_wide == {}, f"pages wider than {PHONE['width']} px (scroll widths): {too_wide}"
 
 
+@pytest.mark.slow  # axe-core on every page type: about 8 s
 def test_every_page_has_no_serious_accessibility_violation(axe_tab, live_server, make_question, add_votes):
     violations = {}
     for stop in make_tour(make_question, add_votes):
