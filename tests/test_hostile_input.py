@@ -120,18 +120,35 @@ async def poll(make_question) -> dict[str, Any]:
 @given(
     segments=st.lists(nasty_text, min_size=1, max_size=4),
     query=st.lists(st.tuples(st.sampled_from(["page", "already", "done", "x", ""]), field_value), max_size=3),
+    method=st.sampled_from(["GET", "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
 )
-async def test_odd_paths_and_query_strings_never_break_a_page(client, poll, segments, query):
-    for base in ("", f"/poll/{poll['id']}", "/poll", "/static"):
+async def test_odd_paths_methods_and_query_strings_never_break_a_page(
+    client, make_poll, poll, segments, query, method
+):
+    made = await make_poll()
+    for base in ("", f"/poll/{poll['id']}", "/poll", "/static", f"/poll/{made['id']}/manage"):
         path = base + "/" + "/".join(quote(s, safe="") for s in segments)
         url = client.make_url("/").with_path(path, encoded=True)
         url = URL(str(url) + ("?" + urlencode(query) if query else ""), encoded=True)
-        async with client.session.get(url, allow_redirects=False) as response:
-            assert_no_server_error(response.status, await response.text(errors="replace"), url)
-    for page in (f"/poll/{poll['id']}/results", "/"):
+        async with client.session.request(method, url, allow_redirects=False) as response:
+            assert_no_server_error(response.status, await response.text(errors="replace"), (method, url))
+    # Every named route, with the odd query string and the odd method.
+    pages = [
+        "/",
+        "/poll/new",
+        "/poll/deleted",
+        "/healthz",
+        f"/poll/{poll['id']}",
+        f"/poll/{poll['id']}/results",
+        f"/poll/{poll['id']}/vote",
+        f"/poll/{poll['id']}/live",
+        made["manage"],
+        "/static/style.css",
+    ]
+    for page in pages:
         url = URL(str(client.make_url(page)) + "?" + urlencode(query), encoded=True)
-        async with client.session.get(url) as response:
-            assert_no_server_error(response.status, await response.text(), url)
+        async with client.session.request(method, url, allow_redirects=False) as response:
+            assert_no_server_error(response.status, await response.text(errors="replace"), (method, url))
 
 
 @hostile
