@@ -73,7 +73,7 @@ class PollContent(NamedTuple):
     choices: list
 
 
-async def _content(request: web.Request, question_id: int) -> PollContent:
+async def published_content(request: web.Request, question_id: int) -> PollContent:
     """The published poll (cached until it changes or reaches `closes_at`), else a 404."""
 
     async def load() -> tuple[PollContent | None, float]:
@@ -121,7 +121,7 @@ async def index(request: web.Request) -> web.Response:
 async def poll(request: web.Request) -> web.Response:
     """The voting form, or the results once voting has closed."""
     question_id = _question_id(request)
-    content = await _content(request, question_id)
+    content = await published_content(request, question_id)
     if content.question.closed:
         return await _results_page(request, question_id, content, notice=None)
 
@@ -158,7 +158,7 @@ async def vote(request: web.Request) -> web.Response:
         raise web.HTTPServiceUnavailable() from None
     if outcome is db.VoteOutcome.INVALID_CHOICE:
         # Refused: an unknown poll is a 404, a closed one a 409, else the form says why.
-        content = await _content(request, question_id)
+        content = await published_content(request, question_id)
         if content.question.closed:  # whatever was sent: a closed poll shows no form to fix
             raise web.HTTPConflict(text=VOTING_CLOSED)
         return aiohttp_jinja2.render_template(
@@ -189,7 +189,7 @@ async def vote(request: web.Request) -> web.Response:
 async def results(request: web.Request) -> web.Response:
     """Votes per choice with percentages and bars; the reader's own choice is marked."""
     question_id = _question_id(request)
-    content = await _content(request, question_id)
+    content = await published_content(request, question_id)
     notice = ALREADY_VOTED if request.query.get("already") else None
     return await _results_page(request, question_id, content, notice)
 

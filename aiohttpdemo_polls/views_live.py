@@ -2,8 +2,8 @@
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from . import db
-from .keys import engine_key, live_key
+from . import views
+from .keys import live_key
 
 # Clients have nothing to say; anything bigger than this closes the socket (1009).
 MAX_CLIENT_MESSAGE = 1024
@@ -22,9 +22,9 @@ async def live(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable(text=FULL)
     # The route admits digits only; ids past PostgreSQL's integer range are simply unknown.
     question_id = int(request.match_info["question_id"])
-    async with request.app[engine_key].acquire() as conn:
-        if await db.published_question(conn, question_id) is None:
-            raise web.HTTPNotFound()
+    # A 404 unless published; from the page cache, so a crowd reconnecting after a restart
+    # costs one database read, not one each.
+    await views.published_content(request, question_id)
     ws = web.WebSocketResponse(
         heartbeat=hub.heartbeat,
         max_msg_size=MAX_CLIENT_MESSAGE,
