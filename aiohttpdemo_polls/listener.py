@@ -82,21 +82,29 @@ class Listener:
             await asyncio.sleep(RECONNECT_MIN * random.uniform(0.5, 1.0))
 
     async def _drain(self, conn: aiopg.Connection) -> None:
-        """Take notices as they come, a batch at a time, until the connection fails."""
+        """Take notices as they come, a batch at a time, until the connection fails.
+
+        The pending `get` outlives an idle timeout (`asyncio.wait` does not cancel it), so
+        a notice arriving just then is not lost; and unlike `asyncio.wait_for` on Python
+        3.11, a cancellation (app shutdown) is never swallowed when a notice comes with it.
+        """
         notifies = conn.notifies
-        while True:
-            try:
-                # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that comes
-                # with a notice in the same turn of the loop, and shutdown waited for ever.
-                async with asyncio.timeout(IDLE_PING):
-                    first = await notifies.get()
-            except TimeoutError:
-                await db.ping_raw(conn)  # a silently dead connection raises here
-                continue
-            batch = [first]
-            while not notifies.empty():
-                batch.append(notifies.get_nowait())
-            self.on_notices(_poll_ids(batch))
+        getter: asyncio.Future | None = None
+        try:
+            while True:
+                if getter is None:
+                    getter = asyncio.ensure_future(notifies.get())
+                done, _ = await asyncio.wait({getter}, timeout=IDLE_PING)
+                if not done:
+                    await db.ping_raw(conn)  # a silently dead connection raises here
+                    continue
+                batch, getter = [getter.result()], None
+                while not notifies.empty():
+                    batch.append(notifies.get_nowait())
+                self.on_notices(_poll_ids(batch))
+        finally:
+            if getter is not None:
+                getter.cancel()
 
 
 def _poll_ids(notices: list) -> set[int]:

@@ -34,7 +34,6 @@ the poll is gone (deleted, or no longer published), after which the socket is cl
 """
 
 import asyncio
-import contextlib
 import json
 import logging
 import struct
@@ -143,9 +142,12 @@ class Live:
 
     async def stop(self) -> None:
         """Stop listening and close the connection (after `close_all`)."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending = set(self._tasks)
+        while pending:
+            # Cancelled again if a library swallowed the first cancellation.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1)
         for timer in self._closes_at.values():
             timer.cancel()
 
@@ -233,10 +235,14 @@ class Live:
         while True:
             timeout = self._next_flush(loop.time())
             if timeout != 0:
-                # asyncio.timeout, not wait_for, which can swallow a cancellation on 3.11.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):
-                        await self._wake.wait()
+                # A timer rather than `asyncio.wait_for`, which on Python 3.11 can swallow the
+                # shutdown's cancellation when a wake-up comes at the same moment.
+                timer = None if timeout is None else loop.call_later(timeout, self._wake.set)
+                try:
+                    await self._wake.wait()
+                finally:
+                    if timer is not None:
+                        timer.cancel()
             self._wake.clear()
             now = loop.time()
             due = {q for q in self._dirty if self._not_before.get(q, 0) <= now}
