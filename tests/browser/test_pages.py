@@ -5,6 +5,15 @@ import pytest
 from .conftest import PHONE, save_screenshot, serious_accessibility_violations
 from .tour import make_tour, visit
 
+# What sticks out past the screen's right edge, to say why a page scrolls sideways.
+WIDEST_ELEMENTS = """(limit) => [...document.querySelectorAll("body *")]
+  .filter((e) => e.getBoundingClientRect().right > limit)
+  .slice(0, 5)
+  .map((e) => {
+    const right = Math.round(e.getBoundingClientRect().right);
+    return `${e.tagName.toLowerCase()}.${e.getAttribute("class") || ""} (${right} px)`;
+  })"""
+
 
 def test_every_page_fits_a_phone_screen(open_tab, live_server, make_question, add_votes):
     tab = open_tab(viewport=PHONE, is_mobile=True, has_touch=True)
@@ -13,9 +22,9 @@ def test_every_page_fits_a_phone_screen(open_tab, live_server, make_question, ad
         visit(tab, live_server, stop)
         width = tab.page.evaluate("() => document.documentElement.scrollWidth")
         if width > PHONE["width"]:
-            too_wide[stop.name] = width
+            too_wide[stop.name] = (width, tab.page.evaluate(WIDEST_ELEMENTS, PHONE["width"]))
         save_screenshot(tab.page, f"phone-{stop.name}")
-    assert too_wide == {}, f"pages wider than {PHONE['width']} px (scroll widths): {too_wide}"
+    assert too_wide == {}, f"pages wider than {PHONE['width']} px (scroll width, what sticks out): {too_wide}"
 
 
 @pytest.mark.slow  # axe-core on every page type: about 8 s
