@@ -84,27 +84,16 @@ def add_sample_polls(conn: sa.engine.Connection) -> None:
         pub_date = now + timedelta(days=options.get("publish_in_days", 0), minutes=-age)
         closes = options.get("closes_in_days")
         closed_ago = options.get("closed_days_ago")
-        question_id = conn.execute(
-            db.question.insert()
-            .values(
-                question_text=text,
-                pub_date=pub_date,
-                multiple=options.get("multiple", False),
-                closes_at=now + timedelta(days=closes) if closes else None,
-                closed_at=now - timedelta(days=closed_ago) if closed_ago else None,
-            )
-            .returning(db.question.c.id)
-        ).scalar_one()
-        choice_ids = (
-            conn.execute(
-                db.choice.insert()
-                .values([{"question_id": question_id, "choice_text": c} for c in choices])
-                .returning(db.choice.c.id)
-            )
-            .scalars()
-            .all()
+        question_id, choice_ids = db.add_poll(
+            conn,
+            text,
+            choices,
+            pub_date=pub_date,
+            multiple=options.get("multiple", False),
+            closes_at=now + timedelta(days=closes) if closes else None,
+            closed_at=now - timedelta(days=closed_ago) if closed_ago else None,
         )
-        add_sample_votes(conn, question_id, sorted(choice_ids), options.get("votes", []))
+        add_sample_votes(conn, question_id, choice_ids, options.get("votes", []))
     print(f"added {len(SAMPLE_POLLS)} sample polls")
 
 

@@ -100,22 +100,6 @@ class VoteOutcome(enum.Enum):
     CLOSED = "closed"
 
 
-async def published_question(conn: Any, question_id: int) -> Any:
-    """The published question with this id, or None; `closed` says whether voting ended."""
-    if not 0 < question_id <= PG_INT_MAX:
-        return None
-    query = sa.select(
-        question.c.id,
-        question.c.question_text,
-        question.c.pub_date,
-        question.c.multiple,
-        question.c.closes_at,
-        question.c.closed_at,
-        closed.label("closed"),
-    ).where(question.c.id == question_id, published)
-    return await (await conn.execute(query)).first()
-
-
 async def choices(conn: Any, question_id: int, voter: str | None = None) -> list:
     """The question's choices in order, with votes, percent of the total, and `mine`."""
     total = sa.func.sum(choice.c.votes).over()
@@ -159,7 +143,7 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
     """Counters of several published polls in one query; a poll missing from the answer is gone.
 
     Live results read many polls at once after a burst of changes, so this is one query
-    for all of them rather than `published_question` + `choices` per poll.
+    for all of them rather than a poll page's query per poll.
     """
     wanted = sorted(q for q in set(question_ids) if 0 < q <= PG_INT_MAX)
     if not wanted:
@@ -270,6 +254,28 @@ async def _cast(conn: Any, question_id: int, wanted: list[int], voter: str) -> N
         vote.insert().values([{"question_id": question_id, "voter": voter, "choice_id": c} for c in wanted])
     )
     await notify(conn, question_id)
+
+
+def add_poll(
+    connection: Any, question_text: str, choices: Sequence[str], **columns: Any
+) -> tuple[int, list[int]]:
+    """Insert a question and its choices (a sync SQLAlchemy connection: init_db.py, tests).
+
+    Returns the question's id and its choices' ids, in the order given.
+    """
+    question_id = connection.execute(
+        question.insert().values(question_text=question_text, **columns).returning(question.c.id)
+    ).scalar_one()
+    choice_ids = (
+        connection.execute(
+            choice.insert()
+            .values([{"question_id": question_id, "choice_text": c} for c in choices])
+            .returning(choice.c.id)
+        )
+        .scalars()
+        .all()
+    )
+    return question_id, sorted(choice_ids)
 
 
 def create_schema(connection: Any) -> None:

@@ -4,7 +4,7 @@ aiopg.sa compiles a SQLAlchemy expression on every call, which here costs more C
 PostgreSQL spends answering (about a millisecond per query under load, measured with
 py-spy). These reads run on every cache miss and for every voter's results page, so they
 are fixed SQL strings with parameters, and one round trip each. They return the same
-fields `db.published_question` and `db.choices` do, so templates cannot tell.
+fields `db.choices` does, so templates cannot tell.
 """
 
 from datetime import datetime

@@ -70,10 +70,12 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except (psycopg2.OperationalError, TimeoutError):
+    except (psycopg2.OperationalError, TimeoutError) as exc:
         # OperationalError: the server is down or went away. TimeoutError: it did not
-        # answer within `database.timeout` (aiopg then closes that connection).
-        log.exception("database unavailable for %s %s", request.method, request.path)
+        # answer within `database.timeout` (aiopg then closes that connection). One line,
+        # no traceback: during an outage every request lands here, and the cause is known.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning("database unavailable for %s %s: %s", request.method, request.path, reason)
         return render_error(request, 503)
     except OSError as exc:
         if exc.errno != errno.ENAMETOOLONG:

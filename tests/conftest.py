@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -102,21 +101,10 @@ def make_question(sync_engine):
         **columns: Any,
     ) -> dict[str, Any]:
         with sync_engine.begin() as conn:
-            question_id = conn.execute(
-                db.question.insert()
-                .values(question_text=text, pub_date=datetime.now(UTC) + timedelta(days=days), **columns)
-                .returning(db.question.c.id)
-            ).scalar_one()
-            choice_ids = (
-                conn.execute(
-                    db.choice.insert()
-                    .values([{"question_id": question_id, "choice_text": c} for c in choices])
-                    .returning(db.choice.c.id)
-                )
-                .scalars()
-                .all()
+            question_id, choice_ids = db.add_poll(
+                conn, text, choices, pub_date=datetime.now(UTC) + timedelta(days=days), **columns
             )
-        return {"id": question_id, "choices": sorted(choice_ids)}
+        return {"id": question_id, "choices": choice_ids}
 
     return make
 
@@ -198,58 +186,6 @@ def stoppable_database() -> Iterator[StoppableDatabase]:
             database.thaw()  # a frozen server cannot stop
         pgserver.stop(folder / "pgdata")
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def serve_app(database_url: str, tmp_path) -> Iterator:
-    """Start real `python -m aiohttpdemo_polls` processes on the test database.
-
-    `serve_app()` returns the base URL of a new process on a free port, once it answers.
-    Every process is stopped with SIGINT (a clean aiohttp shutdown) after the test.
-    """
-    processes: list[subprocess.Popen] = []
-
-    def start(timeout: float = 20.0) -> str:
-        port = free_port()
-        log = open(tmp_path / f"app-{port}.log", "wb")  # noqa: SIM115 (closed with the process)
-        environ = {**os.environ, "POLLS_DATABASE_URL": database_url, "POLLS_PORT": str(port)}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aiohttpdemo_polls", "-c", str(TEST_CONFIG)],
-            cwd=settings.PROJECT_ROOT,
-            env=environ,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        processes.append(process)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return f"http://127.0.0.1:{port}"
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = (tmp_path / f"app-{port}.log").read_text(errors="replace")
-                    raise RuntimeError(f"the app did not start on port {port}:\n{output}") from None
-                time.sleep(0.05)
-
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-    for process in processes:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture

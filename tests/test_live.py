@@ -80,10 +80,13 @@ async def test_burst_of_votes_is_coalesced_and_ends_exact(client, anonymous, mak
     assert counts(updates[-1])[yes] == 30
 
 
-async def test_vote_through_one_process_reaches_watcher_of_another(serve_app, make_question):
+async def test_vote_through_one_process_reaches_watcher_of_another(app_process, make_question):
     question = make_question(choices=("Yes", "No"))
     yes, no = question["choices"]
-    first, second = serve_app(), serve_app()
+    processes = app_process(), app_process()
+    for process in processes:
+        process.wait_serving()
+    first, second = (process.url for process in processes)
     async with (
         aiohttp.ClientSession(base_url=first, cookie_jar=aiohttp.DummyCookieJar()) as voter,
         aiohttp.ClientSession() as watcher,
