@@ -86,7 +86,14 @@ ORDER BY q.id, c.id
 """
 
 published = question.c.pub_date <= sa.func.now()
+
+
 # True or false, never NULL (a bare `closes_at <= now()` is NULL when there is no closes_at).
+def percent(total: Any) -> Any:
+    """A choice's share of `total` votes in percent, one decimal; 0 while there are none."""
+    return sa.func.coalesce(sa.func.round(100.0 * choice.c.votes / sa.func.nullif(total, 0), 1), 0)
+
+
 closed = sa.or_(
     question.c.closed_at.isnot(None),
     sa.and_(question.c.closes_at.isnot(None), question.c.closes_at <= sa.func.now()),
@@ -119,9 +126,7 @@ async def choices(conn: Any, question_id: int, voter: str | None = None) -> list
             choice.c.id,
             choice.c.choice_text,
             choice.c.votes,
-            sa.func.coalesce(sa.func.round(100.0 * choice.c.votes / sa.func.nullif(total, 0), 1), 0).label(
-                "percent"
-            ),
+            percent(total).label("percent"),
             mine.label("mine"),
         )
         .where(choice.c.question_id == question_id)
@@ -156,9 +161,7 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
             question.c.closes_at,
             choice.c.id.label("choice_id"),
             choice.c.votes,
-            sa.func.coalesce(sa.func.round(100.0 * choice.c.votes / sa.func.nullif(total, 0), 1), 0).label(
-                "percent"
-            ),
+            percent(total).label("percent"),
         )
         .select_from(question.outerjoin(choice, choice.c.question_id == question.c.id))
         .where(question.c.id.in_(wanted), published)

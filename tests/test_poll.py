@@ -103,3 +103,33 @@ async def test_closed_poll_page_shows_results_and_says_voting_closed(client, mak
     assert "Voting closed" in page
     assert '<span class="votes">3</span>' in page
     assert 'name="choice"' not in page
+
+
+@pytest.fixture
+def statements(monkeypatch) -> list:
+    """Every statement the app sends through aiopg.sa, in order (they still run for real)."""
+    from aiopg.sa.connection import SAConnection
+
+    sent: list = []
+    execute = SAConnection.execute
+
+    def spy(self, query, *args, **kwargs):
+        sent.append(query)
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(SAConnection, "execute", spy)
+    return sent
+
+
+async def test_index_is_one_query_and_poll_pages_at_most_two(client, make_question, add_votes, statements):
+    """No N+1: the number of statements does not grow with the number of polls or choices."""
+    questions = [
+        make_question(f"Poll {n}?", choices=tuple(f"Choice {i}" for i in range(8))) for n in range(25)
+    ]
+    add_votes(questions[0]["id"], {questions[0]["choices"][0]: 3})
+    for path in ("/", "/?page=2", f"/poll/{questions[0]['id']}", f"/poll/{questions[1]['id']}/results"):
+        statements.clear()
+        response = await client.get(path)
+        assert response.status == 200
+        limit = 1 if path.startswith("/?") or path == "/" else 2
+        assert 1 <= len(statements) <= limit, (path, statements)
