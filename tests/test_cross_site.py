@@ -22,6 +22,16 @@ def own_origin(client) -> str:
     return str(client.make_url("/").origin())
 
 
+async def vote_with(client, question, headers: dict[str, str]):
+    """POST a vote for the question's first choice with these headers; no redirect followed."""
+    return await client.post(
+        f"/poll/{question['id']}/vote",
+        data={"choice": question["choices"][0]},
+        headers=headers,
+        allow_redirects=False,
+    )
+
+
 def count(sync_engine, table) -> int:
     with sync_engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
@@ -30,9 +40,7 @@ def count(sync_engine, table) -> int:
 @pytest.mark.parametrize("headers", FOREIGN)
 async def test_cross_site_vote_is_refused_and_counts_nothing(client, make_question, votes_of, headers):
     question = make_question()
-    response = await client.post(
-        f"/poll/{question['id']}/vote", data={"choice": question["choices"][0]}, headers=headers
-    )
+    response = await vote_with(client, question, headers)
     assert response.status == 403
     page = await response.text()
     assert "Forbidden" in page and CROSS_SITE in page and 'href="/"' in page
@@ -63,12 +71,7 @@ async def test_cross_site_manage_action_is_refused(client, make_poll, sync_engin
 async def test_same_origin_posts_are_accepted(client, make_question, make_poll, votes_of, sync_engine):
     headers = {"Origin": own_origin(client), "Sec-Fetch-Site": "same-origin"}
     question = make_question()
-    vote = await client.post(
-        f"/poll/{question['id']}/vote",
-        data={"choice": question["choices"][0]},
-        headers=headers,
-        allow_redirects=False,
-    )
+    vote = await vote_with(client, question, headers)
     assert vote.status == 302
     assert votes_of(question["id"])[question["choices"][0]] == 1
     data = [("question_text", "Q?"), ("choice", "A"), ("choice", "B")]
@@ -93,12 +96,7 @@ async def test_requests_that_show_no_other_site_are_accepted(client, make_questi
     port = client.make_url("/").port
     headers = {k: v.format(port=port) for k, v in headers.items()}
     question = make_question()
-    response = await client.post(
-        f"/poll/{question['id']}/vote",
-        data={"choice": question["choices"][0]},
-        headers=headers,
-        allow_redirects=False,
-    )
+    response = await vote_with(client, question, headers)
     assert response.status == 302
     assert votes_of(question["id"])[question["choices"][0]] == 1
 
