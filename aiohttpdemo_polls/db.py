@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from aiopg.sa.engine import get_dialect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 # Every transaction that changes a poll's votes or state notifies this channel with the
@@ -84,6 +85,25 @@ SELECT q.id AS question_id,
 FROM question q JOIN choice c ON c.question_id = q.id
 ORDER BY q.id, c.id
 """
+
+
+class Compiled(NamedTuple):
+    """An expression's SQL text and the values of its own literals (100.0, 1, 0...)."""
+
+    sql: str
+    defaults: dict[str, Any]
+
+
+def compile_once(clause: Any) -> Compiled:
+    """Compile an expression with aiopg.sa's own dialect, for statements run many times:
+    aiopg.sa would otherwise compile it again on every call."""
+    compiled = clause.compile(dialect=get_dialect())
+    return Compiled(str(compiled), dict(compiled.params))
+
+
+async def execute_compiled(conn: Any, query: Compiled, **params: Any) -> Any:
+    return await conn.execute(query.sql, {**query.defaults, **params})
+
 
 published = question.c.pub_date <= sa.func.now()
 

@@ -11,25 +11,8 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from aiopg.sa.engine import get_dialect
 
 from . import db
-
-_DIALECT = get_dialect()  # the dialect aiopg.sa itself compiles with
-
-
-class _Compiled(NamedTuple):
-    sql: str
-    defaults: dict[str, Any]  # values of the expression's own literals (100.0, 1, 0...)
-
-
-def _compiled(query: Any) -> _Compiled:
-    compiled = query.compile(dialect=_DIALECT)
-    return _Compiled(str(compiled), dict(compiled.params))
-
-
-async def _execute(conn: Any, query: _Compiled, **params: Any) -> Any:
-    return await conn.execute(query.sql, {**query.defaults, **params})
 
 
 class Question(NamedTuple):
@@ -50,10 +33,10 @@ class Choice(NamedTuple):
     mine: bool
 
 
-def _poll_query(mine: Any) -> _Compiled:
+def _poll_query(mine: Any) -> db.Compiled:
     """A published poll with its choices (none: one row with no choice_id), in choice order."""
     q, c = db.question, db.choice
-    return _compiled(
+    return db.compile_once(
         sa.select(
             q.c.id,
             q.c.question_text,
@@ -89,9 +72,9 @@ async def poll(conn: Any, question_id: int, voter: str | None = None) -> tuple[Q
     if not 0 < question_id <= db.PG_INT_MAX:
         return None
     if voter is None:
-        result = await _execute(conn, _POLL_FOR_ANYONE, question_id=question_id)
+        result = await db.execute_compiled(conn, _POLL_FOR_ANYONE, question_id=question_id)
     else:
-        result = await _execute(conn, _POLL_FOR_VOTER, question_id=question_id, voter=voter)
+        result = await db.execute_compiled(conn, _POLL_FOR_VOTER, question_id=question_id, voter=voter)
     rows = await result.fetchall()
     if not rows:
         return None
@@ -125,7 +108,7 @@ class Listed(NamedTuple):
 _next_publication = sa.select(sa.func.min(db.question.c.pub_date)).where(
     db.question.c.pub_date > sa.func.now()
 )
-_INDEX = _compiled(
+_INDEX = db.compile_once(
     sa.select(
         db.question.c.id,
         db.question.c.question_text,
@@ -140,7 +123,7 @@ _INDEX = _compiled(
     .limit(sa.bindparam("limit"))
     .offset(sa.bindparam("offset"))
 )
-_NEXT_PUBLICATION = _compiled(_next_publication)
+_NEXT_PUBLICATION = db.compile_once(_next_publication)
 
 
 async def index(conn: Any, limit: int, offset: int) -> tuple[list[Listed], int, datetime | None]:
@@ -149,9 +132,9 @@ async def index(conn: Any, limit: int, offset: int) -> tuple[list[Listed], int, 
 
     One query whenever the page lists anything.
     """
-    rows = await (await _execute(conn, _INDEX, limit=limit, offset=offset)).fetchall()
+    rows = await (await db.execute_compiled(conn, _INDEX, limit=limit, offset=offset)).fetchall()
     listed = [Listed(r["id"], r["question_text"], r["pub_date"], r["closes_at"], r["closed"]) for r in rows]
     if rows:
         return listed, rows[0]["total"], rows[0]["upcoming"]
     # Nothing on this page, so no row to carry `upcoming`: the one case with a second query.
-    return listed, 0, await (await _execute(conn, _NEXT_PUBLICATION)).scalar()
+    return listed, 0, await (await db.execute_compiled(conn, _NEXT_PUBLICATION)).scalar()

@@ -46,11 +46,13 @@ WRITERS = 2  # transactions in flight per process: one commits while the next is
 
 # Plain SQL with array parameters: the statements are the same for any batch size, so
 # nothing is compiled per request (SQLAlchemy compiling a 500-row VALUES list costs more
-# than running it).
+# than running it). The rules for "published" and "closed" are db's, compiled once.
+_PUBLISHED = db.compile_once(db.published).sql
+_CLOSED = db.compile_once(db.closed).sql
 _CHECK = f"""
 WITH polls AS (
-    SELECT id, (closed_at IS NOT NULL OR coalesce(closes_at <= now(), false)) AS closed, multiple
-    FROM {db.question.name} WHERE id = ANY(%(polls)s) AND pub_date <= now()
+    SELECT id, ({_CLOSED}) AS closed, multiple
+    FROM {db.question.name} WHERE id = ANY(%(polls)s) AND {_PUBLISHED}
     ORDER BY id FOR KEY SHARE
 )
 SELECT id AS question_id, NULL::int AS choice_id, closed, multiple FROM polls
