@@ -104,6 +104,7 @@ async def _serve(config: dict[str, Any], worker: bool, ready: Callable[[], None]
         if worker:
             orphan_watch.cancel()
         await _cleanup(runner)
+        logs.flush_access_lines()  # the last requests' lines, due on a loop turn that may not come
     log.info("stopped")
 
 
