@@ -11,7 +11,7 @@ a database round trip or a template render. Correctness comes first:
 - While the listener is not listening (lost connection, reconnecting) no notice can
   arrive, so the cache is bypassed (`trusted` is False) and emptied when it comes back.
 - A write in this process drops the affected entries itself as soon as it commits (the
-  vote batcher, and the `invalidate_after_writes` middleware for other forms), so the next
+  vote batcher, and the `state_changes` middleware for other forms), so the next
   page load in the same process shows it without waiting for the notice.
 - A load that was running when its poll changed is handed to the requests waiting for it
   (it is as new as a database read they would have started) but not kept: the generation

@@ -22,11 +22,7 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
         config = settings.from_argv(argv or [])
     app = web.Application(
         client_max_size=config["max_body_size"],
-        middlewares=[
-            middlewares.error_pages,
-            middlewares.cross_site_refusal,
-            middlewares.invalidate_after_writes,
-        ],
+        middlewares=[middlewares.error_pages, middlewares.state_changes],
     )
     app[config_key] = config
     aiohttp_jinja2.setup(
