@@ -22,6 +22,7 @@ from .votes import VoteNotCounted
 PAGE_SIZE = 20
 VOTER_COOKIE = "polls_voter"
 VOTER_COOKIE_MAX_AGE = 365 * 24 * 3600
+_VOTER_COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={VOTER_COOKIE_MAX_AGE}; Path=/; SameSite=Lax"
 NO_CHOICE = "You didn't select a choice."
 ALREADY_VOTED = "You already voted in this poll."
 VOTING_CLOSED = "Voting on this poll has closed; your vote was not counted."
@@ -172,18 +173,21 @@ async def vote(request: web.Request) -> web.Response:
     results = request.app.router["results"].url_for(question_id=str(question_id))
     if outcome is db.VoteOutcome.ALREADY_VOTED:
         results = results.with_query(already="1")
-    # Returned, not raised: the hottest path in the app skips unwinding the middlewares.
-    response = web.Response(status=302, headers={"Location": str(results)})
+    headers = {"Location": str(results)}
     if new_voter and outcome is db.VoteOutcome.COUNTED:
-        response.set_cookie(
-            VOTER_COOKIE,
-            voter,
-            max_age=VOTER_COOKIE_MAX_AGE,
-            httponly=True,
-            samesite="Lax",
-            secure=request.app[config_key]["https"],
-        )
-    return response
+        headers["Set-Cookie"] = voter_cookie(voter, secure=request.app[config_key]["https"])
+    # Returned, not raised: the hottest path in the app skips unwinding the middlewares.
+    return web.Response(status=302, headers=headers)
+
+
+def voter_cookie(voter: str, secure: bool) -> str:
+    """The Set-Cookie value `response.set_cookie` writes for the voter id, a year long.
+
+    Written out because every new voter's vote needs one, and aiohttp's builds a
+    `http.cookies.Morsel` for it each time (py-spy: 5% of a process taking votes). A
+    voter id is URL-safe base64, so nothing in it needs quoting.
+    """
+    return f"{VOTER_COOKIE}={voter}{_VOTER_COOKIE_ATTRIBUTES}{'; Secure' if secure else ''}"
 
 
 async def results(request: web.Request) -> web.Response:

@@ -1,10 +1,12 @@
 """Voting: POST-redirect-GET, counted by the database, bad input counting nothing."""
 
 import asyncio
+import secrets
 
 import pytest
+from aiohttp import web
 
-from aiohttpdemo_polls.views import VOTER_COOKIE
+from aiohttpdemo_polls.views import VOTER_COOKIE, VOTER_COOKIE_MAX_AGE, voter_cookie
 
 
 async def test_vote_adds_one_and_redirects_to_results(client, make_question, votes_of):
@@ -106,3 +108,13 @@ async def test_500_concurrent_votes_on_one_choice_are_all_counted(anonymous, mak
     statuses = await asyncio.gather(*(one_vote() for _ in range(500)))
     assert statuses == [302] * 500
     assert votes_of(question["id"])[chosen] == 500
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_voter_cookie_is_the_header_aiohttps_set_cookie_writes(secure):
+    voter = secrets.token_urlsafe(18)
+    response = web.Response()
+    response.set_cookie(
+        VOTER_COOKIE, voter, max_age=VOTER_COOKIE_MAX_AGE, httponly=True, samesite="Lax", secure=secure
+    )
+    assert voter_cookie(voter, secure=secure) == response.cookies[VOTER_COOKIE].output(header="").strip()
