@@ -171,3 +171,13 @@ async def test_two_processes_batching_the_same_voters_count_each_once_without_de
     # Each batch went through whole: none failed (a deadlock would) and was retried alone.
     assert not [r for r in caplog.records if r.name == "aiohttpdemo_polls.votes"]
     assert first.transactions + second.transactions < 100
+
+
+async def test_two_batchers_on_one_engine_share_its_prepared_connections(engine, make_question, votes_of):
+    question = make_question(choices=("Yes", "No"))
+    yes, no = question["choices"]
+    first, second = VoteBatcher(engine), VoteBatcher(engine)
+    assert await first.cast(question["id"], [yes], voter()) is Outcome.COUNTED
+    # The same pooled connection, on which `first` prepared the batch statement.
+    assert await second.cast(question["id"], [no], voter()) is Outcome.COUNTED
+    assert votes_of(question["id"]) == {yes: 1, no: 1}
