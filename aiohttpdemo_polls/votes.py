@@ -19,9 +19,10 @@ ballots, counts, commit). In that statement, in this order:
 2. `INSERT INTO ballot ... ON CONFLICT DO NOTHING RETURNING` for the first valid ballot
    of each voter: one ballot per voter per poll, also against batches committing
    elsewhere at the same moment;
-3. once every ballot is in (the counts are an aggregate over them), the choices are
-   locked in id order, each one's count added (`votes = votes + n`), the `vote` rows
-   inserted and one `pg_notify` sent per poll (delivered only when it commits). Locking
+3. the `vote` rows are inserted, and once they all are (the counts are an aggregate
+   over them), the choices are locked in id order and each one's count added
+   (`votes = votes + n`): the hot counter is locked only from there to the commit. One
+   `pg_notify` is sent per poll (delivered only when it commits). Locking
    polls, then ballots, then choices, each in order, keeps concurrent batches (several
    processes too) from deadlocking. The `vote` rows' foreign key to their choice makes a
    choice deleted meanwhile an error, so counters and rows never disagree.
@@ -100,18 +101,18 @@ WITH ballots AS (
 ), picked AS (
     SELECT f.idx, f.question_id, f.voter, a.choice_id
     FROM firsts f JOIN new USING (question_id, voter) JOIN asked a ON a.idx = f.idx
+), recorded AS (
+    INSERT INTO {db.vote.name} (question_id, voter, choice_id)
+    SELECT question_id, voter, choice_id FROM picked
+    RETURNING choice_id
 ), tallies AS (
-    SELECT choice_id, count(*) AS n FROM picked GROUP BY choice_id
+    SELECT choice_id, count(*) AS n FROM recorded GROUP BY choice_id
 ), locked AS (
     SELECT id FROM {db.choice.name} WHERE id IN (SELECT choice_id FROM tallies) ORDER BY id FOR NO KEY UPDATE
 ), counted AS (
     UPDATE {db.choice.name} c SET votes = c.votes + t.n
     FROM tallies t WHERE c.id = t.choice_id AND c.id IN (SELECT id FROM locked)
     RETURNING c.id
-), recorded AS (
-    INSERT INTO {db.vote.name} (question_id, voter, choice_id)
-    SELECT question_id, voter, choice_id FROM picked
-    RETURNING 1
 ), notified AS (
     SELECT pg_notify('{db.CHANNEL}', q::text) FROM (SELECT DISTINCT question_id FROM picked) AS d(q)
 )
@@ -125,7 +126,6 @@ SELECT j.idx, j.found, j.closed, j.fits, j.choices_ok,
        -- Named here so that they run: a CTE no one reads is skipped unless it writes.
        (SELECT count(*) FROM tallies) AS tallied,
        (SELECT count(*) FROM counted) AS counters,
-       (SELECT count(*) FROM recorded) AS recorded,
        (SELECT count(*) FROM notified) AS notified
 FROM judged j
 ORDER BY j.idx
