@@ -10,7 +10,7 @@ import logging
 import psycopg2
 from aiohttp import web
 
-from . import db
+from . import db, logs
 from .keys import engine_key
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ async def healthz(request: web.Request) -> web.Response:
         log.warning("health check: the database did not answer within %.1f s", TIMEOUT)
         return _answer(503, "database unavailable")
     except (psycopg2.Error, OSError) as exc:
-        log.warning("health check: database unavailable: %s", _first_line(exc))
+        log.warning("health check: database unavailable: %s", logs.first_line(exc))
         return _answer(503, "database unavailable")
     return _answer(200, "ok")
 
@@ -39,7 +39,3 @@ async def healthz(request: web.Request) -> web.Response:
 def _answer(status: int, text: str) -> web.Response:
     # no-store: a cache between the prober and the app must never answer for the app.
     return web.Response(status=status, text=text + "\n", headers={"Cache-Control": "no-store"})
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

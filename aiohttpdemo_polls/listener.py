@@ -15,7 +15,7 @@ from collections.abc import Callable
 import aiopg
 import psycopg2
 
-from . import db
+from . import db, logs
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Listener:
                 try:
                     await self.connect()
                 except psycopg2.Error as exc:
-                    log.warning("live results: cannot listen yet (%s); retrying", _first_line(exc))
+                    log.warning("live results: cannot listen yet (%s); retrying", logs.first_line(exc))
                     await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                     delay = min(delay * 2, RECONNECT_MAX)
                     continue
@@ -72,7 +72,7 @@ class Listener:
             try:
                 await self._drain(self._conn)
             except psycopg2.Error as exc:
-                log.warning("live results: lost the listening connection (%s)", _first_line(exc))
+                log.warning("live results: lost the listening connection (%s)", logs.first_line(exc))
             finally:
                 self.listening = False
                 conn, self._conn = self._conn, None
@@ -115,8 +115,3 @@ def _poll_ids(notices: list) -> set[int]:
         except ValueError:
             log.warning("live results: ignoring a notice with payload %r", notice.payload[:40])
     return ids
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

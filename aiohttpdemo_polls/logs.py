@@ -17,6 +17,11 @@ ACCESS_LOG_FORMAT = '%a - - %t "%r" %s %b "%{Referer}i" "%{User-Agent}i"'
 DIAGNOSTIC_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
 
 
+def first_line(exc: BaseException) -> str:
+    """An error's message in one line for a log record (psycopg2's run to several)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def configure(level: str = "INFO") -> None:
     """Diagnostics at `level` and above on stderr; aiohttp's access lines, bare, on stdout."""
     logging.basicConfig(level=level, format=DIAGNOSTIC_FORMAT, stream=sys.stderr, force=True)

@@ -11,6 +11,7 @@ import psycopg2
 from aiohttp import web
 from yarl import URL
 
+from . import logs
 from .keys import cache_key, config_key
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         # OperationalError: the server is down or went away. TimeoutError: it did not
         # answer within `database.timeout` (aiopg then closes that connection). One line,
         # no traceback: during an outage every request lands here, and the cause is known.
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = logs.first_line(exc)
         log.warning("database unavailable for %s %s: %s", request.method, request.path, reason)
         return render_error(request, 503)
     except OSError as exc:

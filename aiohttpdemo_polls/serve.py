@@ -49,8 +49,7 @@ def run(config: dict[str, Any], *, worker: bool = False, ready: Callable[[], Non
         with asyncio.Runner(loop_factory=_loop_factory(config)) as runner:
             runner.run(_serve(config, worker, ready))
     except psycopg2.OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        log.error("cannot use the database: %s (did you run init_db.py?)", first_line)
+        log.error("cannot use the database: %s (did you run init_db.py?)", logs.first_line(exc))
         return 1
     except OSError as exc:
         # Most often the port is taken (another copy of the app is running).

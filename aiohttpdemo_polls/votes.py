@@ -47,7 +47,7 @@ import psycopg2
 import psycopg2.errors
 from aiopg.sa import Engine
 
-from . import db
+from . import db, logs
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ class VoteBatcher:
             return
         except psycopg2.Error as exc:
             if len(batch) == 1:
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                reason = logs.first_line(exc)
                 log.warning("vote not counted: %s", reason)
                 _settle(batch[0].future, exception=VoteNotCounted(reason))
                 return

@@ -4,6 +4,7 @@ The database is the embedded server's `aiohttpdemo_polls_test` (config/polls_tes
 or the server named by POLLS_TEST_DATABASE_URL. Every test starts from empty tables.
 """
 
+import asyncio
 import os
 import re
 import shutil
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,20 @@ def empty_tables(request: pytest.FixtureRequest) -> None:
     engine = request.getfixturevalue("sync_engine")
     with engine.begin() as conn:
         conn.execute(sa.text("TRUNCATE question, choice, ballot, vote RESTART IDENTITY CASCADE"))
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"condition not met within {timeout} s"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Awaitable[None]]:
+    """`await eventually(check)`: poll an async condition until it holds, with a deadline
+    generous enough for a busy two-core machine (the test fails past it)."""
+    return _eventually
 
 
 @pytest.fixture

@@ -24,14 +24,6 @@ async def page(session, path: str) -> str:
     return await response.text()
 
 
-async def eventually(check, timeout: float = 3.0) -> None:
-    """Poll an async condition until it holds, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 async def test_pages_are_served_from_memory_after_the_first_load(client, anonymous, make_question):
     question = make_question("Cached?")
     assert "Cached?" in await page(anonymous, f"/poll/{question['id']}")
@@ -62,7 +54,7 @@ async def test_own_vote_shows_right_after_redirect_even_with_a_warm_cache(client
 
 
 async def test_change_committed_elsewhere_shows_once_its_notice_arrives(
-    client, anonymous, make_question, sync_engine
+    eventually, client, anonymous, make_question, sync_engine
 ):
     question = make_question("Before the edit")
     assert "Before the edit" in await page(anonymous, f"/poll/{question['id']}")
@@ -85,7 +77,7 @@ async def test_change_committed_elsewhere_shows_once_its_notice_arrives(
 
 
 async def test_poll_closed_elsewhere_shows_results_instead_of_the_form(
-    client, anonymous, make_question, sync_engine
+    eventually, client, anonymous, make_question, sync_engine
 ):
     question = make_question()
     assert 'name="choice"' in await page(anonymous, f"/poll/{question['id']}")
@@ -104,7 +96,9 @@ async def test_poll_closed_elsewhere_shows_results_instead_of_the_form(
     assert response.status == 409
 
 
-async def test_poll_reaching_closes_at_closes_without_any_notice(client, anonymous, make_question):
+async def test_poll_reaching_closes_at_closes_without_any_notice(
+    eventually, client, anonymous, make_question
+):
     closes_at = datetime.now(UTC) + timedelta(seconds=1)
     question = make_question(closes_at=closes_at)
     assert 'name="choice"' in await page(anonymous, f"/poll/{question['id']}")
@@ -113,11 +107,13 @@ async def test_poll_reaching_closes_at_closes_without_any_notice(client, anonymo
     async def closed() -> bool:
         return "Voting closed" in await page(anonymous, f"/poll/{question['id']}")
 
-    await eventually(closed, timeout=5)
+    await eventually(closed)
     assert "closed-mark" in await page(anonymous, "/")
 
 
-async def test_scheduled_poll_appears_at_its_pub_date_without_any_notice(client, anonymous, make_question):
+async def test_scheduled_poll_appears_at_its_pub_date_without_any_notice(
+    eventually, client, anonymous, make_question
+):
     make_question("Already out")
     make_question("Coming soon", days=1.5 / 86400)  # published 1.5 s from now
     assert "Coming soon" not in await page(anonymous, "/")
@@ -125,10 +121,12 @@ async def test_scheduled_poll_appears_at_its_pub_date_without_any_notice(client,
     async def listed() -> bool:
         return "Coming soon" in await page(anonymous, "/")
 
-    await eventually(listed, timeout=5)
+    await eventually(listed)
 
 
-async def test_lost_listener_bypasses_and_empties_the_cache(client, anonymous, make_question, sync_engine):
+async def test_lost_listener_bypasses_and_empties_the_cache(
+    eventually, client, anonymous, make_question, sync_engine
+):
     question = make_question("Watched")
     await page(anonymous, f"/poll/{question['id']}")
     hub = client.app[live_key]
@@ -138,7 +136,7 @@ async def test_lost_listener_bypasses_and_empties_the_cache(client, anonymous, m
     async def reconnected() -> bool:
         return hub.listening and hub.backend_pid != pid
 
-    await eventually(reconnected, timeout=5)
+    await eventually(reconnected)
     # A change made while it was away (its notice lost) shows all the same.
     run_sql(
         sync_engine, "UPDATE question SET question_text = 'Changed unseen' WHERE id = :id", id=question["id"]
@@ -230,7 +228,7 @@ async def test_expired_entry_is_loaded_again():
 
 
 async def test_vote_in_one_process_shows_on_the_other_processs_cached_page(
-    aiohttp_client, client, config, make_question
+    eventually, aiohttp_client, client, config, make_question
 ):
     """Two app instances (as two workers): each has its own cache; notices keep both right."""
     other = await aiohttp_client(init_app(config=config))
