@@ -67,10 +67,13 @@ _POLL_FOR_VOTER = _poll_query(
 )
 
 
-async def poll(conn: Any, question_id: int, voter: str | None = None) -> tuple[Question, list[Choice]] | None:
-    """The published poll and its choices (`mine` marks the voter's), or None."""
-    if not 0 < question_id <= db.PG_INT_MAX:
-        return None
+async def published_poll(
+    conn: Any, question_id: int, voter: str | None = None
+) -> tuple[Question, list[Choice]] | None:
+    """The published poll and its choices (`mine` marks the voter's), or None.
+
+    `question_id` is one `views.poll_id` let through, so PostgreSQL's integer holds it.
+    """
     if voter is None:
         result = await db.execute_compiled(conn, _POLL_FOR_ANYONE, question_id=question_id)
     else:
@@ -126,7 +129,7 @@ _INDEX = db.compile_once(
 _NEXT_PUBLICATION = db.compile_once(_next_publication)
 
 
-async def index(conn: Any, limit: int, offset: int) -> tuple[list[Listed], int, datetime | None]:
+async def published_list(conn: Any, limit: int, offset: int) -> tuple[list[Listed], int, datetime | None]:
     """One page of published polls (newest first), how many are published in all, and
     when the next scheduled poll is published (the list changes then by itself), or None.
 

@@ -36,9 +36,15 @@ def format_time(value: datetime | None) -> str:
     return value.strftime("%-d %b %Y, %H:%M UTC") if value else ""
 
 
-def _question_id(request: web.Request) -> int:
-    # The route admits digits only; ids past PostgreSQL's integer range are simply unknown.
-    return int(request.match_info["question_id"])
+def poll_id(request: web.Request) -> int:
+    """The question id in the URL, or a 404 for one no poll can have (past PostgreSQL's integer).
+
+    The routes admit digits only, but of any length and in any script: `\\d` is Unicode.
+    """
+    raw = request.match_info["question_id"]
+    if not raw.isascii() or len(raw.lstrip("0")) > 10 or not 0 < int(raw) <= db.PG_INT_MAX:
+        raise web.HTTPNotFound()
+    return int(raw)
 
 
 def _page(request: web.Request) -> int:
@@ -79,7 +85,7 @@ async def published_content(request: web.Request, question_id: int) -> PollConte
 
     async def load() -> tuple[PollContent | None, float]:
         async with request.app[engine_key].acquire() as conn:
-            found = await db_pages.poll(conn, question_id)
+            found = await db_pages.published_poll(conn, question_id)
         if found is None:
             return None, 0
         question, choices = found
@@ -109,7 +115,9 @@ async def index(request: web.Request) -> web.Response:
 
     async def render() -> tuple[bytes | None, float]:
         async with request.app[engine_key].acquire() as conn:
-            questions, total, upcoming = await db_pages.index(conn, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+            questions, total, upcoming = await db_pages.published_list(
+                conn, PAGE_SIZE, (page - 1) * PAGE_SIZE
+            )
         if not questions and page != 1:
             return None, 0
         context = {"questions": questions, "page": page, "pages": max(1, -(-total // PAGE_SIZE))}
@@ -121,7 +129,7 @@ async def index(request: web.Request) -> web.Response:
 
 async def poll(request: web.Request) -> web.Response:
     """The voting form, or the results once voting has closed."""
-    question_id = _question_id(request)
+    question_id = poll_id(request)
     content = await published_content(request, question_id)
     if content.question.closed:
         return await _results_page(request, question_id, content, notice=None)
@@ -141,7 +149,7 @@ async def vote(request: web.Request) -> web.Response:
     the batcher checks the poll (published, open, single or multiple choice) in its
     transaction, so a busy poll's votes never wait for its cached page to be reloaded.
     """
-    question_id = _question_id(request)
+    question_id = poll_id(request)
     form = await forms.read_form(request)
     voter = _voter(request)
     new_voter = voter is None
@@ -192,7 +200,7 @@ def voter_cookie(voter: str, secure: bool) -> str:
 
 async def results(request: web.Request) -> web.Response:
     """Votes per choice with percentages and bars; the reader's own choice is marked."""
-    question_id = _question_id(request)
+    question_id = poll_id(request)
     content = await published_content(request, question_id)
     notice = ALREADY_VOTED if request.query.get("already") else None
     return await _results_page(request, question_id, content, notice)
@@ -219,7 +227,7 @@ async def _results_page(
     question, choices = content
     if voter is not None:
         async with request.app[engine_key].acquire() as conn:
-            found = await db_pages.poll(conn, question_id, voter)
+            found = await db_pages.published_poll(conn, question_id, voter)
         if found is None:  # gone since the cached copy was made
             raise web.HTTPNotFound()
         question, choices = found

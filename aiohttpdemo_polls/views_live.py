@@ -20,8 +20,7 @@ async def live(request: web.Request) -> web.StreamResponse:
     hub = request.app[live_key]
     if hub.full:
         raise web.HTTPServiceUnavailable(text=FULL)
-    # The route admits digits only; ids past PostgreSQL's integer range are simply unknown.
-    question_id = int(request.match_info["question_id"])
+    question_id = views.poll_id(request)
     # A 404 unless published; from the page cache, so a crowd reconnecting after a restart
     # costs one database read, not one each.
     await views.published_content(request, question_id)

@@ -10,7 +10,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from . import db, db_manage, forms, tokens
+from . import db, db_manage, forms, tokens, views
 from .keys import config_key, engine_key
 
 NOTICES = {
@@ -31,7 +31,7 @@ def _absolute(request: web.Request, path: URL) -> str:
 
 
 async def _poll_or_404(request: web.Request, conn: Any) -> Any:
-    poll = await db_manage.managed_poll(conn, int(request.match_info["question_id"]))
+    poll = await db_manage.managed_poll(conn, views.poll_id(request))
     if poll is None or not tokens.token_matches(request.match_info["token"], poll.token_hash):
         raise web.HTTPNotFound()
     return poll

@@ -8,7 +8,21 @@ import sqlalchemy as sa
 
 from aiohttpdemo_polls import db
 
-BAD_IDS = ["abc", "-1", "1.5", "99999999999", "0", "12345"]
+# Not digits (the router's 404), no such poll, past PostgreSQL's integer, or digits of another
+# script (`\d` in the route admits them): each a 404 page, never a 500.
+BAD_IDS = [
+    "abc",
+    "-1",
+    "1.5",
+    "0",
+    "12345",
+    "2147483648",
+    "99999999999",
+    "99999999999999999999",
+    pytest.param("9" * 5000, id="5000-digits"),  # past Python's int() limit too
+    "\uff11",
+    "\u0661",
+]
 
 
 async def test_poll_page_shows_question_and_labelled_radio_per_choice(client, make_question):
@@ -39,8 +53,18 @@ async def test_past_question_page_shows_its_text(client, make_question):
     assert "Past Question." in await response.text()
 
 
+POLL_ROUTES = [
+    ("GET", ""),
+    ("GET", "/results"),
+    ("POST", "/vote"),
+    ("GET", "/live"),
+    ("GET", "/manage/x"),
+    ("POST", "/manage/x"),
+]
+
+
 @pytest.mark.parametrize("bad_id", BAD_IDS)
-@pytest.mark.parametrize("method,suffix", [("GET", ""), ("GET", "/results"), ("POST", "/vote")])
+@pytest.mark.parametrize("method,suffix", POLL_ROUTES)
 async def test_unknown_or_malformed_ids_are_404_on_every_poll_route(
     client, make_question, bad_id, method, suffix
 ):
@@ -49,6 +73,22 @@ async def test_unknown_or_malformed_ids_are_404_on_every_poll_route(
     assert response.status == 404
     page = await response.text()
     assert "Not Found" in page and 'href="/"' in page
+
+
+@pytest.mark.parametrize("method,suffix", POLL_ROUTES[:3])
+async def test_the_largest_id_postgresql_holds_is_looked_up(
+    client, make_question, sync_engine, method, suffix
+):
+    """The id check's edge: 2147483647 is a poll's id, one more is none."""
+    with sync_engine.begin() as conn:
+        conn.execute(sa.text("ALTER SEQUENCE question_id_seq RESTART WITH 2147483647"))
+    question = make_question(choices=("Yes", "No"))
+    assert question["id"] == 2**31 - 1
+    response = await client.request(
+        method, f"/poll/{question['id']}{suffix}", data={"choice": question["choices"][0]}
+    )
+    assert response.status == 200
+    assert "What&#39;s new?" in await response.text()
 
 
 async def test_results_show_votes_percentages_bars_total_and_link_back(client, make_question, sync_engine):
