@@ -163,7 +163,7 @@ def with_another_choice(form: MultiMapping) -> PollForm:
     return _shown(typed)
 
 
-def new_poll(form: MultiMapping, now: datetime | None = None) -> PollForm:
+def check_new_poll(form: MultiMapping, now: datetime | None = None) -> PollForm:
     """The new-poll form, checked: every rule of the form gives its own message."""
     typed, not_text = _typed(form)
     typed.choices = _fields_to_show(typed.choices)
@@ -175,7 +175,7 @@ def new_poll(form: MultiMapping, now: datetime | None = None) -> PollForm:
     return typed if typed.valid else _shown(typed)
 
 
-def edited_texts(form: MultiMapping, count: int) -> PollForm:
+def check_edit(form: MultiMapping, count: int) -> PollForm:
     """An edit of a poll's question and its `count` choice texts (each one required)."""
     typed, not_text = _typed(form)
     typed.choices = (typed.choices + [""] * count)[:count]

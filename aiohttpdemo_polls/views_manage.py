@@ -106,7 +106,7 @@ async def _edit(request: web.Request, conn: Any, poll: Any, form: Any) -> web.Re
     if poll.ballots:
         return await _render(request, conn, poll, edit_error=HAS_VOTES, status=409)
     count = len(await db.choices(conn, poll.id))
-    typed = forms.edited_texts(form, count)
+    typed = forms.check_edit(form, count)
     if not typed.valid:
         return await _render(request, conn, poll, edit_form=typed, status=400)
     outcome = await db_manage.edit_poll(conn, poll.id, typed.question, [c.strip() for c in typed.choices])

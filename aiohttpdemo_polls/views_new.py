@@ -28,7 +28,7 @@ async def create_poll(request: web.Request) -> web.Response:
     form = await forms.read_form(request)
     if "add_choice" in form:
         return render_form(request, forms.with_another_choice(form), focus_last=True)
-    typed = forms.new_poll(form)
+    typed = forms.check_new_poll(form)
     if not typed.valid:
         return render_form(request, typed, status=400)
     token, token_hash = tokens.new_token()

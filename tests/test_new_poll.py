@@ -260,7 +260,7 @@ def test_any_typed_input_is_either_a_clean_poll_or_messages(question, choices, c
             ("tz_offset", tz_offset),
         ]
     )
-    typed = forms.new_poll(form)
+    typed = forms.check_new_poll(form)
     if typed.valid:
         texts = [typed.question, *typed.choice_texts]
         assert all(0 < len(t) <= 200 and t == t.strip() for t in texts)
