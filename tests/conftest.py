@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -97,12 +97,45 @@ async def client(aiohttp_client, config):
 
 
 @pytest.fixture
-async def anonymous(client) -> Any:
+async def new_browser() -> AsyncIterator[Callable[..., aiohttp.ClientSession]]:
+    """`new_browser(server)`: a session on a test client (or a base URL) that keeps no cookies,
+    so each of its requests comes from a new voter; closed after the test."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    def open_session(server: Any, **options: Any) -> aiohttp.ClientSession:
+        base = server.make_url("/") if hasattr(server, "make_url") else server
+        session = aiohttp.ClientSession(base_url=str(base), cookie_jar=aiohttp.DummyCookieJar(), **options)
+        sessions.append(session)
+        return session
+
+    yield open_session
+    await asyncio.gather(*(session.close() for session in sessions))
+
+
+@pytest.fixture
+async def anonymous(client, new_browser) -> aiohttp.ClientSession:
     """A second browser-like session on the same server that keeps no cookies."""
-    async with aiohttp.ClientSession(
-        base_url=str(client.make_url("/")), cookie_jar=aiohttp.DummyCookieJar()
-    ) as session:
-        yield session
+    return new_browser(client)
+
+
+@pytest.fixture
+def vote() -> Callable[..., Awaitable[aiohttp.ClientResponse]]:
+    """`await vote(browser, question_id, *choice_ids)`: submit the voting form as a browser does.
+
+    Returns the answer itself (a 302 to the results when counted), its body already read;
+    keyword arguments go to the request (`headers=`, `allow_redirects=True`).
+    """
+
+    async def submit(
+        browser: Any, question_id: int, *choice_ids: int | str, **request: Any
+    ) -> aiohttp.ClientResponse:
+        request.setdefault("allow_redirects", False)
+        data = [("choice", str(choice_id)) for choice_id in choice_ids]
+        response = await browser.post(f"/poll/{question_id}/vote", data=data, **request)
+        await response.read()
+        return response
+
+    return submit
 
 
 @pytest.fixture
@@ -140,17 +173,29 @@ def votes_of(sync_engine):
 
 @pytest.fixture
 def vote_rows_match_counters(sync_engine):
-    """True when every choice's counter equals its number of `vote` rows."""
+    """True when every choice's counter equals its number of `vote` rows and every ballot
+    has its `vote` rows: nothing lost, doubled or half-written. Another database by URL."""
 
-    def check() -> bool:
-        with sync_engine.connect() as conn:
-            mismatched = conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM choice c WHERE c.votes <> "
-                    "(SELECT count(*) FROM vote v WHERE v.choice_id = c.id)"
-                )
-            ).scalar_one()
-        return mismatched == 0
+    def check(database_url: str | None = None) -> bool:
+        engine = sync_engine if database_url is None else sa.create_engine(database_url, future=True)
+        try:
+            with engine.connect() as conn:
+                mismatched = conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM choice c WHERE c.votes <> "
+                        "(SELECT count(*) FROM vote v WHERE v.choice_id = c.id)"
+                    )
+                ).scalar_one()
+                half_ballots = conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM ballot b WHERE NOT EXISTS (SELECT 1 FROM vote v"
+                        " WHERE v.question_id = b.question_id AND v.voter = b.voter)"
+                    )
+                ).scalar_one()
+        finally:
+            if engine is not sync_engine:
+                engine.dispose()
+        return mismatched == 0 and half_ballots == 0
 
     return check
 

@@ -1,7 +1,6 @@
 """Closed polls: closed by the maker or by `closes_at` passing; results shown, votes refused."""
 
 import asyncio
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -45,78 +44,55 @@ async def test_open_poll_is_not_marked_closed(client, make_question, sync_engine
 
 
 async def test_vote_after_closes_at_passed_is_409_and_counts_nothing(
-    anonymous, make_question, sync_engine, votes_of
+    anonymous, make_question, sync_engine, votes_of, vote
 ):
     question = make_question()
     set_closes_at(sync_engine, question["id"], "-1 second")
-    response = await anonymous.post(f"poll/{question['id']}/vote", data={"choice": question["choices"][0]})
+    response = await vote(anonymous, question["id"], question["choices"][0])
     assert response.status == 409
     page = await response.text()
     assert CLOSED_VOTE in page and 'href="/"' in page
     assert set(votes_of(question["id"]).values()) == {0}
 
 
-async def test_vote_on_a_poll_its_maker_closed_is_409_and_counts_nothing(
-    anonymous, make_poll, client, votes_of
+async def test_poll_closes_by_itself_when_closes_at_arrives(
+    anonymous, make_question, sync_engine, votes_of, vote, eventually
 ):
-    poll = await make_poll()
-    await client.post(poll["manage"], data={"action": "close"})
-    response = await anonymous.post(f"poll/{poll['id']}/vote", data={"choice": "1"})
-    assert response.status == 409
-    assert CLOSED_VOTE in await response.text()
-    assert set(votes_of(poll["id"]).values()) == {0}
-    page = await (await client.get(f"/poll/{poll['id']}")).text()
-    assert "Voting closed " in page
-
-
-async def test_poll_closes_by_itself_when_closes_at_arrives(anonymous, make_question, sync_engine, votes_of):
     question = make_question()
     set_closes_at(sync_engine, question["id"], "1 second")
     chosen = question["choices"][0]
-    first = await anonymous.post(
-        f"poll/{question['id']}/vote", data={"choice": chosen}, allow_redirects=False
-    )
-    assert first.status == 302  # still open
-    deadline = time.monotonic() + 10
-    while True:
-        page = await (await anonymous.get(f"poll/{question['id']}")).text()
-        if "Voting closed" in page:
-            break
-        assert time.monotonic() < deadline, "the poll never closed"
-        await asyncio.sleep(0.05)
-    late = await anonymous.post(f"poll/{question['id']}/vote", data={"choice": chosen})
-    assert late.status == 409
+    assert (await vote(anonymous, question["id"], chosen)).status == 302  # still open
+
+    async def says_closed() -> bool:
+        return "Voting closed" in await (await anonymous.get(f"poll/{question['id']}")).text()
+
+    await eventually(says_closed)
+    assert (await vote(anonymous, question["id"], chosen)).status == 409
     assert votes_of(question["id"])[chosen] == 1
 
 
 async def test_votes_racing_a_close_count_exactly_those_answered_302_and_none_after(
-    anonymous, client, make_poll, votes_of, vote_rows_match_counters
+    anonymous, client, make_poll, votes_of, vote_rows_match_counters, vote, eventually
 ):
     poll = await make_poll()
     chosen = min(votes_of(poll["id"]))
+    storm = [asyncio.create_task(vote(anonymous, poll["id"], chosen)) for _ in range(200)]
 
-    async def one_vote() -> int:
-        async with anonymous.post(
-            f"poll/{poll['id']}/vote", data={"choice": str(chosen)}, allow_redirects=False
-        ) as response:
-            return response.status
+    async def some_counted() -> bool:
+        return votes_of(poll["id"])[chosen] > 0
 
-    storm = [asyncio.create_task(one_vote()) for _ in range(200)]
-    deadline = time.monotonic() + 10
-    while votes_of(poll["id"])[chosen] == 0:  # close while votes are arriving
-        assert time.monotonic() < deadline, "no vote was counted"
-        await asyncio.sleep(0.01)
+    await eventually(some_counted)  # close while votes are arriving
     closed = await client.post(poll["manage"], data={"action": "close"}, allow_redirects=False)
     assert closed.status == 303
     counted_at_close = votes_of(poll["id"])[chosen]
-    statuses = await asyncio.gather(*storm)
+    statuses = [response.status for response in await asyncio.gather(*storm)]
     assert set(statuses) <= {302, 409}
     assert votes_of(poll["id"])[chosen] == counted_at_close == statuses.count(302)
     assert vote_rows_match_counters()
 
 
 async def test_a_vote_arriving_while_a_close_commits_waits_and_is_refused(
-    anonymous, make_poll, sync_engine, votes_of
+    anonymous, make_poll, sync_engine, votes_of, vote, eventually
 ):
     """The vote's state read locks the poll's row, so it sees the close once it commits."""
     poll = await make_poll()
@@ -128,20 +104,19 @@ async def test_a_vote_arriving_while_a_close_commits_waits_and_is_refused(
         closing.execute(
             db.question.update().where(db.question.c.id == poll["id"]).values(closed_at=sa.func.now())
         )
-        vote = asyncio.create_task(
-            anonymous.post(f"poll/{poll['id']}/vote", data={"choice": str(chosen)}, allow_redirects=False)
-        )
-        deadline = time.monotonic() + 10
+        voting = asyncio.create_task(vote(anonymous, poll["id"], chosen))
         waiting = sa.text(
             "SELECT count(*) FROM pg_stat_activity"
             " WHERE wait_event_type = 'Lock' AND datname = current_database()"
         )
-        while watcher.execute(waiting).scalar_one() == 0:
-            assert time.monotonic() < deadline, "the vote never waited for the close"
-            assert not vote.done(), "the vote finished without waiting for the close"
-            await asyncio.sleep(0.01)
+
+        async def vote_waits_for_the_lock() -> bool:
+            assert not voting.done(), "the vote finished without waiting for the close"
+            return watcher.execute(waiting).scalar_one() > 0
+
+        await eventually(vote_waits_for_the_lock)
         transaction.commit()
-    response = await vote
+    response = await voting
     assert response.status == 409
     assert votes_of(poll["id"])[chosen] == 0
 

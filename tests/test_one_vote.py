@@ -19,12 +19,12 @@ def ballots(sync_engine, question_id: int) -> int:
 
 
 async def test_second_vote_from_a_browser_is_not_counted_and_marks_the_first_choice(
-    client, make_question, votes_of
+    client, make_question, votes_of, vote
 ):
     question = make_question(choices=("Yes", "No"))
     yes, no = question["choices"]
-    await client.post(f"/poll/{question['id']}/vote", data={"choice": yes})
-    response = await client.post(f"/poll/{question['id']}/vote", data={"choice": no})
+    assert (await vote(client, question["id"], yes)).status == 302
+    response = await vote(client, question["id"], no, allow_redirects=True)
     assert response.status == 200
     assert response.url.path == f"/poll/{question['id']}/results"
     assert response.url.query.get("already") == "1"
@@ -36,31 +36,25 @@ async def test_second_vote_from_a_browser_is_not_counted_and_marks_the_first_cho
     assert votes_of(question["id"]) == {yes: 1, no: 0}
 
 
-async def test_a_browser_without_the_cookie_counts_as_a_new_voter(anonymous, make_question, votes_of):
+async def test_a_browser_without_the_cookie_counts_as_a_new_voter(anonymous, make_question, votes_of, vote):
     question = make_question(choices=("Yes", "No"))
     yes = question["choices"][0]
     for _ in range(3):
-        await anonymous.post(f"poll/{question['id']}/vote", data={"choice": yes})
+        assert (await vote(anonymous, question["id"], yes)).status == 302
     assert votes_of(question["id"])[yes] == 3  # what the cookie rule does not stop (README)
 
 
 async def test_fifty_concurrent_votes_from_one_voter_cookie_count_once(
-    anonymous, make_question, votes_of, sync_engine, vote_rows_match_counters
+    anonymous, make_question, votes_of, sync_engine, vote_rows_match_counters, vote
 ):
     question = make_question()
     chosen = question["choices"][0]
-
-    async def one_vote() -> str:
-        async with anonymous.post(
-            f"poll/{question['id']}/vote",
-            data={"choice": str(chosen)},
-            headers={"Cookie": f"{VOTER_COOKIE}={SAME_BROWSER}"},
-            allow_redirects=False,
-        ) as response:
-            assert response.status == 302
-            return response.headers["Location"]
-
-    locations = await asyncio.gather(*(one_vote() for _ in range(50)))
+    same_browser = {"Cookie": f"{VOTER_COOKIE}={SAME_BROWSER}"}
+    answers = await asyncio.gather(
+        *(vote(anonymous, question["id"], chosen, headers=same_browser) for _ in range(50))
+    )
+    assert {response.status for response in answers} == {302}
+    locations = [response.headers["Location"] for response in answers]
     results = f"/poll/{question['id']}/results"
     assert sorted(locations) == [results] + [results + "?already=1"] * 49
     assert votes_of(question["id"]) == {c: int(c == chosen) for c in question["choices"]}
@@ -69,7 +63,7 @@ async def test_fifty_concurrent_votes_from_one_voter_cookie_count_once(
 
 
 async def test_counters_equal_vote_rows_after_a_storm_from_many_voters(
-    anonymous, make_question, votes_of, vote_rows_match_counters, sync_engine
+    anonymous, make_question, votes_of, vote_rows_match_counters, sync_engine, vote
 ):
     """200 voters, each sending its ballot twice at once, on a multiple-choice poll."""
     question = make_question(choices=tuple(f"Option {n}" for n in range(5)), multiple=True)
@@ -77,13 +71,10 @@ async def test_counters_equal_vote_rows_after_a_storm_from_many_voters(
     ballots_sent = {f"voter{n:019d}": rng.sample(question["choices"], rng.randint(1, 3)) for n in range(200)}
 
     async def one_vote(voter: str, chosen: list[int]) -> int:
-        async with anonymous.post(
-            f"poll/{question['id']}/vote",
-            data=[("choice", str(c)) for c in chosen],
-            headers={"Cookie": f"{VOTER_COOKIE}={voter}"},
-            allow_redirects=False,
-        ) as response:
-            return response.status
+        response = await vote(
+            anonymous, question["id"], *chosen, headers={"Cookie": f"{VOTER_COOKIE}={voter}"}
+        )
+        return response.status
 
     attempts = [(v, c) for v, c in ballots_sent.items() for _ in range(2)]
     rng.shuffle(attempts)
@@ -96,11 +87,11 @@ async def test_counters_equal_vote_rows_after_a_storm_from_many_voters(
 
 
 async def test_multiple_choice_poll_counts_each_chosen_value(
-    client, make_question, votes_of, vote_rows_match_counters
+    client, make_question, votes_of, vote_rows_match_counters, vote
 ):
     question = make_question(choices=("Red", "Green", "Blue"), multiple=True)
     red, green, blue = question["choices"]
-    response = await client.post(f"/poll/{question['id']}/vote", data=[("choice", red), ("choice", blue)])
+    response = await vote(client, question["id"], red, blue, allow_redirects=True)
     assert response.status == 200
     page = await response.text()
     assert page.count("(your vote)") == 2
@@ -109,12 +100,10 @@ async def test_multiple_choice_poll_counts_each_chosen_value(
 
 
 async def test_single_choice_poll_given_several_values_is_400_with_the_forms_message(
-    client, make_question, votes_of
+    client, make_question, votes_of, vote
 ):
     question = make_question(choices=("Red", "Green"))
-    response = await client.post(
-        f"/poll/{question['id']}/vote", data=[("choice", c) for c in question["choices"]]
-    )
+    response = await vote(client, question["id"], *question["choices"])
     assert response.status == 400
     page = await response.text()
     assert "You didn&#39;t select a choice." in page and 'type="radio" name="choice"' in page
