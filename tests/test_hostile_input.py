@@ -264,7 +264,9 @@ async def test_manage_page_takes_any_input_without_breaking(
 
 @pytest.mark.parametrize("kind", ["urlencoded", "multipart", "json", "text"])
 @pytest.mark.parametrize("path", ["vote", "new", "manage"])
-async def test_bodies_over_the_limit_are_413_pages_in_any_content_type(client, make_poll, path, kind):
+async def test_bodies_over_the_limit_are_413_pages_in_any_content_type(
+    client, make_poll, votes_of, sync_engine, path, kind
+):
     made = await make_poll()
     url = {"vote": f"/poll/{made['id']}/vote", "new": "/poll/new", "manage": made["manage"]}[path]
     big = "x" * (1024 * 1024 + 1)
@@ -277,6 +279,10 @@ async def test_bodies_over_the_limit_are_413_pages_in_any_content_type(client, m
         page = await response.text()
     assert response.status == 413, (path, kind, response.status)
     assert "Back to all polls" in page
+    assert set(votes_of(made["id"]).values()) == {0}
+    with sync_engine.connect() as conn:  # nothing made, nothing managed
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.question)).scalar_one() == 1
+        assert conn.execute(sa.select(db.closed).where(db.question.c.id == made["id"])).scalar_one() is False
 
 
 @hostile
