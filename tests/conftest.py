@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import psutil
@@ -155,6 +155,30 @@ def make_question(sync_engine):
         return {"id": question_id, "choices": choice_ids}
 
     return make
+
+
+class StoredPoll(NamedTuple):
+    question: Any  # the question row with `closed`, or None when there is no such poll
+    choices: list[str]  # its choice texts, in the order made
+
+
+@pytest.fixture
+def stored_poll(sync_engine) -> Callable[[int], StoredPoll]:
+    """`stored_poll(question_id)`: the poll as the database holds it, read outside the app."""
+
+    def read(question_id: int) -> StoredPoll:
+        with sync_engine.connect() as conn:
+            question = conn.execute(
+                sa.select(db.question, db.closed.label("closed")).where(db.question.c.id == question_id)
+            ).first()
+            texts = conn.execute(
+                sa.select(db.choice.c.choice_text)
+                .where(db.choice.c.question_id == question_id)
+                .order_by(db.choice.c.id)
+            ).scalars()
+            return StoredPoll(question, list(texts))
+
+    return read
 
 
 @pytest.fixture

@@ -178,23 +178,6 @@ async def test_hostile_votes_never_break_and_never_miscount(
     assert vote_rows_match_counters()
 
 
-def stored_poll(sync_engine, question_id: int) -> tuple[str, list[str]]:
-    with sync_engine.connect() as conn:
-        text = conn.execute(
-            sa.select(db.question.c.question_text).where(db.question.c.id == question_id)
-        ).scalar_one()
-        choices = (
-            conn.execute(
-                sa.select(db.choice.c.choice_text)
-                .where(db.choice.c.question_id == question_id)
-                .order_by(db.choice.c.id)
-            )
-            .scalars()
-            .all()
-        )
-    return text, list(choices)
-
-
 MANAGE = re.compile(r"/poll/(\d+)/manage/([A-Za-z0-9_-]+)")
 
 
@@ -211,7 +194,7 @@ MANAGE = re.compile(r"/poll/(\d+)/manage/([A-Za-z0-9_-]+)")
     kind=st.sampled_from(["urlencoded", "urlencoded", "urlencoded", "multipart", "json", "latin1", "text"]),
 )
 async def test_new_polls_store_text_exactly_as_typed_or_say_why_not(
-    client, sync_engine, question, choices, extra, kind
+    client, stored_poll, question, choices, extra, kind
 ):
     fields = [("question_text", question), *(("choice", c) for c in choices), *extra]
     body, headers = form_body(fields, kind)
@@ -224,7 +207,8 @@ async def test_new_polls_store_text_exactly_as_typed_or_say_why_not(
         return
     match = MANAGE.fullmatch(response.headers["Location"])
     assert match, response.headers["Location"]
-    stored_question, stored_choices = stored_poll(sync_engine, int(match[1]))
+    stored = stored_poll(int(match[1]))
+    stored_question, stored_choices = stored.question.question_text, stored.choices
     typed = dict(fields) if kind == "json" else None
     if typed is None:  # a form: what the first question_text field said, trimmed
         assert stored_question == question.strip()
@@ -292,7 +276,7 @@ async def test_bodies_over_the_limit_are_413_pages_in_any_content_type(
     kind=st.sampled_from(["urlencoded", "multipart"]),
 )
 async def test_any_printable_text_is_stored_and_shown_exactly_as_typed(
-    client, sync_engine, question, choices, kind
+    client, stored_poll, question, choices, kind
 ):
     fields = [("question_text", question), *(("choice", c) for c in choices)]
     body, headers = form_body(fields, kind)
@@ -300,7 +284,8 @@ async def test_any_printable_text_is_stored_and_shown_exactly_as_typed(
         page = await response.text()
     assert response.status == 303, page[:500]
     match = MANAGE.fullmatch(response.headers["Location"])
-    stored_question, stored_choices = stored_poll(sync_engine, int(match[1]))
+    stored = stored_poll(int(match[1]))
+    stored_question, stored_choices = stored.question.question_text, stored.choices
     assert stored_question == question.strip()
     assert stored_choices == [c.strip() for c in choices]
     for path in (f"/poll/{match[1]}", f"/poll/{match[1]}/results", "/", response.headers["Location"]):

@@ -28,30 +28,12 @@ async def next_notice(notices) -> str:
     return (await asyncio.wait_for(notices.get(), timeout=10)).payload
 
 
-def poll_row(sync_engine, question_id: int):
-    with sync_engine.connect() as conn:
-        return conn.execute(
-            sa.select(db.question, db.closed.label("closed")).where(db.question.c.id == question_id)
-        ).first()
-
-
-def choice_texts(sync_engine, question_id: int) -> list[str]:
-    with sync_engine.connect() as conn:
-        return list(
-            conn.execute(
-                sa.select(db.choice.c.choice_text)
-                .where(db.choice.c.question_id == question_id)
-                .order_by(db.choice.c.id)
-            ).scalars()
-        )
-
-
-async def test_token_is_long_random_and_only_its_hash_is_stored(make_poll, sync_engine):
+async def test_token_is_long_random_and_only_its_hash_is_stored(make_poll, sync_engine, stored_poll):
     first, second = await make_poll(), await make_poll("Another?")
     for poll in (first, second):
         assert len(poll["token"]) >= 43  # 32 random bytes (256 bits) in URL-safe base64
         assert re.fullmatch(r"[A-Za-z0-9_-]+", poll["token"])
-        assert poll_row(sync_engine, poll["id"]).token_hash == hashlib.sha256(poll["token"].encode()).digest()
+        assert stored_poll(poll["id"]).question.token_hash == hashlib.sha256(poll["token"].encode()).digest()
     assert first["token"] != second["token"]
     with sync_engine.connect() as conn:
         dump = " ".join(conn.execute(sa.text("SELECT q::text FROM question q")).scalars())
@@ -96,7 +78,7 @@ async def test_links_are_https_when_the_config_says_so(aiohttp_client, config, s
         lambda token: "",
     ],
 )
-async def test_wrong_or_missing_token_is_a_plain_404(client, make_poll, sync_engine, wrong):
+async def test_wrong_or_missing_token_is_a_plain_404(client, make_poll, stored_poll, wrong):
     poll = await make_poll()
     path = f"/poll/{poll['id']}/manage/{wrong(poll['token'])}"
     unknown = await (await client.get("/poll/99999/manage/" + poll["token"])).text()
@@ -105,7 +87,7 @@ async def test_wrong_or_missing_token_is_a_plain_404(client, make_poll, sync_eng
     assert await response.text() == unknown  # the same page: no hint that the poll exists
     posted = await client.post(path, data={"action": "close"})
     assert posted.status == 404
-    assert poll_row(sync_engine, poll["id"]).closed is False
+    assert stored_poll(poll["id"]).question.closed is False
 
 
 async def test_another_polls_token_does_not_manage_this_one(client, make_poll, make_question):
@@ -120,7 +102,7 @@ async def test_another_polls_token_does_not_manage_this_one(client, make_poll, m
 
 
 async def test_close_stops_voting_now_and_reopen_starts_it_again(
-    client, anonymous, make_poll, sync_engine, notices, vote, votes_of
+    client, anonymous, make_poll, stored_poll, notices, vote, votes_of
 ):
     poll = await make_poll()
     assert await next_notice(notices) == str(poll["id"])  # its creation
@@ -128,7 +110,7 @@ async def test_close_stops_voting_now_and_reopen_starts_it_again(
     assert response.status == 303
     assert response.headers["Location"] == poll["manage"] + "?done=closed"
     assert await next_notice(notices) == str(poll["id"])
-    row = poll_row(sync_engine, poll["id"])
+    row = stored_poll(poll["id"]).question
     assert row.closed and row.closed_at is not None
     page = await (await client.get(response.headers["Location"])).text()
     assert "Your poll is closed" in page and views_manage.NOTICES["closed"] in page
@@ -145,22 +127,22 @@ async def test_close_stops_voting_now_and_reopen_starts_it_again(
     response = await client.post(poll["manage"], data={"action": "reopen"}, allow_redirects=False)
     assert response.headers["Location"] == poll["manage"] + "?done=reopened"
     assert await next_notice(notices) == str(poll["id"])
-    assert poll_row(sync_engine, poll["id"]).closed is False
+    assert stored_poll(poll["id"]).question.closed is False
     assert (await vote(anonymous, poll["id"], chosen)).status == 302
     assert votes_of(poll["id"])[chosen] == 1
 
 
-async def test_reopen_after_closes_at_passed_clears_it(client, make_poll, sync_engine):
+async def test_reopen_after_closes_at_passed_clears_it(client, make_poll, sync_engine, stored_poll):
     poll = await make_poll()
     with sync_engine.begin() as conn:
         conn.execute(db.question.update().values(closes_at=sa.func.now() - sa.text("interval '1 hour'")))
-    assert poll_row(sync_engine, poll["id"]).closed is True
+    assert stored_poll(poll["id"]).question.closed is True
     await client.post(poll["manage"], data={"action": "reopen"})
-    row = poll_row(sync_engine, poll["id"])
+    row = stored_poll(poll["id"]).question
     assert row.closed is False and row.closes_at is None
 
 
-async def test_delete_asks_for_confirmation_first(client, make_poll, sync_engine):
+async def test_delete_asks_for_confirmation_first(client, make_poll, stored_poll):
     poll = await make_poll()
     response = await client.post(poll["manage"], data={"action": "delete"})
     assert response.status == 200
@@ -169,11 +151,11 @@ async def test_delete_asks_for_confirmation_first(client, make_poll, sync_engine
     assert '<input type="hidden" name="confirm" value="yes">' in page
     assert f'<form method="post" action="{poll["manage"]}"' in page
     assert f'href="{poll["manage"]}">No, keep it</a>' in page
-    assert poll_row(sync_engine, poll["id"]) is not None
+    assert stored_poll(poll["id"]).question is not None
 
 
 async def test_confirmed_delete_removes_poll_choices_and_votes(
-    client, anonymous, make_poll, sync_engine, notices, vote, votes_of
+    client, anonymous, make_poll, sync_engine, stored_poll, notices, vote, votes_of
 ):
     poll = await make_poll()
     assert await next_notice(notices) == str(poll["id"])  # its creation
@@ -185,7 +167,7 @@ async def test_confirmed_delete_removes_poll_choices_and_votes(
     assert response.status == 303
     assert response.headers["Location"] == "/poll/deleted"
     assert await next_notice(notices) == str(poll["id"])
-    assert poll_row(sync_engine, poll["id"]) is None
+    assert stored_poll(poll["id"]).question is None
     with sync_engine.connect() as conn:
         for table in (db.choice, db.ballot, db.vote):
             assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
@@ -194,7 +176,7 @@ async def test_confirmed_delete_removes_poll_choices_and_votes(
     assert (await client.get(f"/poll/{poll['id']}")).status == 404
 
 
-async def test_edit_before_any_vote_changes_the_texts(client, make_poll, sync_engine, notices):
+async def test_edit_before_any_vote_changes_the_texts(client, make_poll, stored_poll, notices):
     poll = await make_poll("Wher to eat?", ("Piza", "Sushi", "Salad"))
     assert await next_notice(notices) == str(poll["id"])  # its creation
     data = [
@@ -208,11 +190,11 @@ async def test_edit_before_any_vote_changes_the_texts(client, make_poll, sync_en
     assert response.status == 303
     assert response.headers["Location"] == poll["manage"] + "?done=edited"
     assert await next_notice(notices) == str(poll["id"])
-    assert poll_row(sync_engine, poll["id"]).question_text == "Where to eat?"
-    assert choice_texts(sync_engine, poll["id"]) == ["Pizza", "Sushi", "Salads"]
+    assert stored_poll(poll["id"]).question.question_text == "Where to eat?"
+    assert stored_poll(poll["id"]).choices == ["Pizza", "Sushi", "Salads"]
 
 
-async def test_edit_with_bad_texts_shows_messages_and_changes_nothing(client, make_poll, sync_engine):
+async def test_edit_with_bad_texts_shows_messages_and_changes_nothing(client, make_poll, stored_poll):
     poll = await make_poll("Lunch?", ("Pizza", "Sushi"))
     data = [("action", "edit"), ("question_text", "Lunch today?"), ("choice", "Pizza"), ("choice", " ")]
     response = await client.post(poll["manage"], data=data)
@@ -220,11 +202,11 @@ async def test_edit_with_bad_texts_shows_messages_and_changes_nothing(client, ma
     page = await response.text()
     assert '<p class="field-error" id="choice-1-error">Write a text for this choice.</p>' in page
     assert 'name="question_text" value="Lunch today?"' in page
-    assert poll_row(sync_engine, poll["id"]).question_text == "Lunch?"
-    assert choice_texts(sync_engine, poll["id"]) == ["Pizza", "Sushi"]
+    assert stored_poll(poll["id"]).question.question_text == "Lunch?"
+    assert stored_poll(poll["id"]).choices == ["Pizza", "Sushi"]
 
 
-async def test_edit_is_refused_once_someone_voted(client, anonymous, make_poll, sync_engine, vote, votes_of):
+async def test_edit_is_refused_once_someone_voted(client, anonymous, make_poll, stored_poll, vote, votes_of):
     poll = await make_poll("Lunch?", ("Pizza", "Sushi"))
     page = await (await client.get(poll["manage"])).text()
     assert 'value="edit"' in page
@@ -236,14 +218,14 @@ async def test_edit_is_refused_once_someone_voted(client, anonymous, make_poll, 
     response = await client.post(poll["manage"], data=data)
     assert response.status == 409
     assert html.escape(views_manage.HAS_VOTES) in await response.text()
-    assert poll_row(sync_engine, poll["id"]).question_text == "Lunch?"
-    assert choice_texts(sync_engine, poll["id"]) == ["Pizza", "Sushi"]
+    assert stored_poll(poll["id"]).question.question_text == "Lunch?"
+    assert stored_poll(poll["id"]).choices == ["Pizza", "Sushi"]
 
 
 @pytest.mark.parametrize("data", [{}, {"action": "explode"}, {"action": ""}])
-async def test_unknown_action_is_a_400_page(client, make_poll, sync_engine, data):
+async def test_unknown_action_is_a_400_page(client, make_poll, stored_poll, data):
     poll = await make_poll()
     response = await client.post(poll["manage"], data=data)
     assert response.status == 400
     assert views_manage.UNKNOWN_ACTION in html.unescape(await response.text())
-    assert poll_row(sync_engine, poll["id"]).closed is False
+    assert stored_poll(poll["id"]).question.closed is False

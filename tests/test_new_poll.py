@@ -68,7 +68,7 @@ async def test_add_choice_stops_offering_more_at_twenty_fields(client):
     assert 'name="add_choice"' not in page
 
 
-async def test_new_poll_is_published_at_once_and_maker_sent_to_manage_page(client, sync_engine):
+async def test_new_poll_is_published_at_once_and_maker_sent_to_manage_page(client, sync_engine, stored_poll):
     data = form_data("  Lunch?  ", (" Pizza ", "", "Sushi", "  "))
     response = await client.post("/poll/new", data=data, allow_redirects=False)
     assert response.status == 303
@@ -78,13 +78,7 @@ async def test_new_poll_is_published_at_once_and_maker_sent_to_manage_page(clien
     assert poll.id == int(match[1])
     assert poll.question_text == "Lunch?"
     assert poll.multiple is False and poll.closes_at is None and poll.closed_at is None
-    with sync_engine.connect() as conn:
-        texts = conn.execute(
-            sa.select(db.choice.c.choice_text)
-            .where(db.choice.c.question_id == poll.id)
-            .order_by(db.choice.c.id)
-        ).scalars()
-        assert list(texts) == ["Pizza", "Sushi"]
+    assert stored_poll(poll.id).choices == ["Pizza", "Sushi"]
     index = await (await client.get("/")).text()
     assert f'href="/poll/{poll.id}">Lunch?</a>' in index
     page = await (await client.get(f"/poll/{poll.id}")).text()

@@ -13,18 +13,7 @@ from .conftest import save_screenshot
 MANAGE = re.compile(r"/poll/(\d+)/manage/[A-Za-z0-9_-]{43}$")
 
 
-def stored_poll(sync_engine, question_id: int):
-    with sync_engine.connect() as conn:
-        poll = conn.execute(sa.select(db.question).where(db.question.c.id == question_id)).one()
-        texts = conn.execute(
-            sa.select(db.choice.c.choice_text)
-            .where(db.choice.c.question_id == question_id)
-            .order_by(db.choice.c.id)
-        ).scalars()
-        return poll, list(texts)
-
-
-def test_make_and_close_a_poll_with_javascript(open_tab, sync_engine):
+def test_make_and_close_a_poll_with_javascript(open_tab, stored_poll):
     # Tokyo has no summer time, so its offset is +09:00 on any date.
     tab = open_tab(timezone_id="Asia/Tokyo", viewport={"width": 1024, "height": 900})
     page = tab.page
@@ -51,7 +40,7 @@ def test_make_and_close_a_poll_with_javascript(open_tab, sync_engine):
 
     expect(page).to_have_url(MANAGE)
     question_id = int(MANAGE.search(page.url)[1])
-    poll, texts = stored_poll(sync_engine, question_id)
+    poll, texts = stored_poll(question_id)
     assert texts == ["Pizza", "Sushi", "Salad", "Tacos", "Curry", "Ramen"]
     assert poll.multiple is True
     assert poll.closes_at == datetime(2031, 5, 1, 0, 30, tzinfo=UTC)  # 09:30 in Tokyo
@@ -66,10 +55,10 @@ def test_make_and_close_a_poll_with_javascript(open_tab, sync_engine):
 
     page.get_by_role("button", name="Close voting now").click()
     expect(page.get_by_text("Your poll is closed")).to_be_visible()
-    assert stored_poll(sync_engine, question_id)[0].closed_at is not None
+    assert stored_poll(question_id).question.closed_at is not None
 
 
-def test_make_a_poll_and_delete_it_without_javascript(open_tab, sync_engine):
+def test_make_a_poll_and_delete_it_without_javascript(open_tab, sync_engine, stored_poll):
     tab = open_tab(java_script_enabled=False, timezone_id="Asia/Tokyo")
     page = tab.page
     page.goto("/poll/new")
@@ -86,7 +75,7 @@ def test_make_a_poll_and_delete_it_without_javascript(open_tab, sync_engine):
 
     expect(page).to_have_url(MANAGE)
     question_id = int(MANAGE.search(page.url)[1])
-    poll, texts = stored_poll(sync_engine, question_id)
+    poll, texts = stored_poll(question_id)
     assert texts == ["Tea", "Coffee"]
     assert poll.closes_at == datetime(2031, 5, 1, 9, 30, tzinfo=UTC)  # read as UTC, as the form said
     expect(page.get_by_role("button", name="Copy")).to_have_count(0)  # hidden without scripts
