@@ -5,7 +5,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import sqlalchemy as sa
 
 from aiohttpdemo_polls.cache import Cache
@@ -228,20 +227,18 @@ async def test_expired_entry_is_loaded_again():
 
 
 async def test_vote_in_one_process_shows_on_the_other_processs_cached_page(
-    eventually, aiohttp_client, client, config, make_question
+    eventually, aiohttp_client, client, config, make_question, new_browser
 ):
     """Two app instances (as two workers): each has its own cache; notices keep both right."""
     other = await aiohttp_client(init_app(config=config))
     question = make_question(choices=("Yes", "No"))
     results = f"/poll/{question['id']}/results"
-    async with aiohttp.ClientSession(
-        base_url=str(other.make_url("/")), cookie_jar=aiohttp.DummyCookieJar()
-    ) as reader:
-        assert '<span class="total-votes">0</span>' in await page(reader, results)  # now cached there
-        response = await client.post(f"/poll/{question['id']}/vote", data={"choice": question["choices"][0]})
-        assert response.status == 200
+    reader = new_browser(other)
+    assert '<span class="total-votes">0</span>' in await page(reader, results)  # now cached there
+    response = await client.post(f"/poll/{question['id']}/vote", data={"choice": question["choices"][0]})
+    assert response.status == 200
 
-        async def shows_vote() -> bool:
-            return '<span class="total-votes">1</span>' in await page(reader, results)
+    async def shows_vote() -> bool:
+        return '<span class="total-votes">1</span>' in await page(reader, results)
 
-        await eventually(shows_vote)
+    await eventually(shows_vote)

@@ -115,10 +115,11 @@ async def test_failed_batch_is_retried_one_by_one_and_only_the_bad_ballot_fails(
     assert vote_rows_match_counters()
 
 
-async def test_every_302_is_sent_after_its_vote_is_committed(client, make_question, sync_engine, votes_of):
+async def test_every_302_is_sent_after_its_vote_is_committed(
+    client, new_browser, make_question, sync_engine, votes_of
+):
     question = make_question(choices=("Hot", "Cold"))
     hot = question["choices"][0]
-    base = str(client.make_url("/"))
 
     async def vote_and_check(session: aiohttp.ClientSession) -> bool:
         response = await session.post(
@@ -137,11 +138,7 @@ async def test_every_302_is_sent_after_its_vote_is_committed(client, make_questi
                 == 1
             )
 
-    sessions = [aiohttp.ClientSession(base_url=base, cookie_jar=aiohttp.DummyCookieJar()) for _ in range(40)]
-    try:
-        seen = await asyncio.gather(*(vote_and_check(s) for s in sessions))
-    finally:
-        await asyncio.gather(*(s.close() for s in sessions))
+    seen = await asyncio.gather(*(vote_and_check(new_browser(client)) for _ in range(40)))
     assert all(seen)
     assert votes_of(question["id"])[hot] == 40
 
