@@ -7,8 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from aiohttpdemo_polls import db
-
-CLOSED_VOTE = "Voting on this poll has closed; your vote was not counted."
+from aiohttpdemo_polls.views import VOTING_CLOSED
 
 
 def set_closes_at(sync_engine, question_id: int, interval: str) -> None:
@@ -51,7 +50,7 @@ async def test_vote_after_closes_at_passed_is_409_and_counts_nothing(
     response = await vote(anonymous, question["id"], question["choices"][0])
     assert response.status == 409
     page = await response.text()
-    assert CLOSED_VOTE in page and 'href="/"' in page
+    assert VOTING_CLOSED in page and 'href="/"' in page
     assert set(votes_of(question["id"]).values()) == {0}
 
 
@@ -128,5 +127,5 @@ async def test_any_vote_on_a_closed_poll_is_409_even_with_a_bad_choice(
     question = make_question(closed_at=datetime.now(UTC))
     response = await anonymous.post(f"poll/{question['id']}/vote", data=form)
     assert response.status == 409
-    assert CLOSED_VOTE in await response.text()
+    assert VOTING_CLOSED in await response.text()
     assert set(votes_of(question["id"]).values()) == {0}
