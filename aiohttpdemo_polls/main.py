@@ -13,7 +13,7 @@ from aiohttp import web
 from . import cache, live, logs, middlewares, pgserver, routes, settings, views, votes
 from .keys import cache_key, config_key, engine_key, live_key, votes_key
 
-TEMPLATES = settings.PROJECT_ROOT / "templates"
+TEMPLATES = settings.ASSETS / "templates"
 
 
 def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None) -> web.Application:
