@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Create the polls database: role and database when it can, schema, sample data.
 
-Creates only what is missing, so running it twice changes nothing. `--reset` drops and
-recreates everything; `--polls N` adds N generated polls for load tests.
+Creates only what is missing, so running it twice changes nothing. `init_db.py` and
+`python -m aiohttpdemo_polls init-db` both run main().
 """
 
 import argparse
@@ -17,7 +16,7 @@ import sqlalchemy as sa
 from psycopg2 import sql
 from psycopg2.extensions import parse_dsn
 
-from aiohttpdemo_polls import db, pgserver, settings
+from . import db, pgserver, settings
 
 SAMPLE_POLLS = [
     # (question, choices, options): the original demo's question first.
@@ -38,8 +37,8 @@ SAMPLE_POLLS = [
 BATCH = 5000
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: Sequence[str], prog: str | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     settings.config_argument(parser)
     parser.add_argument(
         "--admin-url",
@@ -140,8 +139,9 @@ def add_generated_polls(engine: sa.engine.Engine, count: int) -> None:
     print(f" in {time.monotonic() - started:.1f} s")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Set up the database the config names; the exit status (2 for bad arguments or config)."""
+    args = parse_args(sys.argv[1:] if argv is None else argv, prog)
     try:
         config = settings.load(args.config, os.environ)
     except settings.ConfigError as exc:
@@ -172,7 +172,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         engine.dispose()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
