@@ -1,10 +1,18 @@
-from setuptools import find_packages, setup
+from setuptools import setup
 
 setup(
     name="aiohttpdemo_polls",
     version="1.0.0",
     description="A server-rendered polling app on aiohttp and PostgreSQL",
-    packages=find_packages(include=["aiohttpdemo_polls", "aiohttpdemo_polls.*"]),
+    # The repository keeps templates/ and static/ at the top level; an installed package carries
+    # them inside itself (settings.ASSETS finds either).
+    packages=["aiohttpdemo_polls", "aiohttpdemo_polls.templates", "aiohttpdemo_polls.static"],
+    package_dir={
+        "aiohttpdemo_polls": "aiohttpdemo_polls",
+        "aiohttpdemo_polls.templates": "templates",
+        "aiohttpdemo_polls.static": "static",
+    },
+    package_data={"aiohttpdemo_polls.templates": ["*"], "aiohttpdemo_polls.static": ["*"]},
     python_requires=">=3.11",
     install_requires=[
         "aiohttp>=3.14,<4",

@@ -1,4 +1,4 @@
-"""Command line: `python -m aiohttpdemo_polls [serve | psql | dsn | stop-db] [-c FILE] [--workers N]`."""
+"""Command line: `python -m aiohttpdemo_polls [serve | init-db | psql | dsn | stop-db] [-c FILE] [...]`."""
 
 import argparse
 import os
@@ -7,7 +7,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 
-from . import logs, pgserver, settings
+from . import logs, pgserver, settings, setup_db
 from .serve import MAX_WORKERS, run, supervise
 
 
@@ -17,9 +17,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "command",
         nargs="?",
         default="serve",
-        choices=["serve", "psql", "dsn", "stop-db"],
-        help="serve the app (default); open psql on its database; print the database URL; "
-        "stop the embedded PostgreSQL server",
+        choices=["serve", "init-db", "psql", "dsn", "stop-db"],
+        help="serve the app (default); create its database (init-db --help); open psql on it; "
+        "print the database URL; stop the embedded PostgreSQL server",
     )
     settings.config_argument(parser)
     parser.add_argument(
@@ -62,7 +62,11 @@ def psql(config: dict) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "init-db" in argv:  # its options (--reset, --polls, --admin-url) are setup_db's, as init_db.py's
+        argv.remove("init-db")
+        return setup_db.main(argv, prog="python -m aiohttpdemo_polls init-db")
+    args = parse_args(argv)
     try:
         workers = worker_count(args.workers)
     except ValueError as exc:

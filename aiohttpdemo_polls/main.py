@@ -13,7 +13,7 @@ from aiohttp import web
 from . import cache, live, logs, middlewares, pgserver, routes, settings, views, votes
 from .keys import cache_key, config_key, engine_key, live_key, votes_key
 
-TEMPLATES = settings.PROJECT_ROOT / "templates"
+TEMPLATES = settings.ASSETS / "templates"
 
 
 def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None) -> web.Application:
@@ -49,10 +49,10 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
 async def create_app() -> web.Application:
     """The app for gunicorn with aiohttp's worker (`aiohttpdemo_polls.main:create_app`).
 
-    gunicorn passes no arguments: the settings file is named by POLLS_CONFIG (default
-    config/polls.yaml) and POLLS_* variables override it, as for `python -m`.
+    gunicorn passes no arguments: the settings file is named by POLLS_CONFIG (unset: the same
+    default as `python -m`) and POLLS_* variables override it.
     """
-    config = settings.load(os.environ.get("POLLS_CONFIG", settings.DEFAULT_CONFIG), os.environ)
+    config = settings.load(os.environ.get("POLLS_CONFIG"), os.environ)
     logs.configure(config["log_level"])  # the app's diagnostics; gunicorn writes access lines
     return init_app(config=config)
 

@@ -70,6 +70,7 @@ def data_dir(pgdata: Path) -> Path:
 
 def start(pgdata: Path) -> str:
     """Start the server for `pgdata` unless it runs already; return its superuser URL."""
+    pgdata.parent.mkdir(parents=True, exist_ok=True)  # the wheel makes only the last level
     real = data_dir(pgdata)
     if os.geteuid() == 0:
         opened = _private_parents(bin_dir())

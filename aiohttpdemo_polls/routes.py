@@ -4,7 +4,7 @@ from aiohttp import web
 
 from . import health, settings, views, views_live, views_manage, views_new
 
-STATIC = settings.PROJECT_ROOT / "static"
+STATIC = settings.ASSETS / "static"
 # Digits only: anything else under /poll/ is a 404 from the router itself.
 POLL = r"/poll/{question_id:\d+}"
 

@@ -1,4 +1,4 @@
-"""Configuration: a YAML file, validated by trafaret, then POLLS_* environment overrides."""
+"""Configuration: a YAML file or built-in defaults, POLLS_* overrides, validated by trafaret."""
 
 import argparse
 import os
@@ -9,7 +9,14 @@ from typing import Any
 import trafaret as t
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+# A built package (`pip install .`, the wheel) carries templates/ and static/ inside it. A checkout,
+# editable install included, keeps them at its top level: setuptools' editable finder does not map
+# a folder without __init__.py into the package, so the code cannot find them there through import.
+INSTALLED = (PACKAGE_DIR / "templates").is_dir()
+ASSETS = PACKAGE_DIR if INSTALLED else PROJECT_ROOT  # holds templates/ and static/
+# Read when no -c names a file, in a checkout only; an installed app runs on SCHEMA's defaults.
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "polls.yaml"
 
 _port = t.ToInt(gte=1, lte=65535)
@@ -18,7 +25,9 @@ SCHEMA = t.Dict(
     {
         t.Key("host", default="127.0.0.1"): t.String(),
         t.Key("port", default=8080): _port,
-        t.Key("debug", default=False): t.ToBool(),
+        # Serve /static/ from the app and reload edited templates: on unless nginx serves static
+        # files (production.yaml), so an install with no config file shows its styles and scripts.
+        t.Key("debug", default=True): t.ToBool(),
         t.Key("https", default=False): t.ToBool(),
         t.Key("max_body_size", default=1024 * 1024): t.ToInt(gte=1024),
         # Diagnostics below this level are dropped; access lines are `access_log`'s business.
@@ -27,7 +36,7 @@ SCHEMA = t.Dict(
         t.Key("access_log", default=True): t.ToBool(),
         # Run on uvloop (pip install -e '.[uvloop]'): a faster event loop, same behaviour.
         t.Key("uvloop", default=False): t.ToBool(),
-        t.Key("database"): t.Dict(
+        t.Key("database", default={}): t.Dict(
             {
                 t.Key("url", default=None): t.Null() | t.Regexp(r"^postgres(ql)?://\S*$") & t.String(),
                 t.Key("embedded_dir", default=".pgdata"): t.String(),
@@ -66,9 +75,33 @@ class ConfigError(Exception):
     """A configuration file or value that cannot be used; the message names the key."""
 
 
-def load(path: str | Path = DEFAULT_CONFIG, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Read `path`, apply POLLS_* overrides from `environ`, and validate the result."""
-    path = Path(path)
+def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read `path` (None: the default file, if any), apply POLLS_* overrides, and validate."""
+    if path is None and not INSTALLED:
+        path = DEFAULT_CONFIG
+    raw = {} if path is None else _read(Path(path))
+    source = path or "built-in settings"
+
+    for variable, (section, key) in ENVIRONMENT.items():
+        value = (environ or {}).get(variable)
+        if value:
+            target = raw.setdefault(section, {}) if section else raw
+            if not isinstance(target, dict):
+                raise ConfigError(f"{source}: {section}: expected a mapping")
+            target[key] = value
+
+    try:
+        config = SCHEMA.check(raw)
+    except t.DataError as exc:
+        raise ConfigError(f"{source}: {_first_problem(exc.as_dict(value=True))}") from None
+    if config["database"]["pool_min"] > config["database"]["pool_max"]:
+        raise ConfigError(f"{source}: database.pool_min: must not exceed database.pool_max")
+    config["config_path"] = None if path is None else str(path)
+    return config
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The settings in a YAML file; a file named but missing is an error, not the defaults."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -79,23 +112,7 @@ def load(path: str | Path = DEFAULT_CONFIG, environ: Mapping[str, str] | None = 
         raise ConfigError(f"{path}:{where} is not valid YAML") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-
-    for variable, (section, key) in ENVIRONMENT.items():
-        value = (environ or {}).get(variable)
-        if value:
-            target = raw.setdefault(section, {}) if section else raw
-            if not isinstance(target, dict):
-                raise ConfigError(f"{path}: {section}: expected a mapping")
-            target[key] = value
-
-    try:
-        config = SCHEMA.check(raw)
-    except t.DataError as exc:
-        raise ConfigError(f"{path}: {_first_problem(exc.as_dict(value=True))}") from None
-    if config["database"]["pool_min"] > config["database"]["pool_max"]:
-        raise ConfigError(f"{path}: database.pool_min: must not exceed database.pool_max")
-    config["config_path"] = str(path)
-    return config
+    return raw
 
 
 def _first_problem(problem: Any, prefix: str = "") -> str:
@@ -107,19 +124,31 @@ def _first_problem(problem: Any, prefix: str = "") -> str:
 
 
 def embedded_dir(config: Mapping[str, Any]) -> Path:
-    """Where the embedded PostgreSQL keeps its data: relative paths are under the project."""
-    return PROJECT_ROOT / config["database"]["embedded_dir"]
+    """Where the embedded PostgreSQL keeps its data: a relative path is under data_home()."""
+    return data_home() / config["database"]["embedded_dir"]
+
+
+def data_home() -> Path:
+    """The checkout when run from one (its .pgdata); an installed app uses the user's data
+    folder, so that every working directory finds the same database."""
+    if not INSTALLED:
+        return PROJECT_ROOT
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share") / "aiohttpdemo_polls"
 
 
 def config_argument(parser: argparse.ArgumentParser) -> None:
     """The -c/--config option every entry point shares."""
     parser.add_argument(
-        "-c", "--config", default=str(DEFAULT_CONFIG), metavar="FILE", help="YAML settings file"
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="YAML settings file (default: config/polls.yaml in a checkout, else built-in settings)",
     )
 
 
 def from_argv(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Load the config named by -c/--config in `argv` (the default file otherwise)."""
+    """Load the config named by -c/--config in `argv` (the default otherwise)."""
     parser = argparse.ArgumentParser(add_help=False)
     config_argument(parser)
     args, _ = parser.parse_known_args(list(argv))

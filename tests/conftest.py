@@ -23,8 +23,7 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
-import init_db
-from aiohttpdemo_polls import db, pgserver, settings
+from aiohttpdemo_polls import db, pgserver, settings, setup_db
 from aiohttpdemo_polls.main import init_app
 
 TEST_CONFIG = settings.PROJECT_ROOT / "config" / "polls_test.yaml"
@@ -41,7 +40,7 @@ def database_url() -> Iterator[str]:
         started_here = pgserver.running_url(pgdata.resolve()) is None
         superuser = pgserver.start(pgdata)
         url = pgserver.database_url(superuser, config["database"])
-        init_db.ensure_role_and_database(superuser, url)
+        setup_db.ensure_role_and_database(superuser, url)
     engine = sa.create_engine(url, future=True)
     with engine.begin() as conn:
         db.drop_schema(conn)

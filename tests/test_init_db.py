@@ -1,10 +1,13 @@
-"""init_db.py: creates only what is missing, --reset starts again, --polls adds many."""
+"""Database setup (init_db.py, `init-db`): creates only what is missing, --reset starts again,
+--polls adds many."""
+
+import subprocess
+import sys
 
 import pytest
 import sqlalchemy as sa
 
-import init_db
-from aiohttpdemo_polls import db
+from aiohttpdemo_polls import db, settings, setup_db
 
 
 def counts(engine) -> dict[str, int]:
@@ -17,7 +20,7 @@ def counts(engine) -> dict[str, int]:
 
 def run(monkeypatch, database_url, *args) -> int:
     monkeypatch.setenv("POLLS_DATABASE_URL", database_url)
-    return init_db.main(["-c", "config/polls_test.yaml", *args])
+    return setup_db.main(["-c", "config/polls_test.yaml", *args])
 
 
 def test_init_db_adds_the_sample_polls_once(monkeypatch, database_url, sync_engine, capsys):
@@ -25,7 +28,7 @@ def test_init_db_adds_the_sample_polls_once(monkeypatch, database_url, sync_engi
     first = counts(sync_engine)
     assert run(monkeypatch, database_url) == 0
     assert counts(sync_engine) == first
-    assert first["question"] == len(init_db.SAMPLE_POLLS)
+    assert first["question"] == len(setup_db.SAMPLE_POLLS)
     with sync_engine.connect() as conn:
         texts = (
             conn.execute(sa.select(db.question.c.question_text).order_by(db.question.c.id)).scalars().all()
@@ -63,9 +66,9 @@ def test_sample_votes_match_vote_rows(monkeypatch, database_url, vote_rows_match
 def test_reset_drops_and_recreates(monkeypatch, database_url, sync_engine, make_question):
     run(monkeypatch, database_url)
     make_question("Extra poll?")
-    assert counts(sync_engine)["question"] == len(init_db.SAMPLE_POLLS) + 1
+    assert counts(sync_engine)["question"] == len(setup_db.SAMPLE_POLLS) + 1
     assert run(monkeypatch, database_url, "--reset") == 0
-    assert counts(sync_engine)["question"] == len(init_db.SAMPLE_POLLS)
+    assert counts(sync_engine)["question"] == len(setup_db.SAMPLE_POLLS)
 
 
 def test_polls_option_adds_generated_polls_with_progress(monkeypatch, database_url, sync_engine, capsys):
@@ -85,3 +88,31 @@ def test_poll_results_view_reads_well_in_psql(monkeypatch, database_url, sync_en
     first = [r for r in rows if r["question"] == "What's new?"]
     assert [r["choice"] for r in first] == ["Not much", "The sky", "Just hacking again"]
     assert sum(r["percent"] for r in first) == pytest.approx(100, abs=0.2)
+
+
+@pytest.mark.parametrize(
+    "command", [["init_db.py"], ["-m", "aiohttpdemo_polls", "init-db"]], ids=["init_db.py", "init-db"]
+)
+def test_script_and_init_db_command_set_up_the_same_database(database_url, sync_engine, command):
+    env = {"PATH": "/usr/bin:/bin", "POLLS_DATABASE_URL": database_url}
+    args = [sys.executable, *command, "-c", "config/polls_test.yaml", "--polls", "3"]
+    result = subprocess.run(
+        args, cwd=settings.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"added {len(setup_db.SAMPLE_POLLS)} sample polls" in result.stdout
+    assert "generated 3/3 polls" in result.stdout
+    assert counts(sync_engine)["question"] == len(setup_db.SAMPLE_POLLS) + 3
+
+
+def test_init_db_command_rejects_a_negative_poll_count():
+    result = subprocess.run(
+        [sys.executable, "-m", "aiohttpdemo_polls", "init-db", "--polls", "-1"],
+        cwd=settings.PROJECT_ROOT,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --polls: must not be negative"

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,51 @@ def test_development_config_is_valid_and_uses_the_embedded_server():
     assert config["live"] == {"window_ms": 100, "max_watchers": 10_000, "heartbeat_s": 30}
 
 
+def test_checkout_reads_its_config_file_when_none_is_named():
+    assert settings.load(None, {}) == settings.load(settings.DEFAULT_CONFIG, {})
+    assert settings.load(None, {})["database"]["password"] == "aiohttpdemo_pass"  # from the file
+
+
+def test_installed_app_without_a_config_file_runs_on_built_in_defaults(monkeypatch):
+    monkeypatch.setattr(settings, "INSTALLED", True)
+    config = settings.load(None, {"POLLS_PORT": "9000"})
+    assert config["config_path"] is None
+    assert config["port"] == 9000 and config["host"] == "127.0.0.1"
+    assert config["debug"] is True  # the app serves /static/ itself: styles work with no nginx
+    assert config["database"] == settings.SCHEMA.check({})["database"]
+    assert config["database"]["url"] is None and config["database"]["embedded_dir"] == ".pgdata"
+
+
+def test_bad_environment_value_with_built_in_defaults_names_the_key(monkeypatch):
+    monkeypatch.setattr(settings, "INSTALLED", True)
+    with pytest.raises(settings.ConfigError, match=r"^built-in settings: port: "):
+        settings.load(None, {"POLLS_PORT": "eighty"})
+
+
+def test_file_without_a_database_section_uses_the_database_defaults(tmp_path):
+    path = tmp_path / "polls.yaml"
+    path.write_text("port: 9000\n")
+    config = settings.load(path, {})
+    assert config["database"]["name"] == "aiohttpdemo_polls" and config["database"]["pool_max"] == 10
+
+
+def test_embedded_data_lives_in_the_checkout_when_run_from_one():
+    config = settings.load(settings.DEFAULT_CONFIG, {})
+    assert settings.embedded_dir(config) == settings.PROJECT_ROOT / ".pgdata"
+
+
+def test_installed_app_keeps_embedded_data_in_the_user_data_folder(monkeypatch, tmp_path):
+    monkeypatch.setattr(settings, "INSTALLED", True)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    config = settings.load(None, {})
+    assert settings.embedded_dir(config) == tmp_path / "data" / "aiohttpdemo_polls" / ".pgdata"
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/ignored")  # the XDG spec ignores relative paths
+    assert settings.embedded_dir(config) == tmp_path / "home" / ".local/share/aiohttpdemo_polls/.pgdata"
+    config["database"]["embedded_dir"] = "/srv/polls/pgdata"
+    assert settings.embedded_dir(config) == Path("/srv/polls/pgdata")
+
+
 def test_environment_overrides_host_port_and_database_url():
     config = settings.load(
         settings.DEFAULT_CONFIG,
@@ -41,7 +87,7 @@ def test_environment_overrides_host_port_and_database_url():
     [
         ("port: [1, 2]\ndatabase: {}\n", {}, "port"),
         ("port: 70000\ndatabase: {}\n", {}, "port"),
-        ("port: 8080\n", {}, "database"),
+        ("port: 8080\ndatabase: [1]\n", {}, "database"),
         ("database: {pool_max: lots}\n", {}, "database.pool_max"),
         ("database: {pool_min: 5, pool_max: 2}\n", {}, "database.pool_min"),
         ("database: {url: 'mysql://x'}\n", {}, "database.url"),
@@ -63,7 +109,7 @@ def test_bad_config_names_the_key(tmp_path, yaml_text, environ, expected):
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("command", [[], ["dsn"], ["psql"]])
+@pytest.mark.parametrize("command", [[], ["dsn"], ["psql"], ["init-db"]])
 def test_bad_config_stops_the_program_with_one_line_and_status_2(tmp_path, command):
     path = tmp_path / "bad.yaml"
     path.write_text("port: nope\ndatabase: {}\n")
@@ -80,7 +126,8 @@ def test_bad_environment_value_stops_the_program_with_status_2():
     assert result.stderr.count("\n") == 1 and "port" in result.stderr
 
 
-def test_missing_config_file_is_one_line_and_status_2(tmp_path):
+@pytest.mark.parametrize("command", [[], ["init-db"]])
+def test_missing_config_file_is_one_line_and_status_2(tmp_path, command):
     result = run_module("-c", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
     assert "nope.yaml" in result.stderr and "Traceback" not in result.stderr
