@@ -3,6 +3,7 @@
 import asyncio
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -99,27 +100,34 @@ async def test_two_workers_share_the_port_and_both_serve_and_count_votes(
     app.wait_serving(2)
     workers = [psutil.Process(pid) for pid in app.serving_pids()]
     assert len(workers) == 2 and all(w.ppid() == app.process.pid for w in workers)
+    port = int(app.url.rsplit(":", 1)[1])
 
-    # Sixteen connections: the kernel spreads them over both workers' sockets.
-    connector = aiohttp.TCPConnector(limit=16)
-    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as session:
+    # Rounds of sixteen fresh connections, which the workers take from the shared socket,
+    # until each worker has held some (a worker still starting takes none at first).
+    statuses: list[int] = []
+    serving: set[int] = set()
+    for _ in range(50):
+        connector = aiohttp.TCPConnector(limit=16)
+        async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as session:
 
-        async def vote(n: int) -> int:
-            choice = question["choices"][n % len(question["choices"])]
-            url = f"{app.url}/poll/{question['id']}/vote"
-            async with session.post(url, data={"choice": str(choice)}, allow_redirects=False) as response:
-                return response.status
+            async def vote(n: int) -> int:
+                choice = question["choices"][n % len(question["choices"])]
+                url = f"{app.url}/poll/{question['id']}/vote"
+                async with session.post(url, data={"choice": str(choice)}, allow_redirects=False) as response:
+                    return response.status
 
-        statuses = await asyncio.gather(*(vote(n) for n in range(64)))
-        serving = {
-            worker.pid
-            for worker in workers
-            for conn in worker.net_connections(kind="tcp")
-            if conn.status == psutil.CONN_ESTABLISHED and conn.laddr.port == int(app.url.rsplit(":", 1)[1])
-        }
+            statuses += await asyncio.gather(*(vote(n) for n in range(32)))
+            serving |= {
+                worker.pid
+                for worker in workers
+                for conn in worker.net_connections(kind="tcp")
+                if conn.status == psutil.CONN_ESTABLISHED and conn.laddr.port == port
+            }
+        if serving == {w.pid for w in workers}:
+            break
     assert serving == {w.pid for w in workers}, "both workers hold client connections"
-    assert statuses == [302] * 64
-    assert sum(votes_of(question["id"]).values()) == 64
+    assert statuses == [302] * len(statuses)
+    assert sum(votes_of(question["id"]).values()) == len(statuses)
     assert vote_rows_match_counters()
 
     # A worker that dies is replaced; the site keeps serving meanwhile.
@@ -127,12 +135,12 @@ async def test_two_workers_share_the_port_and_both_serve_and_count_votes(
     app.wait_serving(3)
     async with aiohttp.ClientSession() as session, session.get(f"{app.url}/healthz") as response:
         assert response.status == 200
-    assert f"worker {workers[0].pid} exited" in app.log()
+    assert f"Worker (pid:{workers[0].pid}) was sent SIGKILL" in app.log()
 
     app.process.send_signal(signal.SIGTERM)
     assert app.wait_exit(serve.SHUTDOWN_TIMEOUT + 10) == 0
     posts = [line for line in app.access_lines() if '"POST ' in line]
-    assert len(posts) == 64 and all(COMBINED.match(line) for line in app.access_lines())
+    assert len(posts) == len(statuses) and all(COMBINED.match(line) for line in app.access_lines())
 
 
 def test_one_process_logs_one_combined_access_line_per_request(app_process, make_question):
@@ -149,7 +157,7 @@ def test_one_process_logs_one_combined_access_line_per_request(app_process, make
     asyncio.run(browse())
     app.process.send_signal(signal.SIGTERM)
     assert app.wait_exit(serve.SHUTDOWN_TIMEOUT + 10) == 0
-    lines = app.access_lines()
+    lines = [line for line in app.access_lines() if "Python-urllib" not in line]  # not wait_serving's
     assert len(lines) == 4 and all(COMBINED.match(line) for line in lines), lines
     assert '"GET /no/such/page HTTP/1.1" 404 ' in lines[2]
     assert '"http://example.test/" "Python/' in lines[0]
@@ -168,12 +176,29 @@ def test_bad_workers_value_is_one_line_and_status_2(value):
     assert result.stderr.count("\n") == 1 and "--workers" in result.stderr, result.stderr
 
 
-def test_workers_that_cannot_start_stop_the_server_with_status_1(app_process, database_url):
+def test_workers_that_cannot_start_stop_the_server_with_a_failure_status(app_process, database_url):
     missing = database_url.replace("/aiohttpdemo_polls_test?", "/no_such_database?")
     assert missing != database_url
     app = app_process("--workers", "2", database_url=missing)
+    assert app.wait_exit(30) != 0
+    assert "Worker failed to boot" in app.log() and "no_such_database" in app.log()
+
+
+def test_unusable_database_stops_one_process_with_status_1_and_a_one_line_reason(app_process, database_url):
+    missing = database_url.replace("/aiohttpdemo_polls_test?", "/no_such_database?")
+    app = app_process(database_url=missing)
     assert app.wait_exit(30) == 1
-    assert "could not start" in app.log() and "no_such_database" in app.log()
+    assert "cannot use the database:" in app.log() and "no_such_database" in app.log()
+    assert "Traceback" not in app.log()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_port_taken_is_a_failure_status_and_says_so(app_process, unused_tcp_port, workers):
+    with socket.create_server(("127.0.0.1", unused_tcp_port)):  # another program listens there
+        app = app_process("--workers", workers, port=unused_tcp_port)
+        assert app.wait_exit(60) != 0
+    message = "cannot listen on 127.0.0.1:" if workers == "1" else "Connection in use: ('127.0.0.1', "
+    assert message + str(unused_tcp_port) in app.log()
 
 
 def test_production_sample_config_is_valid_and_production_like():
