@@ -116,7 +116,6 @@ async def _serve(config: dict[str, Any]) -> None:
         init_app(config=config),
         handle_signals=False,
         access_log=logging.getLogger("aiohttp.access") if config["access_log"] else None,
-        access_log_class=logs.CombinedAccessLogger,
         access_log_format=logs.ACCESS_LOG_FORMAT,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         # aiohttp 3.14's default, stated because votes rely on it: a client that hangs up
@@ -134,7 +133,6 @@ async def _serve(config: dict[str, Any]) -> None:
         log.info("shutting down: finishing requests in flight")
     finally:
         await _cleanup(runner)
-        logs.flush_access_lines()  # the last requests' lines, due on a loop turn that may not come
     log.info("stopped")
 
 

@@ -143,27 +143,6 @@ async def test_two_workers_share_the_port_and_both_serve_and_count_votes(
     assert len(posts) == len(statuses) and all(COMBINED.match(line) for line in app.access_lines())
 
 
-def test_one_process_logs_one_combined_access_line_per_request(app_process, make_question):
-    question = make_question()
-    app = app_process()
-    app.wait_serving()
-
-    async def browse() -> None:
-        async with aiohttp.ClientSession() as session:
-            for path in ("/", f"/poll/{question['id']}", "/no/such/page", "/healthz"):
-                async with session.get(app.url + path, headers={"Referer": "http://example.test/"}) as r:
-                    await r.read()
-
-    asyncio.run(browse())
-    app.process.send_signal(signal.SIGTERM)
-    assert app.wait_exit(serve.SHUTDOWN_TIMEOUT + 10) == 0
-    lines = [line for line in app.access_lines() if "Python-urllib" not in line]  # not wait_serving's
-    assert len(lines) == 4 and all(COMBINED.match(line) for line in lines), lines
-    assert '"GET /no/such/page HTTP/1.1" 404 ' in lines[2]
-    assert '"http://example.test/" "Python/' in lines[0]
-    assert " DEBUG " not in app.log()
-
-
 @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", str(serve.MAX_WORKERS + 1)])
 def test_bad_workers_value_is_one_line_and_status_2(value):
     result = subprocess.run(
