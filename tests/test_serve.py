@@ -184,6 +184,7 @@ def test_production_sample_config_is_valid_and_production_like():
     config = settings.load(settings.PROJECT_ROOT / "config" / "production.yaml", {})
     assert config["debug"] is False and config["https"] is True
     assert config["log_level"] == "INFO" and config["host"] == "127.0.0.1"
+    assert config["access_log"] is False, "behind nginx, which writes its own access log"
 
 
 def test_nginx_sample_limits_bodies_like_the_app():
