@@ -52,8 +52,9 @@ def run_gunicorn(config: dict[str, Any], workers: int) -> int:
 
     Its exit status: 0 after SIGTERM, non-zero when the port is taken or a worker could not boot.
     """
-    os.environ["POLLS_CONFIG"] = config["config_path"]  # create_app reads it in each worker
-    _Gunicorn({**gunicorn_settings(config), "workers": workers}).run()
+    # create_app, in each worker, reads the settings file named by POLLS_CONFIG.
+    options = {"workers": workers, "raw_env": [f"POLLS_CONFIG={config['config_path']}"]}
+    _Gunicorn({**gunicorn_settings(config), **options}).run()
     return 0  # not reached: gunicorn's master exits the process
 
 

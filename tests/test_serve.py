@@ -12,6 +12,7 @@ import types
 import aiohttp
 import psutil
 import pytest
+import yaml
 
 from aiohttpdemo_polls import serve, settings
 from aiohttpdemo_polls.listener import Listener
@@ -141,6 +142,22 @@ async def test_two_workers_share_the_port_and_both_serve_and_count_votes(
     assert app.wait_exit(serve.SHUTDOWN_TIMEOUT + 10) == 0
     posts = [line for line in app.access_lines() if '"POST ' in line]
     assert len(posts) == len(statuses) and all(COMBINED.match(line) for line in app.access_lines())
+
+
+async def test_workers_serve_with_the_settings_file_given_with_c(app_process, tmp_path, make_question):
+    question = make_question()
+    small = tmp_path / "small_bodies.yaml"
+    test_config = settings.PROJECT_ROOT / "config" / "polls_test.yaml"
+    small.write_text(
+        yaml.safe_dump({**yaml.safe_load(test_config.read_text(encoding="utf-8")), "max_body_size": 1024})
+    )
+    app = app_process("-c", str(small), "--workers", "2")
+    app.wait_serving(2)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        url = f"{app.url}/poll/{question['id']}/vote"
+        data = {"choice": str(question["choices"][0]), "padding": "x" * 2048}
+        async with session.post(url, data=data, allow_redirects=False) as response:
+            assert response.status == 413, "the workers' app has the file's max_body_size"
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", str(serve.MAX_WORKERS + 1)])
