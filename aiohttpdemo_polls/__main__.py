@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from . import logs, pgserver, settings, setup_db
-from .serve import MAX_WORKERS, run, supervise
+from .serve import MAX_WORKERS, run, run_gunicorn
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -26,7 +26,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--workers",
         default="1",
         metavar="N",
-        help=f"serve with N worker processes sharing the port (1 to {MAX_WORKERS}; default 1)",
+        help=f"serve with N worker processes under gunicorn, sharing the port (1 to {MAX_WORKERS}; "
+        "default 1: this process serves)",
     )
     return parser.parse_args(argv)
 
@@ -47,10 +48,10 @@ def worker_count(value: str) -> int:
 
 def serve(config: dict, workers: int) -> int:
     logs.configure(config["log_level"])
-    raise_open_files_limit()  # workers inherit it
+    raise_open_files_limit()  # gunicorn's workers inherit it
     if workers == 1:
         return run(config)
-    return supervise(config, workers)
+    return run_gunicorn(config, workers)
 
 
 def psql(config: dict) -> int:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -320,10 +321,10 @@ def make_poll(client):
 class AppProcess:
     """`python -m aiohttpdemo_polls` as a real subprocess on 127.0.0.1, output kept in files."""
 
-    def __init__(self, folder: Path, port: int, database_url: str, *args: str) -> None:
+    def __init__(self, folder: Path, port: int, env: dict[str, str], *args: str) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.stdout, self.stderr = folder / "stdout.log", folder / "stderr.log"
-        env = {**os.environ, "POLLS_PORT": str(port), "POLLS_DATABASE_URL": database_url}
+        env = {**os.environ, "POLLS_PORT": str(port), **env}
         with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "aiohttpdemo_polls", "-c", str(TEST_CONFIG), *args],
@@ -340,30 +341,53 @@ class AppProcess:
         return self.stdout.read_text().splitlines()
 
     def serving_pids(self) -> list[int]:
-        """Process ids that logged 'serving on', in order (workers, or the one process)."""
-        lines = [line for line in self.log().splitlines() if "serving on" in line]
-        return [int(line.split("[", 1)[1].split("]", 1)[0]) for line in lines]
+        """Process ids that serve, in order: the one process, or each worker gunicorn booted."""
+        return [int(match[1] or match[2]) for match in SERVING.finditer(self.log())]
 
     def wait_serving(self, count: int = 1, timeout: float = 30) -> None:
+        """Until `count` processes started serving and the site answers /healthz."""
         deadline = time.monotonic() + timeout
-        while len(self.serving_pids()) < count:
+        while len(self.serving_pids()) < count or not self._healthy():
             assert self.process.poll() is None, f"the app exited early:\n{self.log()}"
             assert time.monotonic() < deadline, f"the app did not start:\n{self.log()}"
             time.sleep(0.05)
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as response:
+                return response.status == 200
+        except OSError:
+            return False
 
     def wait_exit(self, timeout: float) -> int:
         return self.process.wait(timeout)
 
 
+# The one process's "[pid] INFO aiohttpdemo_polls.serve: serving on", or gunicorn's line per worker.
+SERVING = re.compile(
+    r"\[(\d+)\] INFO aiohttpdemo_polls\.serve: serving on |Booting worker with pid: (\d+)$",
+    re.M,
+)
+
+
 @pytest.fixture
 def app_process(tmp_path: Path, unused_tcp_port_factory, database_url: str) -> Iterator:
-    """Start the app as a subprocess: `app_process("--workers", "2")`; killed after the test."""
+    """Start the app as a subprocess: `app_process("--workers", "2")`; killed after the test.
+
+    `env` adds environment variables to the process's; `port` is a free one unless given.
+    """
     started: list[AppProcess] = []
 
-    def start(*args: str, database_url: str = database_url) -> AppProcess:
+    def start(
+        *args: str,
+        database_url: str = database_url,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> AppProcess:
         folder = tmp_path / f"app{len(started)}"
         folder.mkdir()
-        app = AppProcess(folder, unused_tcp_port_factory(), database_url, *args)
+        env = {"POLLS_DATABASE_URL": database_url, **(env or {})}
+        app = AppProcess(folder, port or unused_tcp_port_factory(), env, *args)
         started.append(app)
         return app
 

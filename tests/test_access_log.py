@@ -1,98 +1,99 @@
-"""The fast access logger writes exactly what aiohttp's own writes for the combined format,
-a loop turn's lines at a time."""
+"""One access-log record per request, one Apache combined line each, in both ways of serving."""
 
 import asyncio
-import logging
-from collections.abc import Iterator
-from typing import NamedTuple
+import json
+import re
+import signal
+from pathlib import Path
 
+import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
-from aiohttp.web_log import AccessLogger
+import yaml
 
-from aiohttpdemo_polls.logs import ACCESS_LOG_FORMAT, CombinedAccessLogger, flush_access_lines
+from aiohttpdemo_polls import serve, settings
 
+COMBINED = re.compile(r'^\S+ - - \[[^]]+\] "[A-Z]+ \S+ HTTP/1\.[01]" \d{3} \d+ "[^"]*" "[^"]*"$')
+REQUESTS = 64
+TEST_CONFIG = settings.PROJECT_ROOT / "config" / "polls_test.yaml"
 
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
+# Loaded by the app's interpreter at start (PYTHONPATH), and inherited by gunicorn's forked
+# workers: writes the message of every access-log record, as one JSON string per line.
+RECORDER = """
+import json, logging, os
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-class Captured(NamedTuple):
-    logger: logging.Logger
-    lines: list[str]  # the text of each record the logger was handed
+_make_record = logging.getLogRecordFactory()
 
 
-@pytest.fixture
-def captured(request) -> Iterator[Captured]:
-    """A logger of the test's own (so a batch of its own) and what it was handed."""
-    logger = logging.getLogger(f"test.access.{request.node.name}")
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    handler = Lines()
-    logger.addHandler(handler)
-    yield Captured(logger, handler.lines)
-    logger.removeHandler(handler)
+def _record(*args, **kwargs):
+    record = _make_record(*args, **kwargs)
+    if record.name in ("aiohttp.access", "gunicorn.access"):
+        with open(os.environ["ACCESS_RECORDS"], "a") as out:
+            out.write(json.dumps(record.getMessage()) + "\\n")
+    return record
 
 
-def test_combined_access_logger_matches_aiohttps_line_for_line(captured):
-    requests = [
-        make_mocked_request("GET", "/poll/7/results?already=1&x=%41"),
-        make_mocked_request(
-            "POST",
-            "/poll/7/vote",
-            headers={"Referer": 'http://example.test/"q"', "User-Agent": "wrk/4 (100% sure)"},
-        ),
-    ]
-    responses = [web.Response(body=b"<p>hello</p>"), web.Response(status=302)]
-    for request, response in zip(requests, responses, strict=True):
-        for cls in (AccessLogger, CombinedAccessLogger):
-            cls(captured.logger, ACCESS_LOG_FORMAT).log(request, response, 0.0004)
-    lines = captured.lines
-    assert len(lines) == 4
-    assert lines[0] == lines[1]
-    assert lines[2] == lines[3]
-    assert '"POST /poll/7/vote HTTP/1.1" 302 0 "http://example.test/"q"" "wrk/4 (100% sure)"' in lines[3]
+logging.setLogRecordFactory(_record)
+"""
 
 
-async def test_lines_of_one_loop_turn_are_written_together_at_the_next(captured):
-    access = CombinedAccessLogger(captured.logger, ACCESS_LOG_FORMAT)
-    for path in ("/", "/poll/1", "/poll/2"):
-        access.log(make_mocked_request("GET", path), web.Response(), 0.001)
-    assert captured.lines == []  # not yet: the loop has not turned
-    await asyncio.sleep(0)
-    assert len(captured.lines) == 1
-    assert [line.split('"')[1] for line in captured.lines[0].split("\n")] == [
-        "GET / HTTP/1.1",
-        "GET /poll/1 HTTP/1.1",
-        "GET /poll/2 HTTP/1.1",
-    ]
-    access.log(make_mocked_request("GET", "/poll/3"), web.Response(), 0.001)
-    flush_access_lines()  # what serve.py does once the last request is done
-    assert '"GET /poll/3 HTTP/1.1"' in captured.lines[1]
-    await asyncio.sleep(0)
-    assert len(captured.lines) == 2  # the flush due on the loop found nothing left
+def start_recorded(app_process, tmp_path: Path, *args: str):
+    """The app with every access-log record it makes written to a file; (app, records file)."""
+    folder = tmp_path / "recorder"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(RECORDER)
+    records = tmp_path / "records.jsonl"
+    app = app_process(*args, env={"PYTHONPATH": str(folder), "ACCESS_RECORDS": str(records)})
+    return app, records
 
 
-def test_lines_left_by_a_loop_that_closed_are_written_with_the_next_ones(captured):
-    access = CombinedAccessLogger(captured.logger, ACCESS_LOG_FORMAT)
+async def browse(url: str, question_id: int) -> None:
+    """REQUESTS requests over 16 connections at once, so that many finish in one loop turn."""
+    connector = aiohttp.TCPConnector(limit=16)
+    headers = {"Referer": "http://example.test/"}
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
-    async def log(path: str, then_stop: bool = False) -> None:
-        access.log(make_mocked_request("GET", path), web.Response(), 0.001)
-        if then_stop:
-            asyncio.get_running_loop().stop()  # before the turn the flush is due on
+        async def get(n: int) -> None:
+            path = f"/poll/{question_id}?n={n}" if n % 2 else f"/no/such/page?n={n}"
+            async with session.get(url + path) as response:
+                await response.read()
 
-    loop = asyncio.new_event_loop()
-    first = loop.create_task(log("/first", then_stop=True))
-    loop.run_forever()
-    loop.close()
-    assert first.done()
-    assert captured.lines == []
-    asyncio.run(log("/second"))
-    assert len(captured.lines) == 1
-    assert "/first" in captured.lines[0] and "/second" in captured.lines[0]
+        await asyncio.gather(*(get(n) for n in range(REQUESTS)))
+
+
+def stop(app) -> None:
+    app.process.send_signal(signal.SIGTERM)
+    assert app.wait_exit(serve.SHUTDOWN_TIMEOUT + 10) == 0, app.log()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_each_request_is_one_record_of_one_combined_line(app_process, tmp_path, make_question, workers):
+    question = make_question()
+    app, records = start_recorded(app_process, tmp_path, "--workers", workers)
+    app.wait_serving(int(workers))
+
+    asyncio.run(browse(app.url, question["id"]))
+    stop(app)
+
+    messages = [json.loads(line) for line in records.read_text().splitlines()]
+    ours = [m for m in messages if "?n=" in m]
+    assert len(ours) == REQUESTS, "one record per request"
+    assert all(COMBINED.match(m) for m in messages), messages  # one line each, no batches
+    assert sorted(app.access_lines()) == sorted(messages), "stdout has each record as one line"
+    assert sum('"GET /no/such/page?n=' in m and '" 404 ' in m for m in ours) == REQUESTS // 2
+    assert all('"http://example.test/" "Python/' in m for m in ours)
+    assert " DEBUG " not in app.log()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_access_log_false_writes_no_access_lines(app_process, tmp_path, make_question, workers):
+    question = make_question()
+    quiet = tmp_path / "quiet.yaml"
+    config = yaml.safe_load(TEST_CONFIG.read_text(encoding="utf-8"))
+    quiet.write_text(yaml.safe_dump({**config, "access_log": False}))
+    app, records = start_recorded(app_process, tmp_path, "-c", str(quiet), "--workers", workers)
+    app.wait_serving(int(workers))
+
+    asyncio.run(browse(app.url, question["id"]))
+    stop(app)
+
+    assert not records.exists() and app.access_lines() == []

@@ -3,6 +3,7 @@
 import asyncio
 import os
 import re
+import runpy
 import signal
 import subprocess
 import sys
@@ -11,13 +12,25 @@ from pathlib import Path
 
 import aiohttp
 
-from aiohttpdemo_polls import settings
+from aiohttpdemo_polls import serve, settings
 
 # As README's Deployment section writes it, run from the project folder.
 COMMAND = (
     "gunicorn -c config/gunicorn.conf.py --bind 127.0.0.1:8080 --workers 2 aiohttpdemo_polls.main:create_app"
 )
 COMBINED = re.compile(r'^\S+ - - \[[^]]+\] "[A-Z]+ \S+ HTTP/1\.[01]" \d{3} \d+ "[^"]*" "[^"]*"$')
+
+
+def test_conf_file_holds_the_settings_workers_use(monkeypatch):
+    production = settings.PROJECT_ROOT / "config" / "production.yaml"
+    monkeypatch.setenv("POLLS_CONFIG", str(production))
+    monkeypatch.setenv("POLLS_PORT", "8123")
+    conf = runpy.run_path(str(settings.PROJECT_ROOT / "config" / "gunicorn.conf.py"))
+    shared = serve.gunicorn_settings(settings.load(production, os.environ))
+    assert {key: conf[key] for key in shared} == shared
+    assert conf["bind"] == ["127.0.0.1:8123"] and conf["accesslog"] is None  # production: nginx logs
+    assert conf["worker_class"] == "aiohttp.GunicornWebWorker" and conf["control_socket_disable"] is True
+    assert conf["graceful_timeout"] == serve.SHUTDOWN_TIMEOUT
 
 
 def test_readme_shows_the_tested_command():

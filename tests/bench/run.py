@@ -657,7 +657,9 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def table(runs: dict[Key, list[Run]], args: argparse.Namespace, loadgen: str) -> tuple[str, list[dict]]:
+def table(
+    runs: dict[Key, list[Run]], args: argparse.Namespace, loadgen: str, access_log: bool
+) -> tuple[str, list[dict]]:
     """The Markdown table of medians, and the rows behind it (for the chart)."""
     bare = {(s, c): median([r.rps for r in rs]) for (t, s, c), rs in runs.items() if t == "bare"}
     pg = [r.rps for (t, _, _), rs in runs.items() if t == "pgbench" for r in rs]
@@ -697,9 +699,11 @@ def table(runs: dict[Key, list[Run]], args: argparse.Namespace, loadgen: str) ->
         rows.append({"target": target, "scenario": scenario, "label": label, "conns": conns, "rps": rps})
     header = (
         f"Medians of {args.repeat} run(s) of {args.duration:g} s each; load generator: {loadgen}"
-        f"{'; event loop: uvloop' if args.uvloop else '; event loop: asyncio'}. Errors are summed over runs "
-        "(non-2xx/3xx answers and socket errors). Page ratios are to bare aiohttp at the same connections, "
-        "driven the same way (GET / for the index, random /poll/{id} URLs for the poll pages); "
+        f"{'; event loop: uvloop' if args.uvloop else '; event loop: asyncio'}"
+        f"; the app's access log: {'on' if access_log else 'off'} (config/polls_bench.yaml). "
+        "Errors are summed over runs (non-2xx/3xx answers and socket errors). "
+        "Page ratios are to bare aiohttp at the same connections, driven the same way "
+        "(GET / for the index, random /poll/{id} URLs for the poll pages); "
         f"vote ratios to pgbench's one-row update rate ({PGBENCH_CLIENTS} clients). RSS is the server's peak "
         "(all its processes)."
     )
@@ -829,7 +833,7 @@ def main(argv: list[str] | None = None) -> int:
             return soak(args, data, tmp, start_app)
         runs = asyncio.run(measure(args, data, tmp))
     loadgen = "wrk" if WRK and not args.python_load else "aiohttp client"
-    text, rows = table(runs, args, loadgen)
+    text, rows = table(runs, args, loadgen, config["access_log"])
     command = "tests/bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report = f"Run {started} on {machine()}.\nCommand: `{command.strip()}`\n\n{text}"
     print("\n" + report)
