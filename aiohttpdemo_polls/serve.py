@@ -53,7 +53,8 @@ def run_gunicorn(config: dict[str, Any], workers: int) -> int:
     Its exit status: 0 after SIGTERM, non-zero when the port is taken or a worker could not boot.
     """
     # create_app, in each worker, reads the settings file named by POLLS_CONFIG.
-    options = {"workers": workers, "raw_env": [f"POLLS_CONFIG={config['config_path']}"]}
+    path = config["config_path"]  # None: the built-in settings, which workers load too
+    options = {"workers": workers, "raw_env": [f"POLLS_CONFIG={path}"] if path else []}
     _Gunicorn({**gunicorn_settings(config), **options}).run()
     return 0  # not reached: gunicorn's master exits the process
 

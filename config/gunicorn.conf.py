@@ -13,6 +13,6 @@ import os
 
 from aiohttpdemo_polls import serve, settings
 
-_app_config = settings.load(os.environ.get("POLLS_CONFIG", settings.DEFAULT_CONFIG), os.environ)
+_app_config = settings.load(os.environ.get("POLLS_CONFIG"), os.environ)
 # gunicorn reads a config file's top-level names as its settings.
 globals().update(serve.gunicorn_settings(_app_config))
