@@ -11,7 +11,8 @@ from aiohttp import web
 from yarl import URL
 
 from . import db, db_manage, forms, tokens, views
-from .keys import config_key, engine_key
+from .keys import engine_key
+from .links import absolute
 
 NOTICES = {
     "closed": "Voting is closed. The results stay visible to everyone.",
@@ -20,14 +21,6 @@ NOTICES = {
 }
 HAS_VOTES = "People have already voted, so the texts can no longer be changed."
 UNKNOWN_ACTION = "That is not something the manage page can do."
-
-
-def _absolute(request: web.Request, path: URL) -> str:
-    """A full link to share; https when the config says the site is served over it."""
-    origin = request.url.origin()
-    if request.app[config_key]["https"]:
-        origin = origin.with_scheme("https")
-    return str(origin.join(path))
 
 
 async def _poll_or_404(request: web.Request, conn: Any) -> Any:
@@ -55,8 +48,8 @@ async def _render(
     context = {
         "question": poll,
         "choices": choices,
-        "public_link": _absolute(request, request.app.router["poll"].url_for(question_id=str(poll.id))),
-        "private_link": _absolute(request, _manage_url(request, poll)),
+        "public_link": absolute(request, request.app.router["poll"].url_for(question_id=str(poll.id))),
+        "private_link": absolute(request, _manage_url(request, poll)),
         "manage_url": _manage_url(request, poll),
         "notice": NOTICES.get(request.query.get("done", "")),
         "edit_form": edit_form,
