@@ -56,8 +56,10 @@ def test_result_bars_stand_out_from_their_track_and_the_page_in_both_schemes(tab
         for bar in ("bar", "mine"):
             for behind in ("track", "page"):
                 ratio = contrast(colours[bar], colours[behind])
-                assert ratio >= 3, f"{scheme}: {bar} {colours[bar]} on {behind} {colours[behind]}: {ratio:.2f}"
+                what = f"{scheme}: {bar} {colours[bar]} on {behind} {colours[behind]}"
+                assert ratio >= 3, f"{what}: {ratio:.2f}"
         assert contrast(colours["ink"], colours["page"]) >= 4.5, (scheme, colours)
     # The dark scheme is really another set of colours, not the light one again.
-    assert contrast(seen["dark"]["page"], "rgb(0, 0, 0)") < 2 < contrast(seen["light"]["page"], "rgb(0, 0, 0)")
+    black = "rgb(0, 0, 0)"
+    assert contrast(seen["dark"]["page"], black) < 2 < contrast(seen["light"]["page"], black)
     assert seen["light"]["bar"] != seen["dark"]["bar"]
