@@ -46,6 +46,7 @@ async def _render(
     if edit_form is None:
         edit_form = forms.PollForm(question_text=poll.question_text, choices=[c.choice_text for c in choices])
     context = {
+        "request": request,
         "question": poll,
         "choices": choices,
         "public_link": absolute(request, request.app.router["poll"].url_for(question_id=str(poll.id))),
@@ -113,7 +114,7 @@ async def _edit(request: web.Request, conn: Any, poll: Any, form: Any) -> web.Re
 
 def _confirm_delete(request: web.Request, poll: Any) -> web.Response:
     """The step before deleting: the same form again, with `confirm=yes`."""
-    context = {"question": poll, "manage_url": _manage_url(request, poll)}
+    context = {"request": request, "question": poll, "manage_url": _manage_url(request, poll)}
     response = aiohttp_jinja2.render_template("confirm_delete.html", request, context)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -122,4 +123,4 @@ def _confirm_delete(request: web.Request, poll: Any) -> web.Response:
 @aiohttp_jinja2.template("deleted.html")
 async def poll_deleted(request: web.Request) -> dict:
     """Where the maker lands after deleting a poll."""
-    return {}
+    return {"request": request}

@@ -17,6 +17,7 @@ async def present(request: web.Request) -> web.Response:
     content = await views.published_content(request, question_id)
     public_link = links.absolute(request, request.app.router["poll"].url_for(question_id=str(question_id)))
     context = {
+        "request": request,
         "question": content.question,
         "choices": content.choices,
         "public_link": public_link,
