@@ -80,3 +80,22 @@ def test_full_screen_button_is_there_only_where_javascript_runs(open_tab, make_q
     refresh.click()
     expect(without_script).to_have_url(f"{without_script.url.split('/poll/')[0]}{path}")
     expect(without_script.get_by_role("heading", name="Full screen?")).to_be_visible()
+
+
+@pytest.mark.parametrize(
+    "screen", [PROJECTOR, {"width": 1920, "height": 1080}, {"width": 1024, "height": 768}]
+)
+def test_presenter_view_of_four_choices_fits_the_screen_without_scrolling(open_tab, make_question, screen):
+    question = make_question(
+        "Which day suits the whole team for the offsite?", choices=("Monday", "Tuesday", "Thursday", "Friday")
+    )
+    page = open_tab(viewport=screen).page
+    page.goto(f"/poll/{question['id']}/present")
+    expect(page.locator(".live-status")).to_have_attribute("data-state", "live", timeout=LIVE_WAIT)
+    size = page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+    )
+    assert size[0] <= screen["width"] and size[1] <= screen["height"], (size, screen)
+    # Large type: the question is at least a twentieth of the screen's height.
+    font_size = page.locator("h1").evaluate("(h) => parseFloat(getComputedStyle(h).fontSize)")
+    assert font_size >= screen["height"] / 20
