@@ -33,8 +33,10 @@ async def every_page_type(client, make_poll):
         poll["manage"]: (200, public),  # never the private link
         "/poll/new": (200, "/poll/new"),
         "/poll/deleted": (200, "/poll/deleted"),
-        "/poll/12345": (404, "/poll/12345"),
-        f"{public}/vote": (405, f"{public}/vote"),
+        # Error pages echo nothing of the address asked for (a manage token, say).
+        "/poll/12345": (404, "/"),
+        f"{public}/vote": (405, "/"),
+        f"{public}/manage/{'x' * 43}": (404, "/"),
     }
 
 
