@@ -13,7 +13,7 @@ from . import links, qr, views
 
 async def present(request: web.Request) -> web.Response:
     """The question, its live results, and its public link as a QR code and as text."""
-    question_id = int(request.match_info["question_id"])
+    question_id = views.poll_id(request)
     content = await views.published_content(request, question_id)
     public_link = links.absolute(request, request.app.router["poll"].url_for(question_id=str(question_id)))
     context = {

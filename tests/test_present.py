@@ -9,7 +9,7 @@ import pytest
 
 from aiohttpdemo_polls.main import init_app
 
-BAD_IDS = ["abc", "0", "12345", "99999999999"]
+BAD_IDS = ["abc", "0", "12345", "99999999999", "\u0661\u0662"]  # the last: Arabic-Indic digits
 
 
 class Elements(HTMLParser):
