@@ -27,6 +27,9 @@ setup(
         # The process manager behind `--workers N` and config/gunicorn.conf.py; >= 25.1 for
         # control_socket_disable.
         "gunicorn>=25.1",
+        # QR codes of a poll's link for the presenter view, drawn as SVG on the server: pure
+        # Python, no dependencies, no image library and no request to another site.
+        "segno>=1.6",
     ],
     extras_require={
         "test": [
@@ -39,6 +42,9 @@ setup(
             # Drives the system's chromium for tests/browser; never `playwright install`.
             "playwright>=1.55",
             "ruff>=0.15",
+            # The presenter view's browser test reads its QR code back from a screenshot.
+            "zxing-cpp>=2.2",
+            "pillow>=10",
         ],
         # tests/bench/run.py draws its chart with matplotlib; the app never imports it.
         "bench": ["matplotlib>=3.8"],

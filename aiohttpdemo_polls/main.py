@@ -10,7 +10,7 @@ import aiopg.sa
 import jinja2
 from aiohttp import web
 
-from . import cache, live, logs, middlewares, pgserver, routes, settings, views, votes
+from . import cache, links, live, logs, middlewares, pgserver, routes, settings, views, votes
 from .keys import cache_key, config_key, engine_key, live_key, votes_key
 
 TEMPLATES = settings.ASSETS / "templates"
@@ -30,7 +30,7 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
-        filters={"when": views.format_time},
+        filters={"when": views.format_time, "absolute": links.absolute_filter},
         # Checking each template file's mtime on every render costs a stat() per page;
         # only a developer editing templates (debug) wants that.
         auto_reload=config["debug"],

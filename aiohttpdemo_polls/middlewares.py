@@ -43,7 +43,12 @@ CONTENT_SECURITY_POLICY = "; ".join(
 def render_error(request: web.Request, status: int, message: str | None = None) -> web.Response:
     """The app's own error page for `status`, with a link back to the index."""
     reason = _reason(status)
-    context = {"status": status, "reason": reason, "message": message or MESSAGES.get(status, reason)}
+    context = {
+        "request": request,
+        "status": status,
+        "reason": reason,
+        "message": message or MESSAGES.get(status, reason),
+    }
     return aiohttp_jinja2.render_template("error.html", request, context, status=status)
 
 

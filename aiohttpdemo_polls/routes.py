@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from . import health, settings, views, views_live, views_manage, views_new
+from . import health, robots, settings, views, views_live, views_manage, views_new, views_present
 
 STATIC = settings.ASSETS / "static"
 # Digits only: anything else under /poll/ is a 404 from the router itself.
@@ -19,8 +19,11 @@ def setup(app: web.Application, serve_static: bool) -> None:
     router.add_get(POLL, views.poll, name="poll")
     router.add_post(POLL + "/vote", views.vote, name="vote")
     router.add_get(POLL + "/results", views.results, name="results")
+    # For a projector: the question, a QR code of the poll's link, the live results.
+    router.add_get(POLL + "/present", views_present.present, name="present")
     router.add_get(POLL + "/live", views_live.live, name="live")
     router.add_get("/healthz", health.healthz, name="healthz")
+    router.add_get("/robots.txt", robots.robots, name="robots")
     # The maker's private page; the token is checked against its stored hash by the view.
     manage = router.add_resource(POLL + "/manage/{token:[A-Za-z0-9_-]+}", name="manage")
     manage.add_route("GET", views_manage.manage)

@@ -99,14 +99,16 @@ async def published_content(request: web.Request, question_id: int) -> PollConte
 
 async def _cached_page(request: web.Request, key: tuple, render) -> web.Response:
     """A page the same for every reader: rendered once, then served from the cache."""
-    body = await request.app[cache_key].get(key, render)
+    # Per host: a page names its own full address (og:url) from the host it was reached by,
+    # and one reader's Host header must not become every reader's link.
+    body = await request.app[cache_key].get((*key, request.host), render)
     if body is None:
         raise web.HTTPNotFound()
     return web.Response(body=body, content_type="text/html", charset="utf-8")
 
 
 def _render(request: web.Request, template: str, context: dict) -> bytes:
-    return aiohttp_jinja2.render_string(template, request, context).encode()
+    return aiohttp_jinja2.render_string(template, request, {**context, "request": request}).encode()
 
 
 async def index(request: web.Request) -> web.Response:
@@ -173,7 +175,12 @@ async def vote(request: web.Request) -> web.Response:
         return aiohttp_jinja2.render_template(
             "detail.html",
             request,
-            {"question": content.question, "choices": content.choices, "error": NO_CHOICE},
+            {
+                "request": request,
+                "question": content.question,
+                "choices": content.choices,
+                "error": NO_CHOICE,
+            },
             status=400,
         )
     if outcome is db.VoteOutcome.CLOSED:
@@ -231,5 +238,5 @@ async def _results_page(
         if found is None:  # gone since the cached copy was made
             raise web.HTTPNotFound()
         question, choices = found
-    context = {"question": question, "choices": choices, "notice": notice}
+    context = {"request": request, "question": question, "choices": choices, "notice": notice}
     return aiohttp_jinja2.render_template("results.html", request, context)

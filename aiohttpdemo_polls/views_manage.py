@@ -11,7 +11,8 @@ from aiohttp import web
 from yarl import URL
 
 from . import db, db_manage, forms, tokens, views
-from .keys import config_key, engine_key
+from .keys import engine_key
+from .links import absolute
 
 NOTICES = {
     "closed": "Voting is closed. The results stay visible to everyone.",
@@ -20,14 +21,6 @@ NOTICES = {
 }
 HAS_VOTES = "People have already voted, so the texts can no longer be changed."
 UNKNOWN_ACTION = "That is not something the manage page can do."
-
-
-def _absolute(request: web.Request, path: URL) -> str:
-    """A full link to share; https when the config says the site is served over it."""
-    origin = request.url.origin()
-    if request.app[config_key]["https"]:
-        origin = origin.with_scheme("https")
-    return str(origin.join(path))
 
 
 async def _poll_or_404(request: web.Request, conn: Any) -> Any:
@@ -53,10 +46,11 @@ async def _render(
     if edit_form is None:
         edit_form = forms.PollForm(question_text=poll.question_text, choices=[c.choice_text for c in choices])
     context = {
+        "request": request,
         "question": poll,
         "choices": choices,
-        "public_link": _absolute(request, request.app.router["poll"].url_for(question_id=str(poll.id))),
-        "private_link": _absolute(request, _manage_url(request, poll)),
+        "public_link": absolute(request, request.app.router["poll"].url_for(question_id=str(poll.id))),
+        "private_link": absolute(request, _manage_url(request, poll)),
         "manage_url": _manage_url(request, poll),
         "notice": NOTICES.get(request.query.get("done", "")),
         "edit_form": edit_form,
@@ -120,7 +114,7 @@ async def _edit(request: web.Request, conn: Any, poll: Any, form: Any) -> web.Re
 
 def _confirm_delete(request: web.Request, poll: Any) -> web.Response:
     """The step before deleting: the same form again, with `confirm=yes`."""
-    context = {"question": poll, "manage_url": _manage_url(request, poll)}
+    context = {"request": request, "question": poll, "manage_url": _manage_url(request, poll)}
     response = aiohttp_jinja2.render_template("confirm_delete.html", request, context)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -129,4 +123,4 @@ def _confirm_delete(request: web.Request, poll: Any) -> web.Response:
 @aiohttp_jinja2.template("deleted.html")
 async def poll_deleted(request: web.Request) -> dict:
     """Where the maker lands after deleting a poll."""
-    return {}
+    return {"request": request}

@@ -10,7 +10,7 @@ from .keys import engine_key
 def render_form(
     request: web.Request, form: forms.PollForm, status: int = 200, focus_last: bool = False
 ) -> web.Response:
-    context = {"form": form, "focus_last": focus_last}
+    context = {"request": request, "form": form, "focus_last": focus_last}
     return aiohttp_jinja2.render_template("new_poll.html", request, context, status=status)
 
 

@@ -13,6 +13,9 @@ WIDEST_ELEMENTS = """(limit) => [...document.querySelectorAll("body *")]
     const right = Math.round(e.getBoundingClientRect().right);
     return `${e.tagName.toLowerCase()}.${e.getAttribute("class") || ""} (${right} px)`;
   })"""
+# The page is in the dark scheme when the stylesheet's dark colours are in force.
+IN_DARK_SCHEME = """() => matchMedia("(prefers-color-scheme: dark)").matches
+  && getComputedStyle(document.body).backgroundColor === 'rgb(15, 23, 32)'"""
 
 
 def test_every_page_fits_a_phone_screen(open_tab, live_server, make_question, add_votes):
@@ -27,11 +30,16 @@ def test_every_page_fits_a_phone_screen(open_tab, live_server, make_question, ad
     assert too_wide == {}, f"pages wider than {PHONE['width']} px (scroll width, what sticks out): {too_wide}"
 
 
-@pytest.mark.slow  # axe-core on every page type: about 8 s
-def test_every_page_has_no_serious_accessibility_violation(axe_tab, live_server, make_question, add_votes):
+@pytest.mark.slow  # axe-core on every page type: about 8 s per scheme
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_page_has_no_serious_accessibility_violation(
+    axe_tab, live_server, make_question, add_votes, scheme
+):
+    axe_tab.page.emulate_media(color_scheme=scheme)
     violations = {}
     for stop in make_tour(make_question, add_votes):
         visit(axe_tab, live_server, stop)
+        assert axe_tab.page.evaluate(IN_DARK_SCHEME) == (scheme == "dark"), stop.name
         found = serious_accessibility_violations(axe_tab.page)
         if found:
             violations[stop.name] = found

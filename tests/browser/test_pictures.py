@@ -38,3 +38,18 @@ def test_readme_results_picture(open_tab, make_question, add_votes):
     expect(page.locator(".total-votes")).to_have_text("17")
     expect(page.locator(".result.mine")).to_contain_text("Not much")
     publish(save_screenshot(page, "readme-results"), "results.png")
+
+
+def test_readme_presenter_view_picture(open_tab, make_question, add_votes):
+    question = make_question(
+        "Which talk should we hear after lunch?",
+        choices=("Databases at scale", "Accessible web pages", "Testing in real browsers"),
+    )
+    add_votes(question["id"], dict(zip(question["choices"], [7, 12, 4], strict=True)))
+    tab = open_tab(viewport={"width": 1280, "height": 720}, device_scale_factor=1, color_scheme="light")
+    page = tab.page
+    page.goto(f"/poll/{question['id']}/present")
+
+    expect(page.locator(".live-status")).to_have_attribute("data-state", "live", timeout=20_000)
+    expect(page.locator(".total-votes")).to_have_text("23")
+    publish(save_screenshot(page, "readme-present", full_page=False), "present.png")

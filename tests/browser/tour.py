@@ -80,6 +80,8 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
         Stop("poll-no-choice", poll, then=_submit_empty_vote, then_url=f"{poll}/vote", then_status=400),
         Stop("results", f"{poll}/results"),
         Stop("results-already-voted", f"{poll}/results?already=1"),
+        Stop("present", f"{poll}/present"),
+        Stop("present-closed", f"/poll/{closed['id']}/present"),
         Stop("closed-poll", f"/poll/{closed['id']}"),
         Stop("not-found", "/poll/99999", status=404),
         Stop("method-not-allowed", f"{poll}/vote", status=405),
