@@ -27,12 +27,17 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[hosts.Cluster]:
-    """The three hosts, the shared database and nginx, for every scenario of this module."""
+    """The three hosts, the shared database and nginx, for every scenario of this module.
+
+    A machine that cannot make them fails every scenario with the reason: never a skip.
+    """
     try:
         with hosts.cluster() as running:
             yield running
+            return
     except hosts.HostsUnavailable as exc:
-        pytest.fail(f"the multi-host test could not run: {exc}", pytrace=False)
+        reason = str(exc)
+    pytest.fail(f"the multi-host test could not run: {reason}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
