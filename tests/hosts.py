@@ -330,7 +330,9 @@ def nginx_main(prefix: Path, site: Path) -> str:
     return f"""
 # Workers as the user running the test, so they read the checkout's static/ wherever it is.
 user {pwd.getpwuid(os.geteuid()).pw_name};
-worker_processes auto;
+# Debian's `auto` on a two-core machine, fixed so that how nginx spreads connections over the
+# hosts (round robin in each worker) does not depend on the machine the test runs on.
+worker_processes 2;
 daemon off;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log notice;
