@@ -11,6 +11,8 @@ from .votes import VoteBatcher
 
 config_key = web.AppKey("config", dict[str, Any])
 engine_key = web.AppKey("engine", Engine)
+# The URL the pool was opened with: `Engine.dsn` masks the password, so it cannot open another.
+database_url_key = web.AppKey("database_url", str)
 live_key = web.AppKey("live", Live)
 cache_key = web.AppKey("cache", Cache)
 votes_key = web.AppKey("votes", VoteBatcher)

@@ -105,12 +105,14 @@ def text_frame(text: str) -> bytes:
 class Live:
     """The process's listener and its watchers, by poll."""
 
-    def __init__(self, engine: Engine, *, window_ms: int, max_watchers: int, heartbeat_s: float) -> None:
+    def __init__(
+        self, engine: Engine, dsn: str, *, window_ms: int, max_watchers: int, heartbeat_s: float
+    ) -> None:
         self.engine = engine
         self.window = window_ms / 1000
         self.max_watchers = max_watchers
         self.heartbeat = heartbeat_s
-        self.listener = listener.Listener(engine.dsn, self.changed, self._lost, self._resync)
+        self.listener = listener.Listener(dsn, self.changed, self._lost, self._resync)
         self.count = 0  # watchers open in this process, joining ones included
         self._watchers: dict[int, set[Watcher]] = {}
         self._joining: dict[int, list[Watcher]] = {}

@@ -11,7 +11,7 @@ import jinja2
 from aiohttp import web
 
 from . import cache, links, live, logs, middlewares, pgserver, routes, settings, views, votes
-from .keys import cache_key, config_key, engine_key, live_key, votes_key
+from .keys import cache_key, config_key, database_url_key, engine_key, live_key, votes_key
 
 TEMPLATES = settings.ASSETS / "templates"
 
@@ -68,12 +68,13 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         url, minsize=db["pool_min"], maxsize=db["pool_max"], timeout=db["timeout"]
     ) as engine:
         app[engine_key] = engine
+        app[database_url_key] = url
         yield
 
 
 async def live_results(app: web.Application) -> AsyncIterator[None]:
     """The process's LISTEN connection and its watchers (live.py), for the app's lifetime."""
-    hub = live.Live(app[engine_key], **app[config_key]["live"])
+    hub = live.Live(app[engine_key], app[database_url_key], **app[config_key]["live"])
     await hub.start()
     app[live_key] = hub
     try:
