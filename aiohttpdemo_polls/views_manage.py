@@ -11,7 +11,7 @@ from aiohttp import web
 from yarl import URL
 
 from . import db, db_manage, forms, tokens
-from .keys import config_key, engine_key
+from .keys import config_key, engine_key, notices_key
 
 NOTICES = {
     "closed": "Voting is closed. The results stay visible to everyone.",
@@ -90,6 +90,7 @@ async def manage_action(request: web.Request) -> web.Response:
             if form.get("confirm") != "yes":
                 return _confirm_delete(request, poll)
             await db_manage.delete_poll(conn, poll.id)
+            request.app[notices_key].changed([poll.id])
             raise web.HTTPSeeOther(request.app.router["poll_deleted"].url_for())
         elif action == "edit":
             refused = await _edit(request, conn, poll, form)
@@ -98,6 +99,8 @@ async def manage_action(request: web.Request) -> web.Response:
             done = "edited"
         else:
             raise web.HTTPBadRequest(text=UNKNOWN_ACTION)
+    # Committed: this process's next page shows it without waiting for the notice.
+    request.app[notices_key].changed([poll.id])
     raise web.HTTPSeeOther(_manage_url(request, poll).with_query(done=done))
 
 

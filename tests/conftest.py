@@ -5,6 +5,7 @@ or the server named by POLLS_TEST_DATABASE_URL. Every test starts from empty tab
 """
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -312,3 +313,21 @@ def app_process(tmp_path: Path, unused_tcp_port_factory, database_url: str) -> I
             for worker in workers:
                 if worker.is_running():
                     worker.kill()
+
+
+@pytest.fixture
+def unnoticed(sync_engine):
+    """`with unnoticed() as conn:` a transaction that sends no notice (its tables' triggers
+    are off for it alone, as others see them), as if its notices were lost."""
+
+    @contextlib.contextmanager
+    def transaction() -> Iterator[sa.engine.Connection]:
+        tables = [table.name for table in db.metadata.sorted_tables]
+        with sync_engine.begin() as conn:
+            for table in tables:
+                conn.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+            yield conn
+            for table in tables:
+                conn.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
+
+    return transaction
