@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 import init_db
 from aiohttpdemo_polls import db, pgserver, settings
+from aiohttpdemo_polls.keys import notices_key
 from aiohttpdemo_polls.main import init_app
 
 TEST_CONFIG = settings.PROJECT_ROOT / "config" / "polls_test.yaml"
@@ -331,3 +332,25 @@ def unnoticed(sync_engine):
                 conn.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
 
     return transaction
+
+
+@pytest.fixture
+def settled(client, sync_engine) -> Callable[[], Awaitable[None]]:
+    """`await settled()`: until the app has heard the notices of the data set up so far.
+
+    A notice comes late on a busy machine and empties the cache a test just filled. Notices
+    arrive in commit order, so hearing one sent now is enough (for a poll no test makes).
+    """
+    marker = db.PG_INT_MAX
+
+    async def wait() -> None:
+        heard = asyncio.Event()
+        unsubscribe = client.app[notices_key].subscribe(lambda q: q == marker and heard.set())
+        try:
+            with sync_engine.begin() as conn:
+                conn.execute(sa.select(sa.func.pg_notify(db.CHANNEL, str(marker))))
+            await asyncio.wait_for(heard.wait(), 10)
+        finally:
+            unsubscribe()
+
+    return wait

@@ -24,8 +24,9 @@ async def page(session, path: str) -> str:
     return await response.text()
 
 
-async def test_pages_are_served_from_memory_after_the_first_load(client, anonymous, make_question):
+async def test_pages_are_served_from_memory_after_the_first_load(client, anonymous, make_question, settled):
     question = make_question("Cached?")
+    await settled()
     assert "Cached?" in await page(anonymous, f"/poll/{question['id']}")
     assert "Cached?" in await page(anonymous, "/")
     cached = len(client.app[cache_key])

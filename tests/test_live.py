@@ -253,9 +253,10 @@ async def test_shutdown_closes_watchers_with_going_away(client, make_question):
 
 
 async def test_subscribers_hear_each_poll_a_statement_changed_once(
-    eventually, client, sync_engine, make_question
+    eventually, client, sync_engine, make_question, settled
 ):
     first, second, third = make_question(), make_question(), make_question()
+    await settled()
     heard: list[int | None] = []
     client.app[notices_key].subscribe(heard.append)
     with sync_engine.begin() as conn:  # six rows of two polls, in one statement
@@ -274,8 +275,9 @@ async def test_subscribers_hear_each_poll_a_statement_changed_once(
     assert heard[2:] == [third["id"]]
 
 
-async def test_own_vote_reaches_subscribers_before_its_redirect(client, anonymous, make_question):
+async def test_own_vote_reaches_subscribers_before_its_redirect(client, anonymous, make_question, settled):
     question = make_question()
+    await settled()
     heard: list[int | None] = []
     client.app[notices_key].subscribe(heard.append)
     await vote(anonymous, question["id"], question["choices"][0])

@@ -42,7 +42,10 @@ async def cached(client, anonymous, path: str, key: tuple) -> str:
     return page
 
 
-async def test_poll_inserted_with_sql_appears_on_the_index_within_a_second(client, anonymous, sync_engine):
+async def test_poll_inserted_with_sql_appears_on_the_index_within_a_second(
+    client, anonymous, sync_engine, settled
+):
+    await settled()
     assert "No polls are available." in await cached(client, anonymous, "/", ("index", None, 1))
     committed = run_sql(
         sync_engine,
@@ -57,10 +60,11 @@ async def test_poll_inserted_with_sql_appears_on_the_index_within_a_second(clien
 
 
 async def test_votes_changed_with_sql_reach_the_results_page_and_a_live_socket_within_a_second(
-    client, anonymous, sync_engine, make_question
+    client, anonymous, sync_engine, make_question, settled
 ):
     question = make_question(choices=("Yes", "No"))
     yes, no = question["choices"]
+    await settled()
     results = f"/poll/{question['id']}/results"
     assert '<span class="total-votes">0</span>' in await cached(
         client, anonymous, results, ("results", question["id"])
@@ -83,9 +87,10 @@ async def test_votes_changed_with_sql_reach_the_results_page_and_a_live_socket_w
 
 
 async def test_question_renamed_with_sql_shows_on_its_page_and_the_index_within_a_second(
-    client, anonymous, sync_engine, make_question
+    client, anonymous, sync_engine, make_question, settled
 ):
     question = make_question("Old name?")
+    await settled()
     path = f"/poll/{question['id']}"
     assert "Old name?" in await cached(client, anonymous, path, ("poll", question["id"]))
     assert "Old name?" in await cached(client, anonymous, "/", ("index", None, 1))
@@ -101,10 +106,11 @@ async def test_question_renamed_with_sql_shows_on_its_page_and_the_index_within_
 
 
 async def test_poll_deleted_with_sql_is_a_404_and_leaves_the_index_within_a_second(
-    client, anonymous, sync_engine, make_question
+    client, anonymous, sync_engine, make_question, settled
 ):
     make_question("Staying?")
     question = make_question("Going?")
+    await settled()
     path = f"/poll/{question['id']}"
     assert "Going?" in await cached(client, anonymous, path, ("poll", question["id"]))
     assert "Going?" in await cached(client, anonymous, "/", ("index", None, 1))
@@ -118,9 +124,10 @@ async def test_poll_deleted_with_sql_is_a_404_and_leaves_the_index_within_a_seco
 
 
 async def test_truncate_with_sql_empties_every_cached_page_within_a_second(
-    client, anonymous, sync_engine, make_question
+    client, anonymous, sync_engine, make_question, settled
 ):
     question = make_question("Soon truncated?")
+    await settled()
     path = f"/poll/{question['id']}"
     await cached(client, anonymous, path, ("poll", question["id"]))
     await cached(client, anonymous, "/", ("index", None, 1))
@@ -153,9 +160,10 @@ async def test_choice_moved_to_another_poll_with_sql_changes_both(
 
 
 async def test_page_cached_in_one_process_shows_a_vote_taken_by_another_within_a_second(
-    client, anonymous, app_process, make_question
+    client, anonymous, app_process, make_question, settled
 ):
     question = make_question(choices=("Yes", "No"))
+    await settled()
     results = f"/poll/{question['id']}/results"
     assert '<span class="total-votes">0</span>' in await cached(
         client, anonymous, results, ("results", question["id"])
