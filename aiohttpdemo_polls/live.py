@@ -113,6 +113,7 @@ class Live:
     # -- the app's lifetime -------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start the one reader that sends snapshots and updates."""
         self._spawn(self._flush_forever())
 
     async def stop(self) -> None:
