@@ -1,31 +1,22 @@
 """Published poll content in process memory, dropped the moment a poll changes.
 
-Most requests read pages that change only when someone votes or edits a poll, so each
-process keeps what it loaded (rendered pages and poll rows) and serves it again without
-a database round trip or a template render. Correctness comes first:
+Most requests read pages that change only when a poll does, so each process keeps what it
+loaded (rendered pages, poll rows) and serves it again with no database round trip or
+render. It is a subscriber of the notice bus (notices.py), trusted only while that listens.
 
-- Every change to a poll's votes or state sends a notice (`db.CHANNEL`); the live-results
-  listener (`live.Live.subscribe`) calls `invalidate(question_id)` for it, in every
-  process. Notices do not say *what* changed, so any notice also drops every index page
-  (a new, deleted or closed poll changes them).
-- While the listener is not listening (lost connection, reconnecting) no notice can
-  arrive, so the cache is bypassed (`trusted` is False) and emptied when it comes back.
-- A write in this process drops the affected entries itself as soon as it commits (the
-  vote batcher, and the `state_changes` middleware for other forms), so the next
-  page load in the same process shows it without waiting for the notice.
+- A change to a poll drops what shows it and every index page (notices do not say what
+  changed; a new, deleted or closed poll changes the index). None drops everything.
 - A load that was running when its poll changed is handed to the requests waiting for it
-  (it is as new as a database read they would have started) but not kept: the generation
-  counters tell. Concurrent misses on one key share one load (no stampede).
-- Things that change with time alone (a poll reaching `closes_at`, a scheduled poll's
-  `pub_date`) give entries an expiry time; no notice is sent then.
-
-Voter-specific content (a reader's own vote) is never cached: views read it per voter.
+  (as new as a database read they would have started) but not kept: generation counters
+  tell. Concurrent misses on one key share one load (no stampede).
+- What changes with time alone (`closes_at`, a scheduled `pub_date`) sends no notice, so
+  entries carry an expiry time. A reader's own vote is never cached: views read it per voter.
 """
 
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 # Keys are tuples whose second item is the poll id, e.g. ("results", 7); a key whose
@@ -45,11 +36,14 @@ class Cache:
         self._entries: dict[Key, tuple[Any, float]] = {}
         self._by_poll: dict[int | None, set[Key]] = {}
         self._loading: dict[Key, tuple[tuple[int, int], asyncio.Future]] = {}
-        self._generation = 0  # bumped by clear()
-        self._poll_generation: dict[int | None, int] = {}  # bumped by invalidate(); None: index
+        self._generation = 0  # bumped when everything is dropped
+        self._poll_generation: dict[int | None, int] = {}  # bumped by changed(); None: index
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._entries
 
     async def get(self, key: Key, load: Loader) -> Any:
         """The cached value for `key`, or `load()`'s (kept unless it changed meanwhile)."""
@@ -92,37 +86,18 @@ class Cache:
             if not keys:
                 del self._by_poll[key[1]]
 
-    def invalidate(self, question_id: int) -> None:
-        """This poll changed: drop what shows it, and every index page."""
+    def changed(self, question_id: int | None) -> None:
+        """A notice-bus subscriber: drop what shows this poll and every index page; None: all."""
+        if question_id is None:
+            self._generation += 1
+            self._poll_generation.clear()
+            self._entries.clear()
+            self._by_poll.clear()
+            return
         for poll in (question_id, None):
             self._poll_generation[poll] = self._poll_generation.get(poll, 0) + 1
             for key in self._by_poll.pop(poll, ()):
                 del self._entries[key]
-
-    def invalidate_polls(self, question_ids: Iterable[int]) -> None:
-        """These polls changed (a write in this process committed)."""
-        for question_id in question_ids:
-            self.invalidate(question_id)
-
-    def invalidate_index(self) -> None:
-        """The list of polls changed (a poll was made): drop every index page."""
-        self._poll_generation[None] = self._poll_generation.get(None, 0) + 1
-        for key in self._by_poll.pop(None, ()):
-            del self._entries[key]
-
-    def clear(self) -> None:
-        """Anything may have changed (the listener lost its connection): drop everything."""
-        self._generation += 1
-        self._poll_generation.clear()
-        self._entries.clear()
-        self._by_poll.clear()
-
-    def notice(self, question_id: int | None) -> None:
-        """A `live.Live.subscribe` callback: a poll's notice, or None for "resync everything"."""
-        if question_id is None:
-            self.clear()
-        else:
-            self.invalidate(question_id)
 
 
 def expiry(*moments: Any) -> float:

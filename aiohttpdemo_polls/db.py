@@ -4,19 +4,18 @@ Table and column names are the original demo's, so a psql user finds `question` 
 `choice`; `ballot` and `vote` record who voted for what, one ballot per voter per poll.
 """
 
-import enum
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from aiopg.sa.engine import get_dialect
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-# Every transaction that changes a poll's votes or state notifies this channel with the
-# poll's id; live results and caches listen to it. Sent inside the transaction, so it
-# arrives only if the change commits.
+# The schema's triggers notify this channel with the id of every poll a committed change
+# touched (its question, choices, counters or ballots), whoever made it; EVERYTHING after
+# a TRUNCATE. Each process's caches and live results listen to it (notices.py).
 CHANNEL = "poll_changes"
+EVERYTHING = "*"
 PG_INT_MAX = 2**31 - 1
 TEXT_MAX = 200
 
@@ -86,6 +85,58 @@ FROM question q JOIN choice c ON c.question_id = q.id
 ORDER BY q.id, c.id
 """
 
+# What makes every committed change to a poll reach every process, whoever made it: each
+# statement on these tables notifies CHANNEL once per poll it touched (PostgreSQL sends a
+# transaction's identical notices once, at commit). Statement-level triggers, so a vote
+# batch of many ballots notifies once per poll, not once per row.
+_POLL_KEY = {"question": "id", "choice": "question_id", "ballot": "question_id", "vote": "question_id"}
+_TRANSITIONS = {
+    "insert": "REFERENCING NEW TABLE AS new_rows",
+    "update": "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows",
+    "delete": "REFERENCING OLD TABLE AS old_rows",
+    "truncate": "",  # no rows to tell: EVERYTHING
+}
+_NOTIFY_FUNCTIONS = [f"notify_poll_changes_by_{key}" for key in sorted(set(_POLL_KEY.values()))]
+_NOTIFY_TRUNCATE_FUNCTION = "notify_poll_changes_truncated"
+
+
+def _notify_function(key: str) -> str:
+    """The trigger function for tables whose `key` column names the poll."""
+    notify = f"PERFORM pg_notify('{CHANNEL}', CAST(k AS text)) FROM"
+    return f"""
+CREATE OR REPLACE FUNCTION notify_poll_changes_by_{key}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        {notify} (SELECT DISTINCT {key} FROM new_rows) AS d(k);
+    ELSIF TG_OP = 'DELETE' THEN
+        {notify} (SELECT DISTINCT {key} FROM old_rows) AS d(k);
+    ELSE  -- UPDATE: a row moved to another poll changes both
+        {notify} (SELECT {key} FROM old_rows UNION SELECT {key} FROM new_rows) AS d(k);
+    END IF;
+    RETURN NULL;
+END $$"""
+
+
+def _notify_trigger(table: str, key: str, event: str) -> str:
+    function = _NOTIFY_TRUNCATE_FUNCTION if event == "truncate" else f"notify_poll_changes_by_{key}"
+    return (
+        f"CREATE OR REPLACE TRIGGER {table}_notify_{event} AFTER {event.upper()} ON {table} "
+        f"{_TRANSITIONS[event]} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+    )
+
+
+# Replaced, not skipped, when they exist: init_db.py brings an older database up to date.
+NOTIFY_TRIGGERS = [
+    *(_notify_function(key) for key in sorted(set(_POLL_KEY.values()))),
+    f"""
+CREATE OR REPLACE FUNCTION {_NOTIFY_TRUNCATE_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{CHANNEL}', '{EVERYTHING}');
+    RETURN NULL;
+END $$""",
+    *(_notify_trigger(table, key, event) for table, key in _POLL_KEY.items() for event in _TRANSITIONS),
+]
+
 
 class Compiled(NamedTuple):
     """An expression's SQL text and the values of its own literals (100.0, 1, 0...)."""
@@ -118,13 +169,6 @@ closed = sa.or_(
     question.c.closed_at.isnot(None),
     sa.and_(question.c.closes_at.isnot(None), question.c.closes_at <= sa.func.now()),
 )
-
-
-class VoteOutcome(enum.Enum):
-    COUNTED = "counted"
-    ALREADY_VOTED = "already voted"
-    INVALID_CHOICE = "invalid choice"
-    CLOSED = "closed"
 
 
 async def choices(conn: Any, question_id: int, voter: str | None = None) -> list:
@@ -209,74 +253,9 @@ async def ping_raw(raw_conn: Any) -> None:
         await cursor.execute("SELECT 1")
 
 
-async def notify(conn: Any, question_id: int) -> None:
-    """Tell listeners this poll changed; delivered only when the transaction commits."""
-    await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, str(question_id))))
-
-
-class _Refused(Exception):
-    """Rolls back a vote transaction and carries the reason out of it."""
-
-    def __init__(self, outcome: VoteOutcome) -> None:
-        self.outcome = outcome
-
-
 async def ping(conn: Any) -> None:
     """One round trip to the server; raises when the database does not answer."""
     await conn.scalar(sa.text("SELECT 1"))
-
-
-async def cast_vote(conn: Any, question_id: int, choice_ids: Sequence[int], voter: str) -> VoteOutcome:
-    """Record one voter's ballot for these choices and count it, all or nothing.
-
-    The ballot's primary key makes a second ballot from the same voter a no-op, even when
-    two arrive at once (the second waits for the first to commit, then finds it); the
-    counters are added to by the database (`votes = votes + 1`), so no vote is lost.
-    """
-    wanted = sorted(set(choice_ids))
-    if not wanted or any(not 0 < c <= PG_INT_MAX for c in wanted):
-        return VoteOutcome.INVALID_CHOICE
-    try:
-        async with conn.begin():
-            await _cast(conn, question_id, wanted, voter)
-    except _Refused as refused:
-        return refused.outcome
-    return VoteOutcome.COUNTED
-
-
-async def _cast(conn: Any, question_id: int, wanted: list[int], voter: str) -> None:
-    # FOR KEY SHARE (the lock the ballot's foreign key takes anyway) makes a vote wait for
-    # a maker's close, edit or delete in flight, then see its result: nothing counts after.
-    state = await (
-        await conn.execute(
-            sa.select(closed.label("closed"))
-            .where(question.c.id == question_id, published)
-            .with_for_update(read=True, key_share=True)
-        )
-    ).first()
-    if state is None:
-        raise _Refused(VoteOutcome.INVALID_CHOICE)
-    if state.closed:
-        raise _Refused(VoteOutcome.CLOSED)
-    new_ballot = await conn.execute(
-        pg_insert(ballot)
-        .values(question_id=question_id, voter=voter)
-        .on_conflict_do_nothing()
-        .returning(ballot.c.voter)
-    )
-    if await new_ballot.first() is None:
-        raise _Refused(VoteOutcome.ALREADY_VOTED)
-    counted = await conn.execute(
-        choice.update()
-        .where(choice.c.question_id == question_id, choice.c.id.in_(wanted))
-        .values(votes=choice.c.votes + 1)
-    )
-    if counted.rowcount != len(wanted):
-        raise _Refused(VoteOutcome.INVALID_CHOICE)
-    await conn.execute(
-        vote.insert().values([{"question_id": question_id, "voter": voter, "choice_id": c} for c in wanted])
-    )
-    await notify(conn, question_id)
 
 
 def add_poll(
@@ -302,12 +281,17 @@ def add_poll(
 
 
 def create_schema(connection: Any) -> None:
-    """Create whatever tables, indexes and views are missing (a sync SQLAlchemy connection)."""
+    """Create whatever tables, indexes and views are missing, and (re)create the notifying
+    triggers, so an existing database gets them too (a sync SQLAlchemy connection)."""
     metadata.create_all(connection, checkfirst=True)
     connection.execute(sa.text(POLL_RESULTS_VIEW))
+    for statement in NOTIFY_TRIGGERS:
+        connection.execute(sa.text(statement))
 
 
 def drop_schema(connection: Any) -> None:
-    """Drop the view and every table, data included."""
+    """Drop the view, the triggers and every table, data included."""
     connection.execute(sa.text("DROP VIEW IF EXISTS poll_results"))
+    functions = ", ".join(f"{name}()" for name in [*_NOTIFY_FUNCTIONS, _NOTIFY_TRUNCATE_FUNCTION])
+    connection.execute(sa.text(f"DROP FUNCTION IF EXISTS {functions} CASCADE"))
     metadata.drop_all(connection, checkfirst=True)

@@ -1,9 +1,8 @@
 """Queries for polls made in the browser: create, look up for the maker, close, reopen,
 delete, edit. Knows nothing of HTTP.
 
-Every change runs `db.notify` inside its transaction, so live results and caches hear of
-it exactly when it commits. Close, edit and delete lock the poll's row first (FOR UPDATE):
-votes in flight finish before them, and votes arriving later wait and see the new state.
+Close, edit and delete lock the poll's row first (FOR UPDATE): votes in flight finish
+before them, and votes arriving later wait and see the new state.
 """
 
 import enum
@@ -13,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .db import ballot, choice, closed, notify, question
+from .db import ballot, choice, closed, question
 
 
 class EditOutcome(enum.Enum):
@@ -47,7 +46,6 @@ async def create_poll(
         await conn.execute(
             choice.insert().values([{"question_id": question_id, "choice_text": t} for t in choice_texts])
         )
-        await notify(conn, question_id)
     return question_id
 
 
@@ -90,7 +88,6 @@ async def close_poll(conn: Any, question_id: int) -> bool:
         await conn.execute(
             question.update().where(question.c.id == question_id).values(closed_at=sa.func.now())
         )
-        await notify(conn, question_id)
     return True
 
 
@@ -108,16 +105,12 @@ async def reopen_poll(conn: Any, question_id: int) -> bool:
                 closes_at=sa.case((question.c.closes_at <= sa.func.now(), None), else_=question.c.closes_at),
             )
         )
-        await notify(conn, question_id)
     return True
 
 
 async def delete_poll(conn: Any, question_id: int) -> bool:
-    """Delete the poll with its choices and votes; listeners hear of it in the same transaction."""
-    async with conn.begin():
-        deleted = await conn.execute(question.delete().where(question.c.id == question_id))
-        if deleted.rowcount:
-            await notify(conn, question_id)
+    """Delete the poll with its choices and votes (one statement: its own transaction)."""
+    deleted = await conn.execute(question.delete().where(question.c.id == question_id))
     return deleted.rowcount == 1
 
 
@@ -152,5 +145,4 @@ async def edit_poll(
         )
         for choice_id, text in zip(ids, choice_texts, strict=True):
             await conn.execute(choice.update().where(choice.c.id == choice_id).values(choice_text=text))
-        await notify(conn, question_id)
     return EditOutcome.EDITED

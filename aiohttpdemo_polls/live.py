@@ -1,32 +1,14 @@
-"""Live results: one LISTEN connection per process, fanning poll changes out to watchers.
+"""Live results: each watched poll's counters, fanned out to its WebSockets on every change.
 
-Every transaction that changes a poll's votes or state runs `pg_notify(db.CHANNEL, id)`,
-so a notice arrives only once the change is committed, in every process of the app,
-on every machine: PostgreSQL is the only shared part. Each process holds one dedicated
-connection that LISTENs (listener.py; `Live.start`/`Live.stop`, wired in
-`main.init_app`'s `cleanup_ctx`), and this module:
-
-- coalesces notices per poll: at most one database read and one broadcast per poll per
-  window (`live.window_ms`, default 100 ms). The first notice after a quiet spell goes
-  out at once; more within the window are folded into one update at the window's end.
-- reads the changed polls in one query (`db.live_counts`) and writes each poll's watchers
-  the same JSON text frame, built once (`text_frame`). Sending never waits: a watcher
-  whose socket already holds `MAX_BACKLOG` bytes it has not taken is dropped (its page
-  reconnects and gets a snapshot).
-- gives a new watcher its snapshot through the same single reader, so a snapshot can
-  never arrive after a newer update.
-- when the listening connection was lost (server restart, `pg_terminate_backend`) and
-  the listener is back (it reconnects with backoff and LISTENs again), re-sends a fresh
-  snapshot of every watched poll: changes made meanwhile are in it, so none is missed.
-- re-reads a watched poll when its `closes_at` passes (no transaction runs then).
-
-In-process caches use the same notices instead of a mechanism of their own:
-`Live.subscribe(callback)` registers `callback(question_id)`, called synchronously as
-soon as a notice for that poll arrives (once per poll per batch of notices, never
-delayed by the window), and `callback(None)` meaning "everything may have changed" when
-the listening connection is lost and again when it is back. While `Live.listening` is
-False no notices arrive, so a cache should not trust what it holds. A poll whose
-`closes_at` passes sends no notice: a cache checks `closes_at` itself.
+A subscriber of the notice bus (notices.py), like the page cache. Per poll, at most one
+database read and one broadcast per window (`live.window_ms`): the first change after a
+quiet spell goes out at once, later ones in the window are folded into one update at its
+end. A changed poll's counters are read in one query for all (`db.live_counts`) and its
+watchers get the same frame, built once (`text_frame`); a watcher that falls
+`MAX_BACKLOG` bytes behind is dropped (its page reconnects). A new watcher's snapshot
+comes from the same reader, so it never arrives after a newer update. After a gap in
+notices every watched poll is sent again; a poll reaching `closes_at` is re-read (no
+notice comes then).
 
 Frames (JSON text): `{"question_id": 1, "total": 7, "closed": false, "choices": [{"id": 3,
 "votes": 4, "percent": 57.1}, ...]}`, and `{"question_id": 1, "deleted": true}` when
@@ -37,18 +19,16 @@ import asyncio
 import json
 import logging
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import psycopg2
 from aiohttp import WSCloseCode, web
 from aiopg.sa import Engine
 
-from . import db, listener
+from . import db, notices
 
 log = logging.getLogger(__name__)
-
-Subscriber = Callable[[int | None], None]
 
 # Bytes a watcher may leave unread in our send buffer before it is dropped. Well under
 # asyncio's 64 KiB high-water mark, so a send never has to wait for a slow reader.
@@ -103,23 +83,29 @@ def text_frame(text: str) -> bytes:
 
 
 class Live:
-    """The process's listener and its watchers, by poll."""
+    """The process's watchers, by poll; `changed` is its notice-bus subscription."""
 
     def __init__(
-        self, engine: Engine, dsn: str, *, window_ms: int, max_watchers: int, heartbeat_s: float
+        self,
+        engine: Engine,
+        listening: Callable[[], bool],
+        *,
+        window_ms: int,
+        max_watchers: int,
+        heartbeat_s: float,
     ) -> None:
         self.engine = engine
+        self.listening = listening  # False while no notice can arrive
         self.window = window_ms / 1000
         self.max_watchers = max_watchers
         self.heartbeat = heartbeat_s
-        self.listener = listener.Listener(dsn, self.changed, self._lost, self._resync)
         self.count = 0  # watchers open in this process, joining ones included
         self._watchers: dict[int, set[Watcher]] = {}
         self._joining: dict[int, list[Watcher]] = {}
         self._dirty: set[int] = set()
         self._not_before: dict[int, float] = {}  # poll -> earliest time of its next broadcast
+        self._sent: dict[int, bytes] = {}  # poll -> the last frame its watchers got
         self._closes_at: dict[int, asyncio.TimerHandle] = {}
-        self._subscribers: list[Subscriber] = []
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._shutting_down = False
@@ -127,23 +113,11 @@ class Live:
     # -- the app's lifetime -------------------------------------------------------------
 
     async def start(self) -> None:
-        """LISTEN before the app takes requests (so no early change is missed), then run."""
-        await self.listener.connect()
-        self._spawn(self.listener.run())
+        """Start the one reader that sends snapshots and updates."""
         self._spawn(self._flush_forever())
 
-    @property
-    def listening(self) -> bool:
-        """False while the listening connection is down: no notice can arrive then."""
-        return self.listener.listening
-
-    @property
-    def backend_pid(self) -> int | None:
-        """The PostgreSQL server process of the listening connection."""
-        return self.listener.backend_pid
-
     async def stop(self) -> None:
-        """Stop listening and close the connection (after `close_all`)."""
+        """Stop the reader (after `close_all`)."""
         pending = set(self._tasks)
         while pending:
             # Cancelled again if a library swallowed the first cancellation.
@@ -161,11 +135,6 @@ class Live:
         await asyncio.gather(
             *(w.ws.close(code=code, message=b"Server shutdown") for w in watchers), return_exceptions=True
         )
-
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call `callback(question_id)` on each change, `callback(None)` on a resync; returns undo."""
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback)
 
     # -- watchers -------------------------------------------------------------------------
 
@@ -193,6 +162,7 @@ class Live:
             watching.discard(watcher)
             if not watching:
                 del self._watchers[question_id]
+                self._sent.pop(question_id, None)
                 timer = self._closes_at.pop(question_id, None)
                 if timer is not None:
                     timer.cancel()
@@ -208,26 +178,19 @@ class Live:
 
     # -- notices --------------------------------------------------------------------------
 
-    def changed(self, question_ids: Iterable[int]) -> None:
-        """Polls that changed: tell subscribers now, schedule their watchers' update."""
-        for question_id in question_ids:
-            for callback in list(self._subscribers):
-                callback(question_id)
+    def changed(self, question_id: int | None) -> None:
+        """This poll changed: its watchers get an update. None: anything may have changed,
+        so once notices flow again every watched poll is sent again, even if unchanged."""
+        if question_id is not None:
             if question_id in self._watchers:
                 self._dirty.add(question_id)
-        self._wake.set()
-
-    def _lost(self) -> None:
-        """The listener is down: no notices until it is back, so caches must not trust."""
-        for callback in list(self._subscribers):
-            callback(None)
-
-    def _resync(self) -> None:
-        """After a gap in notices: anything may have changed; re-send every watched poll."""
-        for callback in list(self._subscribers):
-            callback(None)
+                self._wake.set()
+            return
+        if not self.listening():
+            return  # the listener's "back" brings the resync
         self._dirty.update(self._watchers)
         self._not_before.clear()
+        self._sent.clear()
         self._wake.set()
 
     # -- reading and sending --------------------------------------------------------------
@@ -279,14 +242,21 @@ class Live:
             for question_id, watchers in joining.items():
                 self._joining.setdefault(question_id, []).extend(watchers)
             self._dirty |= wanted - set(joining)
-            await asyncio.sleep(listener.RECONNECT_MIN)
+            await asyncio.sleep(notices.RECONNECT_MIN)
             return
         for question_id in wanted:
             counts = found.get(question_id)
             frame = text_frame(encode(question_id, counts))
             watching = self._watchers.get(question_id)
-            targets = list(watching) if watching and question_id in due else []
+            targets = []
+            # A change this process made is heard twice (its own commit, then the notice):
+            # its watchers need the frame once.
+            if watching and question_id in due and self._sent.get(question_id) != frame:
+                targets = list(watching)
+                self._sent[question_id] = frame
             new = [w for w in joining.get(question_id, ()) if w.active]
+            if new and not watching:
+                self._sent[question_id] = frame  # now every watcher of it has this frame
             if new:
                 self._watchers.setdefault(question_id, set()).update(new)
                 targets += new
@@ -330,7 +300,7 @@ class Live:
             return
         delay = (counts.closes_at - datetime.now(UTC)).total_seconds() + CLOSES_AT_MARGIN
         loop = asyncio.get_running_loop()
-        self._closes_at[question_id] = loop.call_later(max(delay, 0), self.changed, [question_id])
+        self._closes_at[question_id] = loop.call_later(max(delay, 0), self.changed, question_id)
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)

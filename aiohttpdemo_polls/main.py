@@ -10,8 +10,8 @@ import aiopg.sa
 import jinja2
 from aiohttp import web
 
-from . import cache, links, live, logs, middlewares, pgserver, routes, settings, views, votes
-from .keys import cache_key, config_key, database_url_key, engine_key, live_key, votes_key
+from . import cache, links, live, logs, middlewares, notices, pgserver, routes, settings, views, votes
+from .keys import cache_key, config_key, database_url_key, engine_key, live_key, notices_key, votes_key
 
 TEMPLATES = settings.ASSETS / "templates"
 
@@ -22,7 +22,7 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
         config = settings.from_argv(argv or [])
     app = web.Application(
         client_max_size=config["max_body_size"],
-        middlewares=[middlewares.error_pages, middlewares.state_changes],
+        middlewares=[middlewares.error_pages, middlewares.refuse_cross_site],
     )
     app[config_key] = config
     aiohttp_jinja2.setup(
@@ -38,8 +38,9 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
     app[aiohttp_jinja2.static_root_key] = "/static"
     app.on_response_prepare.append(middlewares.security_headers)
     app.cleanup_ctx.append(database)
-    app.cleanup_ctx.append(live_results)
+    app.cleanup_ctx.append(poll_notices)
     app.cleanup_ctx.append(page_cache)
+    app.cleanup_ctx.append(live_results)
     app.cleanup_ctx.append(vote_batcher)
     app.on_shutdown.append(close_live_sockets)
     routes.setup(app, serve_static=config["debug"])
@@ -72,14 +73,41 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def poll_notices(app: web.Application) -> AsyncIterator[None]:
+    """The process's LISTEN connection and notice bus (notices.py), for the app's lifetime."""
+    bus = notices.Notices(app[database_url_key])
+    await bus.start()
+    app[notices_key] = bus
+    try:
+        yield
+    finally:
+        await bus.stop()
+
+
+async def page_cache(app: web.Application) -> AsyncIterator[None]:
+    """Poll content in memory (cache.py), trusted only while notices can arrive."""
+    bus = app[notices_key]
+    pages = cache.Cache()
+    pages.trusted = lambda: bus.listening
+    unsubscribe = bus.subscribe(pages.changed)
+    app[cache_key] = pages
+    try:
+        yield
+    finally:
+        unsubscribe()
+
+
 async def live_results(app: web.Application) -> AsyncIterator[None]:
-    """The process's LISTEN connection and its watchers (live.py), for the app's lifetime."""
-    hub = live.Live(app[engine_key], app[database_url_key], **app[config_key]["live"])
+    """The watchers of live results (live.py), fed by the notice bus like the cache."""
+    bus = app[notices_key]
+    hub = live.Live(app[engine_key], lambda: bus.listening, **app[config_key]["live"])
     await hub.start()
+    unsubscribe = bus.subscribe(hub.changed)
     app[live_key] = hub
     try:
         yield
     finally:
+        unsubscribe()
         await hub.stop()
 
 
@@ -89,22 +117,11 @@ async def close_live_sockets(app: web.Application) -> None:
         await app[live_key].close_all()
 
 
-async def page_cache(app: web.Application) -> AsyncIterator[None]:
-    """Poll content in memory (cache.py), trusted only while live results' listener listens."""
-    hub = app[live_key]
-    pages = cache.Cache()
-    pages.trusted = lambda: hub.listening
-    unsubscribe = hub.subscribe(pages.notice)
-    app[cache_key] = pages
-    try:
-        yield
-    finally:
-        unsubscribe()
-
-
 async def vote_batcher(app: web.Application) -> AsyncIterator[None]:
-    """The process's group-commit vote writer (votes.py); lets queued votes finish on shutdown."""
-    batcher = votes.VoteBatcher(app[engine_key], on_commit=app[cache_key].invalidate_polls)
+    """The process's group-commit vote writer (votes.py); lets queued votes finish on shutdown.
+
+    Its commits go on the notice bus at once, so this process's next page shows them."""
+    batcher = votes.VoteBatcher(app[engine_key], on_commit=app[notices_key].changed)
     app[votes_key] = batcher
     yield
     await batcher.wait_idle()

@@ -12,7 +12,7 @@ from aiohttp import web
 from yarl import URL
 
 from . import logs
-from .keys import cache_key, config_key
+from .keys import config_key
 
 log = logging.getLogger(__name__)
 
@@ -145,40 +145,18 @@ def cross_site_reason(request: web.Request) -> str | None:
 
 
 @web.middleware
-async def state_changes(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Requests that change something: refuse cross-site ones, then drop stale cached pages.
+async def refuse_cross_site(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a request that changes something when another site's page sent it.
 
-    The refusal comes before the body is read, for requests another site's page makes a
-    visitor's browser send; `error_pages`, outside this, renders the 403. After a form
-    changes a poll in this process, the cached pages showing it are dropped: other
-    processes hear of the change through the live-results listener a moment later, and
-    this makes the next page load in this process show it at once. Votes are left to the
-    vote batcher, which does the same when each batch commits.
-
-    One middleware for both, and a quick return for reads: every request pays for each
-    middleware it passes through, and nearly all requests are reads.
+    Before the body is read; `error_pages`, outside this, renders the 403. Reads return
+    at once: nearly all requests are reads, and each pays for every middleware it passes.
     """
-    if request.method in SAFE_METHODS:
-        return await handler(request)
-    reason = cross_site_reason(request)
-    if reason is not None:
-        log.info("refused cross-site %s %s (%s)", request.method, request.path, reason)
-        raise web.HTTPForbidden(text=CROSS_SITE)
-    try:
-        return await handler(request)
-    finally:
-        _drop_cached_pages(request)
-
-
-def _drop_cached_pages(request: web.Request) -> None:
-    pages = request.app.get(cache_key)
-    if pages is None or request.match_info.route.name == "vote":
-        return
-    raw = request.match_info.get("question_id")
-    if raw is not None and raw.isdigit() and len(raw) < 11:
-        pages.invalidate(int(raw))
-    else:
-        pages.invalidate_index()
+    if request.method not in SAFE_METHODS:
+        reason = cross_site_reason(request)
+        if reason is not None:
+            log.info("refused cross-site %s %s (%s)", request.method, request.path, reason)
+            raise web.HTTPForbidden(text=CROSS_SITE)
+    return await handler(request)
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:

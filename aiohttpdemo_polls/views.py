@@ -17,7 +17,7 @@ from multidict import MultiMapping
 from . import db, db_pages, forms
 from .cache import expiry
 from .keys import cache_key, config_key, engine_key, votes_key
-from .votes import VoteNotCounted
+from .votes import VoteNotCounted, VoteOutcome
 
 PAGE_SIZE = 20
 VOTER_COOKIE = "polls_voter"
@@ -160,14 +160,14 @@ async def vote(request: web.Request) -> web.Response:
     chosen = _chosen_ids(form)
     try:
         outcome = (
-            db.VoteOutcome.INVALID_CHOICE
+            VoteOutcome.INVALID_CHOICE
             if chosen is None
             else await request.app[votes_key].cast(question_id, chosen, voter)
         )
     except VoteNotCounted:
         # Nothing of it was kept (the database is away, most likely): the site's 503 page.
         raise web.HTTPServiceUnavailable() from None
-    if outcome is db.VoteOutcome.INVALID_CHOICE:
+    if outcome is VoteOutcome.INVALID_CHOICE:
         # Refused: an unknown poll is a 404, a closed one a 409, else the form says why.
         content = await published_content(request, question_id)
         if content.question.closed:  # whatever was sent: a closed poll shows no form to fix
@@ -183,13 +183,13 @@ async def vote(request: web.Request) -> web.Response:
             },
             status=400,
         )
-    if outcome is db.VoteOutcome.CLOSED:
+    if outcome is VoteOutcome.CLOSED:
         raise web.HTTPConflict(text=VOTING_CLOSED)
     results = request.app.router["results"].url_for(question_id=str(question_id))
-    if outcome is db.VoteOutcome.ALREADY_VOTED:
+    if outcome is VoteOutcome.ALREADY_VOTED:
         results = results.with_query(already="1")
     headers = {"Location": str(results)}
-    if new_voter and outcome is db.VoteOutcome.COUNTED:
+    if new_voter and outcome is VoteOutcome.COUNTED:
         headers["Set-Cookie"] = voter_cookie(voter, secure=request.app[config_key]["https"])
     # Returned, not raised: the hottest path in the app skips unwinding the middlewares.
     return web.Response(status=302, headers=headers)

@@ -11,7 +11,7 @@ from aiohttp import web
 from yarl import URL
 
 from . import db, db_manage, forms, tokens, views
-from .keys import engine_key
+from .keys import engine_key, notices_key
 from .links import absolute
 
 NOTICES = {
@@ -84,6 +84,7 @@ async def manage_action(request: web.Request) -> web.Response:
             if form.get("confirm") != "yes":
                 return _confirm_delete(request, poll)
             await db_manage.delete_poll(conn, poll.id)
+            request.app[notices_key].changed([poll.id])
             raise web.HTTPSeeOther(request.app.router["poll_deleted"].url_for())
         elif action == "edit":
             refused = await _edit(request, conn, poll, form)
@@ -92,6 +93,8 @@ async def manage_action(request: web.Request) -> web.Response:
             done = "edited"
         else:
             raise web.HTTPBadRequest(text=UNKNOWN_ACTION)
+    # Committed: this process's next page shows it without waiting for the notice.
+    request.app[notices_key].changed([poll.id])
     raise web.HTTPSeeOther(_manage_url(request, poll).with_query(done=done))
 
 

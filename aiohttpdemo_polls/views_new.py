@@ -4,7 +4,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from . import db_manage, forms, tokens
-from .keys import engine_key
+from .keys import engine_key, notices_key
 
 
 def render_form(
@@ -36,4 +36,6 @@ async def create_poll(request: web.Request) -> web.Response:
         question_id = await db_manage.create_poll(
             conn, typed.question, typed.choice_texts, typed.multiple, typed.closes_at_utc, token_hash
         )
+    # Committed: this process's index lists it at once, without waiting for the notice.
+    request.app[notices_key].changed([question_id])
     raise web.HTTPSeeOther(request.app.router["manage"].url_for(question_id=str(question_id), token=token))

@@ -13,23 +13,23 @@ it is serving, so every round trip a batch makes costs its ballots a turn of the
 loop; one statement made hot votes about a quarter faster than five (begin, check,
 ballots, counts, commit). In that statement, in this order:
 
-1. which of its polls are published, and which closed, locked `FOR KEY SHARE` as
-   `db.cast_vote` does (a maker's close, edit or delete in flight is waited for, and
-   nothing counts after it); and whether each ballot's choices are its poll's;
+1. which of its polls are published, and which closed, locked `FOR KEY SHARE` (a
+   maker's close, edit or delete in flight is waited for, and nothing counts after it);
+   and whether each ballot's choices are its poll's;
 2. `INSERT INTO ballot ... ON CONFLICT DO NOTHING RETURNING` for the first valid ballot
    of each voter: one ballot per voter per poll, also against batches committing
    elsewhere at the same moment;
 3. the `vote` rows are inserted, and once they all are (the counts are an aggregate
    over them), the choices are locked in id order and each one's count added
-   (`votes = votes + n`): the hot counter is locked only from there to the commit. One
-   `pg_notify` is sent per poll (delivered only when it commits). Locking
-   polls, then ballots, then choices, each in order, keeps concurrent batches (several
-   processes too) from deadlocking. The `vote` rows' foreign key to their choice makes a
+   (`votes = votes + n`): the hot counter is locked only from there to the commit (the
+   schema's triggers then notify each poll once, at commit). Locking polls, then
+   ballots, then choices, each in order, keeps concurrent batches (several processes
+   too) from deadlocking. The `vote` rows' foreign key to their choice makes a
    choice deleted meanwhile an error, so counters and rows never disagree.
 
-Every request is answered only after its batch has committed. The outcomes are exactly
-`db.cast_vote`'s: a voter appearing twice in one batch is counted once and the second is
-"already voted", as it would be in two transactions; invalid choices and closed polls are
+Every request is answered only after its batch has committed. The outcomes are what one
+transaction per ballot would give: a voter appearing twice in one batch is counted once
+and the second is "already voted", as it would be in two transactions; invalid choices and closed polls are
 refused without touching the others. If a batch fails (deadlock, lost connection...)
 nothing of it is kept and its ballots are retried one by one; a ballot that fails alone
 gets the error (its request shows an error page) and nothing of it is kept: never lost
@@ -38,6 +38,7 @@ silently, never doubled (the ballot key).
 
 import asyncio
 import contextlib
+import enum
 import logging
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -113,8 +114,6 @@ WITH ballots AS (
     UPDATE {db.choice.name} c SET votes = c.votes + t.n
     FROM tallies t WHERE c.id = t.choice_id AND c.id IN (SELECT id FROM locked)
     RETURNING c.id
-), notified AS (
-    SELECT pg_notify('{db.CHANNEL}', q::text) FROM (SELECT DISTINCT question_id FROM picked) AS d(q)
 )
 SELECT j.idx, j.found, j.closed, j.fits, j.choices_ok,
        j.idx IN (SELECT idx FROM picked) AS counted,
@@ -125,12 +124,18 @@ SELECT j.idx, j.found, j.closed, j.fits, j.choices_ok,
        ) AS voted_before,
        -- Named here so that they run: a CTE no one reads is skipped unless it writes.
        (SELECT count(*) FROM tallies) AS tallied,
-       (SELECT count(*) FROM counted) AS counters,
-       (SELECT count(*) FROM notified) AS notified
+       (SELECT count(*) FROM counted) AS counters
 FROM judged j
 ORDER BY j.idx
 """
 _EXECUTE = "EXECUTE polls_vote_batch(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s)"
+
+
+class VoteOutcome(enum.Enum):
+    COUNTED = "counted"
+    ALREADY_VOTED = "already voted"
+    INVALID_CHOICE = "invalid choice"
+    CLOSED = "closed"
 
 
 class VoteNotCounted(Exception):
@@ -177,17 +182,15 @@ class VoteBatcher:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def cast(self, question_id: int, choice_ids: Sequence[int], voter: str) -> db.VoteOutcome:
-        """Like `db.cast_vote`, but written together with the ballots arriving meanwhile.
-
-        Also refuses (INVALID_CHOICE) more than one choice for a poll that is not
-        `multiple`, so a vote needs no read of its poll before it is queued.
-        """
+    async def cast(self, question_id: int, choice_ids: Sequence[int], voter: str) -> VoteOutcome:
+        """Count one voter's ballot for these choices, all or nothing, together with the
+        ballots arriving meanwhile. More than one choice for a poll that is not `multiple`
+        is INVALID_CHOICE, so a vote needs no read of its poll before it is queued."""
         wanted = sorted(set(choice_ids))
         if not wanted or any(not 0 < c <= db.PG_INT_MAX for c in wanted):
-            return db.VoteOutcome.INVALID_CHOICE
+            return VoteOutcome.INVALID_CHOICE
         if not 0 < question_id <= db.PG_INT_MAX:
-            return db.VoteOutcome.INVALID_CHOICE
+            return VoteOutcome.INVALID_CHOICE
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Ballot(question_id, wanted, len(choice_ids) > 1, voter, future))
         if not self._running or (self._running < self.writers and len(self._queue) >= self.spill):
@@ -243,7 +246,7 @@ class VoteBatcher:
         for ballot, outcome in zip(batch, outcomes, strict=True):
             _settle(ballot.future, outcome)
 
-    async def _transaction(self, batch: list[_Ballot]) -> list[db.VoteOutcome]:
+    async def _transaction(self, batch: list[_Ballot]) -> list[VoteOutcome]:
         asked_by: list[int] = []  # for each choice asked for, its ballot's place (from 1)
         asked: list[int] = []
         for i, b in enumerate(batch, 1):
@@ -269,37 +272,37 @@ class VoteBatcher:
         if rows[0].counters != rows[0].tallied:  # the foreign keys make this an error first
             log.error("vote batch counted %d of %d choices", rows[0].counters, rows[0].tallied)
         changed = sorted(
-            {b.question_id for b, o in zip(batch, outcomes, strict=True) if o is db.VoteOutcome.COUNTED}
+            {b.question_id for b, o in zip(batch, outcomes, strict=True) if o is VoteOutcome.COUNTED}
         )
         if changed and self.on_commit is not None:
             self.on_commit(changed)
         return outcomes
 
 
-def _outcomes(batch: list[_Ballot], rows: list) -> list[db.VoteOutcome]:
+def _outcomes(batch: list[_Ballot], rows: list) -> list[VoteOutcome]:
     """Each ballot's outcome from the batch statement's row for it (rows in batch order)."""
     pairs = list(zip(batch, rows, strict=True))
     counted_at = {(b.question_id, b.voter): row.idx for b, row in pairs if row.counted}
     outcomes = []
     for b, row in pairs:
         if not row.found:
-            outcome = db.VoteOutcome.INVALID_CHOICE
+            outcome = VoteOutcome.INVALID_CHOICE
         elif row.closed:
-            outcome = db.VoteOutcome.CLOSED
+            outcome = VoteOutcome.CLOSED
         elif not row.fits:
-            outcome = db.VoteOutcome.INVALID_CHOICE
+            outcome = VoteOutcome.INVALID_CHOICE
         elif row.counted:
-            outcome = db.VoteOutcome.COUNTED
+            outcome = VoteOutcome.COUNTED
         elif row.choices_ok:
-            outcome = db.VoteOutcome.ALREADY_VOTED  # an earlier ballot of this voter's, here or before
+            outcome = VoteOutcome.ALREADY_VOTED  # an earlier ballot of this voter's, here or before
         else:
             # A choice not in its poll: "already voted" if the voter's ballot was in first
-            # (as db.cast_vote checks the ballot before the choices), else refused.
+            # (the ballot is checked before the choices), else refused.
             earlier = counted_at.get((b.question_id, b.voter), row.idx)
             outcome = (
-                db.VoteOutcome.ALREADY_VOTED
+                VoteOutcome.ALREADY_VOTED
                 if row.voted_before or earlier < row.idx
-                else db.VoteOutcome.INVALID_CHOICE
+                else VoteOutcome.INVALID_CHOICE
             )
         outcomes.append(outcome)
     return outcomes
@@ -310,7 +313,7 @@ async def _rows(conn: Any, sql: str, **params: Any) -> list:
 
 
 def _settle(
-    future: asyncio.Future, outcome: db.VoteOutcome | None = None, exception: BaseException | None = None
+    future: asyncio.Future, outcome: VoteOutcome | None = None, exception: BaseException | None = None
 ) -> None:
     if future.done():  # its request was cancelled; the ballot was written (or not) regardless
         return

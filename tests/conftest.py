@@ -5,6 +5,7 @@ or the server named by POLLS_TEST_DATABASE_URL. Every test starts from empty tab
 """
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ import pytest
 import sqlalchemy as sa
 
 from aiohttpdemo_polls import db, pgserver, settings, setup_db
+from aiohttpdemo_polls.keys import notices_key
 from aiohttpdemo_polls.main import init_app
 
 TEST_CONFIG = settings.PROJECT_ROOT / "config" / "polls_test.yaml"
@@ -404,3 +406,43 @@ def app_process(tmp_path: Path, unused_tcp_port_factory, database_url: str) -> I
             for worker in workers:
                 if worker.is_running():
                     worker.kill()
+
+
+@pytest.fixture
+def unnoticed(sync_engine):
+    """`with unnoticed() as conn:` a transaction that sends no notice (its tables' triggers
+    are off for it alone, as others see them), as if its notices were lost."""
+
+    @contextlib.contextmanager
+    def transaction() -> Iterator[sa.engine.Connection]:
+        tables = [table.name for table in db.metadata.sorted_tables]
+        with sync_engine.begin() as conn:
+            for table in tables:
+                conn.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+            yield conn
+            for table in tables:
+                conn.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
+
+    return transaction
+
+
+@pytest.fixture
+def settled(client, sync_engine) -> Callable[[], Awaitable[None]]:
+    """`await settled()`: until the app has heard the notices of the data set up so far.
+
+    A notice comes late on a busy machine and empties the cache a test just filled. Notices
+    arrive in commit order, so hearing one sent now is enough (for a poll no test makes).
+    """
+    marker = db.PG_INT_MAX
+
+    async def wait() -> None:
+        heard = asyncio.Event()
+        unsubscribe = client.app[notices_key].subscribe(lambda q: q == marker and heard.set())
+        try:
+            with sync_engine.begin() as conn:
+                conn.execute(sa.select(sa.func.pg_notify(db.CHANNEL, str(marker))))
+            await asyncio.wait_for(heard.wait(), 10)
+        finally:
+            unsubscribe()
+
+    return wait

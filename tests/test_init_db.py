@@ -1,9 +1,11 @@
 """Database setup (init_db.py, `init-db`): creates only what is missing, --reset starts again,
 --polls adds many."""
 
+import select
 import subprocess
 import sys
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 
@@ -116,3 +118,47 @@ def test_init_db_command_rejects_a_negative_poll_count():
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "error: --polls: must not be negative"
+
+
+def notify_triggers(engine) -> list[str]:
+    with engine.connect() as conn:
+        return (
+            conn.execute(
+                sa.text(
+                    "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                    "WHERE NOT t.tgisinternal AND c.relname IN ('question', 'choice', 'ballot', 'vote') "
+                    "ORDER BY 1"
+                )
+            )
+            .scalars()
+            .all()
+        )
+
+
+def test_init_db_adds_the_notifying_triggers_to_an_older_database(monkeypatch, database_url, sync_engine):
+    with sync_engine.begin() as conn:  # the schema as the release before the triggers made it
+        db.drop_schema(conn)
+        db.metadata.create_all(conn)
+        conn.execute(sa.text(db.POLL_RESULTS_VIEW))
+    try:
+        assert notify_triggers(sync_engine) == []
+        assert run(monkeypatch, database_url) == 0
+        added = notify_triggers(sync_engine)
+        # INSERT, UPDATE, DELETE and TRUNCATE on each of the four tables.
+        assert len(added) == 16 and all("FOR EACH STATEMENT" in t for t in added)
+        assert run(monkeypatch, database_url) == 0
+        assert notify_triggers(sync_engine) == added
+        listener = psycopg2.connect(database_url)
+        try:
+            listener.autocommit = True
+            listener.cursor().execute(f"LISTEN {db.CHANNEL}")
+            with sync_engine.begin() as conn:
+                conn.execute(sa.text("UPDATE choice SET votes = votes + 1 WHERE question_id = 1"))
+            assert select.select([listener], [], [], 10)[0], "no notice came"
+            listener.poll()
+            assert [n.payload for n in listener.notifies] == ["1"]
+        finally:
+            listener.close()
+    finally:
+        with sync_engine.begin() as conn:  # whatever happened, the next test has the whole schema
+            db.create_schema(conn)

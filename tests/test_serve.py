@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from aiohttpdemo_polls import serve, settings
-from aiohttpdemo_polls.listener import Listener
+from aiohttpdemo_polls.notices import Listener
 
 # Apache "combined": host ident user [time] "request" status bytes "referer" "user agent"
 # Seconds from SIGTERM to exit: in-flight requests take milliseconds; the margin is for a busy CI.

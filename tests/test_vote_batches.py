@@ -1,4 +1,4 @@
-"""Group commit (votes.py): votes arriving together share a transaction, with cast_vote's outcomes."""
+"""Group commit (votes.py): votes arriving together share a transaction, with one-by-one outcomes."""
 
 import asyncio
 import secrets
@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from aiohttpdemo_polls import db
-from aiohttpdemo_polls.votes import VoteBatcher, VoteNotCounted
+from aiohttpdemo_polls.votes import VoteBatcher, VoteNotCounted, VoteOutcome
 
-Outcome = db.VoteOutcome
+Outcome = VoteOutcome
 
 
 def voter() -> str:

@@ -10,9 +10,9 @@ benchmark database of `config/polls_bench.yaml` on the embedded server unless `-
 `POLLS_DATABASE_URL` says otherwise (`init_db.py` creates whatever is missing), adds a poll
 of its own, opens that many WebSockets to `/poll/{id}/live` from this one process, and then:
 
-- casts votes one at a time with `db.cast_vote` (the app's own vote transaction, with
-  its `pg_notify`), spaced wider than the coalescing window, and times each from the
-  moment its COMMIT returns to the moment the *last* watcher has the update;
+- casts votes one at a time with a `votes.VoteBatcher` (the app's own vote writer; the
+  schema's triggers send the notice), spaced wider than the coalescing window, and times
+  each from the moment its COMMIT returns to the moment the *last* watcher has the update;
 - reads the server's resident memory before and after the watchers connect: the
   difference divided by the watchers is the memory each costs.
 
@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from aiohttpdemo_polls import db, pgserver, settings  # noqa: E402
+from aiohttpdemo_polls.votes import VoteBatcher, VoteOutcome  # noqa: E402
 
 # The benchmark's own database (shared with tests/bench/run.py), not the development data.
 BENCH_CONFIG = ROOT / "config" / "polls_bench.yaml"
@@ -267,22 +268,20 @@ async def measure_one(
 
             delays = []
             server_cpu, client_cpu = cpu_seconds(process.pid), time.process_time()
-            async with engine.acquire() as conn:
-                for number in range(1, votes + 1):
-                    await asyncio.sleep(VOTE_GAP)
-                    seen = [len(w.frames) for w in watchers]
-                    target = board.frames + len(watchers)
-                    outcome = await db.cast_vote(
-                        conn, question_id, [choice_id], f"bench-{os.urandom(8).hex()}"
-                    )
-                    committed = time.perf_counter()
-                    assert outcome is db.VoteOutcome.COUNTED, outcome
-                    await board.until(lambda target=target: board.frames >= target)
-                    assert all(len(w.frames) > n for w, n in zip(watchers, seen, strict=True))
-                    last = max(w.frames[n][0] for w, n in zip(watchers, seen, strict=True))
-                    delays.append((last - committed) * 1000)
-                    sample = json.loads(watchers[-1].frames[seen[-1]][1])
-                    assert sample["total"] >= number, sample
+            batcher = VoteBatcher(engine)
+            for number in range(1, votes + 1):
+                await asyncio.sleep(VOTE_GAP)
+                seen = [len(w.frames) for w in watchers]
+                target = board.frames + len(watchers)
+                outcome = await batcher.cast(question_id, [choice_id], f"bench-{os.urandom(8).hex()}")
+                committed = time.perf_counter()
+                assert outcome is VoteOutcome.COUNTED, outcome
+                await board.until(lambda target=target: board.frames >= target)
+                assert all(len(w.frames) > n for w, n in zip(watchers, seen, strict=True))
+                last = max(w.frames[n][0] for w, n in zip(watchers, seen, strict=True))
+                delays.append((last - committed) * 1000)
+                sample = json.loads(watchers[-1].frames[seen[-1]][1])
+                assert sample["total"] >= number, sample
             server_cpu = cpu_seconds(process.pid) - server_cpu
             client_cpu = time.process_time() - client_cpu
             if any(w.lost for w in watchers):

@@ -1,16 +1,14 @@
-"""The process's LISTEN connection on `db.CHANNEL`, kept open for the app's lifetime.
+"""The one path from a changed poll to what depends on it, in every process.
 
-It only hears notices and keeps the connection alive; `live.Live` decides what they mean.
-PostgreSQL delivers a notice only when its transaction commits, and drops the notices
-sent while nobody listens, so the owner is told about every gap: `on_lost` when the
-connection fails, `on_back` once it LISTENs again (the owner then re-reads what it
-needs, which covers whatever changed in between).
+The schema's triggers notify `db.CHANNEL` on every committed change (db.py); `Listener`
+hears them on a dedicated connection and `Notices` hands each changed poll to its
+subscribers (the page cache, live results), as it does for this process's own writes.
 """
 
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import aiopg
 import psycopg2
@@ -24,13 +22,20 @@ RECONNECT_MAX = 5.0
 IDLE_PING = 30.0  # seconds without notices before checking the connection
 
 
+Subscriber = Callable[[int | None], None]
+
+
 class Listener:
-    """LISTEN on one dedicated aiopg connection; reconnect with backoff when it is lost."""
+    """LISTEN on one dedicated aiopg connection; reconnect with backoff when it is lost.
+
+    PostgreSQL drops the notices sent while nobody listens, so the owner is told of every
+    gap: `on_lost` when the connection fails, `on_back` once it LISTENs again.
+    """
 
     def __init__(
         self,
         dsn: str,
-        on_notices: Callable[[set[int]], None],
+        on_notices: Callable[[set[int] | None], None],
         on_lost: Callable[[], None],
         on_back: Callable[[], None],
     ) -> None:
@@ -62,17 +67,17 @@ class Listener:
                 try:
                     await self.connect()
                 except psycopg2.Error as exc:
-                    log.warning("live results: cannot listen yet (%s); retrying", logs.first_line(exc))
+                    log.warning("notices: cannot listen yet (%s); retrying", logs.first_line(exc))
                     await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                     delay = min(delay * 2, RECONNECT_MAX)
                     continue
-                log.info("live results: listening again")
+                log.info("notices: listening again")
                 self.on_back()
             delay = RECONNECT_MIN
             try:
                 await self._drain(self._conn)
             except psycopg2.Error as exc:
-                log.warning("live results: lost the listening connection (%s)", logs.first_line(exc))
+                log.warning("notices: lost the listening connection (%s)", logs.first_line(exc))
             finally:
                 self.listening = False
                 conn, self._conn = self._conn, None
@@ -107,11 +112,66 @@ class Listener:
                 getter.cancel()
 
 
-def _poll_ids(notices: list) -> set[int]:
+def _poll_ids(notices: list) -> set[int] | None:
+    """The polls these notices name; None when one says anything may have changed."""
     ids = set()
     for notice in notices:
+        if notice.payload == db.EVERYTHING:
+            return None
         try:
             ids.add(int(notice.payload))
         except ValueError:
-            log.warning("live results: ignoring a notice with payload %r", notice.payload[:40])
+            log.warning("notices: ignoring a notice with payload %r", notice.payload[:40])
     return ids
+
+
+class Notices:
+    """The process's notice bus: `changed(ids)` tells every subscriber, from the listener
+    or from a write this process just committed (so its next page is fresh at once)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.listener = Listener(dsn, self.changed, self._gap, self._gap)
+        self._subscribers: list[Subscriber] = []
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        """LISTEN before the app takes requests (so no early change is missed), then run."""
+        await self.listener.connect()
+        self._task = asyncio.create_task(self.listener.run())
+
+    async def stop(self) -> None:
+        """Stop listening and close the connection."""
+        if self._task is None:
+            return
+        while not self._task.done():
+            # Cancelled again if a library swallowed the first cancellation.
+            self._task.cancel()
+            await asyncio.wait([self._task], timeout=1)
+
+    @property
+    def listening(self) -> bool:
+        """False while the listening connection is down: no notice can arrive then."""
+        return self.listener.listening
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The PostgreSQL server process of the listening connection."""
+        return self.listener.backend_pid
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call `callback(question_id)` per changed poll, `callback(None)` when anything may
+        have changed (notices lost or back, a TRUNCATE); returns the undo."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def changed(self, question_ids: Iterable[int] | None) -> None:
+        """These polls changed (None: any may have); every subscriber hears it now."""
+        for callback in list(self._subscribers):
+            if question_ids is None:
+                callback(None)
+            else:
+                for question_id in question_ids:
+                    callback(question_id)
+
+    def _gap(self) -> None:
+        self.changed(None)
