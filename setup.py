@@ -46,7 +46,7 @@ setup(
             "zxing-cpp>=2.2",
             "pillow>=10",
         ],
-        # tests/bench/run.py draws its chart with matplotlib; the app never imports it.
+        # bench/run.py draws its chart with matplotlib; the app never imports it.
         "bench": ["matplotlib>=3.8"],
         # An optional faster event loop (`uvloop: true`); the app runs the same without it.
         "uvloop": ["uvloop>=0.19"],

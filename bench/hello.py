@@ -1,6 +1,6 @@
 """The bare aiohttp app the benchmark compares against: one handler answering "Hello".
 
-Run by tests/bench/run.py as `python tests/bench/hello.py PORT [--uvloop]`, on the same
+Run by bench/run.py as `python bench/hello.py PORT [--uvloop]`, on the same
 event loop as the app under test so the ratio compares like with like.
 """
 

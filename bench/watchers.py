@@ -1,8 +1,8 @@
 """Live-results benchmark: many watchers of one poll, how fast a vote reaches the last one.
 
-    .venv/bin/python tests/bench/watchers.py                      # 1,000, 5,000 and 10,000 watchers
-    .venv/bin/python tests/bench/watchers.py --watchers 2000 --votes 5 --markdown out.md
-    .venv/bin/python tests/bench/watchers.py --uvloop   # app and generator on uvloop ('.[uvloop]')
+    .venv/bin/python bench/watchers.py                      # 1,000, 5,000 and 10,000 watchers
+    .venv/bin/python bench/watchers.py --watchers 2000 --votes 5 --markdown out.md
+    .venv/bin/python bench/watchers.py --uvloop   # app and generator on uvloop ('.[uvloop]')
 
 Not a pytest test. For each number of watchers it starts the real app
 (`python -m aiohttpdemo_polls`, on a free port of 127.0.0.1) on a real PostgreSQL: the
@@ -19,7 +19,7 @@ of its own, opens that many WebSockets to `/poll/{id}/live` from this one proces
 The watchers are minimal asyncio protocols (handshake, frame parsing, pong), so the load
 generator spends as little as possible of the CPU it shares with the server. A fresh
 server per size keeps one size's memory from hiding the next one's. The poll is deleted
-at the end. `measure()` is the entry point for other scripts (tests/bench/run.py).
+at the end. `measure()` is the entry point for other scripts (bench/run.py).
 """
 
 import argparse
@@ -43,13 +43,13 @@ from pathlib import Path
 import aiopg.sa
 import sqlalchemy as sa
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aiohttpdemo_polls import db, pgserver, settings  # noqa: E402
 from aiohttpdemo_polls.votes import VoteBatcher, VoteOutcome  # noqa: E402
 
-# The benchmark's own database (shared with tests/bench/run.py), not the development data.
+# The benchmark's own database (shared with bench/run.py), not the development data.
 BENCH_CONFIG = ROOT / "config" / "polls_bench.yaml"
 CONNECT_BATCH = 250  # connections opened at once: under the server's listen backlog
 VOTE_GAP = 0.5  # seconds between votes, wider than the 100 ms coalescing window

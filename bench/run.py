@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Benchmark the polls app against bare aiohttp and PostgreSQL's own one-row update rate.
 
-    .venv/bin/python tests/bench/run.py                  # 10 s per run, 3 repeats, medians
-    .venv/bin/python tests/bench/run.py --quick          # a smoke run: 3 s, one repeat
-    .venv/bin/python tests/bench/run.py --workers 1,2    # also a run with two app processes
-    .venv/bin/python tests/bench/run.py --soak           # 60 s of mixed traffic, then checks
+    .venv/bin/python bench/run.py                  # 10 s per run, 3 repeats, medians
+    .venv/bin/python bench/run.py --quick          # a smoke run: 3 s, one repeat
+    .venv/bin/python bench/run.py --workers 1,2    # also a run with two app processes
+    .venv/bin/python bench/run.py --soak           # 60 s of mixed traffic, then checks
 
 In one run it starts, on 127.0.0.1 and free ports only: the real app
 (`python -m aiohttpdemo_polls -c config/polls_bench.yaml`) on its own database
 `aiohttpdemo_polls_bench` seeded with `init_db.py --reset --polls 1000`; a bare aiohttp
-"Hello" app (tests/bench/hello.py); and `pgbench` updating one row (`votes = votes + 1`,
+"Hello" app (bench/hello.py); and `pgbench` updating one row (`votes = votes + 1`,
 32 clients). wrk drives each HTTP target at 64 and 256 connections (an aiohttp-client load
 generator when wrk is not installed; the table says which). After every vote scenario the
 database is checked: votes counted == votes answered 302, and counters == `vote` rows.
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg2  # noqa: E402
@@ -834,7 +834,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = asyncio.run(measure(args, data, tmp))
     loadgen = "wrk" if WRK and not args.python_load else "aiohttp client"
     text, rows = table(runs, args, loadgen, config["access_log"])
-    command = "tests/bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report = f"Run {started} on {machine()}.\nCommand: `{command.strip()}`\n\n{text}"
     print("\n" + report)
     (args.out / "results.md").write_text(report)

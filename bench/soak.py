@@ -1,4 +1,4 @@
-"""The soak run of tests/bench/run.py (`--soak`): mixed traffic for a minute, then checks.
+"""The soak run of bench/run.py (`--soak`): mixed traffic for a minute, then checks.
 
 At once, against one app on the benchmark database, for `--soak-duration` seconds
 (default 60): browsing (`GET /`, `GET /poll/{id}`, results) on 176 connections, votes from
