@@ -1,16 +1,7 @@
 """Published poll content in process memory, dropped the moment a poll changes.
 
-Most requests read pages that change only when a poll does, so each process keeps what it
-loaded (rendered pages, poll rows) and serves it again with no database round trip or
-render. It is a subscriber of the notice bus (notices.py), trusted only while that listens.
-
-- A change to a poll drops what shows it and every index page (notices do not say what
-  changed; a new, deleted or closed poll changes the index). None drops everything.
-- A load that was running when its poll changed is handed to the requests waiting for it
-  (as new as a database read they would have started) but not kept: generation counters
-  tell. Concurrent misses on one key share one load (no stampede).
-- What changes with time alone (`closes_at`, a scheduled `pub_date`) sends no notice, so
-  entries carry an expiry time. A reader's own vote is never cached: views read it per voter.
+A subscriber of the notice bus (notices.py), trusted only while that listens, so most page
+loads need no database round trip and no render, yet every change shows on the next one.
 """
 
 import asyncio

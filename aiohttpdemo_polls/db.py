@@ -1,7 +1,7 @@
-"""Tables and queries (SQLAlchemy Core). Knows nothing of HTTP.
+"""Tables, triggers and shared queries (SQLAlchemy Core). Knows nothing of HTTP.
 
-Table and column names are the original demo's, so a psql user finds `question` and
-`choice`; `ballot` and `vote` record who voted for what, one ballot per voter per poll.
+Names are the original demo's, so a psql user finds `question` and `choice`; `ballot` and
+`vote` record who voted for what. The triggers tell every process of every change.
 """
 
 from collections.abc import Collection, Sequence

@@ -1,8 +1,6 @@
 """Queries for polls made in the browser: create, look up for the maker, close, reopen,
-delete, edit. Knows nothing of HTTP.
-
-Close, edit and delete lock the poll's row first (FOR UPDATE): votes in flight finish
-before them, and votes arriving later wait and see the new state.
+delete, edit. Changes lock the poll's row first, so votes in flight finish before them and
+later ones see the new state. Knows nothing of HTTP.
 """
 
 import enum

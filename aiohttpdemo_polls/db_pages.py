@@ -1,10 +1,6 @@
-"""The reads behind the poll pages: SQLAlchemy Core expressions, compiled once.
-
-aiopg.sa compiles an expression on every call, which here cost more CPU than PostgreSQL
-spent answering (about a millisecond per query under load, measured with py-spy). These
-reads run on every cache miss and for every voter's results page, so each expression is
-compiled to SQL text once, at import, with named parameters, and run as one round trip.
-They return the same fields `db.choices` does, so templates cannot tell. No HTTP here.
+"""The reads behind the poll pages, compiled to SQL once at import: aiopg.sa would compile
+each expression again on every call, and these run on every cache miss and every voter's
+results page. No HTTP here.
 """
 
 from datetime import datetime

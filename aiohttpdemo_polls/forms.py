@@ -1,7 +1,5 @@
-"""Reading and checking the forms people type into: one message per field, input kept.
-
-A form that fails comes back with everything the person typed, exactly as typed, and a
-message next to each wrong field, so nothing has to be typed twice.
+"""Reading and checking the forms people type into: a failed form comes back exactly as
+typed, with a message next to each wrong field, so nothing has to be typed twice.
 """
 
 import re

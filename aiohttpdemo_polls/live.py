@@ -1,18 +1,7 @@
 """Live results: each watched poll's counters, fanned out to its WebSockets on every change.
 
-A subscriber of the notice bus (notices.py), like the page cache. Per poll, at most one
-database read and one broadcast per window (`live.window_ms`): the first change after a
-quiet spell goes out at once, later ones in the window are folded into one update at its
-end. A changed poll's counters are read in one query for all (`db.live_counts`) and its
-watchers get the same frame, built once (`text_frame`); a watcher that falls
-`MAX_BACKLOG` bytes behind is dropped (its page reconnects). A new watcher's snapshot
-comes from the same reader, so it never arrives after a newer update. After a gap in
-notices every watched poll is sent again; a poll reaching `closes_at` is re-read (no
-notice comes then).
-
-Frames (JSON text): `{"question_id": 1, "total": 7, "closed": false, "choices": [{"id": 3,
-"votes": 4, "percent": 57.1}, ...]}`, and `{"question_id": 1, "deleted": true}` when
-the poll is gone (deleted, or no longer published), after which the socket is closed.
+A subscriber of the notice bus, like the page cache: at most one read and one frame per poll
+per window, built once and written to every watcher (docs/live-results.md).
 """
 
 import asyncio
@@ -66,10 +55,9 @@ def encode(question_id: int, counts: db.LiveCounts | None) -> str:
 def text_frame(text: str) -> bytes:
     """A complete, unmasked WebSocket text frame (RFC 6455 section 5.2) carrying `text`.
 
-    One poll's update goes to thousands of sockets: building the frame once and writing
-    the same bytes to each transport costs a third of `WebSocketResponse.send_str` per
-    watcher. It is safe because these sockets never compress (`compress=False`) and
-    aiohttp writes each of its own frames (pings, close) whole, in one `write` call.
+    One poll's update goes to thousands of sockets, so the frame is built once and the same
+    bytes written to each transport: safe because these sockets never compress and aiohttp
+    writes each of its own frames (pings, close) whole, in one `write` call.
     """
     payload = text.encode()
     length = len(payload)

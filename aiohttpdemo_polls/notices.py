@@ -1,8 +1,6 @@
-"""The one path from a changed poll to what depends on it, in every process.
-
-The schema's triggers notify `db.CHANNEL` on every committed change (db.py); `Listener`
-hears them on a dedicated connection and `Notices` hands each changed poll to its
-subscribers (the page cache, live results), as it does for this process's own writes.
+"""The one path from a changed poll to what depends on it, in every process: `Listener`
+hears the schema's trigger notices, and `Notices` hands each changed poll to its subscribers
+(the page cache, live results), as it does for this process's own commits.
 """
 
 import asyncio

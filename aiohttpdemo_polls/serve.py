@@ -1,7 +1,5 @@
-"""Serving: the app in this process, or N worker processes under gunicorn sharing the port.
-
-Shutdown on SIGTERM, in either mode: stop accepting, let requests in flight finish (votes
-included) for up to SHUTDOWN_TIMEOUT, close the pool, exit 0.
+"""Serving: the app in this process, or N processes under gunicorn sharing the port. On
+SIGTERM, in either mode, requests in flight finish (votes included), then the process exits 0.
 """
 
 import asyncio

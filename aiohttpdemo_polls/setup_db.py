@@ -1,7 +1,6 @@
-"""Create the polls database: role and database when it can, schema, sample data.
-
-Creates only what is missing, so running it twice changes nothing. `init_db.py` and
-`python -m aiohttpdemo_polls init-db` both run main().
+"""Create or bring up to date the polls database: role and database when it can, schema,
+sample data. Only what is missing, so running it twice changes nothing (`init_db.py` and
+`python -m aiohttpdemo_polls init-db`).
 """
 
 import argparse

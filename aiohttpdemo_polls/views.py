@@ -1,8 +1,5 @@
-"""Request handlers: read the request, ask `db` (through the cache), render a template.
-
-Pages that are the same for every reader are rendered once and kept in the process's
-cache (cache.py) until their poll changes; what depends on the reader (their own vote)
-is read from the database on every request.
+"""Request handlers for the public pages: read the request, ask the cache or `db`, render.
+Pages the same for every reader are rendered once and cached until their poll changes.
 """
 
 import re
@@ -198,9 +195,8 @@ async def vote(request: web.Request) -> web.Response:
 def voter_cookie(voter: str, secure: bool) -> str:
     """The Set-Cookie value `response.set_cookie` writes for the voter id, a year long.
 
-    Written out because every new voter's vote needs one, and aiohttp's builds a
-    `http.cookies.Morsel` for it each time (py-spy: 5% of a process taking votes). A
-    voter id is URL-safe base64, so nothing in it needs quoting.
+    Written out because every new voter's vote needs one and aiohttp's builds a
+    `http.cookies.Morsel` each time; a voter id is URL-safe base64, so nothing needs quoting.
     """
     return f"{VOTER_COOKIE}={voter}{_VOTER_COOKIE_ATTRIBUTES}{'; Secure' if secure else ''}"
 

@@ -1,7 +1,5 @@
-"""The maker's private manage page: results, links, close, reopen, edit, delete.
-
-Reached only through `/poll/{question_id}/manage/{token}`; a wrong or missing token is
-the same plain 404 as an unknown poll, so the page gives nothing away.
+"""The maker's private manage page: results, links, close, reopen, edit, delete. A wrong
+token is the same plain 404 as an unknown poll, so the page gives nothing away.
 """
 
 from typing import Any

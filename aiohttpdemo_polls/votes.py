@@ -1,39 +1,6 @@
-"""Votes arriving together, written in one statement (group commit).
-
-PostgreSQL can update one row only so many times a second (each update of the hot
-choice's counter waits for the previous transaction to commit), and every commit waits
-for the disk. So each process writes ballots in batches: while one batch commits, the
-ballots arriving meanwhile queue up, and the next batch takes them all (up to
-`max_batch`). Under light load a ballot goes alone at once; under heavy load batches grow
-by themselves and throughput follows.
-
-A batch is one SQL statement (`_PREPARE`), so one round trip: it commits by itself, whole
-or not at all. A busy process gets back to a database answer only between the requests
-it is serving, so every round trip a batch makes costs its ballots a turn of the event
-loop; one statement made hot votes about a quarter faster than five (begin, check,
-ballots, counts, commit). In that statement, in this order:
-
-1. which of its polls are published, and which closed, locked `FOR KEY SHARE` (a
-   maker's close, edit or delete in flight is waited for, and nothing counts after it);
-   and whether each ballot's choices are its poll's;
-2. `INSERT INTO ballot ... ON CONFLICT DO NOTHING RETURNING` for the first valid ballot
-   of each voter: one ballot per voter per poll, also against batches committing
-   elsewhere at the same moment;
-3. the `vote` rows are inserted, and once they all are (the counts are an aggregate
-   over them), the choices are locked in id order and each one's count added
-   (`votes = votes + n`): the hot counter is locked only from there to the commit (the
-   schema's triggers then notify each poll once, at commit). Locking polls, then
-   ballots, then choices, each in order, keeps concurrent batches (several processes
-   too) from deadlocking. The `vote` rows' foreign key to their choice makes a
-   choice deleted meanwhile an error, so counters and rows never disagree.
-
-Every request is answered only after its batch has committed. The outcomes are what one
-transaction per ballot would give: a voter appearing twice in one batch is counted once
-and the second is "already voted", as it would be in two transactions; invalid choices and closed polls are
-refused without touching the others. If a batch fails (deadlock, lost connection...)
-nothing of it is kept and its ballots are retried one by one; a ballot that fails alone
-gets the error (its request shows an error page) and nothing of it is kept: never lost
-silently, never doubled (the ballot key).
+"""Votes arriving together, written in one statement (group commit): the one place the rules
+of a vote live. One row can be updated only as fast as transactions commit one after another,
+so each process writes the ballots that queue up while a batch commits as the next batch.
 """
 
 import asyncio
@@ -52,22 +19,23 @@ from . import db, logs
 
 log = logging.getLogger(__name__)
 
-# How batches are cut, measured with wrk on the 2-core machine (one hot choice, one process).
-# A batch is one statement, and the process reads its answer only between the requests it
-# serves: a batch of 128 waited 13 ms for a 5 ms statement while the process answered the
-# previous 128 votes. So a batch takes at most MAX_BATCH ballots, and a second writer
-# starts only once SPILL ballots wait (a second writer taking whatever waits only split
-# the queue into small batches): at 256 connections ~5.7k votes/s became ~8.5k, at 64
-# connections it stayed at ~7k.
+# A process reads a statement's answer only between the requests it serves, so one huge batch
+# leaves it and PostgreSQL idle in turn: batches are capped, and a second writer starts only
+# once enough ballots wait (taking whatever waits would only split the queue into small batches).
 MAX_BATCH = 64
 WRITERS = 2  # batches in flight per process
 SPILL = 32  # ballots waiting before a second writer starts, or goes on after its batch
 
-# Plain SQL with array parameters: the statement is the same for any batch size, so it
-# is prepared once per connection (planning it took longer than running it) and nothing
-# is compiled per request. The rules for "published" and "closed" are db's, compiled once.
-# Parameters: each ballot's poll ($1), voter ($2) and whether it names several choices
-# ($3); then each choice asked for ($5) with its ballot's place in the batch, from 1 ($4).
+# One statement is one round trip, committing by itself, whole or not at all. In order: lock
+# the polls FOR KEY SHARE (a maker's close, edit or delete in flight is waited for) and judge
+# each ballot; insert each voter's first valid ballot (ON CONFLICT DO NOTHING: one per voter
+# per poll, also against other processes); insert the `vote` rows; then lock the counted
+# choices in id order and add to each (`votes = votes + n`), so the hot counter is locked only
+# from there to the commit. Polls, then ballots, then choices, each in order: no deadlocks.
+# The outcomes are what one transaction per ballot would give. Array parameters keep the
+# statement the same for any batch size, so it is prepared once per connection (planning it
+# cost more than running it). Parameters: each ballot's poll ($1), voter ($2) and whether it
+# names several choices ($3); then each choice asked for ($5) with its ballot's place ($4).
 _PUBLISHED = db.compile_once(db.published).sql
 _CLOSED = db.compile_once(db.closed).sql
 _PREPARE = f"""
