@@ -164,6 +164,7 @@ class LiveCounts(NamedTuple):
 
     closed: bool
     closes_at: datetime | None
+    results: str  # who may see the counts (rules.may_see_counts)
     # (choice id, votes, percent of the poll's total), in choice order.
     choices: list[tuple[int, int, float]]
 
@@ -183,6 +184,7 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
             question.c.id.label("question_id"),
             closed.label("closed"),
             question.c.closes_at,
+            question.c.results,
             choice.c.id.label("choice_id"),
             choice.c.votes,
             percent(total).label("percent"),
@@ -195,7 +197,7 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
     for row in await (await conn.execute(query)).fetchall():
         counts = found.get(row.question_id)
         if counts is None:
-            counts = found[row.question_id] = LiveCounts(bool(row.closed), row.closes_at, [])
+            counts = found[row.question_id] = LiveCounts(bool(row.closed), row.closes_at, row.results, [])
         if row.choice_id is not None:
             counts.choices.append((row.choice_id, row.votes, float(row.percent)))
     return found
