@@ -6,7 +6,13 @@ setup(
     description="A server-rendered polling app on aiohttp and PostgreSQL",
     # The repository keeps templates/ and static/ at the top level; an installed package carries
     # them inside itself (settings.ASSETS finds either).
-    packages=["aiohttpdemo_polls", "aiohttpdemo_polls.templates", "aiohttpdemo_polls.static"],
+    packages=[
+        "aiohttpdemo_polls",
+        "aiohttpdemo_polls.migrations",
+        "aiohttpdemo_polls.migrations.versions",
+        "aiohttpdemo_polls.templates",
+        "aiohttpdemo_polls.static",
+    ],
     package_dir={
         "aiohttpdemo_polls": "aiohttpdemo_polls",
         "aiohttpdemo_polls.templates": "templates",
@@ -30,6 +36,9 @@ setup(
         # QR codes of a poll's link for the presenter view, drawn as SVG on the server: pure
         # Python, no dependencies, no image library and no request to another site.
         "segno>=1.6",
+        # Versioned schema changes: init-db upgrades a released database in place, keeping
+        # every vote; Alembic is SQLAlchemy's own migration tool and compares schema to tables.
+        "alembic>=1.13",
     ],
     extras_require={
         "test": [

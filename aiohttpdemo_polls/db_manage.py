@@ -26,8 +26,13 @@ async def create_poll(
     multiple: bool,
     closes_at: datetime | None,
     token_hash: bytes,
+    results: str = "always",
+    lock_votes: bool = False,
 ) -> int:
-    """Publish a poll made in the browser, with its choices, all or nothing; its id."""
+    """Publish a poll made in the browser, with its choices, all or nothing; its id.
+
+    `results` says who sees the counts before voting closes (rules.py); `lock_votes`
+    keeps voters from changing their vote."""
     async with conn.begin():
         question_id = await (
             await conn.execute(
@@ -37,6 +42,8 @@ async def create_poll(
                     multiple=multiple,
                     closes_at=closes_at,
                     token_hash=token_hash,
+                    results=results,
+                    lock_votes=lock_votes,
                 )
                 .returning(question.c.id)
             )
@@ -63,6 +70,8 @@ async def managed_poll(conn: Any, question_id: int) -> Any:
         question.c.closes_at,
         question.c.closed_at,
         question.c.token_hash,
+        question.c.results,
+        question.c.lock_votes,
         closed.label("closed"),
         ballots.label("ballots"),
     ).where(question.c.id == question_id)

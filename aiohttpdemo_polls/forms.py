@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from aiohttp import web
 from multidict import MultiDictProxy, MultiMapping
 
-from .db import TEXT_MAX
+from .db import RESULTS, TEXT_MAX
 
 MIN_CHOICES = 2
 MAX_CHOICES = 20
@@ -26,6 +26,7 @@ CLOSES_AT_MALFORMED = "Enter a date and time such as 2030-12-31 18:00."
 CLOSES_AT_PAST = "Pick a time in the future."
 BAD_OFFSET = "Your browser sent a time zone offset that is not valid."
 NOT_TEXT = "This field must be text."
+RESULTS_UNKNOWN = "Pick when the results are shown: always, after voting, or after voting closes."
 
 # What a `datetime-local` input sends (seconds optional), or the same typed with a space.
 _DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?")
@@ -76,7 +77,7 @@ class PollForm:
     """A new-poll or edit form as typed, and what is wrong with it.
 
     `errors` maps a field to its message: `question_text`, `choices` (the count),
-    `choice-N` (the N-th choice field, from 0), `closes_at`.
+    `choice-N` (the N-th choice field, from 0), `closes_at`, `results`.
     """
 
     question_text: str = ""
@@ -84,6 +85,8 @@ class PollForm:
     multiple: bool = False
     closes_at: str = ""
     tz_offset: str = ""
+    results: str = RESULTS[0]  # who sees the counts before voting closes (rules.py)
+    lock_votes: bool = False  # voters cannot change their vote
     errors: dict[str, str] = field(default_factory=dict)
     closes_at_utc: datetime | None = None  # the checked `closes_at`, once valid
 
@@ -115,6 +118,7 @@ def _shown(typed: PollForm) -> PollForm:
     typed.question_text = _visible(typed.question_text)
     typed.choices = [_visible(c) for c in typed.choices]
     typed.closes_at = _visible(typed.closes_at)
+    typed.results = _visible(typed.results)
     typed.tz_offset = ""  # the browser's script sets it again on the next submit
     return typed
 
@@ -135,12 +139,17 @@ def _typed(form: MultiMapping) -> tuple[PollForm, set[str]]:
     closes_at = _text(form, "closes_at")
     if closes_at is None:
         not_text.add("closes_at")
+    results = _text(form, "results")
+    if results is None:
+        not_text.add("results")
     typed = PollForm(
         question_text=question_text or "",
         choices=choices,
         multiple=bool(form.get("multiple")),
         closes_at=closes_at or "",
         tz_offset=_text(form, "tz_offset") or "",
+        results=results or RESULTS[0],  # left out (an older page, a script): as before
+        lock_votes=bool(form.get("lock_votes")),
     )
     return typed, not_text
 
@@ -168,6 +177,8 @@ def check_new_poll(form: MultiMapping, now: datetime | None = None) -> PollForm:
     _check_question(typed)
     _check_choices(typed, allow_empty=True)
     _check_closes_at(typed, now or datetime.now(UTC))
+    if typed.results not in RESULTS:
+        typed.errors["results"] = RESULTS_UNKNOWN
     for name in not_text:
         typed.errors[name] = NOT_TEXT
     return typed if typed.valid else _shown(typed)

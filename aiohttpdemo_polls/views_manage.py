@@ -47,6 +47,9 @@ async def _render(
         "request": request,
         "question": poll,
         "choices": choices,
+        "show_counts": True,  # the maker always sees them (rules.may_see_counts)
+        # The live socket learns it is the maker's page from the same token.
+        "live_query": {"token": request.match_info["token"]},
         "public_link": absolute(request, request.app.router["poll"].url_for(question_id=str(poll.id))),
         "private_link": absolute(request, _manage_url(request, poll)),
         "manage_url": _manage_url(request, poll),

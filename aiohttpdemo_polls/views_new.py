@@ -34,7 +34,14 @@ async def create_poll(request: web.Request) -> web.Response:
     token, token_hash = tokens.new_token()
     async with request.app[engine_key].acquire() as conn:
         question_id = await db_manage.create_poll(
-            conn, typed.question, typed.choice_texts, typed.multiple, typed.closes_at_utc, token_hash
+            conn,
+            typed.question,
+            typed.choice_texts,
+            typed.multiple,
+            typed.closes_at_utc,
+            token_hash,
+            results=typed.results,
+            lock_votes=typed.lock_votes,
         )
     # Committed: this process's index lists it at once, without waiting for the notice.
     request.app[notices_key].changed([question_id])

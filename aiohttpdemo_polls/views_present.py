@@ -17,6 +17,7 @@ async def present(request: web.Request) -> web.Response:
         "request": request,
         "question": content.question,
         "choices": content.choices,
+        "show_counts": await views.may_see_counts(request, content.question),
         "public_link": public_link,
         "short_link": links.short(public_link),
         "qr_code": qr.svg(public_link),
