@@ -30,6 +30,9 @@ setup(
         # QR codes of a poll's link for the presenter view, drawn as SVG on the server: pure
         # Python, no dependencies, no image library and no request to another site.
         "segno>=1.6",
+        # Prometheus metrics: the exposition format, and the multiprocess mode that adds up a
+        # gunicorn host's workers (files per process, live gauges, dead workers dropped).
+        "prometheus-client>=0.20",
     ],
     extras_require={
         "test": [

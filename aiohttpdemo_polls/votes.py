@@ -48,7 +48,7 @@ import psycopg2
 import psycopg2.errors
 from aiopg.sa import Engine
 
-from . import db, logs
+from . import db, logs, metrics
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +243,7 @@ class VoteBatcher:
             for ballot in batch:
                 await self._write([ballot])
             return
+        metrics.vote_batch(outcomes)
         for ballot, outcome in zip(batch, outcomes, strict=True):
             _settle(ballot.future, outcome)
 
