@@ -227,7 +227,10 @@ def start_exporter(host: str, port: int, multiprocess: bool) -> None:
             shutil.rmtree(folder, ignore_errors=True)
         raise
     _exporter = _Exporter(server, folder)
-    log.info("metrics on http://%s:%s/metrics", host, port)
+    if multiprocess:
+        log.info("metrics on http://%s:%s/metrics, added up from %s", host, port, os.environ[MULTIPROC_ENV])
+    else:
+        log.info("metrics on http://%s:%s/metrics", host, port)
 
 
 def stop_exporter() -> None:

@@ -165,9 +165,9 @@ async def _serve(config: dict[str, Any]) -> None:
         handler_cancellation=False,
     )
     await runner.setup()  # cleanup_ctx: opens the pool (an unusable database stops here)
-    if config["metrics"]["port"]:
-        metrics.start_exporter(config["metrics"]["host"], config["metrics"]["port"], multiprocess=False)
     try:
+        if config["metrics"]["port"]:
+            metrics.start_exporter(config["metrics"]["host"], config["metrics"]["port"], multiprocess=False)
         # backlog: 128 (the default) overflows when hundreds of clients connect at once,
         # and each overflowed connection waits a second for its SYN to be retried.
         site = web.TCPSite(runner, config["host"], config["port"], backlog=1024)
