@@ -15,6 +15,7 @@ import aiohttp
 import psutil
 import pytest
 import sqlalchemy as sa
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -262,8 +263,6 @@ def test_the_app_does_not_import_prometheus_client_before_the_master_chooses_its
 
 
 def test_prometheus_sample_scrapes_the_default_metrics_port():
-    import yaml
-
     sample = yaml.safe_load((settings.PROJECT_ROOT / "config" / "prometheus.yml").read_text())
     (job,) = sample["scrape_configs"]
     port = settings.SCHEMA.check({})["metrics"]["port"]
