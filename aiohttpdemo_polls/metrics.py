@@ -219,10 +219,8 @@ def start_exporter(host: str, port: int, multiprocess: bool) -> None:
                     "prometheus_client was imported before the multiprocess folder was set; "
                     "workers would each count alone"
                 )
-            from prometheus_client import multiprocess as prometheus_multiprocess
-
             registry = CollectorRegistry()
-            prometheus_multiprocess.MultiProcessCollector(registry)
+            registry.register(_WorkerFiles(os.environ[MULTIPROC_ENV]))
         try:
             server, _ = start_http_server(port, addr=host, registry=registry)
         except OSError as exc:
@@ -238,6 +236,25 @@ def start_exporter(host: str, port: int, multiprocess: bool) -> None:
         log.info("metrics on http://%s:%s/metrics, added up from %s", host, port, os.environ[MULTIPROC_ENV])
     else:
         log.info("metrics on http://%s:%s/metrics", host, port)
+
+
+class _WorkerFiles:
+    """prometheus-client's MultiProcessCollector, except that a file a worker is creating
+    at that instant (empty until it is sized) is left for the next scrape, which that
+    collector fails on: a worker booting would cost a scrape."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def collect(self) -> Any:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        files = []
+        for path in glob.glob(os.path.join(self.folder, "*.db")):
+            with contextlib.suppress(FileNotFoundError):  # a dead worker's live gauges go
+                if os.path.getsize(path):
+                    files.append(path)
+        return MultiProcessCollector.merge(files, accumulate=True)
 
 
 def stop_exporter() -> None:
