@@ -39,6 +39,9 @@ setup(
         # Versioned schema changes: init-db upgrades a released database in place, keeping
         # every vote; Alembic is SQLAlchemy's own migration tool and compares schema to tables.
         "alembic>=1.13",
+        # Prometheus metrics: the exposition format, and the multiprocess mode that adds up a
+        # gunicorn host's workers (files per process, live gauges, dead workers dropped).
+        "prometheus-client>=0.20",
     ],
     extras_require={
         "test": [

@@ -10,6 +10,8 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
+from . import metrics
+
 # Keys are tuples whose second item is the poll id, e.g. ("results", 7); a key whose
 # second item is None (e.g. ("index", None, 2)) depends on every poll.
 Key = tuple[Hashable, ...]
@@ -40,7 +42,9 @@ class Cache:
         """The cached value for `key`, or `load()`'s (kept unless it changed meanwhile)."""
         entry = self._entries.get(key)
         if entry is not None and entry[1] > time.time() and self.trusted():
+            metrics.cache_hit(key[0])
             return entry[0]
+        metrics.cache_miss(key[0])
         token = self._token(key)
         loading = self._loading.get(key)
         if loading is not None and loading[0] == token:

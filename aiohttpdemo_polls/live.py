@@ -17,7 +17,7 @@ import psycopg2
 from aiohttp import WSCloseCode, web
 from aiopg.sa import Engine
 
-from . import db, notices, rules
+from . import db, metrics, notices, rules
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,7 @@ class Live:
         watcher = Watcher(question_id, ws, transport, voted, is_maker)
         self._joining.setdefault(question_id, []).append(watcher)
         self.count += 1
+        metrics.watchers(+1)
         self._wake.set()
         return watcher
 
@@ -175,6 +176,7 @@ class Live:
             return
         watcher.active = False
         self.count -= 1
+        metrics.watchers(-1)
         question_id = watcher.question_id
         watching = self._watchers.get(question_id)
         if watching is not None:

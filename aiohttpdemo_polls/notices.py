@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 import aiopg
 import psycopg2
 
-from . import db, logs
+from . import db, logs, metrics
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class Listener:
                     continue
                 log.info("notices: listening again")
                 self.on_back()
+                metrics.listener_reconnected()
             delay = RECONNECT_MIN
             try:
                 await self._drain(self._conn)

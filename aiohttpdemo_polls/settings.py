@@ -58,6 +58,14 @@ SCHEMA = t.Dict(
                 t.Key("heartbeat_s", default=30): t.ToFloat(gte=1, lte=3600),
             }
         ),
+        # Prometheus metrics (metrics.py) on a listener of their own, never on the site's port,
+        # so that the public site cannot serve them; a host's processes are added up. 0: off.
+        t.Key("metrics", default={}): t.Dict(
+            {
+                t.Key("host", default="127.0.0.1"): t.String(),
+                t.Key("port", default=9101): t.ToInt(gte=0, lte=65535),
+            }
+        ),
     }
 )
 
@@ -68,6 +76,7 @@ ENVIRONMENT = {
     "POLLS_DATABASE_URL": ("database", "url"),
     "POLLS_LOG_LEVEL": (None, "log_level"),
     "POLLS_UVLOOP": (None, "uvloop"),
+    "POLLS_METRICS_PORT": ("metrics", "port"),
 }
 
 
@@ -96,6 +105,8 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
         raise ConfigError(f"{source}: {_first_problem(exc.as_dict(value=True))}") from None
     if config["database"]["pool_min"] > config["database"]["pool_max"]:
         raise ConfigError(f"{source}: database.pool_min: must not exceed database.pool_max")
+    if config["metrics"]["port"] == config["port"]:
+        raise ConfigError(f"{source}: metrics.port: must not be the site's port ({config['port']})")
     config["config_path"] = None if path is None else str(path)
     return config
 

@@ -15,7 +15,7 @@ import psycopg2
 import psycopg2.errors
 from aiopg.sa import Engine
 
-from . import db, logs
+from . import db, logs, metrics
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +256,7 @@ class VoteBatcher:
             for ballot in batch:
                 await self._write([ballot])
             return
+        metrics.vote_batch(outcomes)
         again = []
         for ballot, outcome in zip(batch, outcomes, strict=True):
             if outcome is not VoteOutcome.RETRY:
