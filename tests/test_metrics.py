@@ -126,6 +126,8 @@ async def test_one_process_counts_requests_votes_watchers_cache_and_reconnects(
     try:
         await eventually(lambda: watching(2), timeout=30)
     finally:
+        # Each socket closed before its session, so no connection is left to the garbage collector.
+        await asyncio.gather(*(session.ws.close() for session in watchers))
         await asyncio.gather(*(session.close() for session in watchers))
     await eventually(lambda: watching(0), timeout=30)
 
@@ -209,6 +211,8 @@ async def test_two_workers_are_added_up_by_the_master_and_a_dead_workers_watcher
         samples = await scrape(metrics_port)
         assert requests(samples, "vote", "POST", 302) == votes
     finally:
+        # Each socket closed before its session, so no connection is left to the garbage collector.
+        await asyncio.gather(*(session.ws.close() for session in watchers))
         await asyncio.gather(*(session.close() for session in watchers))
     await eventually(lambda: watching(0), timeout=30)
 
