@@ -73,6 +73,17 @@ vote = sa.Table(
     sa.Index("vote_question_id_choice_id_idx", "question_id", "choice_id"),
 )
 
+# One row per poll made through the site, by client address: the per-hour creation limit
+# counts these, in the database, so every process and host shares one count.
+poll_creation = sa.Table(
+    "poll_creation",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),  # bigserial
+    sa.Column("client", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Index("poll_creation_client_created_at_idx", "client", "created_at"),
+)
+
 POLL_RESULTS_VIEW = """
 CREATE OR REPLACE VIEW poll_results AS
 SELECT q.id AS question_id,

@@ -54,7 +54,7 @@ def _page(request: web.Request) -> int:
     return int(raw)
 
 
-def _voter(request: web.Request) -> str | None:
+def voter_id(request: web.Request) -> str | None:
     """The browser's voter id from its cookie, if it sent a well-formed one."""
     value = request.cookies.get(VOTER_COOKIE, "")
     return value if _VOTER_ID.fullmatch(value) else None
@@ -153,7 +153,7 @@ async def vote(request: web.Request) -> web.Response:
     """
     question_id = poll_id(request)
     form = await forms.read_form(request)
-    voter = _voter(request)
+    voter = voter_id(request)
     new_voter = voter is None
     if new_voter:
         voter = secrets.token_urlsafe(18)  # 144 random bits
@@ -221,7 +221,7 @@ async def _results_page(
     A voter's page is always read from the database, counts included: their own vote,
     just committed, is on it even before this process hears of the change.
     """
-    voter = _voter(request)
+    voter = voter_id(request)
     if voter is None and notice is None:
 
         async def render() -> tuple[bytes, float]:

@@ -69,7 +69,9 @@ def empty_tables(request: pytest.FixtureRequest) -> None:
         return
     engine = request.getfixturevalue("sync_engine")
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE question, choice, ballot, vote RESTART IDENTITY CASCADE"))
+        conn.execute(
+            sa.text("TRUNCATE question, choice, ballot, vote, poll_creation RESTART IDENTITY CASCADE")
+        )
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
