@@ -253,6 +253,8 @@ def _as_form(body: Mapping[str, Any]) -> MultiDict:
         errors["closes_at"] = NOT_TEXT_OR_NULL
     elif closes_at:
         form.update(_closes_at_fields(closes_at))
+    if not isinstance(body.get("creation_key", ""), str):
+        errors["creation_key"] = forms.NOT_TEXT
     results = body.get("results", "always")
     if results not in RESULTS:  # the one JSON value with a fixed set of strings
         errors["results"] = NOT_RESULTS

@@ -42,7 +42,7 @@ async def test_results_csv_has_a_row_per_choice_with_votes_and_percent(client, m
         ["choice", "votes", "percent"],
         ["Pizza", "2", "66.7"],
         ["Sushi", "1", "33.3"],
-        ["Salad", "0", "0"],
+        ["Salad", "0", "0.0"],
     ]
 
 

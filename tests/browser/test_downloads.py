@@ -30,9 +30,10 @@ def test_maker_downloads_results_and_ballots_from_the_manage_page(open_tab):
     with maker.expect_download() as caught:
         maker.get_by_role("link", name="Results as CSV").click()
     download = caught.value
-    assert download.suggested_filename == f"cafe-or-tea-{question_id}-results.csv"
+    # The question as written (filename*), as the person named it.
+    assert download.suggested_filename == f"café-or-tea-{question_id}-results.csv"
     rows = list(csv.reader(io.StringIO(download.path().read_text(encoding="utf-8"))))
-    assert rows == [["choice", "votes", "percent"], ["Café", "0", "0"], ["'=tea", "1", "100.0"]]
+    assert rows == [["choice", "votes", "percent"], ["Café", "0", "0.0"], ["'=tea", "1", "100.0"]]
 
     with maker.expect_download() as caught:
         maker.get_by_role("link", name="Results as JSON").click()
