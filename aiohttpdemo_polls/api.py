@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
-from multidict import MultiDict
 
 from . import creation, db, db_pages, forms, openapi, views
 from .keys import config_key, engine_key, votes_key
@@ -26,18 +25,10 @@ NOT_JSON = "The body is not valid JSON."
 NOT_OBJECT = "The body must be a JSON object."
 UNKNOWN_FIELD = "This field is not known here."
 NOT_A_LIST_OF_IDS = "Give the ids of the chosen choices as a list of whole numbers."
-NOT_A_LIST_OF_TEXTS = "Give the choices as a list of texts."
-NOT_BOOLEAN = "This field must be true or false."
-NOT_TEXT_OR_NULL = "This field must be text, or null."
 NOT_CHOICE = "One of these is not a choice of this poll, or the poll takes only one choice."
 KEEP_MANAGE_LINK = "Keep the manage link: it is shown only this once; it closes, edits and deletes the poll."
 BAD_PAGE = "The page must be a whole number from 1."
-RESULTS = ("always", "after_vote", "after_close")
-NOT_RESULTS = "This field must be one of: " + ", ".join(RESULTS) + "."
 _PAGE = re.compile(r"[1-9][0-9]{0,8}")
-# RFC 3339 as `closes_at` takes it: the form's date and time, fractions of a second dropped,
-# and the offset (Z or ±hh:mm) handed to the form as its `tz_offset` minutes.
-_RFC3339 = re.compile(r"(?P<local>[0-9T: -]+?)(?:\.[0-9]+)?(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?")
 NEW_POLL_FIELDS = frozenset(
     {"question_text", "choices", "multiple", "closes_at", "results", "lock_votes", "creation_key"}
 )
@@ -227,73 +218,20 @@ async def vote(request: web.Request) -> web.Response:
     return _json(body, headers=headers)
 
 
-def _as_form(body: Mapping[str, Any]) -> MultiDict:
-    """The JSON body as the new-poll form's fields, so that the form's checks judge it;
-    only the JSON types are checked here."""
-    errors: dict[str, str] = {}
-    form: MultiDict = MultiDict()
-    text = body.get("question_text", "")
-    if not isinstance(text, str):
-        errors["question_text"] = forms.NOT_TEXT
-    else:
-        form["question_text"] = text
-    choices = body.get("choices", [])
-    if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
-        errors["choices"] = NOT_A_LIST_OF_TEXTS
-    else:
-        form.extend(("choice", c) for c in choices)
-    for name in ("multiple", "lock_votes"):
-        value = body.get(name, False)
-        if not isinstance(value, bool):
-            errors[name] = NOT_BOOLEAN
-        elif value:
-            form[name] = "on"
-    closes_at = body.get("closes_at")
-    if closes_at is not None and not isinstance(closes_at, str):
-        errors["closes_at"] = NOT_TEXT_OR_NULL
-    elif closes_at:
-        form.update(_closes_at_fields(closes_at))
-    if not isinstance(body.get("creation_key", ""), str):
-        errors["creation_key"] = forms.NOT_TEXT
-    results = body.get("results", "always")
-    if results not in RESULTS:  # the one JSON value with a fixed set of strings
-        errors["results"] = NOT_RESULTS
-    else:
-        form["results"] = results
-    if errors:
-        raise Problem(422, errors=errors)
-    return form
-
-
-def _closes_at_fields(value: str) -> dict[str, str]:
-    """`closes_at` and `tz_offset` as the form sends them, from an RFC 3339 date and time."""
-    match = _RFC3339.fullmatch(value.strip())
-    if match is None:
-        return {"closes_at": value}  # the form's own message says what it takes
-    offset = match["offset"] or "Z"
-    minutes = (
-        0 if offset in "Zz" else (1 if offset[0] == "+" else -1) * (int(offset[1:3]) * 60 + int(offset[4:]))
-    )
-    return {"closes_at": match["local"], "tz_offset": str(minutes)}
-
-
-def _field_errors(errors: Mapping[str, str]) -> dict[str, str]:
-    """The form's field names as the API's: `choice-2` is `choices/2` (the third in the list)."""
-    return {name.replace("choice-", "choices/"): message for name, message in errors.items()}
-
-
 async def create_poll(request: web.Request) -> web.Response:
     """Make a poll as the new-poll form does; answer 201 with its manage link (shown once)."""
     config = request.app[config_key]
     creation.ensure_open(config)
     body = await read_object(request, NEW_POLL_FIELDS)
-    form = _as_form(body)
+    form, wrong_types = forms.json_fields(body)
+    if wrong_types:
+        raise Problem(422, errors=wrong_types)
     refused = creation.key_problem(config, body.get("creation_key"))
     if refused is not None:
         raise Problem(403, refused, errors={"creation_key": refused})
     typed = forms.check_new_poll(form)
     if not typed.valid:
-        raise Problem(422, errors=_field_errors(typed.errors))
+        raise Problem(422, errors=forms.json_names(typed.errors))
     made = await creation.publish(request, typed)
     ids = {"question_id": str(made.question_id)}
     manage = request.app.router["manage"].url_for(**ids, token=made.token)
