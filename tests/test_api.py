@@ -269,10 +269,9 @@ async def test_openapi_document_describes_every_api_route(client):
         ("/api/polls/{question_id}/vote", "post"),
         ("/api/openapi.json", "get"),
     }
+    # A route's path with its parameters' patterns left out ("formatter"), or a plain path.
     routes = {
-        r.get_info().get("formatter") or r.get_info().get("path") for r in client.app.router.resources()
+        r.get_info().get("formatter") or r.get_info().get("path") or "" for r in client.app.router.resources()
     }
-    api_routes = {
-        route.replace(r"{question_id:\d+}", "{question_id}") for route in routes if route.startswith("/api/")
-    }
+    api_routes = {route for route in routes if route.startswith("/api/")}
     assert api_routes == {path for path, _ in operations}
