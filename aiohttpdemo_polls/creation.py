@@ -5,6 +5,7 @@
 against its client address (`limits.polls_per_hour`) in the transaction that stores it.
 """
 
+import hashlib
 import hmac
 from typing import Any, NamedTuple
 
@@ -32,15 +33,20 @@ def needs_key(config: dict[str, Any]) -> bool:
 def key_problem(config: dict[str, Any], given: object) -> str | None:
     """Why `given` does not open poll creation, or None when it does (or none is needed).
 
-    Compared in constant time, so the time taken tells nothing about the key.
+    Compared in constant time, as digests of equal length, so the time taken tells nothing
+    about the key, its length included.
     """
     if not needs_key(config):
         return None
     if not isinstance(given, str) or not given:
         return KEY_REQUIRED
-    if not hmac.compare_digest(given.encode(), config["creation_key"].encode()):
+    if not hmac.compare_digest(_digest(given), _digest(config["creation_key"])):
         return WRONG_KEY
     return None
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
 class Made(NamedTuple):
