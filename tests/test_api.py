@@ -1,5 +1,6 @@
 """The JSON API through its real routes: reading, voting, making polls, and its errors."""
 
+import io
 import json
 from datetime import UTC, datetime
 
@@ -24,7 +25,7 @@ async def problem(response, status: int) -> dict:
 
 
 async def post_json(session, path: str, body, **request):
-    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    data = body if isinstance(body, (str, bytes, io.BytesIO)) else json.dumps(body)
     headers = {"Content-Type": "application/json", **request.pop("headers", {})}
     return await session.post(path, data=data, headers=headers, **request)
 
@@ -175,7 +176,7 @@ async def test_wrong_content_type_and_oversized_bodies_are_problems(client, make
     make_question()
     form = await client.post(path, data={"choices": "1"})
     assert (await problem(form, 415))["detail"].startswith("Send the body as JSON")
-    big = json.dumps({"question_text": "x" * (1024 * 1024 + 10)})
+    big = io.BytesIO(json.dumps({"question_text": "x" * (1024 * 1024 + 10)}).encode())
     await problem(await post_json(client, path, big), 413)
 
 

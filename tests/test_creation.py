@@ -5,6 +5,7 @@ import json
 
 import pytest
 import sqlalchemy as sa
+from markupsafe import escape
 
 from aiohttpdemo_polls import clients, creation, db, settings
 from aiohttpdemo_polls.main import init_app
@@ -77,7 +78,7 @@ async def test_key_mode_form_asks_for_the_key_and_refuses_a_wrong_one_with_403(a
         response = await client.post("/poll/new", data=data, allow_redirects=False)
         page = await response.text()
         assert response.status == 403
-        assert f'<p class="field-error" id="creation_key-error">{message}</p>' in page
+        assert f'<p class="field-error" id="creation_key-error">{escape(message)}</p>' in page
         assert 'value="Who comes?"' in page and "open sesam" not in page  # kept as typed, key not shown
     assert count(sync_engine, db.question) == 0
     response = await client.post(
