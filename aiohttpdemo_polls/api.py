@@ -15,7 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from . import creation, db, db_pages, forms, openapi, views
-from .keys import config_key, engine_key, votes_key
+from .cache import expiry
+from .keys import cache_key, config_key, engine_key, votes_key
 from .links import absolute
 from .problems import Problem
 from .votes import VoteNotCounted, VoteOutcome
@@ -94,34 +95,44 @@ def _iso(value: Any) -> str | None:
 
 
 async def list_polls(request: web.Request) -> web.Response:
-    """Published polls, newest first, a page at a time; `next` (and a Link header) leads on."""
+    """Published polls, newest first, a page at a time; `next` (and a Link header) leads on.
+
+    Kept in the page cache like the index (the same for every caller, dropped on any change)."""
     raw = request.query.get("page", "1")
     if not _PAGE.fullmatch(raw):
         raise Problem(400, BAD_PAGE, errors={"page": BAD_PAGE})
     page = int(raw)
-    async with request.app[engine_key].acquire() as conn:
-        listed, total, _ = await db_pages.published_list(conn, views.PAGE_SIZE, (page - 1) * views.PAGE_SIZE)
-    pages = max(1, -(-total // views.PAGE_SIZE))
-    url = request.app.router["api_polls"].url_for()
-    next_url = str(url.with_query(page=page + 1)) if page < pages else None
-    body = {
-        "polls": [
-            {
-                "id": q.id,
-                "question_text": q.question_text,
-                "published_at": _iso(q.pub_date),
-                "closes_at": _iso(q.closes_at),
-                "closed": q.closed,
-                "links": _poll_links(request, q.id),
-            }
-            for q in listed
-        ],
-        "page": page,
-        "pages": pages,
-        "next": next_url,
-    }
+
+    async def load() -> tuple[tuple[bytes, str | None], float]:
+        async with request.app[engine_key].acquire() as conn:
+            listed, total, upcoming = await db_pages.published_list(
+                conn, views.PAGE_SIZE, (page - 1) * views.PAGE_SIZE
+            )
+        pages = max(1, -(-total // views.PAGE_SIZE))
+        url = request.app.router["api_polls"].url_for()
+        next_url = str(url.with_query(page=page + 1)) if page < pages else None
+        body = {
+            "polls": [
+                {
+                    "id": q.id,
+                    "question_text": q.question_text,
+                    "published_at": _iso(q.pub_date),
+                    "closes_at": _iso(q.closes_at),
+                    "closed": q.closed,
+                    "links": _poll_links(request, q.id),
+                }
+                for q in listed
+            ],
+            "page": page,
+            "pages": pages,
+            "next": next_url,
+        }
+        closing = [q.closes_at for q in listed if not q.closed]
+        return (json.dumps(body, ensure_ascii=False).encode(), next_url), expiry(upcoming, *closing)
+
+    body, next_url = await request.app[cache_key].get(("api_polls", None, page), load)
     headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
-    return _json(body, headers=headers)
+    return web.Response(body=body, content_type="application/json", charset="utf-8", headers=headers)
 
 
 def _counts_visible(question: Any, voted: bool) -> bool:

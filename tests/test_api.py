@@ -276,3 +276,12 @@ async def test_openapi_document_describes_every_api_route(client):
     }
     api_routes = {route for route in routes if route.startswith("/api/")}
     assert api_routes == {path for path, _ in operations}
+
+
+async def test_the_cached_list_shows_a_new_poll_at_once(client):
+    assert (await (await client.get("/api/polls")).json())["polls"] == []
+    made = await (
+        await post_json(client, "/api/polls", {"question_text": "New?", "choices": ["A", "B"]})
+    ).json()
+    listed = await (await client.get("/api/polls")).json()
+    assert [p["id"] for p in listed["polls"]] == [made["id"]]
