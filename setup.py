@@ -57,6 +57,9 @@ setup(
             # The presenter view's browser test reads its QR code back from a screenshot.
             "zxing-cpp>=2.2",
             "pillow>=10",
+            # Generates requests from /api/openapi.json, valid and invalid, against the running
+            # app and checks every answer against the document (tests/test_api_schema.py).
+            "schemathesis==4.32.5",
         ],
         # bench/run.py draws its chart with matplotlib; the app never imports it.
         "bench": ["matplotlib>=3.8"],

@@ -21,7 +21,10 @@ HAS_VOTES = "People have already voted, so the texts can no longer be changed."
 UNKNOWN_ACTION = "That is not something the manage page can do."
 
 
-async def _poll_or_404(request: web.Request, conn: Any) -> Any:
+async def poll_or_404(request: web.Request, conn: Any) -> Any:
+    """The poll this manage address names, when its token is right; else the plain 404.
+
+    The exports (exports.py) stand behind it too, so all the maker's addresses answer alike."""
     poll = await db_manage.managed_poll(conn, views.poll_id(request))
     if poll is None or not tokens.token_matches(request.match_info["token"], poll.token_hash):
         raise web.HTTPNotFound()
@@ -66,7 +69,7 @@ async def _render(
 async def manage(request: web.Request) -> web.Response:
     """The poll's state, its links and results, and what its maker can do."""
     async with request.app[engine_key].acquire() as conn:
-        return await _render(request, conn, await _poll_or_404(request, conn))
+        return await _render(request, conn, await poll_or_404(request, conn))
 
 
 async def manage_action(request: web.Request) -> web.Response:
@@ -74,7 +77,7 @@ async def manage_action(request: web.Request) -> web.Response:
     form = await forms.read_form(request)
     action = form.get("action")
     async with request.app[engine_key].acquire() as conn:
-        poll = await _poll_or_404(request, conn)
+        poll = await poll_or_404(request, conn)
         if action == "close":
             await db_manage.close_poll(conn, poll.id)
             done = "closed"
@@ -109,7 +112,7 @@ async def _edit(request: web.Request, conn: Any, poll: Any, form: Any) -> web.Re
         return await _render(request, conn, poll, edit_form=typed, status=400)
     outcome = await db_manage.edit_poll(conn, poll.id, typed.question, [c.strip() for c in typed.choices])
     if outcome is db_manage.EditOutcome.HAS_VOTES:
-        poll = await _poll_or_404(request, conn)
+        poll = await poll_or_404(request, conn)
         return await _render(request, conn, poll, edit_error=HAS_VOTES, status=409)
     if outcome is db_manage.EditOutcome.GONE:
         raise web.HTTPNotFound()

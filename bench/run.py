@@ -56,12 +56,31 @@ PAGE_SCENARIOS = {
     "index": "GET /",
     "poll": "GET /poll/{id}",
     "results": "GET /poll/{id}/results",
+    "api_list": "GET /api/polls",
+    "api_poll": "GET /api/polls/{id}",
+}
+# Where each page scenario sends its GETs: a fixed path, or (prefix, suffix) around a random
+# poll id.
+PAGE_PATHS: dict[str, str | tuple[str, str]] = {
+    "index": "/",
+    "hello": "/",
+    "api_list": "/api/polls",
+    "poll": ("/poll/", ""),
+    "hello_random": ("/poll/", ""),
+    "results": ("/poll/", "/results"),
+    "api_poll": ("/api/polls/", ""),
 }
 # Bare aiohttp driven like each page scenario: a fixed URL, or a random /poll/{id} from
 # wrk's Lua (which costs wrk CPU the machine's server then lacks), so ratios compare like
 # with like. Which bare run each page scenario is compared with:
 BARE_SCENARIOS = {"hello": 'bare aiohttp "Hello", GET /', "hello_random": 'bare aiohttp "Hello", random URLs'}
-BARE_FOR = {"index": "hello", "poll": "hello_random", "results": "hello_random"}
+BARE_FOR = {
+    "index": "hello",
+    "poll": "hello_random",
+    "results": "hello_random",
+    "api_list": "hello",
+    "api_poll": "hello_random",
+}
 VOTE_SCENARIOS = {
     "vote_hot": "POST vote, one hot choice",
     "vote_spread": "POST vote, 1000 polls",
@@ -94,9 +113,9 @@ end
 """
 
 LUA_RANDOM_PAGE = r"""
-local lo, hi, suffix = %(lo)d, %(hi)d, "%(suffix)s"
+local lo, hi, prefix, suffix = %(lo)d, %(hi)d, "%(prefix)s", "%(suffix)s"
 function init(args) math.randomseed(os.time() * 7919 + (thread_no or 0)) end
-function request() return wrk.format("GET", "/poll/" .. math.random(lo, hi) .. suffix) end
+function request() return wrk.format("GET", prefix .. math.random(lo, hi) .. suffix) end
 """
 
 # Votes: each request is a new voter (no cookies). When the runner creates STOPFILE the
@@ -468,20 +487,17 @@ class Bench:
     async def _page_load(
         self, server: Server, scenario: str, connections: int, duration: float, lo: int, hi: int
     ) -> dict[str, Any]:
+        path = PAGE_PATHS[scenario]
         if self.loadgen == "wrk":
-            lua = (
-                ""
-                if scenario in ("index", "hello")
-                else LUA_RANDOM_PAGE
-                % {"lo": lo, "hi": hi, "suffix": "/results" if scenario == "results" else ""}
-            )
+            if isinstance(path, str):
+                return await wrk(server.url + path, connections, duration, "", self.tmp)
+            lua = LUA_RANDOM_PAGE % {"lo": lo, "hi": hi, "prefix": path[0], "suffix": path[1]}
             return await wrk(server.url + "/", connections, duration, lua, self.tmp)
-        suffix = "/results" if scenario == "results" else ""
 
         def make() -> tuple[str, str, None]:
-            if scenario in ("index", "hello"):
-                return "GET", "/", None
-            return "GET", f"/poll/{random.randint(lo, hi)}{suffix}", None
+            if isinstance(path, str):
+                return "GET", path, None
+            return "GET", f"{path[0]}{random.randint(lo, hi)}{path[1]}", None
 
         return await python_load(server.url, connections, duration, make)
 
