@@ -85,7 +85,7 @@ async def test_a_wrong_method_is_a_405_problem_with_allow(client):
 async def test_vote_counts_once_sets_the_voter_cookie_and_answers_with_the_ballot(
     client, make_question, votes_of, vote_rows_match_counters
 ):
-    question = make_question("Left or right?", choices=("Left", "Right"))
+    question = make_question("Left or right?", choices=("Left", "Right"), lock_votes=True)
     left, right = question["choices"]
     response = await post_json(client, f"/api/polls/{question['id']}/vote", {"choices": [left]})
     assert response.status == 200, await response.text()
@@ -112,6 +112,22 @@ async def test_vote_counts_once_sets_the_voter_cookie_and_answers_with_the_ballo
     )
     assert form.headers["Location"].endswith("?already=1")
     assert votes_of(question["id"]) == {left: 1, right: 0}
+    assert vote_rows_match_counters()
+
+
+async def test_vote_changed_through_the_api_moves_the_count_where_the_poll_allows_it(
+    client, make_question, votes_of, vote_rows_match_counters
+):
+    question = make_question("Tea or coffee?", choices=("Tea", "Coffee"))
+    tea, coffee = question["choices"]
+    path = f"/api/polls/{question['id']}/vote"
+    assert (await (await post_json(client, path, {"choices": [tea]})).json())["status"] == "counted"
+    changed = await (await post_json(client, path, {"choices": [coffee]})).json()
+    assert changed["status"] == "changed" and changed["message"] == views.VOTE_CHANGED
+    assert changed["choices"] == [coffee]
+    same = await (await post_json(client, path, {"choices": [coffee]})).json()
+    assert same["status"] == "already_voted" and same["choices"] == [coffee]
+    assert votes_of(question["id"]) == {tea: 0, coffee: 1}
     assert vote_rows_match_counters()
 
 
@@ -285,3 +301,19 @@ async def test_the_cached_list_shows_a_new_poll_at_once(client):
     ).json()
     listed = await (await client.get("/api/polls")).json()
     assert [p["id"] for p in listed["polls"]] == [made["id"]]
+
+
+async def test_poll_read_hides_counts_until_the_caller_voted_when_the_maker_says_so(
+    client, make_question, add_votes
+):
+    question = make_question("Secret ballot?", choices=("Yes", "No"), results="after_vote")
+    yes, _ = question["choices"]
+    add_votes(question["id"], {yes: 3})
+    path = f"/api/polls/{question['id']}"
+    hidden = await (await client.get(path)).json()
+    assert hidden["counts_visible"] is False and "total" not in hidden
+    assert all(set(c) == {"id", "choice_text"} for c in hidden["choices"])
+    await post_json(client, f"{path}/vote", {"choices": [yes]})
+    shown = await (await client.get(path)).json()
+    assert shown["counts_visible"] is True and shown["total"] == 4
+    assert [c["votes"] for c in shown["choices"]] == [4, 0]
