@@ -11,6 +11,7 @@ import jinja2
 from aiohttp import web
 
 from . import cache, links, live, logs, middlewares, notices, pgserver, routes, settings, views, votes
+from .compression import compress_pages
 from .keys import cache_key, config_key, database_url_key, engine_key, live_key, notices_key, votes_key
 
 TEMPLATES = settings.ASSETS / "templates"
@@ -22,7 +23,7 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
         config = settings.from_argv(argv or [])
     app = web.Application(
         client_max_size=config["max_body_size"],
-        middlewares=[middlewares.error_pages, middlewares.refuse_cross_site],
+        middlewares=[compress_pages, middlewares.error_pages, middlewares.refuse_cross_site],
     )
     app[config_key] = config
     aiohttp_jinja2.setup(
