@@ -38,6 +38,11 @@ class Cache:
     def __contains__(self, key: Key) -> bool:
         return key in self._entries
 
+    def peek(self, key: Key) -> Any:
+        """The value kept for `key`, or None; never loads (tests see what is served from memory)."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[0]
+
     async def get(self, key: Key, load: Loader) -> Any:
         """The cached value for `key`, or `load()`'s (kept unless it changed meanwhile)."""
         entry = self._entries.get(key)

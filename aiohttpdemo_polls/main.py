@@ -24,6 +24,7 @@ from . import (
     views,
     votes,
 )
+from .compression import compress_pages
 from .keys import cache_key, config_key, database_url_key, engine_key, live_key, notices_key, votes_key
 
 TEMPLATES = settings.ASSETS / "templates"
@@ -41,6 +42,7 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
         # Counting first: it sees every answer as the client gets it, error pages included.
         middlewares=[
             *([metrics.count_requests] if counted else []),
+            compress_pages,
             middlewares.error_pages,
             middlewares.refuse_cross_site,
         ],

@@ -11,7 +11,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiMapping
 
-from . import db, db_pages, forms, rules
+from . import compression, db, db_pages, forms, rules
 from .cache import expiry
 from .keys import cache_key, config_key, engine_key, votes_key
 from .votes import VoteNotCounted, VoteOutcome
@@ -98,13 +98,18 @@ async def published_content(request: web.Request, question_id: int) -> PollConte
 
 
 async def _cached_page(request: web.Request, key: tuple, render) -> web.Response:
-    """A page the same for every reader: rendered once, then served from the cache."""
+    """A page the same for every reader: rendered and gzipped once, then served from the cache."""
+
+    async def load() -> tuple[compression.Page | None, float]:
+        body, expires = await render()
+        return (None if body is None else compression.page(body)), expires
+
     # Per host: a page names its own full address (og:url) from the host it was reached by,
     # and one reader's Host header must not become every reader's link.
-    body = await request.app[cache_key].get((*key, request.host), render)
-    if body is None:
+    cached = await request.app[cache_key].get((*key, request.host), load)
+    if cached is None:
         raise web.HTTPNotFound()
-    return web.Response(body=body, content_type="text/html", charset="utf-8")
+    return compression.page_response(request, cached)
 
 
 def _render(request: web.Request, template: str, context: dict) -> bytes:

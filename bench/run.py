@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -367,9 +367,17 @@ def settled_vote_state(url: str, poll_ids: list[int], timeout: float = 10) -> di
 
 
 async def wrk(
-    url: str, connections: int, duration: float, lua: str, tmp: Path, done_when: list[Path] | None = None
+    url: str,
+    connections: int,
+    duration: float,
+    lua: str,
+    tmp: Path,
+    done_when: list[Path] | None = None,
+    headers: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Run wrk (2 threads); with `done_when`, end it early (SIGINT) once all those files exist."""
+    """Run wrk (2 threads); with `done_when`, end it early (SIGINT) once all those files exist.
+
+    `headers` ("Name: value") go on every request whose script names no headers of its own."""
     script = tmp / f"s{random.randrange(1 << 30)}.lua"
     script.write_text(LUA_DONE + lua)
     argv = [
@@ -381,6 +389,7 @@ async def wrk(
         "5s",
         "-s",
         str(script),
+        *(argument for header in headers for argument in ("-H", header)),
     ]
     proc = await asyncio.create_subprocess_exec(
         *argv, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -407,7 +416,12 @@ async def wrk(
 
 
 async def python_load(
-    url: str, connections: int, duration: float, make_request, stopfile: Path | None = None
+    url: str,
+    connections: int,
+    duration: float,
+    make_request,
+    stopfile: Path | None = None,
+    headers: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The fallback load generator (aiohttp client): far slower than wrk, so figures are lower bounds."""
     import aiohttp
@@ -440,7 +454,10 @@ async def python_load(
     timeout = aiohttp.ClientTimeout(total=5)
     started = time.monotonic()
     async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
+        connector=connector,
+        timeout=timeout,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        headers=[tuple(part.strip() for part in header.split(":", 1)) for header in headers],
     ) as session:
         await asyncio.gather(*(worker(session) for _ in range(connections)))
     latencies.sort()
@@ -490,16 +507,18 @@ class Bench:
         path = PAGE_PATHS[scenario]
         if self.loadgen == "wrk":
             if isinstance(path, str):
-                return await wrk(server.url + path, connections, duration, "", self.tmp)
+                return await wrk(
+                    server.url + path, connections, duration, "", self.tmp, headers=self.args.header
+                )
             lua = LUA_RANDOM_PAGE % {"lo": lo, "hi": hi, "prefix": path[0], "suffix": path[1]}
-            return await wrk(server.url + "/", connections, duration, lua, self.tmp)
+            return await wrk(server.url + "/", connections, duration, lua, self.tmp, headers=self.args.header)
 
         def make() -> tuple[str, str, None]:
             if isinstance(path, str):
                 return "GET", path, None
             return "GET", f"{path[0]}{random.randint(lo, hi)}{path[1]}", None
 
-        return await python_load(server.url, connections, duration, make)
+        return await python_load(server.url, connections, duration, make, headers=self.args.header)
 
     async def votes(self, server: Server, scenario: str, connections: int) -> Run:
         data = self.data
@@ -804,6 +823,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workers", default="1", help="app processes to try, e.g. 1,2 (default 1)")
     parser.add_argument(
         "--only", help="comma-separated scenarios: " + ",".join([*PAGE_SCENARIOS, *VOTE_SCENARIOS])
+    )
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        help='a header on every page request, e.g. "Accept-Encoding: gzip" (repeatable; wrk sends none)',
     )
     parser.add_argument("--uvloop", action="store_true", help="run the app (and bare aiohttp) on uvloop")
     parser.add_argument(
