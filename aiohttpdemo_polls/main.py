@@ -74,8 +74,10 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def poll_notices(app: web.Application) -> AsyncIterator[None]:
-    """The process's LISTEN connection and notice bus (notices.py), for the app's lifetime."""
-    bus = notices.Notices(app[database_url_key])
+    """The process's LISTEN connection and notice bus (notices.py), for the app's lifetime.
+
+    `database.listen_url` names its server when the pool goes through a pooler that cannot LISTEN."""
+    bus = notices.Notices(app[config_key]["database"]["listen_url"] or app[database_url_key])
     await bus.start()
     app[notices_key] = bus
     try:
