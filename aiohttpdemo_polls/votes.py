@@ -225,7 +225,7 @@ class VoteBatcher:
         try:
             outcomes = await self._transaction(batch)
         except TimeoutError:
-            # The database did not answer within `database.timeout` (aiopg has closed that
+            # No connection and answer within `database.timeout` (aiopg has closed that
             # connection). Retrying ballot by ballot would wait as long again for each:
             # answer the whole batch now. Nothing half-written either way (one transaction),
             # and the ballot key keeps the voter's retry from counting twice.
@@ -252,7 +252,9 @@ class VoteBatcher:
         for i, b in enumerate(batch, 1):
             asked_by += [i] * len(b.choices)
             asked += b.choices
-        async with self.engine.acquire() as conn:
+        # Waiting for a pooled connection counts too: across a lost network every new one
+        # hangs for the whole timeout, one after another, and the proxy gives up first.
+        async with asyncio.timeout(self.engine.timeout), self.engine.acquire() as conn:
             if conn.connection not in self._prepared:  # once per connection: one round trip more
                 # Another batcher on the same engine (a test's) may have prepared it already.
                 with contextlib.suppress(psycopg2.errors.DuplicatePreparedStatement):
