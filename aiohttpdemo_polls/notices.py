@@ -19,7 +19,10 @@ log = logging.getLogger(__name__)
 
 RECONNECT_MIN = 0.1  # seconds; doubles up to RECONNECT_MAX, with jitter
 RECONNECT_MAX = 5.0
-IDLE_PING = 30.0  # seconds without notices before checking the connection
+# Seconds without notices before checking the connection. The page cache is trusted while
+# this connection is thought alive, so this (plus the ping's timeout) bounds how long a host
+# cut off from the database, its connection silently dead, serves pages no notice can reach.
+IDLE_PING = 2.0
 
 
 Subscriber = Callable[[int | None], None]
