@@ -7,7 +7,7 @@ ballots arriving meanwhile queue up, and the next batch takes them all (up to
 `max_batch`). Under light load a ballot goes alone at once; under heavy load batches grow
 by themselves and throughput follows.
 
-A batch is one SQL statement (`_PREPARE`), so one round trip: it commits by itself, whole
+A batch is one SQL statement (`_STATEMENT`), so one round trip: it commits by itself, whole
 or not at all. A busy process gets back to a database answer only between the requests
 it is serving, so every round trip a batch makes costs its ballots a turn of the event
 loop; one statement made hot votes about a quarter faster than five (begin, check,
@@ -37,10 +37,9 @@ silently, never doubled (the ballot key).
 """
 
 import asyncio
-import contextlib
 import enum
+import hashlib
 import logging
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -64,14 +63,13 @@ WRITERS = 2  # batches in flight per process
 SPILL = 32  # ballots waiting before a second writer starts, or goes on after its batch
 
 # Plain SQL with array parameters: the statement is the same for any batch size, so it
-# is prepared once per connection (planning it took longer than running it) and nothing
-# is compiled per request. The rules for "published" and "closed" are db's, compiled once.
+# is prepared once per server connection (planning it took longer than running it) and
+# nothing is compiled per request. The rules for "published" and "closed" are db's, compiled once.
 # Parameters: each ballot's poll ($1), voter ($2) and whether it names several choices
 # ($3); then each choice asked for ($5) with its ballot's place in the batch, from 1 ($4).
 _PUBLISHED = db.compile_once(db.published).sql
 _CLOSED = db.compile_once(db.closed).sql
-_PREPARE = f"""
-PREPARE polls_vote_batch(int[], varchar[], bool[], int[], int[]) AS
+_STATEMENT = f"""
 WITH ballots AS (
     SELECT * FROM unnest($1::int[], $2::varchar[], $3::bool[])
         WITH ORDINALITY AS b(question_id, voter, many, idx)
@@ -128,7 +126,17 @@ SELECT j.idx, j.found, j.closed, j.fits, j.choices_ok,
 FROM judged j
 ORDER BY j.idx
 """
-_EXECUTE = "EXECUTE polls_vote_batch(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s)"
+# A name per statement text: app versions sharing a pooler's server connections during a
+# rolling upgrade never run each other's statement under one name.
+_NAME = "polls_vote_batch_" + hashlib.sha256(_STATEMENT.encode()).hexdigest()[:12]
+_EXECUTE = f"EXECUTE {_NAME}(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s)"
+# Where EXECUTE found no such statement: one string, so one implicit transaction that a
+# pooler keeps on one server connection. In transaction pooling that connection may have it
+# already (the miss was on another): DEALLOCATE ALL first, so PREPARE cannot fail; this
+# app's statement is the only one prepared on its connections.
+_PREPARE_AND_EXECUTE = (
+    f"DEALLOCATE ALL;\nPREPARE {_NAME}(int[], varchar[], bool[], int[], int[]) AS {_STATEMENT};\n{_EXECUTE}"
+)
 
 
 class VoteOutcome(enum.Enum):
@@ -176,9 +184,6 @@ class VoteBatcher:
         self._running = 0
         self.transactions = 0  # batches committed, for tests and curiosity
         self._tasks: set[asyncio.Task] = set()
-        # The pool's connections that have the batch statement prepared (a new or
-        # reconnected one has not).
-        self._prepared: weakref.WeakSet = weakref.WeakSet()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -255,14 +260,8 @@ class VoteBatcher:
         # Waiting for a pooled connection counts too: across a lost network every new one
         # hangs for the whole timeout, one after another, and the proxy gives up first.
         async with asyncio.timeout(self.engine.timeout), self.engine.acquire() as conn:
-            if conn.connection not in self._prepared:  # once per connection: one round trip more
-                # Another batcher on the same engine (a test's) may have prepared it already.
-                with contextlib.suppress(psycopg2.errors.DuplicatePreparedStatement):
-                    await conn.execute(_PREPARE)
-                self._prepared.add(conn.connection)
-            rows = await _rows(
+            rows = await _execute(
                 conn,
-                _EXECUTE,
                 polls=[b.question_id for b in batch],
                 voters=[b.voter for b in batch],
                 many=[b.many for b in batch],
@@ -308,6 +307,19 @@ def _outcomes(batch: list[_Ballot], rows: list) -> list[VoteOutcome]:
             )
         outcomes.append(outcome)
     return outcomes
+
+
+async def _execute(conn: Any, **params: Any) -> list:
+    """The batch statement's rows: EXECUTE, preparing it first where the server has it not.
+
+    A prepared statement lives on a server connection: a new one (the server restarted, or
+    PgBouncer replaced its connections or, in transaction pooling, lent another one) has
+    none, and EXECUTE fails before running anything, so nothing of the batch was kept.
+    """
+    try:
+        return await _rows(conn, _EXECUTE, **params)
+    except psycopg2.errors.InvalidSqlStatementName:
+        return await _rows(conn, _PREPARE_AND_EXECUTE, **params)
 
 
 async def _rows(conn: Any, sql: str, **params: Any) -> list:
