@@ -238,7 +238,8 @@ async def frame(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> dict[str
 
 async def test_pages_forms_and_manage_actions_work_through_transaction_pooling(pooled_app, sync_engine):
     base = pooled_app.url
-    async with aiohttp.ClientSession() as maker, aiohttp.ClientSession() as visitor:
+    jar = aiohttp.CookieJar(unsafe=True)  # keeps cookies from an IP address, as a browser does
+    async with aiohttp.ClientSession() as maker, aiohttp.ClientSession(cookie_jar=jar) as visitor:
         form = [("question_text", "Pooled lunch?"), ("choice", "Soup"), ("choice", "Bread")]
         response = await maker.post(f"{base}/poll/new", data=form, allow_redirects=False)
         assert response.status == 303, await response.text()
