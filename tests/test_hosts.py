@@ -665,7 +665,18 @@ async def test_host_cut_off_from_the_database_answers_503_then_recovers_by_itsel
         async def watcher_resynced() -> bool:
             return bool(totals_seen) and totals_seen[-1] == final
 
-        await eventually(watcher_resynced, timeout=60)
+        try:
+            await eventually(watcher_resynced, timeout=60)
+        except AssertionError:
+            raise AssertionError(
+                f"watcher on the cut host at {totals_seen[-3:]}, {final} counted, "
+                f"watching ended: {watching.done()}\n"
+                + "\n".join(
+                    line
+                    for line in victim.log().splitlines()
+                    if "votes:" not in line and "middlewares" not in line
+                )[-5000:]
+            ) from None
         resynced_s = time.monotonic() - restored_at
         watching.cancel()
 
