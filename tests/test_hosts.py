@@ -747,7 +747,7 @@ async def test_rolling_restart_under_a_storm_fails_no_request_and_loses_no_vote(
             if host.process is None or host.process.poll() is not None:
                 await asyncio.to_thread(site.start_host, host)
 
-    assert storm.failed == [], storm.failed[:5]
+    assert storm.failed == [], f"{storm.failed[:3]}\n{site.nginx.error_log()}"
     voters = ballot_voters(engine, question_id)
     assert voters == storm.answered_voters()
     counted = assert_counters_match_vote_rows(engine, question_id)
