@@ -257,9 +257,10 @@ class Live:
         try:
             async with self.engine.acquire() as conn:
                 found = await db.live_counts(conn, wanted)
-        except psycopg2.Error as exc:
-            # The database is away: the listener notices too and resyncs once it is back.
-            log.warning("live results: cannot read polls (%s)", str(exc).strip()[:200])
+        except (psycopg2.Error, TimeoutError) as exc:
+            # The database is away (refused, or silent past `database.timeout` across a lost
+            # network): the listener notices too and resyncs once it is back.
+            log.warning("live results: cannot read polls (%s)", str(exc).strip()[:200] or "timeout")
             for question_id, watchers in joining.items():
                 self._joining.setdefault(question_id, []).extend(watchers)
             self._dirty |= wanted - set(joining)

@@ -98,8 +98,11 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def poll_notices(app: web.Application) -> AsyncIterator[None]:
-    """The process's LISTEN connection and notice bus (notices.py), for the app's lifetime."""
-    bus = notices.Notices(app[database_url_key])
+    """The process's LISTEN connection and notice bus (notices.py), for the app's lifetime.
+
+    `database.listen_url` names its server when the pool goes through a pooler that cannot LISTEN."""
+    db = app[config_key]["database"]
+    bus = notices.Notices(db["listen_url"] or app[database_url_key], timeout=db["timeout"])
     await bus.start()
     app[notices_key] = bus
     try:

@@ -17,7 +17,10 @@ log = logging.getLogger(__name__)
 
 RECONNECT_MIN = 0.1  # seconds; doubles up to RECONNECT_MAX, with jitter
 RECONNECT_MAX = 5.0
-IDLE_PING = 30.0  # seconds without notices before checking the connection
+# Seconds without notices before checking the connection. The page cache is trusted while
+# this connection is thought alive, so this (plus the ping's timeout) bounds how long a host
+# cut off from the database, its connection silently dead, serves pages no notice can reach.
+IDLE_PING = 2.0
 
 
 Subscriber = Callable[[int | None], None]
@@ -36,8 +39,12 @@ class Listener:
         on_notices: Callable[[set[int] | None], None],
         on_lost: Callable[[], None],
         on_back: Callable[[], None],
+        timeout: float = 5.0,
     ) -> None:
         self.dsn = dsn
+        # Bounds the connect and the idle ping: across a lost network they would hang (for
+        # aiopg's default minute) instead of failing, and no gap would be told meanwhile.
+        self.timeout = timeout
         self.on_notices = on_notices
         self.on_lost = on_lost
         self.on_back = on_back
@@ -47,7 +54,7 @@ class Listener:
 
     async def connect(self) -> None:
         """Open the connection and LISTEN; raises when the database cannot be reached."""
-        conn = await aiopg.connect(self.dsn)
+        conn = await aiopg.connect(self.dsn, timeout=self.timeout)
         try:
             await db.listen(conn)
             self.backend_pid = await conn.get_backend_pid()
@@ -64,7 +71,7 @@ class Listener:
             if self._conn is None:
                 try:
                     await self.connect()
-                except psycopg2.Error as exc:
+                except (psycopg2.Error, TimeoutError) as exc:
                     log.warning("notices: cannot listen yet (%s); retrying", logs.first_line(exc))
                     await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                     delay = min(delay * 2, RECONNECT_MAX)
@@ -75,7 +82,7 @@ class Listener:
             delay = RECONNECT_MIN
             try:
                 await self._drain(self._conn)
-            except psycopg2.Error as exc:
+            except (psycopg2.Error, TimeoutError) as exc:
                 log.warning("notices: lost the listening connection (%s)", logs.first_line(exc))
             finally:
                 self.listening = False
@@ -128,8 +135,8 @@ class Notices:
     """The process's notice bus: `changed(ids)` tells every subscriber, from the listener
     or from a write this process just committed (so its next page is fresh at once)."""
 
-    def __init__(self, dsn: str) -> None:
-        self.listener = Listener(dsn, self.changed, self._gap, self._gap)
+    def __init__(self, dsn: str, timeout: float = 5.0) -> None:
+        self.listener = Listener(dsn, self.changed, self._gap, self._gap, timeout)
         self._subscribers: list[Subscriber] = []
         self._task: asyncio.Task | None = None
 

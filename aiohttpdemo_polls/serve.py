@@ -1,5 +1,6 @@
 """Serving: the app in this process, or N processes under gunicorn sharing the port. On
-SIGTERM, in either mode, requests in flight finish (votes included), then the process exits 0.
+SIGTERM, in either mode: stop listening, close kept-alive connections as the proxy lets go
+of them, let requests in flight finish (votes included), then exit 0.
 """
 
 import asyncio
@@ -7,6 +8,7 @@ import dataclasses
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -16,6 +18,7 @@ from aiohttp import web
 from gunicorn.app.base import BaseApplication
 
 from . import logs, metrics
+from .keys import config_key
 from .main import create_app, init_app
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,13 @@ SHUTDOWN_TIMEOUT = 10  # whole seconds: gunicorn takes no fraction
 # exits 1 rather than hang until a process manager kills it without a word.
 CLEANUP_TIMEOUT = SHUTDOWN_TIMEOUT + 10
 MAX_WORKERS = 64
+# nginx closes an idle kept-alive connection to the app after its upstream `keepalive_timeout`
+# (2 s in config/nginx.conf). The app must never be the one to close an idle connection: nginx
+# may be sending a request on it at that moment, and it never passes such a POST (a vote) on
+# to another host. So the app keeps idle connections longer, and on shutdown waits a little
+# longer than nginx's timeout for them to be gone before aiohttp closes what is left.
+KEEPALIVE_TIMEOUT = 75.0  # aiohttp's default; gunicorn's worker would use its own 2 s
+DRAIN_TIMEOUT = 3.0
 
 
 def run(config: dict[str, Any]) -> int:
@@ -126,7 +136,59 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Callable[[], Any]:
-        return create_app
+        return create_runner
+
+
+async def create_runner() -> web.AppRunner:
+    """Each gunicorn worker's app, in a runner that drains as `python -m` does (the worker
+    uses a runner it is given as it is)."""
+    app = await create_app()
+    return _runner(app, app[config_key])
+
+
+def _runner(app: web.Application, config: dict[str, Any]) -> web.AppRunner:
+    return DrainingRunner(
+        app,
+        handle_signals=False,
+        access_log=logging.getLogger("aiohttp.access") if config["access_log"] else None,
+        access_log_format=logs.ACCESS_LOG_FORMAT,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        # aiohttp 3.14's default, stated because votes rely on it: a client that hangs up
+        # does not cancel its handler, so a vote is committed and counted, or not begun.
+        handler_cancellation=False,
+    )
+
+
+class DrainingRunner(web.AppRunner):
+    """An AppRunner whose shutdown loses no request a proxy sends on a kept-alive connection.
+
+    Not listening any more, a refused connection is one nginx safely passes to another host."""
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.draining = False
+        app.on_response_prepare.append(self._close_when_draining)
+
+    async def _close_when_draining(self, request: web.Request, response: web.StreamResponse) -> None:
+        if self.draining and not isinstance(response, web.WebSocketResponse):
+            response.force_close()  # `Connection: close`: nginx takes the connection out of use
+
+    async def cleanup(self) -> None:
+        """Stop listening, drain idle connections (closed by the proxy), then aiohttp's cleanup."""
+        for site in list(self.sites):
+            await site.stop()
+        self.draining = True
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while self.server is not None and _idle(self.server) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await super().cleanup()
+
+
+def _idle(server: web.Server) -> int:
+    """Connections waiting for their next request (busy ones close after their response)."""
+    # aiohttp keeps no public flag for it; a connection with a request in progress has one.
+    return sum(not getattr(conn, "_request_in_progress", False) for conn in server.connections)
 
 
 def _uvloop(config: dict[str, Any]) -> ModuleType | None:
@@ -152,16 +214,7 @@ async def _serve(config: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)  # a second signal changes nothing
-    runner = web.AppRunner(
-        init_app(config=config),
-        handle_signals=False,
-        access_log=logging.getLogger("aiohttp.access") if config["access_log"] else None,
-        access_log_format=logs.ACCESS_LOG_FORMAT,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-        # aiohttp 3.14's default, stated because votes rely on it: a client that hangs up
-        # does not cancel its handler, so a vote is committed and counted, or not begun.
-        handler_cancellation=False,
-    )
+    runner = _runner(init_app(config=config), config)
     await runner.setup()  # cleanup_ctx: opens the pool (an unusable database stops here)
     try:
         if config["metrics"]["port"]:
@@ -180,8 +233,8 @@ async def _serve(config: dict[str, Any]) -> None:
 
 
 async def _cleanup(runner: web.AppRunner) -> None:
-    """Close the listening socket, then idle keep-alive connections, wait for handlers in
-    flight (SHUTDOWN_TIMEOUT), then run cleanup_ctx (vote writer, listener, pool)."""
+    """Close the listening socket, drain and then close keep-alive connections, wait for
+    handlers in flight (SHUTDOWN_TIMEOUT), then run cleanup_ctx (vote writer, listener, pool)."""
     try:
         async with asyncio.timeout(CLEANUP_TIMEOUT):
             await runner.cleanup()

@@ -59,6 +59,9 @@ SCHEMA = t.Dict(
         t.Key("database", default={}): t.Dict(
             {
                 t.Key("url", default=None): t.Null() | t.Regexp(r"^postgres(ql)?://\S*$") & t.String(),
+                # The LISTEN connection's server, when `url` names a pooler in transaction
+                # mode (PgBouncer), which cannot carry LISTEN; None: `url` serves for both.
+                t.Key("listen_url", default=None): t.Null() | t.Regexp(r"^postgres(ql)?://\S*$") & t.String(),
                 t.Key("embedded_dir", default=".pgdata"): t.String(),
                 t.Key("name", default="aiohttpdemo_polls"): t.Regexp(r"^[a-z_][a-z0-9_]*$") & t.String(),
                 t.Key("user", default="aiohttpdemo_user"): t.Regexp(r"^[a-z_][a-z0-9_]*$") & t.String(),
@@ -107,6 +110,7 @@ ENVIRONMENT = {
     "POLLS_HOST": (None, "host"),
     "POLLS_PORT": (None, "port"),
     "POLLS_DATABASE_URL": ("database", "url"),
+    "POLLS_LISTEN_DATABASE_URL": ("database", "listen_url"),
     "POLLS_LOG_LEVEL": (None, "log_level"),
     "POLLS_UVLOOP": (None, "uvloop"),
     "POLLS_METRICS_PORT": ("metrics", "port"),

@@ -4,10 +4,9 @@ so each process writes the ballots that queue up while a batch commits as the ne
 """
 
 import asyncio
-import contextlib
 import enum
+import hashlib
 import logging
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -40,13 +39,12 @@ SPILL = 32  # ballots waiting before a second writer starts, or goes on after it
 # changed meanwhile by another statement is left alone and its vote tried again in the next
 # batch (RETRY), as is a voter's second ballot in one batch. Two changes are never applied
 # from one reading, so no vote is doubled or lost. Array parameters keep the statement the
-# same for any batch size, so it is prepared once per connection (planning it cost more than
-# running it). Parameters: each ballot's poll ($1), voter ($2) and whether it
+# same for any batch size, so it is prepared once per server connection that lacks it
+# (planning it cost more than running it). Parameters: each ballot's poll ($1), voter ($2) and whether it
 # names several choices ($3); then each choice asked for ($5) with its ballot's place ($4).
 _PUBLISHED = db.compile_once(db.published).sql
 _CLOSED = db.compile_once(db.closed).sql
-_PREPARE = f"""
-PREPARE polls_vote_batch(int[], varchar[], bool[], int[], int[]) AS
+_STATEMENT = f"""
 WITH ballots AS (
     SELECT * FROM unnest($1::int[], $2::varchar[], $3::bool[])
         WITH ORDINALITY AS b(question_id, voter, many, idx)
@@ -133,7 +131,17 @@ SELECT j.idx, j.found, j.closed, j.fits, j.choices_ok, j.lock_votes,
 FROM judged j
 ORDER BY j.idx
 """
-_EXECUTE = "EXECUTE polls_vote_batch(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s)"
+# A name per statement text: app versions sharing a pooler's server connections during a
+# rolling upgrade never run each other's statement under one name.
+_NAME = "polls_vote_batch_" + hashlib.sha256(_STATEMENT.encode()).hexdigest()[:12]
+_EXECUTE = f"EXECUTE {_NAME}(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s)"
+# Where EXECUTE found no such statement: one string, so one implicit transaction that a
+# pooler keeps on one server connection. In transaction pooling that connection may have it
+# already (the miss was on another): DEALLOCATE ALL first, so PREPARE cannot fail; this
+# app's statement is the only one prepared on its connections.
+_PREPARE_AND_EXECUTE = (
+    f"DEALLOCATE ALL;\nPREPARE {_NAME}(int[], varchar[], bool[], int[], int[]) AS {_STATEMENT};\n{_EXECUTE}"
+)
 
 
 class VoteOutcome(enum.Enum):
@@ -189,9 +197,6 @@ class VoteBatcher:
         self._running = 0
         self.transactions = 0  # batches committed, for tests and curiosity
         self._tasks: set[asyncio.Task] = set()
-        # The pool's connections that have the batch statement prepared (a new or
-        # reconnected one has not).
-        self._prepared: weakref.WeakSet = weakref.WeakSet()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -238,7 +243,7 @@ class VoteBatcher:
         try:
             outcomes = await self._transaction(batch)
         except TimeoutError:
-            # The database did not answer within `database.timeout` (aiopg has closed that
+            # No connection and answer within `database.timeout` (aiopg has closed that
             # connection). Retrying ballot by ballot would wait as long again for each:
             # answer the whole batch now. Nothing half-written either way (one transaction),
             # and the ballot key keeps the voter's retry from counting twice.
@@ -277,15 +282,11 @@ class VoteBatcher:
         for i, b in enumerate(batch, 1):
             asked_by += [i] * len(b.choices)
             asked += b.choices
-        async with self.engine.acquire() as conn:
-            if conn.connection not in self._prepared:  # once per connection: one round trip more
-                # Another batcher on the same engine (a test's) may have prepared it already.
-                with contextlib.suppress(psycopg2.errors.DuplicatePreparedStatement):
-                    await conn.execute(_PREPARE)
-                self._prepared.add(conn.connection)
-            rows = await _rows(
+        # Waiting for a pooled connection counts too: across a lost network every new one
+        # hangs for the whole timeout, one after another, and the proxy gives up first.
+        async with asyncio.timeout(self.engine.timeout), self.engine.acquire() as conn:
+            rows = await _execute(
                 conn,
-                _EXECUTE,
                 polls=[b.question_id for b in batch],
                 voters=[b.voter for b in batch],
                 many=[b.many for b in batch],
@@ -350,6 +351,19 @@ def _outcome(b: _Ballot, row: Any, counted_at: dict[tuple[int, str], int]) -> Vo
     # A change that raced another one of the same ballot (or the voter's second ballot in
     # this batch): decided in the next batch, against the ballot as it is then.
     return VoteOutcome.RETRY
+
+
+async def _execute(conn: Any, **params: Any) -> list:
+    """The batch statement's rows: EXECUTE, preparing it first where the server has it not.
+
+    A prepared statement lives on a server connection: a new one (the server restarted, or
+    PgBouncer replaced its connections or, in transaction pooling, lent another one) has
+    none, and EXECUTE fails before running anything, so nothing of the batch was kept.
+    """
+    try:
+        return await _rows(conn, _EXECUTE, **params)
+    except psycopg2.errors.InvalidSqlStatementName:
+        return await _rows(conn, _PREPARE_AND_EXECUTE, **params)
 
 
 async def _rows(conn: Any, sql: str, **params: Any) -> list:

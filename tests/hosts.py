@@ -2,7 +2,9 @@
 
 What operators run, started from a temporary folder: each host is the app with two processes
 in a Linux network namespace of its own, all on one PostgreSQL reached over TCP, behind nginx
-with the project's own config/nginx.conf. Needs root (namespaces); everything is removed after.
+with the project's own config/nginx.conf. Each host has two links: one that nginx reaches it
+by, and one used only for PostgreSQL, so that a host can be cut off from the database alone.
+Needs root (namespaces); everything is removed after.
 """
 
 import contextlib
@@ -65,12 +67,15 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
 
 @dataclass
 class Host:
-    """One app host: a network namespace linked to the root namespace by a veth pair."""
+    """One app host: a network namespace linked to the root namespace by two veth pairs,
+    `veth` (nginx's way in) and `db_veth` (its only way to PostgreSQL)."""
 
     number: int
     netns: str
     veth: str
     subnet: str  # the first three octets: the root side is .1, the host .2
+    db_veth: str
+    db_subnet: str
     folder: Path
     process: subprocess.Popen | None = None
 
@@ -83,8 +88,27 @@ class Host:
         return f"{self.subnet}.1"
 
     @property
+    def db_gateway(self) -> str:
+        """The root side of the database link: where PostgreSQL listens for this host."""
+        return f"{self.db_subnet}.1"
+
+    @property
     def url(self) -> str:
         return f"http://{self.address}:{APP_PORT}"
+
+    def cut_database(self) -> None:
+        """Take the database link down at the root side, as a failed switch port would: the
+        host's packets to PostgreSQL are lost (no error, no reset), its processes run on."""
+        _run("ip", "link", "set", self.db_veth, "down")
+
+    def restore_database(self) -> None:
+        _run("ip", "link", "set", self.db_veth, "up")
+
+    def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM to the host's gunicorn master, as a process manager stops it; its exit status."""
+        assert self.process is not None
+        self.process.terminate()
+        return self.process.wait(timeout)
 
     def start(self, database_url: str) -> None:
         """`python -m aiohttpdemo_polls --workers 2` in the namespace, on the host's own address."""
@@ -179,9 +203,18 @@ def namespaces(folder: Path, count: int = 3) -> Iterator[list[Host]]:
             "run tests/run as root, e.g. in a container or CI"
         )
     tag = os.getpid()
+    subnets = choose_subnets(2 * count)
     hosts = [
-        Host(i, f"polls-h{i}-{tag}", f"polls{i}-{tag}", subnet, folder / f"host{i}")
-        for i, subnet in enumerate(choose_subnets(count), start=1)
+        Host(
+            i,
+            f"polls-h{i}-{tag}",
+            f"polls{i}-{tag}",
+            subnet,
+            f"polls{i}d-{tag}",
+            db_subnet,
+            folder / f"host{i}",
+        )
+        for i, (subnet, db_subnet) in enumerate(zip(subnets[:count], subnets[count:], strict=True), start=1)
     ]
     try:
         for host in hosts:
@@ -198,6 +231,13 @@ def namespaces(folder: Path, count: int = 3) -> Iterator[list[Host]]:
             _run("ip", "link", "set", host.veth, "up")
             _run("ip", "-n", host.netns, "addr", "add", f"{host.address}/24", "dev", "eth0")
             _run("ip", "-n", host.netns, "link", "set", "eth0", "up")
+            _run(
+                "ip", "link", "add", host.db_veth, "type", "veth", "peer", "name", "db0", "netns", host.netns
+            )
+            _run("ip", "addr", "add", f"{host.db_gateway}/24", "dev", host.db_veth)
+            _run("ip", "link", "set", host.db_veth, "up")
+            _run("ip", "-n", host.netns, "addr", "add", f"{host.db_subnet}.2/24", "dev", "db0")
+            _run("ip", "-n", host.netns, "link", "set", "db0", "up")
             _run("ip", "-n", host.netns, "link", "set", "lo", "up")
         yield hosts
     finally:
@@ -206,12 +246,13 @@ def namespaces(folder: Path, count: int = 3) -> Iterator[list[Host]]:
             with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
                 host.stop()
             subprocess.run(["ip", "link", "del", host.veth], capture_output=True, timeout=30)
+            subprocess.run(["ip", "link", "del", host.db_veth], capture_output=True, timeout=30)
             subprocess.run(["ip", "netns", "del", host.netns], capture_output=True, timeout=30)
 
 
 @dataclass
 class SharedDatabase:
-    """A dedicated embedded PostgreSQL listening on the root side of every host's veth."""
+    """A dedicated embedded PostgreSQL listening on the root side of every host's database link."""
 
     folder: Path
     addresses: list[str]
@@ -451,7 +492,7 @@ class Cluster:
 
     def start_host(self, host: Host) -> float:
         """Start `host` on the shared database; seconds until its /healthz answers."""
-        host.start(self.database.url_via(host.gateway))
+        host.start(self.database.url_via(host.db_gateway))
         return host.wait_healthy()
 
 
@@ -463,7 +504,7 @@ def cluster() -> Iterator[Cluster]:
     database = None
     try:
         with namespaces(folder) as hosts, contextlib.ExitStack() as stack:
-            database = SharedDatabase(folder, [host.gateway for host in hosts])
+            database = SharedDatabase(folder, [host.db_gateway for host in hosts])
             database.start()
             database.create_schema()
             nginx = Nginx(folder / "nginx", [f"{host.address}:{APP_PORT}" for host in hosts])
@@ -471,7 +512,7 @@ def cluster() -> Iterator[Cluster]:
             nginx.start()
             running = Cluster(hosts, database, nginx)
             for host in hosts:
-                host.start(database.url_via(host.gateway))
+                host.start(database.url_via(host.db_gateway))
             for host in hosts:
                 host.wait_healthy()
             yield running

@@ -8,6 +8,7 @@ import asyncio
 import html
 import json
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ def site() -> Iterator[hosts.Cluster]:
 @pytest.fixture(scope="module")
 def engine(site: hosts.Cluster) -> Iterator[sa.engine.Engine]:
     """The shared database as the hosts reach it (TCP, password), to set up and count."""
-    engine = sa.create_engine(site.database.url_via(site.hosts[0].gateway), future=True)
+    engine = sa.create_engine(site.database.url_via(site.hosts[0].db_gateway), future=True)
     yield engine
     engine.dispose()
 
@@ -491,4 +492,230 @@ async def test_killed_host_mid_storm_loses_no_answered_vote_and_nginx_routes_aro
         watchers_on_dead_host=len(dropped),
         watchers_resynced_within_s=f"{resync:.3f}",
         host_restarted_healthy_s=f"{restart_s:.1f}" if restart_s is not None else "n/a",
+    )
+
+
+@dataclass
+class StormThroughNginx:
+    """Votes (each from a voter id of its own, sent as the cookie, so every answer names its
+    ballot) and page loads through nginx from `connections` clients, until `stop` is set."""
+
+    site: hosts.Cluster
+    question_id: int
+    choices: list[int]
+    connections: int = CONNECTIONS
+    done: list[Request] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        origin = self.site.nginx.origin
+        pages = ["/", f"/poll/{self.question_id}", f"/poll/{self.question_id}/results"]
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with hosts.site_session(
+            limit=self.connections, cookie_jar=aiohttp.DummyCookieJar(), timeout=timeout
+        ) as client:
+
+            async def sender(n: int) -> None:
+                for i in range(100_000):  # bounded; `stop` ends it long before
+                    if self.stop.is_set():
+                        return
+                    if i % 2:
+                        request = Request("GET", pages[(i // 2 + n) % len(pages)], time.monotonic())
+                        data, headers = None, {}
+                    else:
+                        voter = secrets.token_urlsafe(18)
+                        request = Request(
+                            "POST", f"/poll/{self.question_id}/vote", time.monotonic(), voter=voter
+                        )
+                        data = {"choice": str(self.choices[(i + n) % len(self.choices)])}
+                        headers = {"Cookie": f"{VOTER_COOKIE}={voter}"}
+                    try:
+                        async with client.request(
+                            request.method,
+                            origin + request.path,
+                            data=data,
+                            headers=headers,
+                            allow_redirects=False,
+                        ) as response:
+                            await response.read()
+                            request.status = response.status
+                    except (aiohttp.ClientError, TimeoutError) as exc:
+                        request.error = type(exc).__name__
+                    request.ended = time.monotonic()
+                    self.done.append(request)
+
+            await asyncio.gather(*(sender(n) for n in range(self.connections)))
+
+    @property
+    def votes(self) -> list[Request]:
+        return [r for r in self.done if r.method == "POST"]
+
+    @property
+    def failed(self) -> list[Request]:
+        return [r for r in self.done if not r.ok]
+
+    def answered_voters(self) -> set[str]:
+        return {r.voter for r in self.votes if r.ok}
+
+    def failures(self) -> str:
+        failed = self.failed
+        kinds = sorted({f"{r.method} {r.status or r.error}" for r in failed})
+        return f"{len(failed)} ({', '.join(kinds) or 'none'})"
+
+
+async def back_in_rotation(site: hosts.Cluster, host: hosts.Host, since: float, eventually) -> None:
+    """Until nginx has passed a request to `host` again (it shuns a host that refused for a while)."""
+
+    async def answered_by_host() -> bool:
+        return any(hop[-1] == address(host) for hop in upstreams_of(site, since, answered=True))
+
+    await eventually(answered_by_host, timeout=60)
+
+
+CUT_S = 10.0
+
+
+async def test_host_cut_off_from_the_database_answers_503_then_recovers_by_itself_losing_no_vote(
+    site, engine, eventually
+):
+    question_id, choices = make_question(engine, "Cut off?", ("Up", "Down", "Sideways"))
+    renamed_id, _ = make_question(engine, "Renamed during the cut?", ("Yes", "No"))
+    victim = site.hosts[1]
+    storm = StormThroughNginx(site, question_id, choices)
+    direct_timeout = aiohttp.ClientTimeout(total=60)
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), timeout=direct_timeout) as direct,
+        direct.ws_connect(f"{victim.url}/poll/{question_id}/live") as ws,
+    ):
+        assert (await frame(ws, timeout=10))["total"] == 0
+        before = await (await direct.get(f"{victim.url}/poll/{renamed_id}")).text()
+        assert "Renamed during the cut?" in before  # now in the victim's cache
+        totals_seen: list[int] = []
+
+        async def watch() -> None:
+            while True:
+                message = await ws.receive()
+                if message.type is not aiohttp.WSMsgType.TEXT:
+                    return
+                totals_seen.append(json.loads(message.data)["total"])
+
+        watching = asyncio.create_task(watch())
+        storming = asyncio.create_task(storm.run())
+
+        async def busy() -> bool:
+            return len(storm.answered_voters()) >= 200
+
+        await eventually(busy, timeout=120)
+        cut_at = time.monotonic()
+        victim.cut_database()
+        try:
+            # The host answers, but not from the database: /healthz says so for a balancer.
+            healthz_503_s = None
+            deadline = cut_at + CUT_S - 1
+            while time.monotonic() < deadline:
+                async with direct.get(f"{victim.url}/healthz") as response:
+                    if response.status == 503:
+                        healthz_503_s = time.monotonic() - cut_at
+                        break
+                await asyncio.sleep(0.1)
+            assert healthz_503_s is not None, "/healthz never said 503 during the cut"
+            async with direct.get(f"{victim.url}/poll/{renamed_id}") as response:
+                page_status, page = response.status, await response.text()
+            assert (page_status, page) == (200, before) or page_status == 503, page_status
+            lost_voter = secrets.token_urlsafe(18)
+            async with direct.post(
+                f"{victim.url}/poll/{question_id}/vote",
+                data={"choice": str(choices[0])},
+                headers={"Cookie": f"{VOTER_COOKIE}={lost_voter}"},
+                allow_redirects=False,
+            ) as response:
+                vote_status = response.status
+                assert vote_status == 503
+                assert "unavailable" in await response.text()
+            # A change made elsewhere meanwhile: its notice cannot reach the host now.
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.update(db.question)
+                    .where(db.question.c.id == renamed_id)
+                    .values(question_text="Renamed while cut off")
+                )
+            await asyncio.sleep(max(0.0, cut_at + CUT_S - time.monotonic()))
+        finally:
+            victim.restore_database()
+        restored_at = time.monotonic()
+
+        async def healthy() -> bool:
+            async with direct.get(f"{victim.url}/healthz") as response:
+                return response.status == 200
+
+        await eventually(healthy, timeout=60)
+        healthy_s = time.monotonic() - restored_at
+
+        async def fresh() -> bool:
+            async with direct.get(f"{victim.url}/poll/{renamed_id}") as response:
+                return response.status == 200 and "Renamed while cut off" in await response.text()
+
+        await eventually(fresh, timeout=60)
+        fresh_s = time.monotonic() - restored_at
+        await back_in_rotation(site, victim, time.time(), eventually)
+        storm.stop.set()
+        await storming
+        final = len(ballot_voters(engine, question_id))
+
+        async def watcher_resynced() -> bool:
+            return bool(totals_seen) and totals_seen[-1] == final
+
+        try:
+            await eventually(watcher_resynced, timeout=60)
+        except AssertionError:
+            raise AssertionError(
+                f"watcher on the cut host at {totals_seen[-3:]}, {final} counted, "
+                f"watching ended: {watching.done()}\n"
+                + "\n".join(
+                    line
+                    for line in victim.log().splitlines()
+                    if "votes:" not in line and "middlewares" not in line
+                )[-5000:]
+            ) from None
+        resynced_s = time.monotonic() - restored_at
+        watching.cancel()
+
+    voters = ballot_voters(engine, question_id)
+    answered = storm.answered_voters()
+    assert answered <= voters  # every vote answered with the redirect is counted
+    # A ballot with no redirect: a vote the cut-off host gave up on after `database.timeout`
+    # (the 503 page) that still reached PostgreSQL once the link was back (the kernel goes on
+    # sending what was written). Never doubled: the voter trying again hears "already voted".
+    unanswered = {r.voter: r for r in storm.votes if not r.ok and r.voter in voters}
+    assert all(r.status in (502, 503, 504) and r.started < restored_at for r in unanswered.values())
+    if lost_voter in voters:  # the direct vote answered 503 during the cut, the same way
+        unanswered[lost_voter] = Request("POST", "direct", cut_at, status=vote_status, voter=lost_voter)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as retry:
+        for voter in list(unanswered)[:20]:
+            again = await retry.post(
+                f"{victim.url}/poll/{question_id}/vote",
+                data={"choice": str(choices[0])},
+                headers={"Cookie": f"{VOTER_COOKIE}={voter}"},
+                allow_redirects=False,
+            )
+            assert again.status == 302
+            assert again.headers["Location"] == f"/poll/{question_id}/results?already=1"
+    assert ballot_voters(engine, question_id) == voters
+    counted = assert_counters_match_vote_rows(engine, question_id)
+    assert counted == len(voters)
+    report(
+        "host cut off from the database for 10 s",
+        requests_sent=len(storm.done),
+        failed=storm.failures(),
+        votes_sent=len(storm.votes),
+        votes_answered=len(answered),
+        votes_counted=len(voters),
+        vote_rows=counted,
+        counted_without_answer=len(unanswered),
+        healthz_503_after_s=f"{healthz_503_s:.2f}",
+        cut_host_page=page_status,
+        cut_host_vote=vote_status,
+        healthy_after_restore_s=f"{healthy_s:.2f}",
+        change_shown_after_restore_s=f"{fresh_s:.2f}",
+        watcher_resynced_after_restore_s=f"{resynced_s:.2f}",
     )

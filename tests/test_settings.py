@@ -5,8 +5,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from aiohttpdemo_polls import settings
+from aiohttpdemo_polls.keys import config_key, engine_key, notices_key
+from aiohttpdemo_polls.main import init_app
 
 
 def run_module(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -82,6 +85,58 @@ def test_environment_overrides_host_port_and_database_url():
     assert config["database"]["url"] == "postgresql://u:p@db/polls"
 
 
+def test_listen_url_defaults_to_none_so_the_database_url_serves_for_both():
+    config = settings.load(settings.DEFAULT_CONFIG, {"POLLS_DATABASE_URL": "postgresql://u:p@pooler/polls"})
+    assert config["database"]["listen_url"] is None
+    assert (
+        settings.load(settings.PROJECT_ROOT / "config" / "production.yaml", {})["database"]["listen_url"]
+        is None
+    )
+
+
+def test_listen_url_comes_from_the_file_or_the_environment(tmp_path):
+    path = tmp_path / "polls.yaml"
+    path.write_text(
+        "database:\n  url: postgresql://u:p@pooler:6432/polls\n  listen_url: postgresql://u:p@db/polls\n"
+    )
+    assert settings.load(path, {})["database"]["listen_url"] == "postgresql://u:p@db/polls"
+    environ = {"POLLS_LISTEN_DATABASE_URL": "postgresql://u:p@db2/polls"}
+    config = settings.load(path, environ)
+    assert config["database"]["listen_url"] == "postgresql://u:p@db2/polls"
+    assert config["database"]["url"] == "postgresql://u:p@pooler:6432/polls"  # the pool's, untouched
+
+
+async def test_listener_connects_to_listen_url_and_the_pool_to_url(aiohttp_client, database_url, sync_engine):
+    """The LISTEN connection is the one named by listen_url: told apart by its application_name."""
+    marked = f"{database_url}{'&' if '?' in database_url else '?'}application_name=polls_listener_test"
+    config = settings.load(
+        settings.PROJECT_ROOT / "config" / "polls_test.yaml",
+        {"POLLS_DATABASE_URL": database_url, "POLLS_LISTEN_DATABASE_URL": marked},
+    )
+    client = await aiohttp_client(init_app(config=config))
+    bus = client.app[notices_key]
+    async with client.app[engine_key].acquire() as conn:
+        pool_pid = await conn.scalar(sa.text("SELECT pg_backend_pid()"))
+    with sync_engine.connect() as conn:
+        names = dict(
+            conn.execute(
+                sa.text("SELECT pid, application_name FROM pg_stat_activity WHERE pid IN (:a, :b)"),
+                {"a": bus.backend_pid, "b": pool_pid},
+            ).all()
+        )
+    assert names == {bus.backend_pid: "polls_listener_test", pool_pid: ""}
+
+
+async def test_listener_uses_the_database_url_when_listen_url_is_unset(client, sync_engine):
+    with sync_engine.connect() as conn:
+        listening = conn.execute(
+            sa.text("SELECT query FROM pg_stat_activity WHERE pid = :pid"),
+            {"pid": client.app[notices_key].backend_pid},
+        ).scalar_one()
+    assert "LISTEN" in listening
+    assert client.app[config_key]["database"]["listen_url"] is None
+
+
 @pytest.mark.parametrize(
     "yaml_text,environ,expected",
     [
@@ -93,6 +148,7 @@ def test_environment_overrides_host_port_and_database_url():
         ("database: {url: 'mysql://x'}\n", {}, "database.url"),
         ("database: {}\n", {"POLLS_PORT": "eighty"}, "port"),
         ("database: {}\n", {"POLLS_DATABASE_URL": "not a url"}, "database.url"),
+        ("database: {}\n", {"POLLS_LISTEN_DATABASE_URL": "db.internal"}, "database.listen_url"),
         ("port: [unclosed\n", {}, "not valid YAML"),
         ("- a list\n", {}, "mapping"),
         ("database: {}\nlive: {window_ms: -5}\n", {}, "live.window_ms"),
