@@ -49,9 +49,11 @@ def engine(site: hosts.Cluster) -> Iterator[sa.engine.Engine]:
     engine.dispose()
 
 
-def make_question(engine: sa.engine.Engine, text: str, choices: tuple[str, ...]) -> tuple[int, list[int]]:
+def make_question(
+    engine: sa.engine.Engine, text: str, choices: tuple[str, ...], **columns: Any
+) -> tuple[int, list[int]]:
     with engine.begin() as conn:
-        return db.add_poll(conn, text, choices, pub_date=datetime.now(UTC) - timedelta(days=1))
+        return db.add_poll(conn, text, choices, pub_date=datetime.now(UTC) - timedelta(days=1), **columns)
 
 
 def counters(engine: sa.engine.Engine, question_id: int) -> dict[int, int]:
@@ -578,7 +580,8 @@ CUT_S = 10.0
 async def test_host_cut_off_from_the_database_answers_503_then_recovers_by_itself_losing_no_vote(
     site, engine, eventually
 ):
-    question_id, choices = make_question(engine, "Cut off?", ("Up", "Down", "Sideways"))
+    # Votes locked: a voter's retry with any choice must hear "already voted", never change it.
+    question_id, choices = make_question(engine, "Cut off?", ("Up", "Down", "Sideways"), lock_votes=True)
     renamed_id, _ = make_question(engine, "Renamed during the cut?", ("Yes", "No"))
     victim = site.hosts[1]
     storm = StormThroughNginx(site, question_id, choices)
