@@ -10,10 +10,11 @@ import aiopg.sa
 import jinja2
 from aiohttp import web
 
-from . import cache, links, live, logs, middlewares, notices, pgserver, routes, settings, views, votes
+from . import cache, i18n, links, live, logs, middlewares, notices, pgserver, routes, settings, votes
 from .keys import cache_key, config_key, database_url_key, engine_key, live_key, notices_key, votes_key
 
 TEMPLATES = settings.ASSETS / "templates"
+TRANSLATIONS = settings.ASSETS / "translations"
 
 
 def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None) -> web.Application:
@@ -25,18 +26,21 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
         middlewares=[middlewares.error_pages, middlewares.refuse_cross_site],
     )
     app[config_key] = config
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
-        filters={"when": views.format_time, "absolute": links.absolute_filter},
+        filters={"absolute": links.absolute_filter},
         # Checking each template file's mtime on every render costs a stat() per page;
         # only a developer editing templates (debug) wants that.
         auto_reload=config["debug"],
     )
+    # One Environment for every language: the page's language comes from its request (i18n.py).
+    i18n.install(env, i18n.Catalogs(TRANSLATIONS))
     app[aiohttp_jinja2.static_root_key] = "/static"
     app.on_response_prepare.append(middlewares.security_headers)
+    app.on_response_prepare.append(i18n.vary_on_language)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(poll_notices)
     app.cleanup_ctx.append(page_cache)

@@ -7,15 +7,15 @@ is read from the database on every request.
 
 import re
 import secrets
-from datetime import datetime
 from typing import Any, NamedTuple
 
 import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiMapping
 
-from . import db, db_pages, forms
+from . import db, db_pages, forms, i18n
 from .cache import expiry
+from .i18n import N_
 from .keys import cache_key, config_key, engine_key, votes_key
 from .votes import VoteNotCounted, VoteOutcome
 
@@ -23,17 +23,12 @@ PAGE_SIZE = 20
 VOTER_COOKIE = "polls_voter"
 VOTER_COOKIE_MAX_AGE = 365 * 24 * 3600
 _VOTER_COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={VOTER_COOKIE_MAX_AGE}; Path=/; SameSite=Lax"
-NO_CHOICE = "You didn't select a choice."
-ALREADY_VOTED = "You already voted in this poll."
-VOTING_CLOSED = "Voting on this poll has closed; your vote was not counted."
+NO_CHOICE = N_("You didn't select a choice.")
+ALREADY_VOTED = N_("You already voted in this poll.")
+VOTING_CLOSED = N_("Voting on this poll has closed; your vote was not counted.")
 _VOTER_ID = re.compile(r"[A-Za-z0-9_-]{24}")
 _PAGE = re.compile(r"[1-9][0-9]{0,8}")
 _ID = re.compile(r"[1-9][0-9]{0,9}")
-
-
-def format_time(value: datetime | None) -> str:
-    """Dates as people read them, in UTC so every visitor sees the same text."""
-    return value.strftime("%-d %b %Y, %H:%M UTC") if value else ""
 
 
 def poll_id(request: web.Request) -> int:
@@ -100,8 +95,9 @@ async def published_content(request: web.Request, question_id: int) -> PollConte
 async def _cached_page(request: web.Request, key: tuple, render) -> web.Response:
     """A page the same for every reader: rendered once, then served from the cache."""
     # Per host: a page names its own full address (og:url) from the host it was reached by,
-    # and one reader's Host header must not become every reader's link.
-    body = await request.app[cache_key].get((*key, request.host), render)
+    # and one reader's Host header must not become every reader's link. Per language: each
+    # is its own page.
+    body = await request.app[cache_key].get((*key, request.host, i18n.language(request)), render)
     if body is None:
         raise web.HTTPNotFound()
     return web.Response(body=body, content_type="text/html", charset="utf-8")
