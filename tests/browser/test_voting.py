@@ -67,7 +67,7 @@ def test_voting_works_with_javascript_off(open_tab, make_question, votes_of):
     expect(page).to_have_url(re.compile(rf"/poll/{question['id']}/results$"))
     yes = result_row(page, "Yes")
     expect(yes.locator(".votes")).to_have_text("1")
-    expect(yes.locator(".percent")).to_have_text("100.0")
+    expect(yes.locator(".percent")).to_have_text("100.0%")
     expect(page.locator(".total-votes")).to_have_text("1")
     assert votes_of(question["id"]) == dict(zip(question["choices"], [1, 0], strict=True))
 
