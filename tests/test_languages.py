@@ -201,3 +201,11 @@ async def test_pages_tell_shared_caches_they_vary_by_language(anonymous, make_qu
         response = await anonymous.get(path)
         varies = ",".join(response.headers.getall("Vary", []))
         assert "Accept-Language" in varies and "Cookie" in varies, path
+
+
+async def test_switch_on_a_page_answering_a_post_returns_to_an_address_to_get(anonymous, make_question):
+    question = make_question("Posted?")
+    form = await (await anonymous.post(f"/poll/{question['id']}/vote", data={})).text()
+    assert f'name="next" value="/poll/{question["id"]}"' in form  # the poll, not its /vote
+    refused = await (await anonymous.post(f"/poll/{question['id']}/nothing-here")).text()
+    assert 'name="next" value="/"' in refused
