@@ -27,7 +27,7 @@ NAMES = {"en": "English", "de": "Deutsch", "fr": "Français", "es": "Español"}
 COOKIE = "polls_lang"
 COOKIE_MAX_AGE = 365 * 24 * 3600
 DOMAIN = "messages"
-# Longer Accept-Language values are cut here: no browser sends more, and parsing stays bounded.
+# Longer Accept-Language values are cut here: no browser sends more; parsing and the cache stay small.
 MAX_HEADER = 512
 
 language_key = web.RequestKey("language", str)
@@ -73,7 +73,7 @@ class Catalogs:
 def negotiate(accept_language: str) -> str:
     """The best of LANGUAGES for an Accept-Language value, by q-value; DEFAULT when none fits."""
     ranked = []
-    for position, item in enumerate(accept_language[:MAX_HEADER].split(",")):
+    for position, item in enumerate(accept_language.split(",")):
         tag, _, params = item.strip().partition(";")
         quality = 1.0
         for param in params.split(";"):
@@ -94,7 +94,10 @@ def language(request: web.Request) -> str:
     found = request.get(language_key)
     if found is None:
         chosen = request.cookies.get(COOKIE)
-        found = chosen if chosen in LANGUAGES else negotiate(request.headers.get("Accept-Language", ""))
+        if chosen in LANGUAGES:
+            found = chosen
+        else:  # cut, so that the cache's keys stay small whatever a client sends
+            found = negotiate(request.headers.get("Accept-Language", "")[:MAX_HEADER])
         request[language_key] = found
     return found
 
