@@ -31,6 +31,8 @@ setup(
     # them inside itself (settings.ASSETS finds either).
     packages=[
         "aiohttpdemo_polls",
+        "aiohttpdemo_polls.migrations",
+        "aiohttpdemo_polls.migrations.versions",
         "aiohttpdemo_polls.templates",
         "aiohttpdemo_polls.static",
         "aiohttpdemo_polls.translations",
@@ -69,6 +71,12 @@ setup(
         # Translations (gettext catalogs, Accept-Language negotiation) and dates, numbers and
         # percentages written each language's way (CLDR data); also compiles the catalogs at build.
         "babel>=2.12",
+        # Versioned schema changes: init-db upgrades a released database in place, keeping
+        # every vote; Alembic is SQLAlchemy's own migration tool and compares schema to tables.
+        "alembic>=1.13",
+        # Prometheus metrics: the exposition format, and the multiprocess mode that adds up a
+        # gunicorn host's workers (files per process, live gauges, dead workers dropped).
+        "prometheus-client>=0.20",
     ],
     extras_require={
         "test": [
@@ -84,6 +92,9 @@ setup(
             # The presenter view's browser test reads its QR code back from a screenshot.
             "zxing-cpp>=2.2",
             "pillow>=10",
+            # Generates requests from /api/openapi.json, valid and invalid, against the running
+            # app and checks every answer against the document (tests/test_api_schema.py).
+            "schemathesis==4.32.5",
         ],
         # bench/run.py draws its chart with matplotlib; the app never imports it.
         "bench": ["matplotlib>=3.8"],

@@ -1,16 +1,7 @@
 """Published poll content in process memory, dropped the moment a poll changes.
 
-Most requests read pages that change only when a poll does, so each process keeps what it
-loaded (rendered pages, poll rows) and serves it again with no database round trip or
-render. It is a subscriber of the notice bus (notices.py), trusted only while that listens.
-
-- A change to a poll drops what shows it and every index page (notices do not say what
-  changed; a new, deleted or closed poll changes the index). None drops everything.
-- A load that was running when its poll changed is handed to the requests waiting for it
-  (as new as a database read they would have started) but not kept: generation counters
-  tell. Concurrent misses on one key share one load (no stampede).
-- What changes with time alone (`closes_at`, a scheduled `pub_date`) sends no notice, so
-  entries carry an expiry time. A reader's own vote is never cached: views read it per voter.
+A subscriber of the notice bus (notices.py), trusted only while that listens, so most page
+loads need no database round trip and no render, yet every change shows on the next one.
 """
 
 import asyncio
@@ -18,6 +9,8 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
+
+from . import metrics
 
 # Keys are tuples whose second item is the poll id, e.g. ("results", 7); a key whose
 # second item is None (e.g. ("index", None, 2)) depends on every poll.
@@ -45,11 +38,18 @@ class Cache:
     def __contains__(self, key: Key) -> bool:
         return key in self._entries
 
+    def peek(self, key: Key) -> Any:
+        """The value kept for `key`, or None; never loads (tests see what is served from memory)."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[0]
+
     async def get(self, key: Key, load: Loader) -> Any:
         """The cached value for `key`, or `load()`'s (kept unless it changed meanwhile)."""
         entry = self._entries.get(key)
         if entry is not None and entry[1] > time.time() and self.trusted():
+            metrics.cache_hit(key[0])
             return entry[0]
+        metrics.cache_miss(key[0])
         token = self._token(key)
         loading = self._loading.get(key)
         if loading is not None and loading[0] == token:

@@ -1,7 +1,7 @@
-"""Tables and queries (SQLAlchemy Core). Knows nothing of HTTP.
+"""Tables, triggers and shared queries (SQLAlchemy Core). Knows nothing of HTTP.
 
-Table and column names are the original demo's, so a psql user finds `question` and
-`choice`; `ballot` and `vote` record who voted for what, one ballot per voter per poll.
+Names are the original demo's, so a psql user finds `question` and `choice`; `ballot` and
+`vote` record who voted for what. The triggers tell every process of every change.
 """
 
 from collections.abc import Collection, Sequence
@@ -18,7 +18,11 @@ CHANNEL = "poll_changes"
 EVERYTHING = "*"
 PG_INT_MAX = 2**31 - 1
 TEXT_MAX = 200
+# question.results: counts shown always, once the reader voted, or once voting closed.
+RESULTS = ("always", "after_vote", "after_close")
 
+# The migrations (migrate.py) make the schema; these definitions are what the queries use,
+# and must match the newest revision (tests/test_migrations.py compares the two).
 metadata = sa.MetaData()
 
 question = sa.Table(
@@ -32,7 +36,14 @@ question = sa.Table(
     sa.Column("closed_at", sa.DateTime(timezone=True)),
     # sha256 of the maker's private manage token; NULL for polls made with SQL or init_db.py.
     sa.Column("token_hash", sa.LargeBinary(32)),
+    # When readers other than the maker see the counts (rules.may_see_counts).
+    sa.Column("results", sa.Text, nullable=False, server_default=RESULTS[0]),
+    # True: a voter's first ballot is final; else it may be changed while the poll is open.
+    sa.Column("lock_votes", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("question_pub_date_idx", sa.text("pub_date DESC"), sa.text("id DESC")),
+    sa.CheckConstraint(
+        "results IN (" + ", ".join(f"'{r}'" for r in RESULTS) + ")", name="question_results_check"
+    ),
 )
 
 choice = sa.Table(
@@ -55,6 +66,8 @@ ballot = sa.Table(
     # The voter cookie's random id: the primary key makes one ballot per voter per poll.
     sa.Column("voter", sa.String(64), primary_key=True),
     sa.Column("cast_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    # How often the voter changed it: votes.py applies a change only to the count it read.
+    sa.Column("changes", sa.Integer, nullable=False, server_default="0"),
 )
 
 vote = sa.Table(
@@ -73,69 +86,16 @@ vote = sa.Table(
     sa.Index("vote_question_id_choice_id_idx", "question_id", "choice_id"),
 )
 
-POLL_RESULTS_VIEW = """
-CREATE OR REPLACE VIEW poll_results AS
-SELECT q.id AS question_id,
-       q.question_text AS question,
-       c.id AS choice_id,
-       c.choice_text AS choice,
-       c.votes,
-       round(100.0 * c.votes / nullif(sum(c.votes) OVER (PARTITION BY q.id), 0), 1) AS percent
-FROM question q JOIN choice c ON c.question_id = q.id
-ORDER BY q.id, c.id
-"""
-
-# What makes every committed change to a poll reach every process, whoever made it: each
-# statement on these tables notifies CHANNEL once per poll it touched (PostgreSQL sends a
-# transaction's identical notices once, at commit). Statement-level triggers, so a vote
-# batch of many ballots notifies once per poll, not once per row.
-_POLL_KEY = {"question": "id", "choice": "question_id", "ballot": "question_id", "vote": "question_id"}
-_TRANSITIONS = {
-    "insert": "REFERENCING NEW TABLE AS new_rows",
-    "update": "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows",
-    "delete": "REFERENCING OLD TABLE AS old_rows",
-    "truncate": "",  # no rows to tell: EVERYTHING
-}
-_NOTIFY_FUNCTIONS = [f"notify_poll_changes_by_{key}" for key in sorted(set(_POLL_KEY.values()))]
-_NOTIFY_TRUNCATE_FUNCTION = "notify_poll_changes_truncated"
-
-
-def _notify_function(key: str) -> str:
-    """The trigger function for tables whose `key` column names the poll."""
-    notify = f"PERFORM pg_notify('{CHANNEL}', CAST(k AS text)) FROM"
-    return f"""
-CREATE OR REPLACE FUNCTION notify_poll_changes_by_{key}() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        {notify} (SELECT DISTINCT {key} FROM new_rows) AS d(k);
-    ELSIF TG_OP = 'DELETE' THEN
-        {notify} (SELECT DISTINCT {key} FROM old_rows) AS d(k);
-    ELSE  -- UPDATE: a row moved to another poll changes both
-        {notify} (SELECT {key} FROM old_rows UNION SELECT {key} FROM new_rows) AS d(k);
-    END IF;
-    RETURN NULL;
-END $$"""
-
-
-def _notify_trigger(table: str, key: str, event: str) -> str:
-    function = _NOTIFY_TRUNCATE_FUNCTION if event == "truncate" else f"notify_poll_changes_by_{key}"
-    return (
-        f"CREATE OR REPLACE TRIGGER {table}_notify_{event} AFTER {event.upper()} ON {table} "
-        f"{_TRANSITIONS[event]} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
-    )
-
-
-# Replaced, not skipped, when they exist: init_db.py brings an older database up to date.
-NOTIFY_TRIGGERS = [
-    *(_notify_function(key) for key in sorted(set(_POLL_KEY.values()))),
-    f"""
-CREATE OR REPLACE FUNCTION {_NOTIFY_TRUNCATE_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('{CHANNEL}', '{EVERYTHING}');
-    RETURN NULL;
-END $$""",
-    *(_notify_trigger(table, key, event) for table, key in _POLL_KEY.items() for event in _TRANSITIONS),
-]
+# One row per poll made, by client address: the creation limit counts them here, so every
+# process and host shares the count.
+poll_creation = sa.Table(
+    "poll_creation",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("client", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Index("poll_creation_client_created_at_idx", "client", "created_at"),
+)
 
 
 class Compiled(NamedTuple):
@@ -204,6 +164,7 @@ class LiveCounts(NamedTuple):
 
     closed: bool
     closes_at: datetime | None
+    results: str  # who may see the counts (rules.may_see_counts)
     # (choice id, votes, percent of the poll's total), in choice order.
     choices: list[tuple[int, int, float]]
 
@@ -223,6 +184,7 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
             question.c.id.label("question_id"),
             closed.label("closed"),
             question.c.closes_at,
+            question.c.results,
             choice.c.id.label("choice_id"),
             choice.c.votes,
             percent(total).label("percent"),
@@ -235,7 +197,7 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
     for row in await (await conn.execute(query)).fetchall():
         counts = found.get(row.question_id)
         if counts is None:
-            counts = found[row.question_id] = LiveCounts(bool(row.closed), row.closes_at, [])
+            counts = found[row.question_id] = LiveCounts(bool(row.closed), row.closes_at, row.results, [])
         if row.choice_id is not None:
             counts.choices.append((row.choice_id, row.votes, float(row.percent)))
     return found
@@ -278,20 +240,3 @@ def add_poll(
         .all()
     )
     return question_id, sorted(choice_ids)
-
-
-def create_schema(connection: Any) -> None:
-    """Create whatever tables, indexes and views are missing, and (re)create the notifying
-    triggers, so an existing database gets them too (a sync SQLAlchemy connection)."""
-    metadata.create_all(connection, checkfirst=True)
-    connection.execute(sa.text(POLL_RESULTS_VIEW))
-    for statement in NOTIFY_TRIGGERS:
-        connection.execute(sa.text(statement))
-
-
-def drop_schema(connection: Any) -> None:
-    """Drop the view, the triggers and every table, data included."""
-    connection.execute(sa.text("DROP VIEW IF EXISTS poll_results"))
-    functions = ", ".join(f"{name}()" for name in [*_NOTIFY_FUNCTIONS, _NOTIFY_TRUNCATE_FUNCTION])
-    connection.execute(sa.text(f"DROP FUNCTION IF EXISTS {functions} CASCADE"))
-    metadata.drop_all(connection, checkfirst=True)

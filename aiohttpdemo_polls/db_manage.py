@@ -1,18 +1,27 @@
 """Queries for polls made in the browser: create, look up for the maker, close, reopen,
-delete, edit. Knows nothing of HTTP.
-
-Close, edit and delete lock the poll's row first (FOR UPDATE): votes in flight finish
-before them, and votes arriving later wait and see the new state.
+delete, edit. Changes lock the poll's row first, so votes in flight finish before them and
+later ones see the new state. Knows nothing of HTTP.
 """
 
 import enum
+import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from .db import ballot, choice, closed, question
+from .db import ballot, choice, closed, poll_creation, question
+
+CREATION_WINDOW = timedelta(hours=1)
+
+
+class TooManyPolls(Exception):
+    """The client made its limit of polls in the last hour; nothing was written."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"retry after {retry_after} s")
+        self.retry_after = retry_after  # seconds until one of its creations leaves the window
 
 
 class EditOutcome(enum.Enum):
@@ -28,9 +37,19 @@ async def create_poll(
     multiple: bool,
     closes_at: datetime | None,
     token_hash: bytes,
+    client: str,
+    per_hour: int,
+    results: str = "always",
+    lock_votes: bool = False,
 ) -> int:
-    """Publish a poll made in the browser, with its choices, all or nothing; its id."""
+    """Publish a poll made in the browser, with its choices, all or nothing; its id.
+
+    Counted against `client`'s `per_hour` in the same transaction (TooManyPolls past it).
+    `results` says who sees the counts before voting closes (rules.py); `lock_votes` keeps
+    voters from changing their vote.
+    """
     async with conn.begin():
+        await _count_creation(conn, client, per_hour)
         question_id = await (
             await conn.execute(
                 question.insert()
@@ -39,6 +58,8 @@ async def create_poll(
                     multiple=multiple,
                     closes_at=closes_at,
                     token_hash=token_hash,
+                    results=results,
+                    lock_votes=lock_votes,
                 )
                 .returning(question.c.id)
             )
@@ -47,6 +68,32 @@ async def create_poll(
             choice.insert().values([{"question_id": question_id, "choice_text": t} for t in choice_texts])
         )
     return question_id
+
+
+async def _count_creation(conn: Any, client: str, per_hour: int) -> None:
+    """Record one creation by `client`, or raise TooManyPolls when the window is full.
+
+    A lock on the client's name (held to the commit) makes concurrent creations by one
+    client, in any process or host, count one after the other, so none slips past the limit.
+    """
+    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(client, 0))))
+    window_start = sa.func.now() - CREATION_WINDOW
+    mine = poll_creation.c.client == client
+    await conn.execute(poll_creation.delete().where(mine, poll_creation.c.created_at <= window_start))
+    counted = await conn.scalar(sa.select(sa.func.count()).where(mine))
+    if counted >= per_hour:
+        # When enough of them have left the window for one more (the oldest, unless the
+        # limit was lowered since).
+        leaves_at = (
+            sa.select((poll_creation.c.created_at + CREATION_WINDOW - sa.func.now()).label("wait"))
+            .where(mine)
+            .order_by(poll_creation.c.created_at)
+            .offset(counted - per_hour)
+            .limit(1)
+        )
+        wait = await conn.scalar(leaves_at)
+        raise TooManyPolls(max(1, math.ceil(wait.total_seconds())))
+    await conn.execute(poll_creation.insert().values(client=client))
 
 
 async def managed_poll(conn: Any, question_id: int) -> Any:
@@ -65,6 +112,8 @@ async def managed_poll(conn: Any, question_id: int) -> Any:
         question.c.closes_at,
         question.c.closed_at,
         question.c.token_hash,
+        question.c.results,
+        question.c.lock_votes,
         closed.label("closed"),
         ballots.label("ballots"),
     ).where(question.c.id == question_id)

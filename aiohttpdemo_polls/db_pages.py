@@ -1,10 +1,6 @@
-"""The reads behind the poll pages: SQLAlchemy Core expressions, compiled once.
-
-aiopg.sa compiles an expression on every call, which here cost more CPU than PostgreSQL
-spent answering (about a millisecond per query under load, measured with py-spy). These
-reads run on every cache miss and for every voter's results page, so each expression is
-compiled to SQL text once, at import, with named parameters, and run as one round trip.
-They return the same fields `db.choices` does, so templates cannot tell. No HTTP here.
+"""The reads behind the poll pages, compiled to SQL once at import: aiopg.sa would compile
+each expression again on every call, and these run on every cache miss and every voter's
+results page. No HTTP here.
 """
 
 from datetime import datetime
@@ -23,6 +19,8 @@ class Question(NamedTuple):
     closes_at: datetime | None
     closed_at: datetime | None
     closed: bool
+    results: str  # who may see the counts (rules.may_see_counts)
+    lock_votes: bool
 
 
 class Choice(NamedTuple):
@@ -45,6 +43,8 @@ def _poll_query(mine: Any) -> db.Compiled:
             q.c.closes_at,
             q.c.closed_at,
             db.closed.label("closed"),
+            q.c.results,
+            q.c.lock_votes,
             c.c.id.label("choice_id"),
             c.c.choice_text,
             c.c.votes,
@@ -90,6 +90,8 @@ async def published_poll(
         first["closes_at"],
         first["closed_at"],
         first["closed"],
+        first["results"],
+        first["lock_votes"],
     )
     choices = [
         Choice(row["choice_id"], row["choice_text"], row["votes"], float(row["percent"]), row["mine"])
@@ -97,6 +99,22 @@ async def published_poll(
         if row["choice_id"] is not None
     ]
     return question, choices
+
+
+_VOTED = db.compile_once(
+    sa.select(
+        sa.exists().where(
+            db.ballot.c.question_id == sa.bindparam("question_id"),
+            db.ballot.c.voter == sa.bindparam("voter"),
+        )
+    )
+)
+
+
+async def has_voted(conn: Any, question_id: int, voter: str) -> bool:
+    """Whether this voter has a ballot in this poll (rules.may_see_counts asks)."""
+    result = await db.execute_compiled(conn, _VOTED, question_id=question_id, voter=voter)
+    return bool(await result.scalar())
 
 
 class Listed(NamedTuple):

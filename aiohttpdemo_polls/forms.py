@@ -1,18 +1,18 @@
-"""Reading and checking the forms people type into: one message per field, input kept.
-
-A form that fails comes back with everything the person typed, exactly as typed, and a
-message next to each wrong field, so nothing has to be typed twice.
+"""Reading and checking the forms people type into: a failed form comes back exactly as
+typed, with a message next to each wrong field, so nothing has to be typed twice.
 """
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from aiohttp import web
-from multidict import MultiDictProxy, MultiMapping
+from multidict import MultiDict, MultiDictProxy, MultiMapping
 
-from .db import TEXT_MAX
+from .db import RESULTS, TEXT_MAX
 from .i18n import N_
 
 MIN_CHOICES = 2
@@ -31,6 +31,7 @@ BAD_OFFSET = N_("Your browser sent a time zone offset that is not valid.")
 NOT_TEXT = N_("This field must be text.")
 NOT_UTF8 = N_("The form could not be read: its text is not valid UTF-8.")
 CONTROL_CHARACTER = N_("Remove the control character (such as a NUL byte or a tab) from this field.")
+RESULTS_UNKNOWN = N_("Pick when the results are shown: always, after voting, or after voting closes.")
 
 # What a `datetime-local` input sends (seconds optional), or the same typed with a space.
 _DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?")
@@ -87,7 +88,7 @@ class PollForm:
     """A new-poll or edit form as typed, and what is wrong with it.
 
     `errors` maps a field to its message: `question_text`, `choices` (the count),
-    `choice-N` (the N-th choice field, from 0), `closes_at`.
+    `choice-N` (the N-th choice field, from 0), `closes_at`, `results`.
     """
 
     question_text: str = ""
@@ -95,6 +96,8 @@ class PollForm:
     multiple: bool = False
     closes_at: str = ""
     tz_offset: str = ""
+    results: str = RESULTS[0]  # who sees the counts before voting closes (rules.py)
+    lock_votes: bool = False  # voters cannot change their vote
     errors: dict[str, str] = field(default_factory=dict)
     closes_at_utc: datetime | None = None  # the checked `closes_at`, once valid
 
@@ -126,6 +129,7 @@ def _shown(typed: PollForm) -> PollForm:
     typed.question_text = _visible(typed.question_text)
     typed.choices = [_visible(c) for c in typed.choices]
     typed.closes_at = _visible(typed.closes_at)
+    typed.results = _visible(typed.results)
     typed.tz_offset = ""  # the browser's script sets it again on the next submit
     return typed
 
@@ -146,12 +150,17 @@ def _typed(form: MultiMapping) -> tuple[PollForm, set[str]]:
     closes_at = _text(form, "closes_at")
     if closes_at is None:
         not_text.add("closes_at")
+    results = _text(form, "results")
+    if results is None:
+        not_text.add("results")
     typed = PollForm(
         question_text=question_text or "",
         choices=choices,
         multiple=bool(form.get("multiple")),
         closes_at=closes_at or "",
         tz_offset=_text(form, "tz_offset") or "",
+        results=results or RESULTS[0],  # left out (an older page, a script): as before
+        lock_votes=bool(form.get("lock_votes")),
     )
     return typed, not_text
 
@@ -179,6 +188,8 @@ def check_new_poll(form: MultiMapping, now: datetime | None = None) -> PollForm:
     _check_question(typed)
     _check_choices(typed, allow_empty=True)
     _check_closes_at(typed, now or datetime.now(UTC))
+    if typed.results not in RESULTS:
+        typed.errors["results"] = RESULTS_UNKNOWN
     for name in not_text:
         typed.errors[name] = NOT_TEXT
     return typed if typed.valid else _shown(typed)
@@ -264,3 +275,66 @@ def parse_local_time(raw: str, tz_offset: str) -> datetime | str:
     except (ValueError, OverflowError):
         # 2030-02-30, 25:00, or a year 1 / 9999 moment that leaves the calendar in UTC.
         return CLOSES_AT_MALFORMED
+
+
+# The new-poll form sent as JSON (the API): the same fields, so the same checks judge it.
+# Only the JSON types are checked here; what the values must be is check_new_poll's.
+NOT_A_LIST_OF_TEXTS = "Give the choices as a list of texts."
+NOT_BOOLEAN = "This field must be true or false."
+NOT_TEXT_OR_NULL = "This field must be text, or null."
+NOT_RESULTS = "This field must be one of: " + ", ".join(RESULTS) + "."
+# RFC 3339 as `closes_at` takes it: the form's date and time, fractions of a second dropped,
+# and the offset (Z or ±hh:mm) handed to the form as its `tz_offset` minutes.
+_RFC3339 = re.compile(r"(?P<local>[0-9T: -]+?)(?:\.[0-9]+)?(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?")
+
+
+def json_fields(body: Mapping[str, Any]) -> tuple[MultiDict, dict[str, str]]:
+    """A JSON new-poll body as the form's fields for check_new_poll, and a message for each
+    field of the wrong JSON type (`choices` a list of texts, `multiple` true or false...)."""
+    errors: dict[str, str] = {}
+    form: MultiDict = MultiDict()
+    text = body.get("question_text", "")
+    if isinstance(text, str):
+        form["question_text"] = text
+    else:
+        errors["question_text"] = NOT_TEXT
+    choices = body.get("choices", [])
+    if isinstance(choices, list) and all(isinstance(c, str) for c in choices):
+        form.extend(("choice", c) for c in choices)
+    else:
+        errors["choices"] = NOT_A_LIST_OF_TEXTS
+    for name in ("multiple", "lock_votes"):
+        value = body.get(name, False)
+        if not isinstance(value, bool):
+            errors[name] = NOT_BOOLEAN
+        elif value:
+            form[name] = "on"  # what a ticked checkbox sends
+    closes_at = body.get("closes_at")
+    if closes_at is not None and not isinstance(closes_at, str):
+        errors["closes_at"] = NOT_TEXT_OR_NULL
+    elif closes_at:
+        form.update(_closes_at_fields(closes_at))
+    if not isinstance(body.get("creation_key", ""), str):
+        errors["creation_key"] = NOT_TEXT
+    results = body.get("results", "always")
+    if results in RESULTS:
+        form["results"] = results
+    else:  # a fixed set of strings is a JSON type of its own (an enum in the API's document)
+        errors["results"] = NOT_RESULTS
+    return form, errors
+
+
+def _closes_at_fields(value: str) -> dict[str, str]:
+    """`closes_at` and `tz_offset` as the form sends them, from an RFC 3339 date and time."""
+    match = _RFC3339.fullmatch(value.strip())
+    if match is None:
+        return {"closes_at": value}  # the form's own message says what it takes
+    offset = match["offset"] or "Z"
+    sign = -1 if offset.startswith("-") else 1
+    minutes = 0 if offset in "Zz" else sign * (int(offset[1:3]) * 60 + int(offset[4:]))
+    return {"closes_at": match["local"], "tz_offset": str(minutes)}
+
+
+def json_names(errors: Mapping[str, str]) -> dict[str, str]:
+    """The form's field names as the API's: `choice-2` is `choices/2` (the third in the list)."""
+    return {name.replace("choice-", "choices/"): message for name, message in errors.items()}

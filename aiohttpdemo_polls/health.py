@@ -1,7 +1,5 @@
-"""`GET /healthz`: does this process serve, and does its database answer?
-
-For load balancers, nginx upstream checks and orchestrators: a small text/plain answer,
-200 `ok` or 503 `database unavailable`, never a hang.
+"""`GET /healthz` for load balancers and orchestrators: 200 `ok` when this process and its
+database answer, else 503 `database unavailable`, never a hang.
 """
 
 import asyncio

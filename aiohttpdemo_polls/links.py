@@ -1,9 +1,5 @@
-"""Full links to this site, for people to share: the manage page's two links, the presenter
-view's QR code, and every page's `og:url` (what a chat shows when a link is pasted).
-
-They are built from the origin the request reached (https when the config says the site is
-served over it), so the same code is right behind nginx, on a laptop and in tests. Pages
-cached for every reader are therefore cached per host (views._cached_page).
+"""Full links to this site for people to share (manage page, QR code, `og:url`), built from
+the origin the request reached, so they are right behind nginx, on a laptop and in tests.
 """
 
 import jinja2

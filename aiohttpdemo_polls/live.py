@@ -1,32 +1,23 @@
 """Live results: each watched poll's counters, fanned out to its WebSockets on every change.
 
-A subscriber of the notice bus (notices.py), like the page cache. Per poll, at most one
-database read and one broadcast per window (`live.window_ms`): the first change after a
-quiet spell goes out at once, later ones in the window are folded into one update at its
-end. A changed poll's counters are read in one query for all (`db.live_counts`) and its
-watchers get the same frame, built once (`text_frame`); a watcher that falls
-`MAX_BACKLOG` bytes behind is dropped (its page reconnects). A new watcher's snapshot
-comes from the same reader, so it never arrives after a newer update. After a gap in
-notices every watched poll is sent again; a poll reaching `closes_at` is re-read (no
-notice comes then).
-
-Frames (JSON text): `{"question_id": 1, "total": 7, "closed": false, "choices": [{"id": 3,
-"votes": 4, "percent": 57.1}, ...]}`, and `{"question_id": 1, "deleted": true}` when
-the poll is gone (deleted, or no longer published), after which the socket is closed.
+A subscriber of the notice bus, like the page cache: at most one read and one frame per poll
+per window, built once and written to every watcher (docs/live-results.md). A watcher who may
+not see the counts yet (rules.may_see_counts) gets a second kind of frame, with no number,
+sent only when it changes, so it does not even tell when votes arrive.
 """
 
 import asyncio
 import json
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import psycopg2
 from aiohttp import WSCloseCode, web
 from aiopg.sa import Engine
 
-from . import db, notices
+from . import db, metrics, notices, rules
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +31,40 @@ CLOSES_AT_MARGIN = 0.05  # seconds after closes_at before re-reading, so the dat
 class Watcher:
     """One open WebSocket watching one poll."""
 
-    __slots__ = ("active", "question_id", "transport", "ws")
+    __slots__ = ("active", "is_maker", "question_id", "transport", "voted", "ws")
 
-    def __init__(self, question_id: int, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
+    def __init__(
+        self,
+        question_id: int,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        voted: bool = False,
+        is_maker: bool = False,
+    ) -> None:
         self.question_id = question_id
         self.ws = ws
         self.transport = transport
+        self.voted = voted  # its browser had voted in the poll when it joined
+        self.is_maker = is_maker  # the maker's manage page
         self.active = True
 
+    def sees_counts(self, counts: db.LiveCounts) -> bool:
+        return rules.may_see_counts(counts, self.voted, self.is_maker)
 
-def encode(question_id: int, counts: db.LiveCounts | None) -> str:
-    """The frame for one poll: its counters, or that it is gone."""
+
+def encode(question_id: int, counts: db.LiveCounts | None, hidden: bool = False) -> str:
+    """The frame for one poll: its counters (or, `hidden`, only its choices), or that it is gone."""
     if counts is None:
         return json.dumps({"question_id": question_id, "deleted": True})
+    if hidden:
+        return json.dumps(
+            {
+                "question_id": question_id,
+                "closed": counts.closed,
+                "hidden": True,
+                "choices": [{"id": c} for c, _, _ in counts.choices],
+            }
+        )
     return json.dumps(
         {
             "question_id": question_id,
@@ -66,10 +78,9 @@ def encode(question_id: int, counts: db.LiveCounts | None) -> str:
 def text_frame(text: str) -> bytes:
     """A complete, unmasked WebSocket text frame (RFC 6455 section 5.2) carrying `text`.
 
-    One poll's update goes to thousands of sockets: building the frame once and writing
-    the same bytes to each transport costs a third of `WebSocketResponse.send_str` per
-    watcher. It is safe because these sockets never compress (`compress=False`) and
-    aiohttp writes each of its own frames (pings, close) whole, in one `write` call.
+    One poll's update goes to thousands of sockets, so the frame is built once and the same
+    bytes written to each transport: safe because these sockets never compress and aiohttp
+    writes each of its own frames (pings, close) whole, in one `write` call.
     """
     payload = text.encode()
     length = len(payload)
@@ -104,7 +115,8 @@ class Live:
         self._joining: dict[int, list[Watcher]] = {}
         self._dirty: set[int] = set()
         self._not_before: dict[int, float] = {}  # poll -> earliest time of its next broadcast
-        self._sent: dict[int, bytes] = {}  # poll -> the last frame its watchers got
+        # poll -> {hidden?: the last frame its watchers of that kind got}
+        self._sent: dict[int, dict[bool, bytes]] = {}
         self._closes_at: dict[int, asyncio.TimerHandle] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
@@ -143,11 +155,19 @@ class Live:
         """True when this process takes no more watchers (at its limit, or shutting down)."""
         return self._shutting_down or self.count >= self.max_watchers
 
-    def join(self, question_id: int, ws: web.WebSocketResponse, transport: asyncio.Transport) -> Watcher:
+    def join(
+        self,
+        question_id: int,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        voted: bool = False,
+        is_maker: bool = False,
+    ) -> Watcher:
         """Start watching: the snapshot comes from the reader task, then every update."""
-        watcher = Watcher(question_id, ws, transport)
+        watcher = Watcher(question_id, ws, transport, voted, is_maker)
         self._joining.setdefault(question_id, []).append(watcher)
         self.count += 1
+        metrics.watchers(+1)
         self._wake.set()
         return watcher
 
@@ -156,6 +176,7 @@ class Live:
             return
         watcher.active = False
         self.count -= 1
+        metrics.watchers(-1)
         question_id = watcher.question_id
         watching = self._watchers.get(question_id)
         if watching is not None:
@@ -246,21 +267,28 @@ class Live:
             return
         for question_id in wanted:
             counts = found.get(question_id)
-            frame = text_frame(encode(question_id, counts))
+            frames = _Frames(question_id, counts)
             watching = self._watchers.get(question_id)
-            targets = []
+            sent = self._sent.get(question_id, {})
+            targets: dict[bool, list[Watcher]] = {}
             # A change this process made is heard twice (its own commit, then the notice):
             # its watchers need the frame once.
-            if watching and question_id in due and self._sent.get(question_id) != frame:
-                targets = list(watching)
-                self._sent[question_id] = frame
+            if watching and question_id in due:
+                for hidden, group in _by_kind(watching, counts).items():
+                    if sent.get(hidden) != frames[hidden]:
+                        targets[hidden] = group
+                        sent[hidden] = frames[hidden]
             new = [w for w in joining.get(question_id, ()) if w.active]
-            if new and not watching:
-                self._sent[question_id] = frame  # now every watcher of it has this frame
+            for hidden, group in _by_kind(new, counts).items():
+                if not watching:
+                    sent[hidden] = frames[hidden]  # now every watcher of it has this frame
+                targets.setdefault(hidden, []).extend(group)
             if new:
                 self._watchers.setdefault(question_id, set()).update(new)
-                targets += new
-            await self._send(targets, frame)
+            if question_id in self._watchers:
+                self._sent[question_id] = sent
+            for hidden, group in targets.items():
+                await self._send(group, frames[hidden])
             if counts is None:
                 self._gone(question_id)
             else:
@@ -306,3 +334,29 @@ class Live:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+class _Frames(dict):
+    """One poll's frames by kind (hidden or not), each built once, when first asked for."""
+
+    def __init__(self, question_id: int, counts: db.LiveCounts | None) -> None:
+        super().__init__()
+        self.question_id = question_id
+        self.counts = counts
+
+    def __missing__(self, hidden: bool) -> bytes:
+        frame = self[hidden] = text_frame(encode(self.question_id, self.counts, hidden))
+        return frame
+
+
+def _by_kind(watchers: Iterable[Watcher], counts: db.LiveCounts | None) -> dict[bool, list[Watcher]]:
+    """Watchers by the frame they get: False, the counts; True, the choices without numbers.
+
+    When everyone may see the counts (the usual case) no watcher is asked one by one.
+    """
+    if counts is None or rules.may_see_counts(counts, voted=False, is_maker=False):
+        return {False: list(watchers)} if watchers else {}
+    kinds: dict[bool, list[Watcher]] = {}
+    for watcher in watchers:
+        kinds.setdefault(not watcher.sees_counts(counts), []).append(watcher)
+    return kinds

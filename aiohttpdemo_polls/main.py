@@ -10,7 +10,21 @@ import aiopg.sa
 import jinja2
 from aiohttp import web
 
-from . import cache, i18n, links, live, logs, middlewares, notices, pgserver, routes, settings, votes
+from . import (
+    cache,
+    i18n,
+    links,
+    live,
+    logs,
+    metrics,
+    middlewares,
+    notices,
+    pgserver,
+    routes,
+    settings,
+    votes,
+)
+from .compression import compress_pages
 from .keys import cache_key, config_key, database_url_key, engine_key, live_key, notices_key, votes_key
 
 TEMPLATES = settings.ASSETS / "templates"
@@ -21,9 +35,18 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
     """The app factory: `python -m aiohttp.web aiohttpdemo_polls.main:init_app -c FILE` works too."""
     if config is None:
         config = settings.from_argv(argv or [])
+    counted = config["metrics"]["port"] != 0
+    if counted:
+        metrics.setup()
     app = web.Application(
         client_max_size=config["max_body_size"],
-        middlewares=[middlewares.error_pages, middlewares.refuse_cross_site],
+        # Counting first: it sees every answer as the client gets it, error pages included.
+        middlewares=[
+            *([metrics.count_requests] if counted else []),
+            compress_pages,
+            middlewares.error_pages,
+            middlewares.refuse_cross_site,
+        ],
     )
     app[config_key] = config
     env = aiohttp_jinja2.setup(
@@ -74,7 +97,8 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     ) as engine:
         app[engine_key] = engine
         app[database_url_key] = url
-        yield
+        async with metrics.pool_in_use(engine):
+            yield
 
 
 async def poll_notices(app: web.Application) -> AsyncIterator[None]:

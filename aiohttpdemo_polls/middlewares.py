@@ -11,7 +11,7 @@ import psycopg2
 from aiohttp import web
 from yarl import URL
 
-from . import logs
+from . import logs, problems
 from .i18n import N_
 from .keys import config_key
 
@@ -26,6 +26,7 @@ MESSAGES = {
     405: N_("That address does not accept this kind of request."),
     409: N_("That cannot be done in the poll's current state."),
     413: N_("The request was too large."),
+    429: N_("Too many requests from your address. Please try again later."),
     500: N_("Something went wrong on our side. It has been logged; please try again later."),
     503: N_("The service is unavailable right now. Please try again in a moment."),
 }
@@ -37,6 +38,7 @@ REASONS = {
     405: N_("Method Not Allowed"),
     409: N_("Conflict"),
     413: N_("Content Too Large"),
+    429: N_("Too Many Requests"),
     500: N_("Internal Server Error"),
     503: N_("Service Unavailable"),
 }
@@ -53,7 +55,10 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 
 def render_error(request: web.Request, status: int, message: str | None = None) -> web.Response:
-    """The app's own error page for `status`, with a link back to the index."""
+    """The app's own error page for `status`, with a link back to the index; under /api/,
+    a problem document (problems.py) instead, as programs read them."""
+    if problems.is_api(request):
+        return problems.response(status, message)
     reason = _reason(status)
     context = {
         "request": request,
@@ -85,16 +90,20 @@ def _custom_text(exc: web.HTTPException) -> str | None:
 
 @web.middleware
 async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every 4xx/5xx into a page in the site's layout; log unexpected errors."""
+    """Turn every 4xx/5xx into a page in the site's layout (a problem document under /api/);
+    log unexpected errors."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         response = render_error(request, exc.status, _custom_text(exc))
-        if "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
+        for name in ("Allow", "Retry-After"):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
         return response
+    except problems.Problem as exc:
+        return exc.response()
     except (psycopg2.OperationalError, TimeoutError) as exc:
         # OperationalError: the server is down or went away. TimeoutError: it did not
         # answer within `database.timeout` (aiopg then closes that connection). One line,

@@ -1,8 +1,6 @@
-"""The one path from a changed poll to what depends on it, in every process.
-
-The schema's triggers notify `db.CHANNEL` on every committed change (db.py); `Listener`
-hears them on a dedicated connection and `Notices` hands each changed poll to its
-subscribers (the page cache, live results), as it does for this process's own writes.
+"""The one path from a changed poll to what depends on it, in every process: `Listener`
+hears the schema's trigger notices, and `Notices` hands each changed poll to its subscribers
+(the page cache, live results), as it does for this process's own commits.
 """
 
 import asyncio
@@ -13,7 +11,7 @@ from collections.abc import Callable, Iterable
 import aiopg
 import psycopg2
 
-from . import db, logs
+from . import db, logs, metrics
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +71,7 @@ class Listener:
                     continue
                 log.info("notices: listening again")
                 self.on_back()
+                metrics.listener_reconnected()
             delay = RECONNECT_MIN
             try:
                 await self._drain(self._conn)

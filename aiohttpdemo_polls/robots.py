@@ -1,8 +1,5 @@
-"""robots.txt: crawlers may fetch every page.
-
-The manage pages are not listed: their addresses hold a secret token that no page links to,
-and each says `noindex` itself, which a crawler can read only on a page it may fetch (a
-Disallow would keep a leaked address listed, bare, without ever seeing that noindex).
+"""robots.txt: crawlers may fetch every page. Manage pages say `noindex` themselves, which a
+crawler reads only on a page it may fetch, so they are not disallowed here.
 """
 
 from aiohttp import web

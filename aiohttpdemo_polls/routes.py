@@ -3,6 +3,8 @@
 from aiohttp import web
 
 from . import (
+    api,
+    exports,
     health,
     robots,
     settings,
@@ -17,6 +19,7 @@ from . import (
 STATIC = settings.ASSETS / "static"
 # Digits only: anything else under /poll/ is a 404 from the router itself.
 POLL = r"/poll/{question_id:\d+}"
+MANAGE = POLL + "/manage/{token:[A-Za-z0-9_-]+}"
 
 
 def setup(app: web.Application, serve_static: bool) -> None:
@@ -37,9 +40,20 @@ def setup(app: web.Application, serve_static: bool) -> None:
     router.add_get("/healthz", health.healthz, name="healthz")
     router.add_get("/robots.txt", robots.robots, name="robots")
     # The maker's private page; the token is checked against its stored hash by the view.
-    manage = router.add_resource(POLL + "/manage/{token:[A-Za-z0-9_-]+}", name="manage")
+    manage = router.add_resource(MANAGE, name="manage")
     manage.add_route("GET", views_manage.manage)
     manage.add_route("POST", views_manage.manage_action)
+    # The maker's results as files, behind the same token.
+    router.add_get(MANAGE + "/results.csv", exports.results_csv, name="results_csv")
+    router.add_get(MANAGE + "/results.json", exports.results_json, name="results_json")
+    router.add_get(MANAGE + "/ballots.csv", exports.ballots_csv, name="ballots_csv")
+    # The JSON API (api.py); its errors are problem documents (problems.py).
+    router.add_get("/api/openapi.json", api.openapi_json, name="api_openapi")
+    polls = router.add_resource("/api/polls", name="api_polls")
+    polls.add_route("GET", api.list_polls)
+    polls.add_route("POST", api.create_poll)
+    router.add_get("/api/polls/{question_id:\\d+}", api.poll, name="api_poll")
+    router.add_post("/api/polls/{question_id:\\d+}/vote", api.vote, name="api_vote")
     if serve_static:
         # In production nginx serves these; the URLs stay the same.
         router.add_static("/static/", STATIC, name="static")

@@ -1,10 +1,9 @@
-"""Serving: the app in this process, or N worker processes under gunicorn sharing the port.
-
-Shutdown on SIGTERM, in either mode: stop accepting, let requests in flight finish (votes
-included) for up to SHUTDOWN_TIMEOUT, close the pool, exit 0.
+"""Serving: the app in this process, or N processes under gunicorn sharing the port. On
+SIGTERM, in either mode, requests in flight finish (votes included), then the process exits 0.
 """
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -16,7 +15,7 @@ import psycopg2
 from aiohttp import web
 from gunicorn.app.base import BaseApplication
 
-from . import logs
+from . import logs, metrics
 from .main import create_app, init_app
 
 log = logging.getLogger(__name__)
@@ -40,6 +39,9 @@ def run(config: dict[str, Any]) -> int:
     except psycopg2.OperationalError as exc:
         log.error("cannot use the database: %s (did you run init_db.py?)", logs.first_line(exc))
         return 1
+    except metrics.MetricsUnavailable as exc:
+        log.error("%s", exc)
+        return 1
     except OSError as exc:
         # Most often the port is taken (another copy of the app is running).
         log.error("cannot listen on %s:%s: %s", config["host"], config["port"], exc.strerror)
@@ -62,6 +64,7 @@ def run_gunicorn(config: dict[str, Any], workers: int) -> int:
 def gunicorn_settings(config: dict[str, Any]) -> dict[str, Any]:
     """gunicorn's settings for `config`'s app, shared by `--workers N` and config/gunicorn.conf.py."""
     return {
+        **_metrics_hooks(config["metrics"]),
         "bind": [f"{config['host']}:{config['port']}"],
         "worker_class": "aiohttp.GunicornUVLoopWebWorker" if _uvloop(config) else "aiohttp.GunicornWebWorker",
         "loglevel": config["log_level"].lower(),
@@ -74,6 +77,41 @@ def gunicorn_settings(config: dict[str, Any]) -> dict[str, Any]:
         # the machine; the app does not use it.
         "control_socket_disable": True,
     }
+
+
+def _metrics_hooks(options: dict[str, Any]) -> dict[str, Any]:
+    """gunicorn's hooks that serve the workers' metrics, added up, from the master."""
+    if not options["port"]:
+        return {}
+    return {
+        "on_starting": _ServeMetrics(options["host"], options["port"]),
+        "child_exit": _worker_exited,
+        "on_exit": _stop_metrics,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class _ServeMetrics:
+    """on_starting: before any worker forks, the master picks the folder the workers write
+    their metrics to and serves them from it. A value (not a closure), so gunicorn.conf.py's
+    settings equal `--workers N`'s."""
+
+    host: str
+    port: int
+
+    def __call__(self, arbiter: Any) -> None:
+        try:
+            metrics.start_exporter(self.host, self.port, multiprocess=True)
+        except metrics.MetricsUnavailable as exc:
+            raise RuntimeError(str(exc)) from None  # gunicorn prints "Error: ..." and exits 1
+
+
+def _worker_exited(arbiter: Any, worker: Any) -> None:
+    metrics.process_dead(worker.pid)
+
+
+def _stop_metrics(arbiter: Any) -> None:
+    metrics.stop_exporter()
 
 
 class _Gunicorn(BaseApplication):
@@ -126,6 +164,8 @@ async def _serve(config: dict[str, Any]) -> None:
     )
     await runner.setup()  # cleanup_ctx: opens the pool (an unusable database stops here)
     try:
+        if config["metrics"]["port"]:
+            metrics.start_exporter(config["metrics"]["host"], config["metrics"]["port"], multiprocess=False)
         # backlog: 128 (the default) overflows when hundreds of clients connect at once,
         # and each overflowed connection waits a second for its SYN to be retried.
         site = web.TCPSite(runner, config["host"], config["port"], backlog=1024)
@@ -135,6 +175,7 @@ async def _serve(config: dict[str, Any]) -> None:
         log.info("shutting down: finishing requests in flight")
     finally:
         await _cleanup(runner)
+        metrics.stop_exporter()
     log.info("stopped")
 
 

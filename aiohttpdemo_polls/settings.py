@@ -1,6 +1,7 @@
 """Configuration: a YAML file or built-in defaults, POLLS_* overrides, validated by trafaret."""
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,25 @@ ASSETS = PACKAGE_DIR if INSTALLED else PROJECT_ROOT  # holds templates/ and stat
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "polls.yaml"
 
 _port = t.ToInt(gte=1, lte=65535)
+
+
+def _networks(value: Any) -> list[str] | t.DataError:
+    """Addresses or CIDR blocks (`10.0.0.0/8`, `::1`): a YAML list, or one comma-separated line
+    from the environment. Kept as text; a typo is a config error, not a proxy never trusted."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        return t.DataError("expected a list of IP addresses or networks")
+    found = []
+    for item in (item.strip() for item in items):
+        if not item:
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return t.DataError(f"{item!r} is not an IP address or network")
+        found.append(item)
+    return found
+
 
 SCHEMA = t.Dict(
     {
@@ -50,12 +70,33 @@ SCHEMA = t.Dict(
                 t.Key("timeout", default=5): t.ToFloat(gt=0, lte=600),
             }
         ),
+        # Who may make polls: anyone (`open`), whoever knows `creation_key` (`key`), or nobody
+        # through the site (`closed`: polls come from init_db.py or SQL).
+        t.Key("creation", default="open"): t.Enum("open", "key", "closed"),
+        t.Key("creation_key", default=None): t.Null() | t.String(),
+        t.Key("limits", default={}): t.Dict(
+            {
+                # New polls per client address in any hour, counted in the database.
+                t.Key("polls_per_hour", default=20): t.ToInt(gte=1, lte=1_000_000),
+            }
+        ),
+        # Peers whose X-Forwarded-For is believed (nginx's address, a load balancer's network):
+        # the client address is then the last untrusted hop in it. Anyone else's is ignored.
+        t.Key("trusted_proxies", default=[]): t.Call(_networks),
         # Live results (live.py): how notices are coalesced, and how many watchers a process takes.
         t.Key("live", default={}): t.Dict(
             {
                 t.Key("window_ms", default=100): t.ToInt(gte=0, lte=10_000),
                 t.Key("max_watchers", default=10_000): t.ToInt(gte=0),
                 t.Key("heartbeat_s", default=30): t.ToFloat(gte=1, lte=3600),
+            }
+        ),
+        # Prometheus metrics (metrics.py) on a listener of their own, never on the site's port,
+        # so that the public site cannot serve them; a host's processes are added up. 0: off.
+        t.Key("metrics", default={}): t.Dict(
+            {
+                t.Key("host", default="127.0.0.1"): t.String(),
+                t.Key("port", default=9101): t.ToInt(gte=0, lte=65535),
             }
         ),
     }
@@ -68,6 +109,10 @@ ENVIRONMENT = {
     "POLLS_DATABASE_URL": ("database", "url"),
     "POLLS_LOG_LEVEL": (None, "log_level"),
     "POLLS_UVLOOP": (None, "uvloop"),
+    "POLLS_METRICS_PORT": ("metrics", "port"),
+    "POLLS_CREATION": (None, "creation"),
+    "POLLS_CREATION_KEY": (None, "creation_key"),
+    "POLLS_TRUSTED_PROXIES": (None, "trusted_proxies"),
 }
 
 
@@ -96,6 +141,12 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
         raise ConfigError(f"{source}: {_first_problem(exc.as_dict(value=True))}") from None
     if config["database"]["pool_min"] > config["database"]["pool_max"]:
         raise ConfigError(f"{source}: database.pool_min: must not exceed database.pool_max")
+    if config["metrics"]["port"] == config["port"]:
+        raise ConfigError(f"{source}: metrics.port: must not be the site's port ({config['port']})")
+    if config["creation"] == "key" and not (config["creation_key"] or "").strip():
+        raise ConfigError(
+            f"{source}: creation_key: must be set when creation is 'key' (or POLLS_CREATION_KEY)"
+        )
     config["config_path"] = None if path is None else str(path)
     return config
 

@@ -1,7 +1,8 @@
-"""Create the polls database: role and database when it can, schema, sample data.
+"""Create or upgrade the polls database: role and database when it can, schema, sample data.
 
-Creates only what is missing, so running it twice changes nothing. `init_db.py` and
-`python -m aiohttpdemo_polls init-db` both run main().
+The schema is brought to the newest migration in place, whatever release made it, keeping
+every row; sample polls only go into a database with none. Running it twice changes
+nothing (`init_db.py` and `python -m aiohttpdemo_polls init-db`).
 """
 
 import argparse
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from psycopg2 import sql
 from psycopg2.extensions import parse_dsn
 
-from . import db, pgserver, settings
+from . import db, migrate, pgserver, settings
 
 SAMPLE_POLLS = [
     # (question, choices, options): the original demo's question first.
@@ -161,9 +162,9 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     try:
         with engine.begin() as conn:
             if args.reset:
-                db.drop_schema(conn)
+                migrate.drop_all(conn)
                 print("dropped all tables")
-            db.create_schema(conn)
+            print(migrate.upgrade(conn).describe())
             has_polls = conn.execute(sa.select(sa.func.count()).select_from(db.question)).scalar_one()
             if not has_polls:
                 add_sample_polls(conn)

@@ -1,8 +1,5 @@
-"""The private manage token a poll's maker gets: made, hashed and checked here.
-
-The token is 256 random bits in URL-safe base64; only its SHA-256 is stored, so a copy of
-the database (a backup, a psql session) cannot manage anyone's poll. A plain hash is
-enough: the token is random, so there is nothing to guess from it the way a password is.
+"""The private manage token a poll's maker gets: 256 random bits, of which only the SHA-256
+is stored, so a copy of the database cannot manage anyone's poll.
 """
 
 import hashlib

@@ -1,8 +1,5 @@
-"""Request handlers: read the request, ask `db` (through the cache), render a template.
-
-Pages that are the same for every reader are rendered once and kept in the process's
-cache (cache.py) until their poll changes; what depends on the reader (their own vote)
-is read from the database on every request.
+"""Request handlers for the public pages: read the request, ask the cache or `db`, render.
+Pages the same for every reader are rendered once and cached until their poll changes.
 """
 
 import re
@@ -13,7 +10,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiMapping
 
-from . import db, db_pages, forms, i18n
+from . import compression, db, db_pages, forms, i18n, rules
 from .cache import expiry
 from .i18n import N_
 from .keys import cache_key, config_key, engine_key, votes_key
@@ -25,6 +22,9 @@ VOTER_COOKIE_MAX_AGE = 365 * 24 * 3600
 _VOTER_COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={VOTER_COOKIE_MAX_AGE}; Path=/; SameSite=Lax"
 NO_CHOICE = N_("You didn't select a choice.")
 ALREADY_VOTED = N_("You already voted in this poll.")
+VOTE_CHANGED = N_("Your vote was changed.")
+# The results page's ?notice= after a vote that was not simply counted.
+VOTE_NOTICES = {"already": ALREADY_VOTED, "changed": VOTE_CHANGED}
 VOTING_CLOSED = N_("Voting on this poll has closed; your vote was not counted.")
 _VOTER_ID = re.compile(r"[A-Za-z0-9_-]{24}")
 _PAGE = re.compile(r"[1-9][0-9]{0,8}")
@@ -49,7 +49,7 @@ def _page(request: web.Request) -> int:
     return int(raw)
 
 
-def _voter(request: web.Request) -> str | None:
+def voter_id(request: web.Request) -> str | None:
     """The browser's voter id from its cookie, if it sent a well-formed one."""
     value = request.cookies.get(VOTER_COOKIE, "")
     return value if _VOTER_ID.fullmatch(value) else None
@@ -93,14 +93,19 @@ async def published_content(request: web.Request, question_id: int) -> PollConte
 
 
 async def _cached_page(request: web.Request, key: tuple, render) -> web.Response:
-    """A page the same for every reader: rendered once, then served from the cache."""
+    """A page the same for every reader: rendered and gzipped once, then served from the cache."""
+
+    async def load() -> tuple[compression.Page | None, float]:
+        body, expires = await render()
+        return (None if body is None else compression.page(body)), expires
+
     # Per host: a page names its own full address (og:url) from the host it was reached by,
     # and one reader's Host header must not become every reader's link. Per language: each
     # is its own page.
-    body = await request.app[cache_key].get((*key, request.host, i18n.language(request)), render)
-    if body is None:
+    cached = await request.app[cache_key].get((*key, request.host, i18n.language(request)), load)
+    if cached is None:
         raise web.HTTPNotFound()
-    return web.Response(body=body, content_type="text/html", charset="utf-8")
+    return compression.page_response(request, cached)
 
 
 def _render(request: web.Request, template: str, context: dict) -> bytes:
@@ -126,11 +131,25 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def poll(request: web.Request) -> web.Response:
-    """The voting form, or the results once voting has closed."""
+    """The voting form, or the results once voting has closed.
+
+    A browser that has voted gets the form with its choices ticked and a button to change
+    them (read for it: not cached); everyone else the cached form.
+    """
     question_id = poll_id(request)
     content = await published_content(request, question_id)
     if content.question.closed:
         return await _results_page(request, question_id, content, notice=None)
+    voter = voter_id(request)
+    if voter is not None:
+        async with request.app[engine_key].acquire() as conn:
+            found = await db_pages.published_poll(conn, question_id, voter)
+        if found is None:  # gone since the cached copy was made
+            raise web.HTTPNotFound()
+        question, choices = found
+        if any(c.mine for c in choices):
+            context = {"request": request, "question": question, "choices": choices, "error": None}
+            return aiohttp_jinja2.render_template("detail.html", request, {**context, "voted": True})
 
     async def render() -> tuple[bytes, float]:
         context = {"question": content.question, "choices": content.choices, "error": None}
@@ -149,7 +168,7 @@ async def vote(request: web.Request) -> web.Response:
     """
     question_id = poll_id(request)
     form = await forms.read_form(request)
-    voter = _voter(request)
+    voter = voter_id(request)
     new_voter = voter is None
     if new_voter:
         voter = secrets.token_urlsafe(18)  # 144 random bits
@@ -184,6 +203,8 @@ async def vote(request: web.Request) -> web.Response:
     results = request.app.router["results"].url_for(question_id=str(question_id))
     if outcome is VoteOutcome.ALREADY_VOTED:
         results = results.with_query(already="1")
+    elif outcome is VoteOutcome.CHANGED:
+        results = results.with_query(changed="1")
     headers = {"Location": str(results)}
     if new_voter and outcome is VoteOutcome.COUNTED:
         headers["Set-Cookie"] = voter_cookie(voter, secure=request.app[config_key]["https"])
@@ -194,9 +215,8 @@ async def vote(request: web.Request) -> web.Response:
 def voter_cookie(voter: str, secure: bool) -> str:
     """The Set-Cookie value `response.set_cookie` writes for the voter id, a year long.
 
-    Written out because every new voter's vote needs one, and aiohttp's builds a
-    `http.cookies.Morsel` for it each time (py-spy: 5% of a process taking votes). A
-    voter id is URL-safe base64, so nothing in it needs quoting.
+    Written out because every new voter's vote needs one and aiohttp's builds a
+    `http.cookies.Morsel` each time; a voter id is URL-safe base64, so nothing needs quoting.
     """
     return f"{VOTER_COOKIE}={voter}{_VOTER_COOKIE_ATTRIBUTES}{'; Secure' if secure else ''}"
 
@@ -205,8 +225,20 @@ async def results(request: web.Request) -> web.Response:
     """Votes per choice with percentages and bars; the reader's own choice is marked."""
     question_id = poll_id(request)
     content = await published_content(request, question_id)
-    notice = ALREADY_VOTED if request.query.get("already") else None
+    notice = next((text for key, text in VOTE_NOTICES.items() if request.query.get(key)), None)
     return await _results_page(request, question_id, content, notice)
+
+
+async def may_see_counts(request: web.Request, question: Any) -> bool:
+    """rules.may_see_counts for this reader (never the maker here); their ballot is read
+    only when it decides."""
+    if rules.may_see_counts(question, voted=False, is_maker=False):
+        return True
+    voter = voter_id(request)
+    if voter is None or not rules.may_see_counts(question, voted=True, is_maker=False):
+        return False
+    async with request.app[engine_key].acquire() as conn:
+        return await db_pages.has_voted(conn, question.id, voter)
 
 
 async def _results_page(
@@ -215,13 +247,20 @@ async def _results_page(
     """The results: from the cache for a reader who has no voter id, else read for them.
 
     A voter's page is always read from the database, counts included: their own vote,
-    just committed, is on it even before this process hears of the change.
+    just committed, is on it even before this process hears of the change. Counts, total
+    and bars are left out for a reader who may not see them yet (rules.may_see_counts).
     """
-    voter = _voter(request)
+    voter = voter_id(request)
     if voter is None and notice is None:
 
         async def render() -> tuple[bytes, float]:
-            context = {"question": content.question, "choices": content.choices, "notice": None}
+            show_counts = rules.may_see_counts(content.question, voted=False, is_maker=False)
+            context = {
+                "question": content.question,
+                "choices": content.choices,
+                "notice": None,
+                "show_counts": show_counts,
+            }
             return _render(request, "results.html", context), expiry(
                 None if content.question.closed else content.question.closes_at
             )
@@ -234,5 +273,12 @@ async def _results_page(
         if found is None:  # gone since the cached copy was made
             raise web.HTTPNotFound()
         question, choices = found
-    context = {"request": request, "question": question, "choices": choices, "notice": notice}
+    show_counts = rules.may_see_counts(question, voted=any(c.mine for c in choices), is_maker=False)
+    context = {
+        "request": request,
+        "question": question,
+        "choices": choices,
+        "notice": notice,
+        "show_counts": show_counts,
+    }
     return aiohttp_jinja2.render_template("results.html", request, context)

@@ -1,10 +1,12 @@
 """The live-results endpoint: a WebSocket per open results or manage page (see live.py)."""
 
+from typing import Any
+
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from . import views
+from . import db_manage, db_pages, rules, tokens, views
 from .i18n import N_
-from .keys import live_key
+from .keys import engine_key, live_key
 
 # Clients have nothing to say; anything bigger than this closes the socket (1009).
 MAX_CLIENT_MESSAGE = 1024
@@ -24,7 +26,8 @@ async def live(request: web.Request) -> web.StreamResponse:
     question_id = views.poll_id(request)
     # A 404 unless published; from the page cache, so a crowd reconnecting after a restart
     # costs one database read, not one each.
-    await views.published_content(request, question_id)
+    content = await views.published_content(request, question_id)
+    voted, is_maker = await _reader(request, content.question)
     ws = web.WebSocketResponse(
         heartbeat=hub.heartbeat,
         max_msg_size=MAX_CLIENT_MESSAGE,
@@ -36,7 +39,7 @@ async def live(request: web.Request) -> web.StreamResponse:
     if hub.full:  # checked again: others may have joined while we asked the database
         raise web.HTTPServiceUnavailable(text=FULL)
     await ws.prepare(request)
-    watcher = hub.join(question_id, ws, request.transport)
+    watcher = hub.join(question_id, ws, request.transport, voted=voted, is_maker=is_maker)
     try:
         async for message in ws:
             if message.type is WSMsgType.BINARY:
@@ -45,3 +48,20 @@ async def live(request: web.Request) -> web.StreamResponse:
     finally:
         hub.leave(watcher)
     return ws
+
+
+async def _reader(request: web.Request, question: Any) -> tuple[bool, bool]:
+    """(voted, is_maker) of the page that opens the socket, read only when they can matter:
+    a poll whose counts are not always for everyone (rules.may_see_counts). Read even when
+    it is closed, as it may be reopened while this socket is open."""
+    if question.results == rules.ALWAYS:
+        return False, False
+    voter, token = views.voter_id(request), request.query.get("token")
+    voted = is_maker = False
+    async with request.app[engine_key].acquire() as conn:
+        if token:
+            managed = await db_manage.managed_poll(conn, question.id)
+            is_maker = managed is not None and tokens.token_matches(token, managed.token_hash)
+        if voter is not None:
+            voted = await db_pages.has_voted(conn, question.id, voter)
+    return voted, is_maker

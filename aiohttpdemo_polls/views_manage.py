@@ -1,7 +1,5 @@
-"""The maker's private manage page: results, links, close, reopen, edit, delete.
-
-Reached only through `/poll/{question_id}/manage/{token}`; a wrong or missing token is
-the same plain 404 as an unknown poll, so the page gives nothing away.
+"""The maker's private manage page: results, links, close, reopen, edit, delete. A wrong
+token is the same plain 404 as an unknown poll, so the page gives nothing away.
 """
 
 from typing import Any
@@ -24,7 +22,10 @@ HAS_VOTES = N_("People have already voted, so the texts can no longer be changed
 UNKNOWN_ACTION = N_("That is not something the manage page can do.")
 
 
-async def _poll_or_404(request: web.Request, conn: Any) -> Any:
+async def poll_or_404(request: web.Request, conn: Any) -> Any:
+    """The poll this manage address names, when its token is right; else the plain 404.
+
+    The exports (exports.py) stand behind it too, so all the maker's addresses answer alike."""
     poll = await db_manage.managed_poll(conn, views.poll_id(request))
     if poll is None or not tokens.token_matches(request.match_info["token"], poll.token_hash):
         raise web.HTTPNotFound()
@@ -50,6 +51,9 @@ async def _render(
         "request": request,
         "question": poll,
         "choices": choices,
+        "show_counts": True,  # the maker always sees them (rules.may_see_counts)
+        # The live socket learns it is the maker's page from the same token.
+        "live_query": {"token": request.match_info["token"]},
         "public_link": absolute(request, request.app.router["poll"].url_for(question_id=str(poll.id))),
         "private_link": absolute(request, _manage_url(request, poll)),
         "manage_url": _manage_url(request, poll),
@@ -66,7 +70,7 @@ async def _render(
 async def manage(request: web.Request) -> web.Response:
     """The poll's state, its links and results, and what its maker can do."""
     async with request.app[engine_key].acquire() as conn:
-        return await _render(request, conn, await _poll_or_404(request, conn))
+        return await _render(request, conn, await poll_or_404(request, conn))
 
 
 async def manage_action(request: web.Request) -> web.Response:
@@ -74,7 +78,7 @@ async def manage_action(request: web.Request) -> web.Response:
     form = await forms.read_form(request)
     action = form.get("action")
     async with request.app[engine_key].acquire() as conn:
-        poll = await _poll_or_404(request, conn)
+        poll = await poll_or_404(request, conn)
         if action == "close":
             await db_manage.close_poll(conn, poll.id)
             done = "closed"
@@ -109,7 +113,7 @@ async def _edit(request: web.Request, conn: Any, poll: Any, form: Any) -> web.Re
         return await _render(request, conn, poll, edit_form=typed, status=400)
     outcome = await db_manage.edit_poll(conn, poll.id, typed.question, [c.strip() for c in typed.choices])
     if outcome is db_manage.EditOutcome.HAS_VOTES:
-        poll = await _poll_or_404(request, conn)
+        poll = await poll_or_404(request, conn)
         return await _render(request, conn, poll, edit_error=HAS_VOTES, status=409)
     if outcome is db_manage.EditOutcome.GONE:
         raise web.HTTPNotFound()

@@ -1,8 +1,5 @@
-"""The presenter view: a poll on a projector, with a QR code of its public link.
-
-The same published content as the poll's other pages (`views.published_content`) and the
-same live results (templates/_results.html with static/live.js over the `live` WebSocket).
-Not cached as a page: a room loads it once, and its links name the host it was reached by.
+"""The presenter view: a poll on a projector, with a QR code of its public link and the
+same live results as its results page. Not cached: its links name the host it was reached by.
 """
 
 import aiohttp_jinja2
@@ -20,6 +17,7 @@ async def present(request: web.Request) -> web.Response:
         "request": request,
         "question": content.question,
         "choices": content.choices,
+        "show_counts": await views.may_see_counts(request, content.question),
         "public_link": public_link,
         "short_link": links.short(public_link),
         "qr_code": qr.svg(public_link),

@@ -1,39 +1,6 @@
-"""Votes arriving together, written in one statement (group commit).
-
-PostgreSQL can update one row only so many times a second (each update of the hot
-choice's counter waits for the previous transaction to commit), and every commit waits
-for the disk. So each process writes ballots in batches: while one batch commits, the
-ballots arriving meanwhile queue up, and the next batch takes them all (up to
-`max_batch`). Under light load a ballot goes alone at once; under heavy load batches grow
-by themselves and throughput follows.
-
-A batch is one SQL statement (`_PREPARE`), so one round trip: it commits by itself, whole
-or not at all. A busy process gets back to a database answer only between the requests
-it is serving, so every round trip a batch makes costs its ballots a turn of the event
-loop; one statement made hot votes about a quarter faster than five (begin, check,
-ballots, counts, commit). In that statement, in this order:
-
-1. which of its polls are published, and which closed, locked `FOR KEY SHARE` (a
-   maker's close, edit or delete in flight is waited for, and nothing counts after it);
-   and whether each ballot's choices are its poll's;
-2. `INSERT INTO ballot ... ON CONFLICT DO NOTHING RETURNING` for the first valid ballot
-   of each voter: one ballot per voter per poll, also against batches committing
-   elsewhere at the same moment;
-3. the `vote` rows are inserted, and once they all are (the counts are an aggregate
-   over them), the choices are locked in id order and each one's count added
-   (`votes = votes + n`): the hot counter is locked only from there to the commit (the
-   schema's triggers then notify each poll once, at commit). Locking polls, then
-   ballots, then choices, each in order, keeps concurrent batches (several processes
-   too) from deadlocking. The `vote` rows' foreign key to their choice makes a
-   choice deleted meanwhile an error, so counters and rows never disagree.
-
-Every request is answered only after its batch has committed. The outcomes are what one
-transaction per ballot would give: a voter appearing twice in one batch is counted once
-and the second is "already voted", as it would be in two transactions; invalid choices and closed polls are
-refused without touching the others. If a batch fails (deadlock, lost connection...)
-nothing of it is kept and its ballots are retried one by one; a ballot that fails alone
-gets the error (its request shows an error page) and nothing of it is kept: never lost
-silently, never doubled (the ballot key).
+"""Votes arriving together, written in one statement (group commit): the one place the rules
+of a vote live. One row can be updated only as fast as transactions commit one after another,
+so each process writes the ballots that queue up while a batch commits as the next batch.
 """
 
 import asyncio
@@ -48,26 +15,34 @@ import psycopg2
 import psycopg2.errors
 from aiopg.sa import Engine
 
-from . import db, logs
+from . import db, logs, metrics
 
 log = logging.getLogger(__name__)
 
-# How batches are cut, measured with wrk on the 2-core machine (one hot choice, one process).
-# A batch is one statement, and the process reads its answer only between the requests it
-# serves: a batch of 128 waited 13 ms for a 5 ms statement while the process answered the
-# previous 128 votes. So a batch takes at most MAX_BATCH ballots, and a second writer
-# starts only once SPILL ballots wait (a second writer taking whatever waits only split
-# the queue into small batches): at 256 connections ~5.7k votes/s became ~8.5k, at 64
-# connections it stayed at ~7k.
+# A process reads a statement's answer only between the requests it serves, so one huge batch
+# leaves it and PostgreSQL idle in turn: batches are capped, and a second writer starts only
+# once enough ballots wait (taking whatever waits would only split the queue into small batches).
 MAX_BATCH = 64
 WRITERS = 2  # batches in flight per process
 SPILL = 32  # ballots waiting before a second writer starts, or goes on after its batch
 
-# Plain SQL with array parameters: the statement is the same for any batch size, so it
-# is prepared once per connection (planning it took longer than running it) and nothing
-# is compiled per request. The rules for "published" and "closed" are db's, compiled once.
-# Parameters: each ballot's poll ($1), voter ($2) and whether it names several choices
-# ($3); then each choice asked for ($5) with its ballot's place in the batch, from 1 ($4).
+# One statement is one round trip, committing by itself, whole or not at all. In order: lock
+# the polls FOR KEY SHARE (a maker's close, edit or delete in flight is waited for) and judge
+# each ballot; insert each voter's first valid ballot (ON CONFLICT DO NOTHING: one per voter
+# per poll, also against other processes); change the ballots of voters who ask for other
+# choices (see below); insert and delete the `vote` rows; then lock the touched choices in id
+# order and move each (`votes = votes + n`, n may be negative), so the hot counter is locked
+# only from there to the commit. Polls, then ballots, then choices, each in order: no deadlocks.
+# The outcomes are what one transaction per ballot would give: the same choices again are
+# "already voted" (any choices, on a `lock_votes` poll), others a change.
+# A change locks the ballot and updates it only if its `changes` count is still the one the
+# statement read (its snapshot), so the `vote` rows read with it are still its own: a ballot
+# changed meanwhile by another statement is left alone and its vote tried again in the next
+# batch (RETRY), as is a voter's second ballot in one batch. Two changes are never applied
+# from one reading, so no vote is doubled or lost. Array parameters keep the statement the
+# same for any batch size, so it is prepared once per connection (planning it cost more than
+# running it). Parameters: each ballot's poll ($1), voter ($2) and whether it
+# names several choices ($3); then each choice asked for ($5) with its ballot's place ($4).
 _PUBLISHED = db.compile_once(db.published).sql
 _CLOSED = db.compile_once(db.closed).sql
 _PREPARE = f"""
@@ -78,12 +53,12 @@ WITH ballots AS (
 ), asked AS (
     SELECT * FROM unnest($4::int[], $5::int[]) AS a(idx, choice_id)
 ), polls AS (
-    SELECT id, ({_CLOSED}) AS closed, multiple
+    SELECT id, ({_CLOSED}) AS closed, multiple, lock_votes
     FROM {db.question.name} WHERE id IN (SELECT question_id FROM ballots) AND {_PUBLISHED}
     ORDER BY id FOR KEY SHARE
 ), judged AS (
     SELECT b.idx, b.question_id, b.voter, p.id IS NOT NULL AS found, p.closed,
-           p.multiple OR NOT b.many AS fits,
+           p.multiple OR NOT b.many AS fits, coalesce(p.lock_votes, true) AS lock_votes,
            NOT EXISTS (
                SELECT FROM asked a
                LEFT JOIN {db.choice.name} c ON c.id = a.choice_id AND c.question_id = b.question_id
@@ -91,7 +66,7 @@ WITH ballots AS (
            ) AS choices_ok
     FROM ballots b LEFT JOIN polls p ON p.id = b.question_id
 ), firsts AS (
-    SELECT DISTINCT ON (question_id, voter) idx, question_id, voter
+    SELECT DISTINCT ON (question_id, voter) idx, question_id, voter, lock_votes
     FROM judged WHERE found AND NOT closed AND fits AND choices_ok
     ORDER BY question_id, voter, idx
 ), new AS (
@@ -99,15 +74,43 @@ WITH ballots AS (
     SELECT question_id, voter FROM firsts ORDER BY question_id, voter
     ON CONFLICT DO NOTHING
     RETURNING question_id, voter
+), prior AS (
+    -- Voters of this batch who had a ballot, with its choices, as of the statement's start.
+    SELECT f.idx, f.question_id, f.voter, f.lock_votes, b.changes,
+           ARRAY(SELECT v.choice_id FROM {db.vote.name} v
+                 WHERE v.question_id = f.question_id AND v.voter = f.voter ORDER BY 1) AS had,
+           ARRAY(SELECT a.choice_id FROM asked a WHERE a.idx = f.idx ORDER BY 1) AS wants
+    FROM firsts f JOIN {db.ballot.name} b USING (question_id, voter)
+), changing AS (
+    SELECT b.question_id, b.voter FROM {db.ballot.name} b JOIN prior p USING (question_id, voter)
+    WHERE NOT p.lock_votes AND p.had <> p.wants
+    ORDER BY b.question_id, b.voter FOR NO KEY UPDATE OF b
+), changed AS (
+    -- Only a ballot still as read: one another statement changed meanwhile fails the
+    -- `changes` check on its newest version, is left alone, and its vote is tried again.
+    UPDATE {db.ballot.name} b SET changes = b.changes + 1
+    FROM prior p
+    WHERE (b.question_id, b.voter) IN (SELECT question_id, voter FROM changing)
+      AND b.question_id = p.question_id AND b.voter = p.voter AND b.changes = p.changes
+    RETURNING p.idx, p.question_id, p.voter, p.had, p.wants
+), dropped AS (
+    DELETE FROM {db.vote.name} v USING changed c
+    WHERE v.question_id = c.question_id AND v.voter = c.voter AND v.choice_id <> ALL (c.wants)
+    RETURNING v.choice_id
 ), picked AS (
     SELECT f.idx, f.question_id, f.voter, a.choice_id
     FROM firsts f JOIN new USING (question_id, voter) JOIN asked a ON a.idx = f.idx
+    UNION ALL
+    SELECT c.idx, c.question_id, c.voter, w.choice_id
+    FROM changed c, unnest(c.wants) AS w(choice_id) WHERE w.choice_id <> ALL (c.had)
 ), recorded AS (
     INSERT INTO {db.vote.name} (question_id, voter, choice_id)
     SELECT question_id, voter, choice_id FROM picked
     RETURNING choice_id
 ), tallies AS (
-    SELECT choice_id, count(*) AS n FROM recorded GROUP BY choice_id
+    SELECT choice_id, sum(n) AS n FROM (
+        SELECT choice_id, 1 AS n FROM recorded UNION ALL SELECT choice_id, -1 FROM dropped
+    ) AS d GROUP BY choice_id HAVING sum(n) <> 0
 ), locked AS (
     SELECT id FROM {db.choice.name} WHERE id IN (SELECT choice_id FROM tallies) ORDER BY id FOR NO KEY UPDATE
 ), counted AS (
@@ -115,8 +118,10 @@ WITH ballots AS (
     FROM tallies t WHERE c.id = t.choice_id AND c.id IN (SELECT id FROM locked)
     RETURNING c.id
 )
-SELECT j.idx, j.found, j.closed, j.fits, j.choices_ok,
-       j.idx IN (SELECT idx FROM picked) AS counted,
+SELECT j.idx, j.found, j.closed, j.fits, j.choices_ok, j.lock_votes,
+       j.idx IN (SELECT f.idx FROM firsts f JOIN new USING (question_id, voter)) AS counted,
+       j.idx IN (SELECT idx FROM changed) AS changed,
+       j.idx IN (SELECT idx FROM prior WHERE lock_votes OR had = wants) AS unchanged,
        -- For a ballot naming a choice not in its poll: did this voter vote here before?
        -- (the statement's snapshot: ballots from before this batch)
        NOT j.choices_ok AND EXISTS (
@@ -133,9 +138,16 @@ _EXECUTE = "EXECUTE polls_vote_batch(%(polls)s, %(voters)s, %(many)s, %(asked_by
 
 class VoteOutcome(enum.Enum):
     COUNTED = "counted"
+    CHANGED = "changed"  # the voter's earlier choices were replaced by these
     ALREADY_VOTED = "already voted"
     INVALID_CHOICE = "invalid choice"
     CLOSED = "closed"
+    RETRY = "retry"  # only inside the batcher: decided in the next batch, never returned
+
+
+# A vote raced by other changes of the same ballot this often is refused with an error
+# rather than tried for ever (each try is a batch in which another change committed).
+MAX_RETRIES = 100
 
 
 class VoteNotCounted(Exception):
@@ -143,7 +155,7 @@ class VoteNotCounted(Exception):
 
 
 class _Ballot:
-    __slots__ = ("choices", "future", "many", "question_id", "voter")
+    __slots__ = ("choices", "future", "many", "question_id", "retries", "voter")
 
     def __init__(
         self, question_id: int, choices: list[int], many: bool, voter: str, future: asyncio.Future
@@ -153,6 +165,7 @@ class _Ballot:
         self.many = many  # more than one choice was sent: only a `multiple` poll takes that
         self.voter = voter
         self.future = future
+        self.retries = 0
 
 
 class VoteBatcher:
@@ -243,8 +256,20 @@ class VoteBatcher:
             for ballot in batch:
                 await self._write([ballot])
             return
+        metrics.vote_batch(outcomes)
+        again = []
         for ballot, outcome in zip(batch, outcomes, strict=True):
-            _settle(ballot.future, outcome)
+            if outcome is not VoteOutcome.RETRY:
+                _settle(ballot.future, outcome)
+            elif ballot.retries >= MAX_RETRIES:
+                log.warning("vote not counted: its ballot kept changing under it")
+                _settle(ballot.future, exception=VoteNotCounted("too many concurrent changes"))
+            else:
+                ballot.retries += 1
+                again.append(ballot)
+        # First in line: the writer running this batch takes them next (it is the one
+        # that goes on while anything waits).
+        self._queue[:0] = again
 
     async def _transaction(self, batch: list[_Ballot]) -> list[VoteOutcome]:
         asked_by: list[int] = []  # for each choice asked for, its ballot's place (from 1)
@@ -272,7 +297,11 @@ class VoteBatcher:
         if rows[0].counters != rows[0].tallied:  # the foreign keys make this an error first
             log.error("vote batch counted %d of %d choices", rows[0].counters, rows[0].tallied)
         changed = sorted(
-            {b.question_id for b, o in zip(batch, outcomes, strict=True) if o is VoteOutcome.COUNTED}
+            {
+                b.question_id
+                for b, o in zip(batch, outcomes, strict=True)
+                if o in (VoteOutcome.COUNTED, VoteOutcome.CHANGED)
+            }
         )
         if changed and self.on_commit is not None:
             self.on_commit(changed)
@@ -282,30 +311,45 @@ class VoteBatcher:
 def _outcomes(batch: list[_Ballot], rows: list) -> list[VoteOutcome]:
     """Each ballot's outcome from the batch statement's row for it (rows in batch order)."""
     pairs = list(zip(batch, rows, strict=True))
-    counted_at = {(b.question_id, b.voter): row.idx for b, row in pairs if row.counted}
-    outcomes = []
-    for b, row in pairs:
-        if not row.found:
-            outcome = VoteOutcome.INVALID_CHOICE
-        elif row.closed:
-            outcome = VoteOutcome.CLOSED
-        elif not row.fits:
-            outcome = VoteOutcome.INVALID_CHOICE
-        elif row.counted:
-            outcome = VoteOutcome.COUNTED
-        elif row.choices_ok:
-            outcome = VoteOutcome.ALREADY_VOTED  # an earlier ballot of this voter's, here or before
-        else:
-            # A choice not in its poll: "already voted" if the voter's ballot was in first
-            # (the ballot is checked before the choices), else refused.
-            earlier = counted_at.get((b.question_id, b.voter), row.idx)
-            outcome = (
-                VoteOutcome.ALREADY_VOTED
-                if row.voted_before or earlier < row.idx
-                else VoteOutcome.INVALID_CHOICE
-            )
-        outcomes.append(outcome)
-    return outcomes
+    counted_at = {(b.question_id, b.voter): row.idx for b, row in pairs if row.counted or row.changed}
+    # What each voter's ballot holds once this batch commits, where the batch decided it.
+    holds = {
+        (b.question_id, b.voter): b.choices for b, row in pairs if row.counted or row.changed or row.unchanged
+    }
+    outcomes = [_outcome(b, row, counted_at) for b, row in pairs]
+    return [
+        # A repeat, in one batch, of the choices the voter's ballot now holds: as if sent after it.
+        VoteOutcome.ALREADY_VOTED
+        if o is VoteOutcome.RETRY and holds.get((b.question_id, b.voter)) == b.choices
+        else o
+        for (b, _), o in zip(pairs, outcomes, strict=True)
+    ]
+
+
+def _outcome(b: _Ballot, row: Any, counted_at: dict[tuple[int, str], int]) -> VoteOutcome:
+    if not row.found:
+        return VoteOutcome.INVALID_CHOICE
+    if row.closed:
+        return VoteOutcome.CLOSED
+    if not row.fits:
+        return VoteOutcome.INVALID_CHOICE
+    if not row.choices_ok:
+        # A choice not in its poll: "already voted" if the voter's ballot was in first
+        # (the ballot is checked before the choices), else refused.
+        earlier = counted_at.get((b.question_id, b.voter), row.idx)
+        voted = row.voted_before or earlier < row.idx
+        return VoteOutcome.ALREADY_VOTED if voted else VoteOutcome.INVALID_CHOICE
+    if row.counted:
+        return VoteOutcome.COUNTED
+    if row.changed:
+        return VoteOutcome.CHANGED
+    if row.unchanged:
+        return VoteOutcome.ALREADY_VOTED  # the same choices again, or a poll that locks votes
+    if row.lock_votes:
+        return VoteOutcome.ALREADY_VOTED  # an earlier ballot of this voter's, here or elsewhere
+    # A change that raced another one of the same ballot (or the voter's second ballot in
+    # this batch): decided in the next batch, against the ballot as it is then.
+    return VoteOutcome.RETRY
 
 
 async def _rows(conn: Any, sql: str, **params: Any) -> list:

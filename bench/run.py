@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,12 +56,31 @@ PAGE_SCENARIOS = {
     "index": "GET /",
     "poll": "GET /poll/{id}",
     "results": "GET /poll/{id}/results",
+    "api_list": "GET /api/polls",
+    "api_poll": "GET /api/polls/{id}",
+}
+# Where each page scenario sends its GETs: a fixed path, or (prefix, suffix) around a random
+# poll id.
+PAGE_PATHS: dict[str, str | tuple[str, str]] = {
+    "index": "/",
+    "hello": "/",
+    "api_list": "/api/polls",
+    "poll": ("/poll/", ""),
+    "hello_random": ("/poll/", ""),
+    "results": ("/poll/", "/results"),
+    "api_poll": ("/api/polls/", ""),
 }
 # Bare aiohttp driven like each page scenario: a fixed URL, or a random /poll/{id} from
 # wrk's Lua (which costs wrk CPU the machine's server then lacks), so ratios compare like
 # with like. Which bare run each page scenario is compared with:
 BARE_SCENARIOS = {"hello": 'bare aiohttp "Hello", GET /', "hello_random": 'bare aiohttp "Hello", random URLs'}
-BARE_FOR = {"index": "hello", "poll": "hello_random", "results": "hello_random"}
+BARE_FOR = {
+    "index": "hello",
+    "poll": "hello_random",
+    "results": "hello_random",
+    "api_list": "hello",
+    "api_poll": "hello_random",
+}
 VOTE_SCENARIOS = {
     "vote_hot": "POST vote, one hot choice",
     "vote_spread": "POST vote, 1000 polls",
@@ -94,9 +113,9 @@ end
 """
 
 LUA_RANDOM_PAGE = r"""
-local lo, hi, suffix = %(lo)d, %(hi)d, "%(suffix)s"
+local lo, hi, prefix, suffix = %(lo)d, %(hi)d, "%(prefix)s", "%(suffix)s"
 function init(args) math.randomseed(os.time() * 7919 + (thread_no or 0)) end
-function request() return wrk.format("GET", "/poll/" .. math.random(lo, hi) .. suffix) end
+function request() return wrk.format("GET", prefix .. math.random(lo, hi) .. suffix) end
 """
 
 # Votes: each request is a new voter (no cookies). When the runner creates STOPFILE the
@@ -348,9 +367,17 @@ def settled_vote_state(url: str, poll_ids: list[int], timeout: float = 10) -> di
 
 
 async def wrk(
-    url: str, connections: int, duration: float, lua: str, tmp: Path, done_when: list[Path] | None = None
+    url: str,
+    connections: int,
+    duration: float,
+    lua: str,
+    tmp: Path,
+    done_when: list[Path] | None = None,
+    headers: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Run wrk (2 threads); with `done_when`, end it early (SIGINT) once all those files exist."""
+    """Run wrk (2 threads); with `done_when`, end it early (SIGINT) once all those files exist.
+
+    `headers` ("Name: value") go on every request whose script names no headers of its own."""
     script = tmp / f"s{random.randrange(1 << 30)}.lua"
     script.write_text(LUA_DONE + lua)
     argv = [
@@ -362,6 +389,7 @@ async def wrk(
         "5s",
         "-s",
         str(script),
+        *(argument for header in headers for argument in ("-H", header)),
     ]
     proc = await asyncio.create_subprocess_exec(
         *argv, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -388,7 +416,12 @@ async def wrk(
 
 
 async def python_load(
-    url: str, connections: int, duration: float, make_request, stopfile: Path | None = None
+    url: str,
+    connections: int,
+    duration: float,
+    make_request,
+    stopfile: Path | None = None,
+    headers: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The fallback load generator (aiohttp client): far slower than wrk, so figures are lower bounds."""
     import aiohttp
@@ -421,7 +454,10 @@ async def python_load(
     timeout = aiohttp.ClientTimeout(total=5)
     started = time.monotonic()
     async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
+        connector=connector,
+        timeout=timeout,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        headers=[tuple(part.strip() for part in header.split(":", 1)) for header in headers],
     ) as session:
         await asyncio.gather(*(worker(session) for _ in range(connections)))
     latencies.sort()
@@ -468,22 +504,21 @@ class Bench:
     async def _page_load(
         self, server: Server, scenario: str, connections: int, duration: float, lo: int, hi: int
     ) -> dict[str, Any]:
+        path = PAGE_PATHS[scenario]
         if self.loadgen == "wrk":
-            lua = (
-                ""
-                if scenario in ("index", "hello")
-                else LUA_RANDOM_PAGE
-                % {"lo": lo, "hi": hi, "suffix": "/results" if scenario == "results" else ""}
-            )
-            return await wrk(server.url + "/", connections, duration, lua, self.tmp)
-        suffix = "/results" if scenario == "results" else ""
+            if isinstance(path, str):
+                return await wrk(
+                    server.url + path, connections, duration, "", self.tmp, headers=self.args.header
+                )
+            lua = LUA_RANDOM_PAGE % {"lo": lo, "hi": hi, "prefix": path[0], "suffix": path[1]}
+            return await wrk(server.url + "/", connections, duration, lua, self.tmp, headers=self.args.header)
 
         def make() -> tuple[str, str, None]:
-            if scenario in ("index", "hello"):
-                return "GET", "/", None
-            return "GET", f"/poll/{random.randint(lo, hi)}{suffix}", None
+            if isinstance(path, str):
+                return "GET", path, None
+            return "GET", f"{path[0]}{random.randint(lo, hi)}{path[1]}", None
 
-        return await python_load(server.url, connections, duration, make)
+        return await python_load(server.url, connections, duration, make, headers=self.args.header)
 
     async def votes(self, server: Server, scenario: str, connections: int) -> Run:
         data = self.data
@@ -788,6 +823,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workers", default="1", help="app processes to try, e.g. 1,2 (default 1)")
     parser.add_argument(
         "--only", help="comma-separated scenarios: " + ",".join([*PAGE_SCENARIOS, *VOTE_SCENARIOS])
+    )
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        help='a header on every page request, e.g. "Accept-Encoding: gzip" (repeatable; wrk sends none)',
     )
     parser.add_argument("--uvloop", action="store_true", help="run the app (and bare aiohttp) on uvloop")
     parser.add_argument(

@@ -3,6 +3,9 @@
 // The server sends the poll's counters on connect and after every change (see live.py):
 //   {"question_id": 1, "total": 7, "closed": false, "choices": [{"id": 3, "votes": 4, "percent": 57.1}]}
 //   {"question_id": 1, "deleted": true}
+//   {"question_id": 1, "closed": false, "hidden": true, "choices": [{"id": 3}]}  (counts not shown yet)
+// A page served without counts (data-counts="hidden") reloads when counts may be shown (the
+// poll closed), and one served with them when they may no longer be: its layout is stale.
 (function () {
   "use strict";
 
@@ -35,6 +38,7 @@
   function percent(number) {
     return percents ? percents.format(number / 100) : number.toFixed(1) + "%";
   }
+  var countsShown = list.getAttribute("data-counts") !== "hidden";
 
   // The mark that says whether numbers are live: data-state is connecting, live, offline or deleted.
   var mark = document.createElement("p");
@@ -184,7 +188,20 @@
         return;
       }
       delay = MIN_DELAY; // a snapshot arrived: the connection works
+      if (Boolean(message.hidden) === countsShown) {
+        finished = true;
+        window.location.reload();
+        return;
+      }
       setState("live", text("live"));
+      if (message.hidden) {
+        if (!sameChoices(message.choices)) {
+          window.location.reload();
+          return;
+        }
+        showClosed(message.closed);
+        return;
+      }
       if (event.data === last && message.total === 0 && window.fetch) {
         refreshTexts();
       }

@@ -25,7 +25,7 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import db, pgserver, settings, setup_db
+from aiohttpdemo_polls import db, migrate, pgserver, settings, setup_db
 from aiohttpdemo_polls.keys import notices_key
 from aiohttpdemo_polls.main import init_app
 
@@ -45,9 +45,9 @@ def database_url() -> Iterator[str]:
         url = pgserver.database_url(superuser, config["database"])
         setup_db.ensure_role_and_database(superuser, url)
     engine = sa.create_engine(url, future=True)
-    with engine.begin() as conn:
-        db.drop_schema(conn)
-        db.create_schema(conn)
+    with engine.begin() as conn:  # the schema the way init-db makes it: the migrations
+        migrate.drop_all(conn)
+        migrate.upgrade(conn)
     engine.dispose()
     yield url
     if started_here:
@@ -69,7 +69,9 @@ def empty_tables(request: pytest.FixtureRequest) -> None:
         return
     engine = request.getfixturevalue("sync_engine")
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE question, choice, ballot, vote RESTART IDENTITY CASCADE"))
+        conn.execute(
+            sa.text("TRUNCATE question, choice, ballot, vote, poll_creation RESTART IDENTITY CASCADE")
+        )
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
@@ -264,7 +266,7 @@ def stoppable_database() -> Iterator[StoppableDatabase]:
         database = StoppableDatabase(folder / "pgdata")
         engine = sa.create_engine(database.url, future=True)
         with engine.begin() as conn:
-            db.create_schema(conn)
+            migrate.upgrade(conn)
         engine.dispose()
         yield database
     finally:

@@ -1,4 +1,4 @@
-"""README's gunicorn command (aiohttp's worker class) serves pages and counts votes."""
+"""The deployment guide's gunicorn command (aiohttp's worker class) serves pages and counts votes."""
 
 import asyncio
 import os
@@ -14,7 +14,7 @@ import aiohttp
 
 from aiohttpdemo_polls import serve, settings
 
-# As README's Deployment section writes it, run from the project folder.
+# As docs/deployment.md writes it, run from the project folder.
 COMMAND = (
     "gunicorn -c config/gunicorn.conf.py --bind 127.0.0.1:8080 --workers 2 aiohttpdemo_polls.main:create_app"
 )
@@ -33,9 +33,9 @@ def test_conf_file_holds_the_settings_workers_use(monkeypatch):
     assert conf["graceful_timeout"] == serve.SHUTDOWN_TIMEOUT
 
 
-def test_readme_shows_the_tested_command():
-    readme = (settings.PROJECT_ROOT / "README.md").read_text()
-    assert " ".join(readme.replace("\\\n", " ").split()).count(COMMAND) >= 1
+def test_deployment_guide_shows_the_tested_command():
+    guide = (settings.PROJECT_ROOT / "docs" / "deployment.md").read_text()
+    assert " ".join(guide.replace("\\\n", " ").split()).count(COMMAND) >= 1
 
 
 async def test_documented_gunicorn_command_serves_pages_and_votes(

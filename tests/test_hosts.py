@@ -167,8 +167,8 @@ async def test_vote_through_nginx_redirects_to_results_that_show_it_on_any_host(
             page = await (await browser.get(f"{origin}/poll/{question_id}/results")).text()
             assert '<span class="votes">1</span> vote ·' in page
             assert "(your vote)" in page
-        again = await browser.post(
-            vote_url, data={"choice": str(one)}, headers={"Origin": origin}, allow_redirects=False
+        again = await browser.post(  # the same choice again
+            vote_url, data={"choice": str(two)}, headers={"Origin": origin}, allow_redirects=False
         )
         assert again.status == 302
         assert again.headers["Location"] == f"/poll/{question_id}/results?already=1"

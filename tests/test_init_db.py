@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import db, settings, setup_db
+from aiohttpdemo_polls import db, migrate, settings, setup_db
 
 
 def counts(engine) -> dict[str, int]:
@@ -135,19 +135,23 @@ def notify_triggers(engine) -> list[str]:
         )
 
 
-def test_init_db_adds_the_notifying_triggers_to_an_older_database(monkeypatch, database_url, sync_engine):
-    with sync_engine.begin() as conn:  # the schema as the release before the triggers made it
-        db.drop_schema(conn)
-        db.metadata.create_all(conn)
-        conn.execute(sa.text(db.POLL_RESULTS_VIEW))
+def test_init_db_adds_the_notifying_triggers_to_a_database_made_before_them(
+    monkeypatch, database_url, sync_engine, capsys
+):
+    with sync_engine.begin() as conn:  # the schema as release 1.0.0 made it: no triggers, no version
+        migrate.drop_all(conn)
+        migrate.upgrade(conn, "0001_release_1_0")
+        conn.execute(sa.text("DROP TABLE alembic_version"))
     try:
         assert notify_triggers(sync_engine) == []
         assert run(monkeypatch, database_url) == 0
         added = notify_triggers(sync_engine)
         # INSERT, UPDATE, DELETE and TRUNCATE on each of the four tables.
         assert len(added) == 16 and all("FOR EACH STATEMENT" in t for t in added)
+        assert f"database at 0001_release_1_0, upgraded to {migrate.head()}" in capsys.readouterr().out
         assert run(monkeypatch, database_url) == 0
         assert notify_triggers(sync_engine) == added
+        assert capsys.readouterr().out == f"database already at {migrate.head()}\n"
         listener = psycopg2.connect(database_url)
         try:
             listener.autocommit = True
@@ -161,4 +165,5 @@ def test_init_db_adds_the_notifying_triggers_to_an_older_database(monkeypatch, d
             listener.close()
     finally:
         with sync_engine.begin() as conn:  # whatever happened, the next test has the whole schema
-            db.create_schema(conn)
+            migrate.drop_all(conn)
+            migrate.upgrade(conn)

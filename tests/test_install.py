@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import i18n, pgserver, settings, setup_db
+from aiohttpdemo_polls import i18n, migrate, pgserver, settings, setup_db
 
 pytestmark = pytest.mark.slow
 
@@ -157,11 +157,13 @@ def test_installed_init_db_creates_role_database_schema_and_samples_once(
     first = run(*init_db, **elsewhere(POLLS_DATABASE_URL=app_url))
     assert "created role installed" in first.stdout and "created database installed_polls" in first.stdout
     assert f"added {len(setup_db.SAMPLE_POLLS)} sample polls" in first.stdout
+    # The migrations travel in the wheel: the schema came from them.
+    assert f"database empty, upgraded to {migrate.head()}" in first.stdout
     created = table_counts(app_url)
     assert created["question"] == len(setup_db.SAMPLE_POLLS) and created["vote"] > 0
 
     second = run(*init_db, **elsewhere(POLLS_DATABASE_URL=app_url))
-    assert second.stdout == ""
+    assert second.stdout == f"database already at {migrate.head()}\n"
     assert table_counts(app_url) == created
 
 

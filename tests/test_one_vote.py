@@ -21,7 +21,7 @@ def ballots(sync_engine, question_id: int) -> int:
 async def test_second_vote_from_a_browser_is_not_counted_and_marks_the_first_choice(
     client, make_question, votes_of, vote
 ):
-    question = make_question(choices=("Yes", "No"))
+    question = make_question(choices=("Yes", "No"), lock_votes=True)  # else it is a change
     yes, no = question["choices"]
     assert (await vote(client, question["id"], yes)).status == 302
     response = await vote(client, question["id"], no, allow_redirects=True)

@@ -41,7 +41,7 @@ async def test_many_voters_at_once_are_all_counted_in_few_transactions(
 
 
 async def test_repeated_voter_within_one_batch_counts_once(engine, make_question, votes_of):
-    question = make_question(choices=("Yes", "No"))
+    question = make_question(choices=("Yes", "No"), lock_votes=True)
     yes, no = question["choices"]
     batcher = VoteBatcher(engine, writers=1)
     same = voter()
@@ -60,7 +60,7 @@ async def test_repeated_voter_within_one_batch_counts_once(engine, make_question
 async def test_invalid_choices_and_closed_polls_are_refused_without_touching_the_others(
     engine, make_question, votes_of, vote_rows_match_counters
 ):
-    question = make_question("Open?", choices=("Yes", "No"))
+    question = make_question("Open?", choices=("Yes", "No"), lock_votes=True)
     other = make_question("Other?", choices=("A", "B"))
     closed = make_question("Closed?", choices=("X", "Y"), closed_at=datetime.now(UTC))
     future = make_question("Later?", days=3, choices=("P", "Q"))
@@ -146,7 +146,7 @@ async def test_every_302_is_sent_after_its_vote_is_committed(
 async def test_two_processes_batching_the_same_voters_count_each_once_without_deadlock(
     database_url, make_question, votes_of, vote_rows_match_counters, caplog
 ):
-    question = make_question(choices=("Hot", "Cold"))
+    question = make_question(choices=("Hot", "Cold"), lock_votes=True)
     hot, cold = question["choices"]
     voters = [voter() for _ in range(300)]
     # Two engines and batchers: two processes' vote writers, racing for the same ballots

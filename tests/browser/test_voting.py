@@ -56,7 +56,7 @@ def test_submitting_no_choice_shows_the_message(tab, make_question, votes_of):
 
 
 def test_voting_works_with_javascript_off(open_tab, make_question, votes_of):
-    question = make_question("Works without scripts?", choices=("Yes", "No"))
+    question = make_question("Works without scripts?", choices=("Yes", "No"), lock_votes=True)
     tab = open_tab(java_script_enabled=False)
     page = tab.page
     page.goto(f"/poll/{question['id']}")

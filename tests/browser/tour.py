@@ -110,3 +110,5 @@ def visit(tab: BrowserTab, base_url: str, stop: Stop) -> None:
         if stop.then_url and stop.then_status:
             tab.expect_error_status(base_url + stop.then_url, stop.then_status)
         stop.then(tab)
+        # The step waits for what the page says; its stylesheet may still be on its way.
+        tab.page.wait_for_load_state("load")

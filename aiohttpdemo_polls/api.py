@@ -1,0 +1,263 @@
+"""The JSON API: list and read polls, vote, make a poll. The same rules as the pages.
+
+Votes go through the same VoteBatcher and voter cookie as the voting form; new polls
+through the same checks (forms.check_new_poll) and creation rules (creation.py) as the
+new-poll form. Errors are problem documents (problems.py); the document describing all
+this is openapi.py's, served at /api/openapi.json.
+"""
+
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from . import creation, db, db_pages, forms, openapi, rules, views
+from .cache import expiry
+from .keys import cache_key, config_key, engine_key, votes_key
+from .links import absolute
+from .problems import Problem
+from .votes import VoteNotCounted, VoteOutcome
+
+JSON_TYPES = ("application/json",)
+NOT_JSON = "The body is not valid JSON."
+NOT_OBJECT = "The body must be a JSON object."
+UNKNOWN_FIELD = "This field is not known here."
+NOT_A_LIST_OF_IDS = "Give the ids of the chosen choices as a list of whole numbers."
+NOT_CHOICE = "One of these is not a choice of this poll, or the poll takes only one choice."
+KEEP_MANAGE_LINK = "Keep the manage link: it is shown only this once; it closes, edits and deletes the poll."
+BAD_PAGE = "The page must be a whole number from 1."
+_PAGE = re.compile(r"[1-9][0-9]{0,8}")
+NEW_POLL_FIELDS = frozenset(
+    {"question_text", "choices", "multiple", "closes_at", "results", "lock_votes", "creation_key"}
+)
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of this API."""
+    return web.Response(body=openapi.BODY, content_type="application/json")
+
+
+def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, ensure_ascii=False),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+async def read_object(request: web.Request, allowed: frozenset[str]) -> dict[str, Any]:
+    """The request's JSON object; a clear 4xx for any other body (never a 500).
+
+    413 past the size limit (aiohttp's `read` enforces `client_max_size`), 415 for a body
+    that is not declared JSON, 400 for one that does not parse, 422 for unknown fields.
+    """
+    if request.content_type not in JSON_TYPES:
+        raise Problem(415)
+    if request.content_length is not None and request.content_length > request.client_max_size:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=request.client_max_size, actual_size=request.content_length
+        )
+    raw = await request.read()
+    try:
+        # NaN and Infinity are not JSON; Python's parser would take them.
+        value = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # bad UTF-8 or JSON, a number past int's digit limit, deep nesting
+        raise Problem(400, NOT_JSON) from None
+    if not isinstance(value, dict):
+        raise Problem(400, NOT_OBJECT)
+    unknown = sorted(name for name in value if name not in allowed)
+    if unknown:
+        raise Problem(422, errors={name[:100]: UNKNOWN_FIELD for name in unknown[:10]})
+    return value
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _poll_links(request: web.Request, question_id: int) -> dict[str, str]:
+    ids = {"question_id": str(question_id)}
+    router = request.app.router
+    return {
+        "self": str(router["api_poll"].url_for(**ids)),
+        "vote": str(router["api_vote"].url_for(**ids)),
+        "page": str(router["poll"].url_for(**ids)),
+        "results": str(router["results"].url_for(**ids)),
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+async def list_polls(request: web.Request) -> web.Response:
+    """Published polls, newest first, a page at a time; `next` (and a Link header) leads on.
+
+    Kept in the page cache like the index (the same for every caller, dropped on any change)."""
+    raw = request.query.get("page", "1")
+    if not _PAGE.fullmatch(raw):
+        raise Problem(400, BAD_PAGE, errors={"page": BAD_PAGE})
+    page = int(raw)
+
+    async def load() -> tuple[tuple[bytes, str | None], float]:
+        async with request.app[engine_key].acquire() as conn:
+            listed, total, upcoming = await db_pages.published_list(
+                conn, views.PAGE_SIZE, (page - 1) * views.PAGE_SIZE
+            )
+        pages = max(1, -(-total // views.PAGE_SIZE))
+        url = request.app.router["api_polls"].url_for()
+        next_url = str(url.with_query(page=page + 1)) if page < pages else None
+        body = {
+            "polls": [
+                {
+                    "id": q.id,
+                    "question_text": q.question_text,
+                    "published_at": _iso(q.pub_date),
+                    "closes_at": _iso(q.closes_at),
+                    "closed": q.closed,
+                    "links": _poll_links(request, q.id),
+                }
+                for q in listed
+            ],
+            "page": page,
+            "pages": pages,
+            "next": next_url,
+        }
+        closing = [q.closes_at for q in listed if not q.closed]
+        return (json.dumps(body, ensure_ascii=False).encode(), next_url), expiry(upcoming, *closing)
+
+    body, next_url = await request.app[cache_key].get(("api_polls", None, page), load)
+    headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
+    return web.Response(body=body, content_type="application/json", charset="utf-8", headers=headers)
+
+
+def _counts_visible(question: Any, voted: bool) -> bool:
+    """Whether this caller may see the counts: the poll's results setting, as on its pages."""
+    return rules.may_see_counts(question, voted, is_maker=False)
+
+
+async def poll(request: web.Request) -> web.Response:
+    """The poll, its choices, the caller's own choices, and the counts where they may see them."""
+    question_id = views.poll_id(request)
+    voter = views.voter_id(request)
+    if voter is None:
+        question, choices = await views.published_content(request, question_id)
+    else:  # read for them: their own vote, just committed, is in it
+        async with request.app[engine_key].acquire() as conn:
+            found = await db_pages.published_poll(conn, question_id, voter)
+        if found is None:
+            raise web.HTTPNotFound()
+        question, choices = found
+    mine = [c.id for c in choices if c.mine]
+    visible = _counts_visible(question, voted=bool(mine))
+    body: dict[str, Any] = {
+        "id": question.id,
+        "question_text": question.question_text,
+        "published_at": _iso(question.pub_date),
+        "closes_at": _iso(question.closes_at),
+        "closed_at": _iso(question.closed_at),
+        "closed": question.closed,
+        "multiple": question.multiple,
+        "counts_visible": visible,
+        "choices": [
+            {
+                "id": c.id,
+                "choice_text": c.choice_text,
+                **({"votes": c.votes, "percent": c.percent} if visible else {}),
+            }
+            for c in choices
+        ],
+        "my_choices": mine,
+        "links": _poll_links(request, question.id),
+    }
+    if visible:
+        body["total"] = sum(c.votes for c in choices)
+    return _json(body)
+
+
+def _chosen_ids(body: Mapping[str, Any]) -> list[int]:
+    chosen = body.get("choices")
+    if not isinstance(chosen, list) or not all(type(c) is int for c in chosen):
+        raise Problem(422, errors={"choices": NOT_A_LIST_OF_IDS})
+    if not chosen:
+        raise Problem(422, errors={"choices": views.NO_CHOICE})
+    if len(chosen) > forms.MAX_CHOICES or not all(0 < c <= db.PG_INT_MAX for c in chosen):
+        raise Problem(422, errors={"choices": NOT_CHOICE})
+    return chosen
+
+
+# What the caller's ballot now is, for each outcome a vote that counted nothing new can have too.
+_BALLOT_STATUS = {
+    VoteOutcome.COUNTED: ("counted", "Your vote was counted."),
+    VoteOutcome.CHANGED: ("changed", views.VOTE_CHANGED),
+    VoteOutcome.ALREADY_VOTED: ("already_voted", views.ALREADY_VOTED),
+}
+
+
+async def vote(request: web.Request) -> web.Response:
+    """Cast the caller's ballot, as the voting form does; answer with their ballot."""
+    question_id = views.poll_id(request)
+    chosen = _chosen_ids(await read_object(request, frozenset({"choices"})))
+    voter = views.voter_id(request)
+    new_voter = voter is None
+    if voter is None:
+        voter = secrets.token_urlsafe(18)  # 144 random bits, as the form's
+    try:
+        outcome = await request.app[votes_key].cast(question_id, chosen, voter)
+    except VoteNotCounted:
+        raise web.HTTPServiceUnavailable() from None
+    if outcome is VoteOutcome.INVALID_CHOICE:
+        content = await views.published_content(request, question_id)  # 404 when there is no poll
+        if not content.question.closed:
+            raise Problem(422, NOT_CHOICE, errors={"choices": NOT_CHOICE})
+        outcome = VoteOutcome.CLOSED
+    if outcome is VoteOutcome.CLOSED:
+        raise Problem(409, views.VOTING_CLOSED)
+    async with request.app[engine_key].acquire() as conn:
+        found = await db_pages.published_poll(conn, question_id, voter)
+    if found is None:  # deleted since the vote
+        raise web.HTTPNotFound()
+    counted = outcome is VoteOutcome.COUNTED
+    status, message = _BALLOT_STATUS[outcome]
+    body = {
+        "status": status,
+        "message": message,
+        "choices": [c.id for c in found[1] if c.mine],
+        "links": _poll_links(request, question_id),
+    }
+    headers = {}
+    if new_voter and counted:
+        headers["Set-Cookie"] = views.voter_cookie(voter, secure=request.app[config_key]["https"])
+    return _json(body, headers=headers)
+
+
+async def create_poll(request: web.Request) -> web.Response:
+    """Make a poll as the new-poll form does; answer 201 with its manage link (shown once)."""
+    config = request.app[config_key]
+    creation.ensure_open(config)
+    body = await read_object(request, NEW_POLL_FIELDS)
+    form, wrong_types = forms.json_fields(body)
+    if wrong_types:
+        raise Problem(422, errors=wrong_types)
+    refused = creation.key_problem(config, body.get("creation_key"))
+    if refused is not None:
+        raise Problem(403, refused, errors={"creation_key": refused})
+    typed = forms.check_new_poll(form)
+    if not typed.valid:
+        raise Problem(422, errors=forms.json_names(typed.errors))
+    made = await creation.publish(request, typed)
+    ids = {"question_id": str(made.question_id)}
+    manage = request.app.router["manage"].url_for(**ids, token=made.token)
+    links = _poll_links(request, made.question_id)
+    body = {
+        "id": made.question_id,
+        "manage_url": absolute(request, manage),
+        "message": KEEP_MANAGE_LINK,
+        "links": links,
+    }
+    # The token is in the body: no cache, shared or private, may keep it.
+    return _json(body, status=201, headers={"Location": links["self"], "Cache-Control": "no-store"})

@@ -1,0 +1,92 @@
+"""gzip for HTML: a cached page is compressed once, when it is cached; other pages as they go out.
+
+Which body a request gets is read from its Accept-Encoding, q-values included (RFC 9110
+12.5.3: `gzip;q=0` refuses gzip). Every page says `Vary: Accept-Encoding`, so a shared cache
+never hands gzip to a client that did not ask for it. Only HTML: static files are nginx's
+(or the debug static route's), and the live WebSocket is not a page.
+"""
+
+import functools
+import gzip
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+
+from aiohttp import hdrs, web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Below this, gzip's header and the CPU it costs buy next to nothing.
+MIN_SIZE = 1024
+_HTML = "text/html; charset=utf-8"
+_PLAIN_HEADERS = {hdrs.CONTENT_TYPE: _HTML, hdrs.VARY: hdrs.ACCEPT_ENCODING}
+_GZIP_HEADERS = {**_PLAIN_HEADERS, hdrs.CONTENT_ENCODING: "gzip"}
+
+
+class Page(NamedTuple):
+    """A cached page's bytes, plain and gzipped: what the cache keeps, so no request compresses."""
+
+    plain: bytes
+    gzipped: bytes
+
+
+def page(body: bytes) -> Page:
+    """Compress `body` once, as hard as gzip can: the cost is paid once per cached page."""
+    return Page(body, gzip.compress(body, compresslevel=9, mtime=0))
+
+
+def page_response(request: web.Request, cached: Page) -> web.Response:
+    """The cached page, gzipped for a client that takes gzip, else as it is."""
+    if accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
+        return web.Response(body=cached.gzipped, headers=_GZIP_HEADERS)
+    return web.Response(body=cached.plain, headers=_PLAIN_HEADERS)
+
+
+@functools.lru_cache(maxsize=256)  # browsers send a handful of distinct values
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether a client sending this Accept-Encoding takes gzip.
+
+    gzip (or its old name x-gzip) named with q > 0; or not named and `*` with q > 0.
+    """
+    star = False
+    for item in accept_encoding.split(","):
+        coding, _, parameters = item.partition(";")
+        coding = coding.strip().lower()
+        if coding in ("gzip", "x-gzip"):
+            return _quality(parameters) > 0
+        if coding == "*":
+            star = _quality(parameters) > 0
+    return star
+
+
+def _quality(parameters: str) -> float:
+    """The q of `;q=0.5`-style parameters: 1 when absent, 0 when malformed (identity always works)."""
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                return 0
+            return q if 0 <= q <= 1 else 0
+    return 1
+
+
+@web.middleware
+async def compress_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """gzip the HTML pages made per request (forms, a voter's results, error pages) on the way out.
+
+    Outermost, so error pages are among them. A response that already says what it varies on
+    (a cached page, from `page_response`) chose its body itself and is let through.
+    """
+    response = await handler(request)
+    if (
+        type(response) is web.Response
+        and hdrs.VARY not in response.headers
+        and response.content_type == "text/html"
+        and isinstance(response.body, bytes)
+        and len(response.body) >= MIN_SIZE
+    ):
+        response.headers[hdrs.VARY] = hdrs.ACCEPT_ENCODING
+        if accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
+            response.enable_compression(web.ContentCoding.gzip)
+    return response

@@ -1,0 +1,79 @@
+"""Who may make polls, and making one: the rules the new-poll form and the API share.
+
+`creation` in the config: `open` (anyone), `key` (whoever gives `creation_key`) or `closed`
+(polls come only from init_db.py or SQL). Every poll made through the site is counted
+against its client address (`limits.polls_per_hour`) in the transaction that stores it.
+"""
+
+import hashlib
+import hmac
+from typing import Any, NamedTuple
+
+from aiohttp import web
+
+from . import clients, db_manage, forms, tokens
+from .keys import config_key, engine_key, notices_key
+
+CLOSED = "New polls cannot be made on this site."
+KEY_REQUIRED = "Enter the creation key this site's host gave you."
+WRONG_KEY = "That creation key is not right."
+TOO_MANY = "You have made too many polls in the last hour. Please try again later."
+
+
+def ensure_open(config: dict[str, Any]) -> None:
+    """A 403 where polls are made only by the site's host (`creation: closed`)."""
+    if config["creation"] == "closed":
+        raise web.HTTPForbidden(text=CLOSED)
+
+
+def needs_key(config: dict[str, Any]) -> bool:
+    return config["creation"] == "key"
+
+
+def key_problem(config: dict[str, Any], given: object) -> str | None:
+    """Why `given` does not open poll creation, or None when it does (or none is needed).
+
+    Compared in constant time, as digests of equal length, so the time taken tells nothing
+    about the key, its length included.
+    """
+    if not needs_key(config):
+        return None
+    if not isinstance(given, str) or not given:
+        return KEY_REQUIRED
+    if not hmac.compare_digest(_digest(given), _digest(config["creation_key"])):
+        return WRONG_KEY
+    return None
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+class Made(NamedTuple):
+    question_id: int
+    token: str  # shown to the maker once, in the manage link
+
+
+async def publish(request: web.Request, typed: forms.PollForm) -> Made:
+    """Store a checked poll, counted against the client's hourly limit (429 past it)."""
+    config = request.app[config_key]
+    token, token_hash = tokens.new_token()
+    try:
+        async with request.app[engine_key].acquire() as conn:
+            question_id = await db_manage.create_poll(
+                conn,
+                typed.question,
+                typed.choice_texts,
+                typed.multiple,
+                typed.closes_at_utc,
+                token_hash,
+                client=clients.of_request(request),
+                per_hour=config["limits"]["polls_per_hour"],
+                results=typed.results,
+                lock_votes=typed.lock_votes,
+            )
+    except db_manage.TooManyPolls as exc:
+        raise web.HTTPTooManyRequests(text=TOO_MANY, headers={"Retry-After": str(exc.retry_after)}) from None
+    # Committed: this process's index lists it at once, without waiting for the notice.
+    request.app[notices_key].changed([question_id])
+    return Made(question_id, token)

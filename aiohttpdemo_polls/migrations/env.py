@@ -1,0 +1,17 @@
+"""Alembic's entry point: runs the migrations on the connection migrate.py hands over.
+
+There is no alembic.ini: the connection (from the app's settings) and the options come
+from migrate.py, so the schema has one way in, the same for init-db and the tests.
+"""
+
+from alembic import context
+
+from aiohttpdemo_polls import db, migrate
+
+context.configure(
+    connection=context.config.attributes["connection"],
+    target_metadata=db.metadata,
+    **migrate.CONTEXT_OPTIONS,
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,88 @@
+"""Errors of the JSON API as `application/problem+json` (RFC 9457), for programs and people.
+
+Every error under /api/ is one of these, whoever raised it (a view, the router, the
+cross-site refusal): the error middleware asks `is_api` and renders with `response`. An
+API view that has more to say than a status and a sentence (which fields were wrong)
+raises `Problem`, which the same middleware renders.
+"""
+
+import json
+from collections.abc import Mapping
+from http import HTTPStatus
+
+from aiohttp import web
+
+CONTENT_TYPE = "application/problem+json"
+API_PREFIX = "/api/"
+
+# What an API caller is told when the code that refused said nothing more specific.
+DETAILS = {
+    400: "The request could not be understood.",
+    403: "You are not allowed to do that.",
+    404: "There is no such poll or address. The poll may not exist or may not be published yet.",
+    405: "That address does not accept this method; the Allow header lists those it does.",
+    409: "That cannot be done in the poll's current state.",
+    413: "The request body is too large.",
+    415: "Send the body as JSON, with Content-Type: application/json.",
+    422: "Some fields are not valid; `errors` says what is wrong with each.",
+    429: "Too many requests. Try again after the number of seconds in Retry-After.",
+    500: "Something went wrong on our side. It has been logged; please try again later.",
+    503: "The service is unavailable right now. Please try again in a moment.",
+}
+
+
+class Problem(Exception):
+    """An API request refused with a problem document: raised by views, rendered by the
+    error middleware (middlewares.error_pages)."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str | None = None,
+        errors: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or DETAILS.get(status, ""))
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers
+
+    def response(self) -> web.Response:
+        return response(self.status, self.detail, self.errors, self.headers)
+
+
+def is_api(request: web.Request) -> bool:
+    return request.path.startswith(API_PREFIX)
+
+
+def title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def response(
+    status: int,
+    detail: str | None = None,
+    errors: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """A problem document: `type` about:blank (the status says it all), a title, the status,
+    a sentence for a person, and `errors` (field name -> message) when fields were wrong."""
+    body: dict = {
+        "type": "about:blank",
+        "title": title(status),
+        "status": status,
+        "detail": detail or DETAILS.get(status, title(status)),
+    }
+    if errors:
+        body["errors"] = dict(errors)
+    return web.Response(
+        status=status,
+        text=json.dumps(body, ensure_ascii=False),
+        content_type=CONTENT_TYPE,
+        charset="utf-8",
+        headers=headers,
+    )
