@@ -8,6 +8,7 @@ import pytest
 
 from aiohttpdemo_polls import i18n
 from aiohttpdemo_polls.keys import cache_key
+from aiohttpdemo_polls.main import init_app
 
 NBSP = "\u00a0"
 # A known sentence of each kind of page, as each catalog says it.
@@ -209,3 +210,50 @@ async def test_switch_on_a_page_answering_a_post_returns_to_an_address_to_get(an
     assert f'name="next" value="/poll/{question["id"]}"' in form  # the poll, not its /vote
     refused = await (await anonymous.post(f"/poll/{question['id']}/nothing-here")).text()
     assert 'name="next" value="/"' in refused
+
+
+async def test_hidden_results_and_a_changed_vote_are_told_in_the_readers_language(
+    client, make_question, vote
+):
+    question = make_question("Changed in German?", choices=("Ja", "Nein"), results="after_vote")
+    yes, no = question["choices"]
+    german = {"Accept-Language": "de"}
+    results = f"/poll/{question['id']}/results"
+
+    hidden = await (await client.get(results, headers=german)).text()
+    assert "Die Ergebnisse werden angezeigt, sobald Sie abgestimmt haben." in hidden
+    await vote(client, question["id"], yes, headers=german)
+    poll = await (await client.get(f"/poll/{question['id']}", headers=german)).text()
+    assert "Sie haben für Ja gestimmt. Sie können Ihre Stimme ändern, solange die Abstimmung läuft." in poll
+    assert ">Meine Stimme ändern</button>" in poll
+    changed = await vote(client, question["id"], no, headers=german, allow_redirects=True)
+    assert "Ihre Stimme wurde geändert." in await changed.text()
+
+
+async def test_new_poll_form_and_manage_page_write_results_settings_in_the_readers_language(
+    client, make_poll
+):
+    spanish = {"Accept-Language": "es"}
+    form = await (await client.get("/poll/new", headers=spanish)).text()
+    for text in ("Quién ve los resultados", "Siempre: todos ven los recuentos", "no pueden cambiar su voto"):
+        assert text in form
+    made = await make_poll(lock_votes="on", results="after_close")
+    page = await (await client.get(made["manage"], headers={"Accept-Language": "fr"})).text()
+    for text in (
+        "Vous seul voyez les décomptes",
+        "Les votants ne peuvent pas modifier leur vote.",
+        "Résultats en CSV",
+        "Tous les bulletins en CSV",
+    ):
+        assert text in page
+
+
+async def test_the_creation_key_field_and_its_refusal_are_in_the_readers_language(aiohttp_client, config):
+    keyed = await aiohttp_client(init_app(config={**config, "creation": "key", "creation_key": "k"}))
+    german = {"Accept-Language": "de"}
+    form = await (await keyed.get("/poll/new", headers=german)).text()
+    assert ">Erstellungsschlüssel</label>" in form
+    data = [("question_text", "Schlüssel?"), ("choice", "Ja"), ("choice", "Nein"), ("creation_key", "x")]
+    refused = await keyed.post("/poll/new", data=data, headers=german)
+    assert refused.status == 403
+    assert "Dieser Erstellungsschlüssel ist nicht richtig." in await refused.text()
