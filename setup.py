@@ -1,4 +1,27 @@
+from pathlib import Path
+
+from babel.messages.setuptools_frontend import compile_catalog
 from setuptools import setup
+from setuptools.command.build_py import build_py
+
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+
+
+class build_py_with_catalogs(build_py):
+    """Compile the .po catalogs to .mo before the package is assembled.
+
+    The .mo files are build output (gitignored): a wheel carries them, and an editable install
+    (`pip install -e .`, which runs build_py too) finds them in the checkout's translations/.
+    """
+
+    def run(self) -> None:
+        self.run_command("compile_catalog")
+        sources = sorted(TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"))
+        missing = [po for po in sources if not po.with_suffix(".mo").is_file()]
+        if not sources or missing:
+            raise SystemExit(f"catalogs not compiled: {missing or 'no .po files found'}")
+        super().run()
+
 
 setup(
     name="aiohttpdemo_polls",
@@ -12,13 +35,22 @@ setup(
         "aiohttpdemo_polls.migrations.versions",
         "aiohttpdemo_polls.templates",
         "aiohttpdemo_polls.static",
+        "aiohttpdemo_polls.translations",
     ],
     package_dir={
         "aiohttpdemo_polls": "aiohttpdemo_polls",
         "aiohttpdemo_polls.templates": "templates",
         "aiohttpdemo_polls.static": "static",
+        "aiohttpdemo_polls.translations": "translations",
     },
-    package_data={"aiohttpdemo_polls.templates": ["*"], "aiohttpdemo_polls.static": ["*"]},
+    package_data={
+        "aiohttpdemo_polls.templates": ["*"],
+        "aiohttpdemo_polls.static": ["*"],
+        # Only the compiled catalogs: the app reads .mo files (i18n.Catalogs).
+        "aiohttpdemo_polls.translations": ["*/LC_MESSAGES/messages.mo"],
+    },
+    cmdclass={"build_py": build_py_with_catalogs, "compile_catalog": compile_catalog},
+    options={"compile_catalog": {"directory": "translations", "domain": "messages", "statistics": True}},
     python_requires=">=3.11",
     install_requires=[
         "aiohttp>=3.14,<4",
@@ -36,6 +68,9 @@ setup(
         # QR codes of a poll's link for the presenter view, drawn as SVG on the server: pure
         # Python, no dependencies, no image library and no request to another site.
         "segno>=1.6",
+        # Translations (gettext catalogs, Accept-Language negotiation) and dates, numbers and
+        # percentages written each language's way (CLDR data); also compiles the catalogs at build.
+        "babel>=2.12",
         # Versioned schema changes: init-db upgrades a released database in place, keeping
         # every vote; Alembic is SQLAlchemy's own migration tool and compares schema to tables.
         "alembic>=1.13",

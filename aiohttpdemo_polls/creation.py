@@ -12,12 +12,13 @@ from typing import Any, NamedTuple
 from aiohttp import web
 
 from . import clients, db_manage, forms, tokens
+from .i18n import N_
 from .keys import config_key, engine_key, notices_key
 
-CLOSED = "New polls cannot be made on this site."
-KEY_REQUIRED = "Enter the creation key this site's host gave you."
-WRONG_KEY = "That creation key is not right."
-TOO_MANY = "You have made too many polls in the last hour. Please try again later."
+CLOSED = N_("New polls cannot be made on this site.")
+KEY_REQUIRED = N_("Enter the creation key this site's host gave you.")
+WRONG_KEY = N_("That creation key is not right.")
+TOO_MANY = N_("You have made too many polls in the last hour. Please try again later.")
 
 
 def ensure_open(config: dict[str, Any]) -> None:

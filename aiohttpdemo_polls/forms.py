@@ -13,36 +13,45 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy, MultiMapping
 
 from .db import RESULTS, TEXT_MAX
+from .i18n import N_
 
 MIN_CHOICES = 2
 MAX_CHOICES = 20
 SHOWN_CHOICES = 5  # empty choice fields on a fresh form
 MAX_OFFSET_MINUTES = 18 * 60  # the widest UTC offset a clock can show
 
-QUESTION_REQUIRED = "Write a question."
-TOO_FEW_CHOICES = f"Give at least {MIN_CHOICES} choices."
-TOO_MANY_CHOICES = f"Give at most {MAX_CHOICES} choices."
-CHOICE_REQUIRED = "Write a text for this choice."
-DUPLICATE_CHOICE = "This choice is the same as an earlier one."
-CLOSES_AT_MALFORMED = "Enter a date and time such as 2030-12-31 18:00."
-CLOSES_AT_PAST = "Pick a time in the future."
-BAD_OFFSET = "Your browser sent a time zone offset that is not valid."
-NOT_TEXT = "This field must be text."
-RESULTS_UNKNOWN = "Pick when the results are shown: always, after voting, or after voting closes."
+QUESTION_REQUIRED = N_("Write a question.")
+TOO_FEW_CHOICES = N_("Give at least %(count)d choices.", count=MIN_CHOICES)
+TOO_MANY_CHOICES = N_("Give at most %(count)d choices.", count=MAX_CHOICES)
+CHOICE_REQUIRED = N_("Write a text for this choice.")
+DUPLICATE_CHOICE = N_("This choice is the same as an earlier one.")
+CLOSES_AT_MALFORMED = N_("Enter a date and time such as 2030-12-31 18:00.")
+CLOSES_AT_PAST = N_("Pick a time in the future.")
+BAD_OFFSET = N_("Your browser sent a time zone offset that is not valid.")
+NOT_TEXT = N_("This field must be text.")
+NOT_UTF8 = N_("The form could not be read: its text is not valid UTF-8.")
+CONTROL_CHARACTER = N_("Remove the control character (such as a NUL byte or a tab) from this field.")
+RESULTS_UNKNOWN = N_("Pick when the results are shown: always, after voting, or after voting closes.")
 
 # What a `datetime-local` input sends (seconds optional), or the same typed with a space.
 _DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?")
 _OFFSET = re.compile(r"[+-]?\d{1,4}")
 
 
-def too_long(what: str, length: int) -> str:
-    return f"{what} is too long: {length} characters, at most {TEXT_MAX}."
+def question_too_long(length: int) -> str:
+    return N_(
+        "The question is too long: %(length)d characters, at most %(max)d.", length=length, max=TEXT_MAX
+    )
+
+
+def choice_too_long(length: int) -> str:
+    return N_("This choice is too long: %(length)d characters, at most %(max)d.", length=length, max=TEXT_MAX)
 
 
 def has_control(text: str) -> str | None:
     """A message when `text` holds a NUL or another control character, else None."""
     if any(unicodedata.category(c) == "Cc" for c in text):
-        return "Remove the control character (such as a NUL byte or a tab) from this field."
+        return CONTROL_CHARACTER
     return None
 
 
@@ -66,7 +75,7 @@ async def read_form(request: web.Request) -> MultiDictProxy:
         return await request.post()
     except (UnicodeDecodeError, LookupError, ValueError) as exc:
         # Bytes that are not UTF-8, or a charset Python does not know.
-        raise web.HTTPBadRequest(text="The form could not be read: its text is not valid UTF-8.") from exc
+        raise web.HTTPBadRequest(text=NOT_UTF8) from exc
 
 
 def _text(form: MultiMapping, name: str) -> str | None:
@@ -202,7 +211,7 @@ def _check_question(typed: PollForm) -> None:
     if problem is None and not typed.question:
         problem = QUESTION_REQUIRED
     elif problem is None and len(typed.question) > TEXT_MAX:
-        problem = too_long("The question", len(typed.question))
+        problem = question_too_long(len(typed.question))
     if problem:
         typed.errors["question_text"] = problem
 
@@ -216,7 +225,7 @@ def _check_choices(typed: PollForm, allow_empty: bool) -> None:
         if problem is None and not text and not allow_empty:
             problem = CHOICE_REQUIRED
         elif problem is None and len(text) > TEXT_MAX:
-            problem = too_long("This choice", len(text))
+            problem = choice_too_long(len(text))
         elif problem is None and text and key in seen:
             problem = DUPLICATE_CHOICE
         seen.add(key)

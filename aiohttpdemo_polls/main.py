@@ -12,6 +12,7 @@ from aiohttp import web
 
 from . import (
     cache,
+    i18n,
     links,
     live,
     logs,
@@ -21,13 +22,13 @@ from . import (
     pgserver,
     routes,
     settings,
-    views,
     votes,
 )
 from .compression import compress_pages
 from .keys import cache_key, config_key, database_url_key, engine_key, live_key, notices_key, votes_key
 
 TEMPLATES = settings.ASSETS / "templates"
+TRANSLATIONS = settings.ASSETS / "translations"
 
 
 def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None) -> web.Application:
@@ -48,18 +49,21 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
         ],
     )
     app[config_key] = config
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
-        filters={"when": views.format_time, "absolute": links.absolute_filter},
+        filters={"absolute": links.absolute_filter},
         # Checking each template file's mtime on every render costs a stat() per page;
         # only a developer editing templates (debug) wants that.
         auto_reload=config["debug"],
     )
+    # One Environment for every language: the page's language comes from its request (i18n.py).
+    i18n.install(env, i18n.Catalogs(TRANSLATIONS))
     app[aiohttp_jinja2.static_root_key] = "/static"
     app.on_response_prepare.append(middlewares.security_headers)
+    app.on_response_prepare.append(i18n.vary_on_language)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(poll_notices)
     app.cleanup_ctx.append(page_cache)

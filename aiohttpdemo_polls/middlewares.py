@@ -12,6 +12,7 @@ from aiohttp import web
 from yarl import URL
 
 from . import logs, problems
+from .i18n import N_
 from .keys import config_key
 
 log = logging.getLogger(__name__)
@@ -19,15 +20,27 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MESSAGES = {
-    400: "The request could not be understood.",
-    403: "You are not allowed to do that.",
-    404: "There is no such page. The poll may not exist or may not be published yet.",
-    405: "That address does not accept this kind of request.",
-    409: "That cannot be done in the poll's current state.",
-    413: "The request was too large.",
-    429: "Too many requests from your address. Please try again later.",
-    500: "Something went wrong on our side. It has been logged; please try again later.",
-    503: "The service is unavailable right now. Please try again in a moment.",
+    400: N_("The request could not be understood."),
+    403: N_("You are not allowed to do that."),
+    404: N_("There is no such page. The poll may not exist or may not be published yet."),
+    405: N_("That address does not accept this kind of request."),
+    409: N_("That cannot be done in the poll's current state."),
+    413: N_("The request was too large."),
+    429: N_("Too many requests from your address. Please try again later."),
+    500: N_("Something went wrong on our side. It has been logged; please try again later."),
+    503: N_("The service is unavailable right now. Please try again in a moment."),
+}
+# The page titles of those statuses (HTTPStatus's phrases, for the catalogs).
+REASONS = {
+    400: N_("Bad Request"),
+    403: N_("Forbidden"),
+    404: N_("Not Found"),
+    405: N_("Method Not Allowed"),
+    409: N_("Conflict"),
+    413: N_("Content Too Large"),
+    429: N_("Too Many Requests"),
+    500: N_("Internal Server Error"),
+    503: N_("Service Unavailable"),
 }
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -57,16 +70,22 @@ def render_error(request: web.Request, status: int, message: str | None = None) 
 
 
 def _reason(status: int) -> str:
+    if status in REASONS:
+        return REASONS[status]
     try:
         return HTTPStatus(status).phrase
     except ValueError:
-        return "Error"
+        return N_("Error")
 
 
 def _custom_text(exc: web.HTTPException) -> str | None:
-    """A message a view gave the exception, rather than aiohttp's default '404: Not Found'."""
+    """A message a view gave the exception, rather than aiohttp's default '404: Not Found'.
+
+    aiohttp's own 413 names byte counts in English only: the page says MESSAGES[413] instead."""
     text = exc.text or ""
-    return None if text == f"{exc.status}: {exc.reason}" else text
+    if text == f"{exc.status}: {exc.reason}" or isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return None
+    return text
 
 
 @web.middleware
@@ -110,7 +129,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # `same-site` (another host of the same registrable domain, perhaps someone else's) and
 # `cross-site` are refused: none of our forms is ever sent from another host.
 ALLOWED_FETCH_SITES = frozenset({"same-origin", "none"})
-CROSS_SITE = (
+CROSS_SITE = N_(
     "This form was sent from another site, so it was refused. Open the page on this site and try again."
 )
 

@@ -9,6 +9,7 @@ from . import (
     robots,
     settings,
     views,
+    views_language,
     views_live,
     views_manage,
     views_new,
@@ -34,6 +35,8 @@ def setup(app: web.Application, serve_static: bool) -> None:
     # For a projector: the question, a QR code of the poll's link, the live results.
     router.add_get(POLL + "/present", views_present.present, name="present")
     router.add_get(POLL + "/live", views_live.live, name="live")
+    # The switch on every page: sets the polls_lang cookie, then back to the page.
+    router.add_post("/language", views_language.choose_language, name="language")
     router.add_get("/healthz", health.healthz, name="healthz")
     router.add_get("/robots.txt", robots.robots, name="robots")
     # The maker's private page; the token is checked against its stored hash by the view.

@@ -4,15 +4,15 @@ Pages the same for every reader are rendered once and cached until their poll ch
 
 import re
 import secrets
-from datetime import datetime
 from typing import Any, NamedTuple
 
 import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiMapping
 
-from . import compression, db, db_pages, forms, rules
+from . import compression, db, db_pages, forms, i18n, rules
 from .cache import expiry
+from .i18n import N_
 from .keys import cache_key, config_key, engine_key, votes_key
 from .votes import VoteNotCounted, VoteOutcome
 
@@ -20,20 +20,15 @@ PAGE_SIZE = 20
 VOTER_COOKIE = "polls_voter"
 VOTER_COOKIE_MAX_AGE = 365 * 24 * 3600
 _VOTER_COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={VOTER_COOKIE_MAX_AGE}; Path=/; SameSite=Lax"
-NO_CHOICE = "You didn't select a choice."
-ALREADY_VOTED = "You already voted in this poll."
-VOTE_CHANGED = "Your vote was changed."
+NO_CHOICE = N_("You didn't select a choice.")
+ALREADY_VOTED = N_("You already voted in this poll.")
+VOTE_CHANGED = N_("Your vote was changed.")
 # The results page's ?notice= after a vote that was not simply counted.
 VOTE_NOTICES = {"already": ALREADY_VOTED, "changed": VOTE_CHANGED}
-VOTING_CLOSED = "Voting on this poll has closed; your vote was not counted."
+VOTING_CLOSED = N_("Voting on this poll has closed; your vote was not counted.")
 _VOTER_ID = re.compile(r"[A-Za-z0-9_-]{24}")
 _PAGE = re.compile(r"[1-9][0-9]{0,8}")
 _ID = re.compile(r"[1-9][0-9]{0,9}")
-
-
-def format_time(value: datetime | None) -> str:
-    """Dates as people read them, in UTC so every visitor sees the same text."""
-    return value.strftime("%-d %b %Y, %H:%M UTC") if value else ""
 
 
 def poll_id(request: web.Request) -> int:
@@ -105,8 +100,9 @@ async def _cached_page(request: web.Request, key: tuple, render) -> web.Response
         return (None if body is None else compression.page(body)), expires
 
     # Per host: a page names its own full address (og:url) from the host it was reached by,
-    # and one reader's Host header must not become every reader's link.
-    cached = await request.app[cache_key].get((*key, request.host), load)
+    # and one reader's Host header must not become every reader's link. Per language: each
+    # is its own page.
+    cached = await request.app[cache_key].get((*key, request.host, i18n.language(request)), load)
     if cached is None:
         raise web.HTTPNotFound()
     return compression.page_response(request, cached)

@@ -5,16 +5,17 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import db_manage, db_pages, rules, tokens, views
+from .i18n import N_
 from .keys import engine_key, live_key
 
 # Clients have nothing to say; anything bigger than this closes the socket (1009).
 MAX_CLIENT_MESSAGE = 1024
 CLOSE_TIMEOUT = 5.0  # seconds to wait for a client's answer to our close frame
-FULL = (
+FULL = N_(
     "Too many people are watching live results on this server right now. "
     "The results page still works; reload it to see new votes."
 )
-NOT_WEBSOCKET = "This address serves live results to the results page over WebSocket."
+NOT_WEBSOCKET = N_("This address serves live results to the results page over WebSocket.")
 
 
 async def live(request: web.Request) -> web.StreamResponse:

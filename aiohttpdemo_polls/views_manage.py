@@ -9,16 +9,17 @@ from aiohttp import web
 from yarl import URL
 
 from . import db, db_manage, forms, tokens, views
+from .i18n import N_
 from .keys import engine_key, notices_key
 from .links import absolute
 
 NOTICES = {
-    "closed": "Voting is closed. The results stay visible to everyone.",
-    "reopened": "Voting is open again.",
-    "edited": "Your changes are saved.",
+    "closed": N_("Voting is closed. The results stay visible to everyone."),
+    "reopened": N_("Voting is open again."),
+    "edited": N_("Your changes are saved."),
 }
-HAS_VOTES = "People have already voted, so the texts can no longer be changed."
-UNKNOWN_ACTION = "That is not something the manage page can do."
+HAS_VOTES = N_("People have already voted, so the texts can no longer be changed.")
+UNKNOWN_ACTION = N_("That is not something the manage page can do.")
 
 
 async def poll_or_404(request: web.Request, conn: Any) -> Any:

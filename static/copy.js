@@ -26,15 +26,14 @@
       input.select();
     });
     button.addEventListener("click", function () {
-      var label = document.querySelector('label[for="' + input.id + '"]');
-      var name = label ? label.textContent.split(":")[0] : "Link";
+      // The messages come in the page's language from the server (data-text-*).
       copyFrom(input).then(
         function () {
-          say(name + " copied.");
+          say(button.getAttribute("data-text-copied"));
         },
         function () {
           input.select();
-          say("Copying did not work here; the link is selected, copy it with your keyboard.");
+          say(status ? status.getAttribute("data-text-failed") : "");
         }
       );
     });

@@ -19,6 +19,25 @@
   var socket = null;
   var finished = false;
   var closed = list.getAttribute("data-closed") === "true";
+  // Words and numbers in the page's language: the server wrote the words into data-text-*.
+  var lang = document.documentElement.lang || "en";
+  var plurals = window.Intl && Intl.PluralRules ? new Intl.PluralRules(lang) : null;
+  var counts = window.Intl ? new Intl.NumberFormat(lang) : null;
+  var percents = window.Intl
+    ? new Intl.NumberFormat(lang, { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 })
+    : null;
+
+  function text(name) {
+    return list.getAttribute("data-text-" + name) || "";
+  }
+
+  function count(number) {
+    return counts ? counts.format(number) : String(number);
+  }
+
+  function percent(number) {
+    return percents ? percents.format(number / 100) : number.toFixed(1) + "%";
+  }
   var countsShown = list.getAttribute("data-counts") !== "hidden";
 
   // The mark that says whether numbers are live: data-state is connecting, live, offline or deleted.
@@ -32,11 +51,19 @@
     mark.textContent = text;
   }
 
-  function plural(node, count) {
-    // The word after a number (" vote · " or " votes") follows its span as plain text.
+  function plural(node, number) {
+    // The word after a number (" votes · ") follows its span as plain text: the language's
+    // singular or plural, as its rules say (French says "0 vote").
     var word = node && node.nextSibling;
     if (word && word.nodeType === Node.TEXT_NODE) {
-      word.nodeValue = word.nodeValue.replace(/^ votes?/, count === 1 ? " vote" : " votes");
+      var one = text("one");
+      var other = text("other");
+      var form = (plurals ? plurals.select(number) === "one" : number === 1) ? one : other;
+      var rest = word.nodeValue.replace(/^\s+/, "");
+      var old = rest.indexOf(other) === 0 ? other : rest.indexOf(one) === 0 ? one : null;
+      if (old !== null) {
+        word.nodeValue = " " + form + rest.slice(old.length);
+      }
     }
   }
 
@@ -78,12 +105,12 @@
     var note = document.createElement("p");
     note.className = "closed-note";
     if (isClosed) {
-      note.textContent = "Voting has closed.";
+      note.textContent = text("closed");
     } else {
       var link = document.createElement("a");
       link.href = list.getAttribute("data-poll");
-      link.textContent = "Vote";
-      note.appendChild(document.createTextNode("Voting is open again. "));
+      link.textContent = text("vote");
+      note.appendChild(document.createTextNode(text("reopened") + " "));
       note.appendChild(link);
     }
     mark.parentNode.insertBefore(note, mark.nextSibling);
@@ -120,9 +147,9 @@
     message.choices.forEach(function (choice) {
       var row = list.querySelector('li[data-choice="' + choice.id + '"]');
       var votes = row.querySelector(".votes");
-      setText(votes, String(choice.votes));
+      setText(votes, count(choice.votes));
       plural(votes, choice.votes);
-      setText(row.querySelector(".percent"), choice.percent.toFixed(1));
+      setText(row.querySelector(".percent"), percent(choice.percent));
       var fill = row.querySelector(".fill");
       if (fill) {
         // The attribute for the record, the CSS property so the width change transitions.
@@ -131,14 +158,14 @@
       }
     });
     var total = document.querySelector(".total-votes");
-    setText(total, String(message.total));
+    setText(total, count(message.total));
     plural(total, message.total);
     showClosed(message.closed);
   }
 
   function showDeleted() {
     finished = true;
-    setState("deleted", "This poll has been deleted.");
+    setState("deleted", text("deleted"));
     var voteLinks = document.querySelectorAll(".vote-link");
     for (var i = 0; i < voteLinks.length; i += 1) {
       voteLinks[i].hidden = true;
@@ -147,7 +174,7 @@
 
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    setState("connecting", "Connecting to live results…");
+    setState("connecting", text("connecting"));
     socket = new WebSocket(scheme + window.location.host + list.getAttribute("data-live"));
     socket.onmessage = function (event) {
       var message;
@@ -166,7 +193,7 @@
         window.location.reload();
         return;
       }
-      setState("live", "Live");
+      setState("live", text("live"));
       if (message.hidden) {
         if (!sameChoices(message.choices)) {
           window.location.reload();
@@ -202,7 +229,7 @@
           function () {}
         );
       }
-      setState("offline", "Not live: reconnecting… (numbers may be out of date)");
+      setState("offline", text("offline"));
       // Jitter: many pages dropped at once (a server restart) do not all come back at once.
       var wait = delay / 2 + Math.random() * delay / 2;
       delay = Math.min(delay * 2, MAX_DELAY);

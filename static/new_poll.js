@@ -17,7 +17,7 @@
       var label = item.querySelector("label");
       input.id = "choice-" + index;
       label.htmlFor = input.id;
-      label.textContent = "Choice " + (index + 1);
+      label.textContent = form.getAttribute("data-text-choice").replace("{number}", String(index + 1));
     });
     if (add && items.length >= MAX_CHOICES) add.hidden = true;
   }
@@ -52,7 +52,11 @@
   } catch (e) {
     zone = "";
   }
-  if (zoneName) zoneName.textContent = zone ? "your time zone (" + zone + ")" : "your time zone";
+  if (zoneName) {
+    zoneName.textContent = zone
+      ? form.getAttribute("data-text-zone").replace("{zone}", zone)
+      : form.getAttribute("data-text-your-zone");
+  }
   form.addEventListener("submit", function () {
     offset.value = "";
     if (!closesAt.value) return;

@@ -9,9 +9,13 @@
     return;
   }
 
+  // Both labels in the page's language: the button's own text, and data-text-exit.
+  var enter = button.textContent;
+  var exit = button.getAttribute("data-text-exit");
+
   function showState() {
     var on = Boolean(document.fullscreenElement);
-    button.textContent = on ? "Exit full screen" : "Full screen";
+    button.textContent = on ? exit : enter;
     button.setAttribute("aria-pressed", on ? "true" : "false");
   }
 

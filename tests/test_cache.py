@@ -122,7 +122,7 @@ async def test_lost_listener_bypasses_and_empties_the_cache(
 ):
     question = make_question("Watched")
     await page(anonymous, f"/poll/{question['id']}")
-    assert ("poll", question["id"], f"{client.host}:{client.port}") in client.app[cache_key]
+    assert ("poll", question["id"], f"{client.host}:{client.port}", "en") in client.app[cache_key]
     bus = client.app[notices_key]
     pid = bus.backend_pid
     run_sql(sync_engine, "SELECT pg_terminate_backend(:pid)", pid=pid)

@@ -82,7 +82,7 @@ async def test_a_cached_page_is_compressed_once_and_then_served_as_kept(
     question = make_question("Compressed once?")
     await settled()  # no late notice of the setup drops the page between the requests
     path = f"/poll/{question['id']}"
-    key = ("poll", question["id"], f"{client.host}:{client.port}")
+    key = ("poll", question["id"], f"{client.host}:{client.port}", "en")  # no Accept-Language: English
     first_response, first = await fetch(anonymous, path, "gzip")
     kept = client.app[cache_key].peek(key)
     assert isinstance(kept, Page)

@@ -1,5 +1,5 @@
 """The wheel, installed into a fresh virtual environment, works from outside the checkout:
-the pages with their styles and scripts, and setting up its own database."""
+the pages with their styles, scripts and compiled translations, and setting up its own database."""
 
 import shutil
 import subprocess
@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import migrate, pgserver, settings, setup_db
+from aiohttpdemo_polls import i18n, migrate, pgserver, settings, setup_db
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 # leaves build/ behind, and a stale build/ can pack files that are gone from the tree.
 NOT_SOURCE = shutil.ignore_patterns(
     ".git", ".venv*", ".pgdata", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis",
-    "node_modules", "screenshots", "bench-results",
+    "node_modules", "screenshots", "bench-results", "*.mo",
 )  # fmt: skip
 
 
@@ -106,7 +106,10 @@ async def test_installed_wheel_serves_pages_styles_and_scripts_from_any_director
     python, elsewhere, database_url, make_question, unused_tcp_port, eventually
 ):
     where = run(python, "-c", "import aiohttpdemo_polls; print(aiohttpdemo_polls.__file__)", **elsewhere())
-    assert Path(where.stdout.strip()).is_relative_to(python.parent.parent), "not the installed copy"
+    package = Path(where.stdout.strip()).parent
+    assert package.is_relative_to(python.parent.parent), "not the installed copy"
+    compiled = sorted(p.parts[-3] for p in (package / "translations").glob("*/LC_MESSAGES/messages.mo"))
+    assert compiled == sorted(i18n.LANGUAGES), "the wheel lacks compiled catalogs"
     poll = make_question("Installed from a wheel?", choices=("Yes", "Of course"))
 
     run_where = elsewhere(POLLS_DATABASE_URL=database_url)
@@ -117,6 +120,10 @@ async def test_installed_wheel_serves_pages_styles_and_scripts_from_any_director
         async with session.get(f"/poll/{poll['id']}") as page:
             assert page.status == 200
             assert "Of course" in await page.text()
+        # The catalogs the build compiled, read from inside the installed package.
+        async with session.get(f"/poll/{poll['id']}", headers={"Accept-Language": "de"}) as german:
+            text = await german.text()
+            assert '<html lang="de">' in text and ">Abstimmen</button>" in text
         for name, content_types in [
             ("style.css", {"text/css"}),
             ("live.js", {"text/javascript", "application/javascript"}),

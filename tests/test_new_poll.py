@@ -115,7 +115,7 @@ TOO_LONG = "x" * 201
     [
         (form_data(question=""), "question_text", forms.QUESTION_REQUIRED),
         (form_data(question="   "), "question_text", forms.QUESTION_REQUIRED),
-        (form_data(question=TOO_LONG), "question_text", forms.too_long("The question", 201)),
+        (form_data(question=TOO_LONG), "question_text", forms.question_too_long(201)),
         (form_data(question="What\x00?"), "question_text", "Remove the control character"),
         (form_data(question="What\x1b[31m?"), "question_text", "Remove the control character"),
         (form_data(question="What\tnow?"), "question_text", "Remove the control character"),
@@ -123,7 +123,7 @@ TOO_LONG = "x" * 201
         ([("question_text", "Q?")], "choices", forms.TOO_FEW_CHOICES),
         (form_data(choices=("Only one", "", " ")), "choices", forms.TOO_FEW_CHOICES),
         (form_data(choices=[f"C{n}" for n in range(21)]), "choices", forms.TOO_MANY_CHOICES),
-        (form_data(choices=("Fine", TOO_LONG)), "choice-1", forms.too_long("This choice", 201)),
+        (form_data(choices=("Fine", TOO_LONG)), "choice-1", forms.choice_too_long(201)),
         (form_data(choices=("Yes", "No", " yes ")), "choice-2", forms.DUPLICATE_CHOICE),
         (form_data(choices=("Ünïcode", "ÜNÏCODE")), "choice-1", forms.DUPLICATE_CHOICE),
         (form_data(choices=("Café", "CAFE\u0301")), "choice-1", forms.DUPLICATE_CHOICE),

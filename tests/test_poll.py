@@ -91,9 +91,9 @@ async def test_results_show_votes_percentages_bars_total_and_link_back(client, m
         for choice_id, votes in ((red, 1), (green, 3), (blue, 0)):
             conn.execute(sa.update(db.choice).where(db.choice.c.id == choice_id).values(votes=votes))
     page = await (await client.get(f"/poll/{question['id']}/results")).text()
-    assert re.search(r'<span class="votes">1</span> vote · <span class="percent">25.0</span>%', page)
-    assert re.search(r'<span class="votes">3</span> votes · <span class="percent">75.0</span>%', page)
-    assert re.search(r'<span class="votes">0</span> votes · <span class="percent">0.0</span>%', page)
+    assert re.search(r'<span class="votes">1</span> vote · <span class="percent">25.0%</span>', page)
+    assert re.search(r'<span class="votes">3</span> votes · <span class="percent">75.0%</span>', page)
+    assert re.search(r'<span class="votes">0</span> votes · <span class="percent">0.0%</span>', page)
     assert re.findall(r'<rect class="fill" width="([\d.]+)"', page) == ["25.0", "75.0", "0.0"]
     assert '<span class="total-votes">4</span>' in page
     assert f'href="/poll/{question["id"]}"' in page
@@ -102,7 +102,7 @@ async def test_results_show_votes_percentages_bars_total_and_link_back(client, m
 async def test_results_of_poll_without_votes_show_zero_percent(client, make_question):
     question = make_question()
     page = await (await client.get(f"/poll/{question['id']}/results")).text()
-    assert page.count('<span class="percent">0.0</span>') == 3
+    assert page.count('<span class="percent">0.0%</span>') == 3
     assert '<span class="total-votes">0</span>' in page
 
 

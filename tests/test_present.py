@@ -57,8 +57,8 @@ async def test_presenter_view_shows_question_qr_code_link_and_results(client, ma
     short = link.removeprefix("http://")
     assert f'<a href="{link}">{short}</a>' in page
     # The results as on the results page: counts, percentages, total, the live list.
-    assert re.search(r'<span class="votes">3</span> votes · <span class="percent">75.0</span>%', page)
-    assert re.search(r'<span class="votes">1</span> vote · <span class="percent">25.0</span>%', page)
+    assert re.search(r'<span class="votes">3</span> votes · <span class="percent">75.0%</span>', page)
+    assert re.search(r'<span class="votes">1</span> vote · <span class="percent">25.0%</span>', page)
     assert '<span class="total-votes">4</span> votes' in page
     assert f'data-live="/poll/{question["id"]}/live"' in page
 

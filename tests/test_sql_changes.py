@@ -35,10 +35,11 @@ async def get(session: aiohttp.ClientSession, path: str) -> tuple[int, str]:
 
 
 async def cached(client, anonymous, path: str, key: tuple) -> str:
-    """Load a page so that the app caches it, and make sure it did (pages are kept per host)."""
+    """Load a page so that the app caches it, and make sure it did (pages are kept per host
+    and language; this client sends no Accept-Language, so English)."""
     status, page = await get(anonymous, path)
     assert status == 200
-    assert (*key, f"{client.host}:{client.port}") in client.app[cache_key]
+    assert (*key, f"{client.host}:{client.port}", "en") in client.app[cache_key]
     return page
 
 

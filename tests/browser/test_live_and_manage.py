@@ -29,9 +29,9 @@ def test_a_vote_in_one_page_moves_the_bar_in_another_without_reload(open_tab, ma
 
     # The watcher's page moves by itself: numbers, percentages and the bar.
     expect(neither.locator(".votes")).to_have_text("1")
-    expect(neither.locator(".percent")).to_have_text("33.3")
+    expect(neither.locator(".percent")).to_have_text("33.3%")
     expect(watching.locator(".total-votes")).to_have_text("3")
-    expect(result_row(watching, "Cats").locator(".percent")).to_have_text("33.3")
+    expect(result_row(watching, "Cats").locator(".percent")).to_have_text("33.3%")
     expect(neither.locator(".bar .fill")).to_have_attribute("width", "33.3")
     assert watching.evaluate("() => window.sameDocument === true"), "the page was reloaded"
     save_screenshot(watching, "live-results-after-a-vote")

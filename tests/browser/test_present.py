@@ -50,7 +50,7 @@ def test_presenter_bars_move_when_someone_votes_on_another_page(open_tab, make_q
 
     expect(screen.locator(".total-votes")).to_have_text("1", timeout=LIVE_WAIT)
     expect(tea.locator(".votes")).to_have_text("1")
-    expect(tea.locator(".percent")).to_have_text("100.0")
+    expect(tea.locator(".percent")).to_have_text("100.0%")
     expect(tea.locator(".fill")).to_have_attribute("width", "100.0")
     # The bar is drawn across its track (the width transitions), not only relabelled.
     screen.wait_for_function(
