@@ -147,11 +147,7 @@ async def poll(request: web.Request) -> web.Response:
     if voter is None:
         question, choices = await views.published_content(request, question_id)
     else:  # read for them: their own vote, just committed, is in it
-        async with request.app[engine_key].acquire() as conn:
-            found = await db_pages.published_poll(conn, question_id, voter)
-        if found is None:
-            raise web.HTTPNotFound()
-        question, choices = found
+        question, choices = await views.voters_poll(request, question_id, voter)
     mine = [c.id for c in choices if c.mine]
     visible = _counts_visible(question, voted=bool(mine))
     body: dict[str, Any] = {
@@ -217,16 +213,13 @@ async def vote(request: web.Request) -> web.Response:
         outcome = VoteOutcome.CLOSED
     if outcome is VoteOutcome.CLOSED:
         raise Problem(409, views.VOTING_CLOSED)
-    async with request.app[engine_key].acquire() as conn:
-        found = await db_pages.published_poll(conn, question_id, voter)
-    if found is None:  # deleted since the vote
-        raise web.HTTPNotFound()
+    _, choices = await views.voters_poll(request, question_id, voter)
     counted = outcome is VoteOutcome.COUNTED
     status, message = _BALLOT_STATUS[outcome]
     body = {
         "status": status,
         "message": message,
-        "choices": [c.id for c in found[1] if c.mine],
+        "choices": [c.id for c in choices if c.mine],
         "links": _poll_links(request, question_id),
     }
     headers = {}

@@ -92,6 +92,15 @@ async def published_content(request: web.Request, question_id: int) -> PollConte
     return content
 
 
+async def voters_poll(request: web.Request, question_id: int, voter: str) -> tuple[Any, list]:
+    """The poll read for this voter (their own choices marked, just-committed votes in it), or 404."""
+    async with request.app[engine_key].acquire() as conn:
+        found = await db_pages.published_poll(conn, question_id, voter)
+    if found is None:  # gone since the cached copy was made
+        raise web.HTTPNotFound()
+    return found
+
+
 async def _cached_page(request: web.Request, key: tuple, render) -> web.Response:
     """A page the same for every reader: rendered and gzipped once, then served from the cache."""
 
@@ -142,11 +151,7 @@ async def poll(request: web.Request) -> web.Response:
         return await _results_page(request, question_id, content, notice=None)
     voter = voter_id(request)
     if voter is not None:
-        async with request.app[engine_key].acquire() as conn:
-            found = await db_pages.published_poll(conn, question_id, voter)
-        if found is None:  # gone since the cached copy was made
-            raise web.HTTPNotFound()
-        question, choices = found
+        question, choices = await voters_poll(request, question_id, voter)
         if any(c.mine for c in choices):
             context = {"request": request, "question": question, "choices": choices, "error": None}
             return aiohttp_jinja2.render_template("detail.html", request, {**context, "voted": True})
@@ -268,11 +273,7 @@ async def _results_page(
         return await _cached_page(request, ("results", question_id), render)
     question, choices = content
     if voter is not None:
-        async with request.app[engine_key].acquire() as conn:
-            found = await db_pages.published_poll(conn, question_id, voter)
-        if found is None:  # gone since the cached copy was made
-            raise web.HTTPNotFound()
-        question, choices = found
+        question, choices = await voters_poll(request, question_id, voter)
     show_counts = rules.may_see_counts(question, voted=any(c.mine for c in choices), is_maker=False)
     context = {
         "request": request,
