@@ -1,9 +1,6 @@
-"""The JSON API: list and read polls, vote, make a poll. The same rules as the pages.
-
-Votes go through the same VoteBatcher and voter cookie as the voting form; new polls
-through the same checks (forms.check_new_poll) and creation rules (creation.py) as the
-new-poll form. Errors are problem documents (problems.py); the document describing all
-this is openapi.py's, served at /api/openapi.json.
+"""The JSON API: list and read polls, vote, make a poll. The same rules as the pages: votes
+through the VoteBatcher and voter cookie, new polls through forms.check_new_poll and
+creation.py, errors as problem documents (problems.py), described by openapi.py.
 """
 
 import json

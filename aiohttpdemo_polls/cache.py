@@ -1,7 +1,6 @@
-"""Published poll content in process memory, dropped the moment a poll changes.
-
-A subscriber of the notice bus (notices.py), trusted only while that listens, so most page
-loads need no database round trip and no render, yet every change shows on the next one.
+"""Published poll content in process memory, dropped the moment a poll changes: a subscriber
+of the notice bus (notices.py), trusted only while that listens, so most page loads need no
+database round trip and no render, yet every change shows on the next one.
 """
 
 import asyncio

@@ -1,9 +1,6 @@
-"""Which address a request comes from, for per-client limits.
-
-The socket's peer, unless that peer is a proxy the config trusts (`trusted_proxies`): then
-the last hop in `X-Forwarded-For` that is not itself trusted, read from the right, since
-only the hops our own proxies appended can be believed. A header from any other peer is
-ignored: anyone can write one.
+"""Which address a request comes from, for per-client limits: the socket's peer, or, when
+that peer is a trusted proxy, the last untrusted hop of `X-Forwarded-For` (only hops our own
+proxies appended can be believed; anyone can write the header).
 """
 
 import functools

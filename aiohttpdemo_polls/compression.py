@@ -1,9 +1,6 @@
-"""gzip for HTML: a cached page is compressed once, when it is cached; other pages as they go out.
-
-Which body a request gets is read from its Accept-Encoding, q-values included (RFC 9110
-12.5.3: `gzip;q=0` refuses gzip). Every page says `Vary: Accept-Encoding`, so a shared cache
-never hands gzip to a client that did not ask for it. Only HTML: static files are nginx's
-(or the debug static route's), and the live WebSocket is not a page.
+"""gzip for HTML, by the request's Accept-Encoding (q-values included): a cached page is
+compressed once, when it is cached, so serving it costs nothing more; other pages as they
+go out. Every page says `Vary: Accept-Encoding`.
 """
 
 import functools

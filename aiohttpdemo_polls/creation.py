@@ -1,8 +1,6 @@
-"""Who may make polls, and making one: the rules the new-poll form and the API share.
-
-`creation` in the config: `open` (anyone), `key` (whoever gives `creation_key`) or `closed`
-(polls come only from init_db.py or SQL). Every poll made through the site is counted
-against its client address (`limits.polls_per_hour`) in the transaction that stores it.
+"""Who may make polls (`creation`: open, key or closed) and making one, for the new-poll form
+and the API alike; every poll made through the site is counted against its client address
+(`limits.polls_per_hour`) in the transaction that stores it.
 """
 
 import hashlib

@@ -1,7 +1,6 @@
-"""Tables, triggers and shared queries (SQLAlchemy Core). Knows nothing of HTTP.
-
-Names are the original demo's, so a psql user finds `question` and `choice`; `ballot` and
-`vote` record who voted for what. The triggers tell every process of every change.
+"""Tables and shared queries (SQLAlchemy Core); knows nothing of HTTP. Names are the original
+demo's, so a psql user finds `question` and `choice`; `ballot` and `vote` record who voted
+for what. The schema itself is made by the migrations (migrate.py).
 """
 
 from collections.abc import Collection, Sequence

@@ -1,7 +1,5 @@
-"""The maker's results as files: results.csv, results.json and ballots.csv.
-
-Behind the same token as the manage page (a wrong one is the same 404). Text cells a
-spreadsheet would run as a formula are made inert, as OWASP's CSV injection advice says.
+"""The maker's results as files (results.csv, results.json, ballots.csv), behind the manage
+page's token; cells a spreadsheet would run as a formula are made inert.
 """
 
 import csv

@@ -1,9 +1,6 @@
-"""Languages: which one a request gets, its compiled catalog, and dates and numbers its way.
-
-Templates call `_()`, `gettext()`, `ngettext()` and `{% trans %}` (jinja2.ext.i18n, newstyle);
-those read the language from the context's `request`, so one Environment serves every language
-and nothing is swapped between renders. Python code marks its messages with `N_` and the
-template translates them when it renders (`|translate`), in the reader's language.
+"""Languages: which one a request gets, its catalog, and dates and numbers its way. Templates'
+gettext calls read the language from the context's `request`, so one Environment serves
+every language and nothing is swapped between renders.
 """
 
 import copy

@@ -1,9 +1,6 @@
 """Live results: each watched poll's counters, fanned out to its WebSockets on every change.
-
-A subscriber of the notice bus, like the page cache: at most one read and one frame per poll
-per window, built once and written to every watcher (docs/live-results.md). A watcher who may
-not see the counts yet (rules.may_see_counts) gets a second kind of frame, with no number,
-sent only when it changes, so it does not even tell when votes arrive.
+A subscriber of the notice bus: at most one read and one frame per poll per window, built
+once for every watcher; those who may not see counts get a frame with none.
 """
 
 import asyncio

@@ -1,10 +1,6 @@
 """Prometheus metrics of this process, or of all a host's gunicorn workers added up.
-
-prometheus-client settles when it is imported whether values live in this process's memory
-or in files that a gunicorn master adds up (PROMETHEUS_MULTIPROC_DIR, made by the master
-before it forks). So this module imports it only once that is settled: in `setup()` (the
-serving process) and in `start_exporter()` (whoever serves /metrics). Until `setup()` runs
-(`metrics.port: 0` never calls it) every hook below returns at once.
+prometheus-client decides at import whether values live in memory or in the files a master
+adds up, so it is imported only in `setup()` and `start_exporter()`, once that is settled.
 """
 
 import asyncio

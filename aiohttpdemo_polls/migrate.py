@@ -1,9 +1,6 @@
-"""The one way to make or change the schema: Alembic's migrations (migrations/), run here.
-
-init-db, `init_db.py` and the tests all call `upgrade`, which brings any database to the
-newest revision in place: an empty one from the start, and one an earlier release made
-(its tables but no `alembic_version`) from the revision that release had. No alembic.ini:
-the caller's connection is handed to migrations/env.py. No HTTP here.
+"""The one way to make or change the schema: Alembic's migrations, run on the caller's
+connection. `upgrade` brings any database to the newest revision in place, one an earlier
+release made (tables, no `alembic_version`) from the revision that release had.
 """
 
 from pathlib import Path

@@ -1,8 +1,5 @@
-"""The OpenAPI 3.1 document of the JSON API (api.py), written as data and served as is.
-
-Request schemas give the JSON types only; the rules beyond them (the question's length,
-two to twenty different choices, a closing time in the future) are the new-poll form's,
-and their messages come back per field in a 422 problem.
+"""The OpenAPI 3.1 document of the JSON API, written as data and served as is. Schemas give
+the JSON types; the rules beyond them are the new-poll form's, answered per field in a 422.
 """
 
 import json

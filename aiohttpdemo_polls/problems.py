@@ -1,9 +1,6 @@
-"""Errors of the JSON API as `application/problem+json` (RFC 9457), for programs and people.
-
-Every error under /api/ is one of these, whoever raised it (a view, the router, the
-cross-site refusal): the error middleware asks `is_api` and renders with `response`. An
-API view that has more to say than a status and a sentence (which fields were wrong)
-raises `Problem`, which the same middleware renders.
+"""Errors of the JSON API as `application/problem+json` (RFC 9457): every error under /api/,
+whoever raised it, is rendered here by the error middleware; a view with more to say (which
+fields were wrong) raises `Problem`.
 """
 
 import json

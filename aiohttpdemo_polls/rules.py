@@ -1,8 +1,5 @@
-"""Who may see a poll's counts: the one rule pages, live results, the API and exports obey.
-
-A poll's maker chooses (`question.results`): `always`; `after_vote`, a browser once it has
-voted in the poll; `after_close`, nobody but the maker until voting closes. Once a poll
-is closed nobody can vote any more, so everyone sees its counts.
+"""Who may see a poll's counts, the one rule pages, live results and the API obey: `always`;
+`after_vote`, a browser once it voted; `after_close`, only the maker until voting closes.
 """
 
 from typing import Protocol

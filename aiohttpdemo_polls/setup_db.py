@@ -1,8 +1,6 @@
-"""Create or upgrade the polls database: role and database when it can, schema, sample data.
-
-The schema is brought to the newest migration in place, whatever release made it, keeping
-every row; sample polls only go into a database with none. Running it twice changes
-nothing (`init_db.py` and `python -m aiohttpdemo_polls init-db`).
+"""Create or upgrade the polls database: role and database when it can, the schema brought to
+the newest migration keeping every row, sample polls into an empty one. Running it twice
+changes nothing (`init_db.py` and `python -m aiohttpdemo_polls init-db`).
 """
 
 import argparse

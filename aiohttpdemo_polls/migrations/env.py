@@ -1,7 +1,5 @@
-"""Alembic's entry point: runs the migrations on the connection migrate.py hands over.
-
-There is no alembic.ini: the connection (from the app's settings) and the options come
-from migrate.py, so the schema has one way in, the same for init-db and the tests.
+"""Alembic's entry point: runs the migrations on the connection migrate.py hands over (no
+alembic.ini), so the schema has one way in, the same for init-db and the tests.
 """
 
 from alembic import context
