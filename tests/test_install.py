@@ -80,7 +80,8 @@ async def serving(
         app = subprocess.Popen(
             [python, "-m", "aiohttpdemo_polls"],
             cwd=cwd,
-            env=env | {"POLLS_PORT": str(port)},
+            # Metrics off: their built-in port may be taken by another copy of the app here.
+            env=env | {"POLLS_PORT": str(port), "POLLS_METRICS_PORT": "0"},
             stdout=output,
             stderr=subprocess.STDOUT,
         )
