@@ -97,14 +97,7 @@ async def votes(
         "origin": base,
         "form": bench.FORM,
     }
-    started = time.monotonic()
-
-    async def stop_later() -> float:
-        await asyncio.sleep(duration)
-        stopfile.touch()
-        return time.monotonic() - started
-
-    stopper = asyncio.create_task(stop_later())
+    stopper = bench.stop_later(stopfile, duration)
     done = [Path(f"{stopfile}.{n}") for n in (1, 2)]
     result = await bench.wrk(base + "/", CONNECTIONS, duration + 30, lua, tmp, done)
     window = await stopper

@@ -366,6 +366,19 @@ def settled_vote_state(url: str, poll_ids: list[int], timeout: float = 10) -> di
 # --- load generators -------------------------------------------------------------------------
 
 
+def stop_later(stopfile: Path, duration: float) -> "asyncio.Task[float]":
+    """Touch `stopfile` after `duration` seconds (the vote scripts stop sending at it); the
+    task's result is the seconds the window really lasted."""
+    started = time.monotonic()
+
+    async def stop() -> float:
+        await asyncio.sleep(duration)
+        stopfile.touch()
+        return time.monotonic() - started
+
+    return asyncio.create_task(stop())
+
+
 async def wrk(
     url: str,
     connections: int,
@@ -529,14 +542,7 @@ class Bench:
         sampler = RssSampler(server)
         sampling = asyncio.create_task(sampler.run())
         duration = self.args.duration
-        started = time.monotonic()
-
-        async def stop_later() -> float:
-            await asyncio.sleep(duration)
-            stopfile.touch()
-            return time.monotonic() - started
-
-        stopper = asyncio.create_task(stop_later())
+        stopper = stop_later(stopfile, duration)
         try:
             if self.loadgen == "wrk":
                 lua = LUA_VOTE % {
