@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -83,10 +84,33 @@ def gunicorn_settings(config: dict[str, Any]) -> dict[str, Any]:
         "access_log_format": logs.ACCESS_LOG_FORMAT,
         # aiohttp's worker lets requests in flight finish for 95% of this, then the master kills.
         "graceful_timeout": SHUTDOWN_TIMEOUT,
+        # Each worker also listens on a socket of its own (post_fork) in the master's
+        # SO_REUSEPORT group, so the kernel spreads connections over the workers; on the shared
+        # socket alone, the first worker to wake takes a whole burst of kept-alive connections.
+        "reuse_port": True,
+        "post_fork": _listen_in_worker,
         # gunicorn >= 25.1 opens a control socket in ~/.gunicorn shared by every gunicorn on
         # the machine; the app does not use it.
         "control_socket_disable": True,
     }
+
+
+def _listen_in_worker(arbiter: Any, worker: Any) -> None:
+    """post_fork: add a listening socket of this worker's own beside each one it inherits."""
+    own = []
+    for shared in worker.sockets:
+        if shared.family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        sock = socket.socket(shared.family, socket.SOCK_STREAM)
+        if shared.family == socket.AF_INET6:  # a member of the group must listen as the others do
+            v6only = shared.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(shared.getsockname())
+        sock.listen(arbiter.cfg.backlog)
+        own.append(sock)
+    worker.sockets = [*worker.sockets, *own]
 
 
 def _metrics_hooks(options: dict[str, Any]) -> dict[str, Any]:
@@ -176,13 +200,39 @@ class DrainingRunner(web.AppRunner):
 
     async def cleanup(self) -> None:
         """Stop listening, drain idle connections (closed by the proxy), then aiohttp's cleanup."""
-        for site in list(self.sites):
-            await site.stop()
         self.draining = True
+        loop = asyncio.get_running_loop()
+        for site in list(self.sites):
+            for conn in _stop_listening(site):
+                await loop.connect_accepted_socket(self.server, conn)
+            await site.stop()
         deadline = time.monotonic() + DRAIN_TIMEOUT
         while self.server is not None and _idle(self.server) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await super().cleanup()
+
+
+def _stop_listening(site: web.BaseSite) -> list[socket.socket]:
+    """Close the site's listening sockets, taking first the connections queued on them.
+
+    Closing resets every connection the kernel has queued but not handed over, and nginx
+    passes no POST on after a reset; taking them and closing in one step leaves none behind.
+    """
+    server = site._server  # the asyncio server: aiohttp does not publish it
+    if server is None or not server.sockets:
+        return []
+    taken = []
+    for listening in server.sockets:
+        with socket.socket(fileno=os.dup(listening.fileno())) as sock:
+            sock.setblocking(False)
+            while True:
+                try:
+                    conn, _ = sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                taken.append(conn)
+    server.close()
+    return taken
 
 
 def _idle(server: web.Server) -> int:

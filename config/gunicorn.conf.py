@@ -3,7 +3,7 @@
 Run from the project folder (command-line options override what this file sets):
 
     POLLS_CONFIG=config/polls.yaml gunicorn -c config/gunicorn.conf.py \
-        --bind 127.0.0.1:8080 --workers 2 aiohttpdemo_polls.main:create_app
+        --bind 127.0.0.1:8080 --workers 2 aiohttpdemo_polls.serve:create_runner
 
 Bind address, log level, access log and uvloop come from the app's settings (POLLS_CONFIG
 and POLLS_* variables), so the two ways of starting gunicorn cannot drift apart.
