@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import aiohttp
+import processes
 import psutil
 import pytest
 import sqlalchemy as sa
@@ -399,12 +400,7 @@ def app_process(tmp_path: Path, unused_tcp_port_factory, database_url: str) -> I
     for app in started:  # what a test that failed half-way left running
         if app.process.poll() is None:
             workers = psutil.Process(app.process.pid).children(recursive=True)
-            app.process.terminate()
-            try:
-                app.process.wait(15)
-            except subprocess.TimeoutExpired:
-                app.process.kill()
-                app.process.wait()
+            processes.stop(app.process)
             for worker in workers:
                 if worker.is_running():
                     worker.kill()

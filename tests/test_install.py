@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import processes
 import pytest
 import sqlalchemy as sa
 
@@ -99,8 +100,7 @@ async def serving(
             await eventually(answers, timeout=60)
             yield session
     finally:
-        app.terminate()
-        app.wait(30)
+        processes.stop(app, 30)
 
 
 async def test_installed_wheel_serves_pages_styles_and_scripts_from_any_directory(

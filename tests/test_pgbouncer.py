@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiohttp
 import aiopg.sa
+import processes
 import psycopg2
 import pytest
 import sqlalchemy as sa
@@ -146,13 +147,8 @@ server_lifetime = 3600
         return {row["remote_pid"] for row in rows if row["database"] == self.parts["dbname"]}
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            processes.stop(self.process, 10)
 
 
 @pytest.fixture
