@@ -75,10 +75,8 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
 
 
 async def create_app() -> web.Application:
-    """The app for gunicorn with aiohttp's worker (`aiohttpdemo_polls.main:create_app`).
-
-    gunicorn passes no arguments: the settings file is named by POLLS_CONFIG (unset: the same
-    default as `python -m`) and POLLS_* variables override it.
+    """The app of a gunicorn worker (serve.create_runner), which is given no arguments: the
+    settings file is named by POLLS_CONFIG (unset: `python -m`'s default), POLLS_* override it.
     """
     config = settings.load(os.environ.get("POLLS_CONFIG"), os.environ)
     logs.configure(config["log_level"])  # the app's diagnostics; gunicorn writes access lines
