@@ -84,60 +84,54 @@ def gunicorn_settings(config: dict[str, Any]) -> dict[str, Any]:
         "access_log_format": logs.ACCESS_LOG_FORMAT,
         # aiohttp's worker lets requests in flight finish for 95% of this, then the master kills.
         "graceful_timeout": SHUTDOWN_TIMEOUT,
-        # Each worker also listens on a socket of its own (post_fork) in the master's
-        # SO_REUSEPORT group, so the kernel spreads connections over the workers; on the shared
-        # socket alone, the first worker to wake takes a whole burst of kept-alive connections.
+        # Each worker listens on a socket of its own (SO_REUSEPORT), so the kernel spreads
+        # connections over them; on one shared socket the first worker to wake takes a whole
+        # burst of kept-alive connections and leaves the others idle.
         "reuse_port": True,
-        "post_fork": _listen_in_worker,
+        "on_starting": _Starting(config["metrics"]["host"], config["metrics"]["port"]),
         # gunicorn >= 25.1 opens a control socket in ~/.gunicorn shared by every gunicorn on
         # the machine; the app does not use it.
         "control_socket_disable": True,
     }
 
 
-def _listen_in_worker(arbiter: Any, worker: Any) -> None:
-    """post_fork: add a listening socket of this worker's own beside each one it inherits."""
-    own = []
-    for shared in worker.sockets:
-        if shared.family not in (socket.AF_INET, socket.AF_INET6):
-            continue
-        sock = socket.socket(shared.family, socket.SOCK_STREAM)
-        if shared.family == socket.AF_INET6:  # a member of the group must listen as the others do
-            v6only = shared.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(shared.getsockname())
-        sock.listen(arbiter.cfg.backlog)
-        own.append(sock)
-    worker.sockets = [*worker.sockets, *own]
-
-
 def _metrics_hooks(options: dict[str, Any]) -> dict[str, Any]:
-    """gunicorn's hooks that serve the workers' metrics, added up, from the master."""
+    """gunicorn's hooks that keep the metrics of workers that come and go (_Starting serves them)."""
     if not options["port"]:
         return {}
-    return {
-        "on_starting": _ServeMetrics(options["host"], options["port"]),
-        "child_exit": _worker_exited,
-        "on_exit": _stop_metrics,
-    }
+    return {"child_exit": _worker_exited, "on_exit": _stop_metrics}
 
 
 @dataclasses.dataclass(frozen=True)
-class _ServeMetrics:
-    """on_starting: before any worker forks, the master picks the folder the workers write
-    their metrics to and serves them from it. A value (not a closure), so gunicorn.conf.py's
-    settings equal `--workers N`'s."""
+class _Starting:
+    """on_starting, in the master before any worker forks: refuse a taken port, then serve the
+    workers' metrics, added up, from a folder they write to. A value (not a closure), so
+    gunicorn.conf.py's settings equal `--workers N`'s."""
 
-    host: str
-    port: int
+    metrics_host: str
+    metrics_port: int
 
     def __call__(self, arbiter: Any) -> None:
-        try:
-            metrics.start_exporter(self.host, self.port, multiprocess=True)
-        except metrics.MetricsUnavailable as exc:
-            raise RuntimeError(str(exc)) from None  # gunicorn prints "Error: ..." and exits 1
+        for address in arbiter.cfg.address:
+            _refuse_taken(address)
+        if self.metrics_port:
+            try:
+                metrics.start_exporter(self.metrics_host, self.metrics_port, multiprocess=True)
+            except metrics.MetricsUnavailable as exc:
+                raise RuntimeError(str(exc)) from None  # gunicorn prints "Error: ..." and exits 1
+
+
+def _refuse_taken(address: Any) -> None:
+    """Workers bind with SO_REUSEPORT, which would share the port without a word with another
+    copy of the app: a plain bind must succeed first. (A str address is a Unix socket.)"""
+    if isinstance(address, str):
+        return
+    host, port = address[:2]
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        socket.create_server((host, port), family=family).close()
+    except OSError as exc:
+        raise RuntimeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def _worker_exited(arbiter: Any, worker: Any) -> None:

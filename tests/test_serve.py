@@ -193,8 +193,8 @@ def test_port_taken_is_a_failure_status_and_says_so(app_process, unused_tcp_port
     with socket.create_server(("127.0.0.1", unused_tcp_port)):  # another program listens there
         app = app_process("--workers", workers, port=unused_tcp_port)
         assert app.wait_exit(60) != 0
-    message = "cannot listen on 127.0.0.1:" if workers == "1" else "Connection in use: ('127.0.0.1', "
-    assert message + str(unused_tcp_port) in app.log()
+    assert f"cannot listen on 127.0.0.1:{unused_tcp_port}: " in app.log()
+    assert "address already in use" in app.log().lower()
 
 
 def test_production_sample_config_is_valid_and_production_like():
