@@ -138,13 +138,25 @@ def _counts_visible(question: Any, voted: bool) -> bool:
 
 
 async def poll(request: web.Request) -> web.Response:
-    """The poll, its choices, the caller's own choices, and the counts where they may see them."""
+    """The poll, its choices, the caller's own choices, and the counts where they may see them.
+
+    A caller with no voter id gets the cached body (the same for all of them, like the page)."""
     question_id = views.poll_id(request)
     voter = views.voter_id(request)
     if voter is None:
-        question, choices = await views.published_content(request, question_id)
+        content = await views.published_content(request, question_id)
+
+        async def load() -> tuple[bytes, float]:
+            closes_at = None if content.question.closed else content.question.closes_at
+            return _poll_body(request, content.question, content.choices), expiry(closes_at)
+
+        body = await request.app[cache_key].get(("api_poll", question_id), load)
     else:  # read for them: their own vote, just committed, is in it
-        question, choices = await views.voters_poll(request, question_id, voter)
+        body = _poll_body(request, *await views.voters_poll(request, question_id, voter))
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
+def _poll_body(request: web.Request, question: Any, choices: list) -> bytes:
     mine = [c.id for c in choices if c.mine]
     visible = _counts_visible(question, voted=bool(mine))
     body: dict[str, Any] = {
@@ -169,7 +181,7 @@ async def poll(request: web.Request) -> web.Response:
     }
     if visible:
         body["total"] = sum(c.votes for c in choices)
-    return _json(body)
+    return json.dumps(body, ensure_ascii=False).encode()
 
 
 def _chosen_ids(body: Mapping[str, Any]) -> list[int]:

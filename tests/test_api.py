@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from aiohttpdemo_polls import db, forms, views
+from aiohttpdemo_polls.keys import cache_key
 
 PROBLEM = "application/problem+json"
 
@@ -317,3 +318,21 @@ async def test_poll_read_hides_counts_until_the_caller_voted_when_the_maker_says
     shown = await (await client.get(path)).json()
     assert shown["counts_visible"] is True and shown["total"] == 4
     assert [c["votes"] for c in shown["choices"]] == [4, 0]
+
+
+async def test_poll_read_without_a_voter_is_cached_and_follows_a_change_made_in_sql(
+    client, anonymous, make_question, sync_engine, eventually
+):
+    question = make_question("Before?", choices=("Yes", "No"))
+    path = f"/api/polls/{question['id']}"
+    assert (await (await anonymous.get(path)).json())["question_text"] == "Before?"
+    assert client.app[cache_key].peek(("api_poll", question["id"])) is not None
+    with sync_engine.begin() as conn:  # as psql would: only the schema's triggers tell the app
+        conn.execute(
+            sa.text("UPDATE question SET question_text = 'After?' WHERE id = :id"), {"id": question["id"]}
+        )
+
+    async def renamed() -> bool:
+        return (await (await anonymous.get(path)).json())["question_text"] == "After?"
+
+    await eventually(renamed)
