@@ -10,12 +10,14 @@ from typing import NamedTuple
 
 from aiohttp import hdrs, web
 
+from . import vary
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Below this, gzip's header and the CPU it costs buy next to nothing.
 MIN_SIZE = 1024
 _HTML = "text/html; charset=utf-8"
-_PLAIN_HEADERS = {hdrs.CONTENT_TYPE: _HTML, hdrs.VARY: hdrs.ACCEPT_ENCODING}
+_PLAIN_HEADERS = {hdrs.CONTENT_TYPE: _HTML}
 _GZIP_HEADERS = {**_PLAIN_HEADERS, hdrs.CONTENT_ENCODING: "gzip"}
 
 
@@ -34,8 +36,11 @@ def page(body: bytes) -> Page:
 def page_response(request: web.Request, cached: Page) -> web.Response:
     """The cached page, gzipped for a client that takes gzip, else as it is."""
     if accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
-        return web.Response(body=cached.gzipped, headers=_GZIP_HEADERS)
-    return web.Response(body=cached.plain, headers=_PLAIN_HEADERS)
+        response = web.Response(body=cached.gzipped, headers=_GZIP_HEADERS)
+    else:
+        response = web.Response(body=cached.plain, headers=_PLAIN_HEADERS)
+    vary.add(response.headers, hdrs.ACCEPT_ENCODING)
+    return response
 
 
 @functools.lru_cache(maxsize=256)  # browsers send a handful of distinct values
@@ -83,7 +88,7 @@ async def compress_pages(request: web.Request, handler: Handler) -> web.StreamRe
         and isinstance(response.body, bytes)
         and len(response.body) >= MIN_SIZE
     ):
-        response.headers[hdrs.VARY] = hdrs.ACCEPT_ENCODING
+        vary.add(response.headers, hdrs.ACCEPT_ENCODING)
         if accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
             response.enable_compression(web.ContentCoding.gzip)
     return response

@@ -17,6 +17,8 @@ from babel.dates import format_datetime
 from babel.numbers import format_decimal
 from babel.support import Translations
 
+from . import vary
+
 LANGUAGES = ("en", "de", "fr", "es")
 DEFAULT = "en"
 # Each language's name in itself, for the switch on every page.
@@ -110,7 +112,7 @@ def set_cookie(response: web.StreamResponse, chosen: str, secure: bool) -> None:
 async def vary_on_language(request: web.Request, response: web.StreamResponse) -> None:
     """Pages are written in the negotiated language: shared caches must keep one per language."""
     if response.content_type == "text/html":
-        response.headers.add("Vary", "Accept-Language, Cookie")
+        vary.add(response.headers, "Accept-Language", "Cookie")
 
 
 @functools.cache

@@ -163,7 +163,11 @@ def cross_site_reason(request: web.Request) -> str | None:
     if fetch_site is not None and fetch_site.lower() not in ALLOWED_FETCH_SITES:
         return f"Sec-Fetch-Site: {fetch_site}"
     origin = request.headers.get("Origin")
-    # "null" comes from sandboxed frames, file: pages and cross-site redirects: not ours.
+    # "null" comes from sandboxed frames, file: pages and cross-site redirects: not ours. And
+    # from our own pages whose Referrer-Policy is no-referrer (PRIVATE_HEADERS: the browser
+    # names no origin then), which Sec-Fetch-Site, set by the browser alone, says are ours.
+    if origin == "null" and fetch_site is not None and fetch_site.lower() == "same-origin":
+        return None
     if origin is not None:
         theirs = _origin_key(origin)
         if theirs is None or theirs != _own_origin(request):
@@ -186,9 +190,18 @@ async def refuse_cross_site(request: web.Request, handler: Handler) -> web.Strea
     return await handler(request)
 
 
+# An address holding a poll's manage token ({token} in routes.MANAGE: the manage page, its
+# confirm-delete step, the exports) is the key to that poll. No Referer names it, not even to
+# our own pages (access logs write Referers), and no cache or history keeps the answer.
+PRIVATE_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "private, no-store"}
+
+
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Headers that keep browsers from sniffing, framing and leaking referrers."""
     headers = response.headers
+    if "token" in request.match_info:
+        for name, value in PRIVATE_HEADERS.items():
+            headers[name] = value
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")

@@ -1,5 +1,6 @@
-"""robots.txt: crawlers may fetch every page. Manage pages say `noindex` themselves, which a
-crawler reads only on a page it may fetch, so they are not disallowed here.
+"""robots.txt: crawlers may fetch every page. A manage page is kept private by the secret token in
+its address, which no public page links to and no Referer carries (middlewares.PRIVATE_HEADERS),
+not by robots rules: a crawler never learns the address.
 """
 
 from aiohttp import web

@@ -61,10 +61,8 @@ async def _render(
         "edit_form": edit_form,
         "edit_error": edit_error,
     }
-    response = aiohttp_jinja2.render_template("manage.html", request, context, status=status)
-    # The page's address is the key to the poll: keep it out of shared caches and history.
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    # Its address is the key to the poll: middlewares.PRIVATE_HEADERS keep it from caches and Referers.
+    return aiohttp_jinja2.render_template("manage.html", request, context, status=status)
 
 
 async def manage(request: web.Request) -> web.Response:
@@ -123,9 +121,7 @@ async def _edit(request: web.Request, conn: Any, poll: Any, form: Any) -> web.Re
 def _confirm_delete(request: web.Request, poll: Any) -> web.Response:
     """The step before deleting: the same form again, with `confirm=yes`."""
     context = {"request": request, "question": poll, "manage_url": _manage_url(request, poll)}
-    response = aiohttp_jinja2.render_template("confirm_delete.html", request, context)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return aiohttp_jinja2.render_template("confirm_delete.html", request, context)
 
 
 @aiohttp_jinja2.template("deleted.html")

@@ -3,7 +3,9 @@
 import gzip
 
 import pytest
+from multidict import CIMultiDict
 
+from aiohttpdemo_polls import vary
 from aiohttpdemo_polls.compression import MIN_SIZE, Page, accepts_gzip
 from aiohttpdemo_polls.keys import cache_key
 
@@ -133,3 +135,49 @@ async def test_what_is_not_an_html_page_is_never_compressed(client, anonymous, m
         f"/poll/{question['id']}/live", headers={"Accept-Encoding": "gzip"}
     ) as ws:
         assert (await ws.receive_json(timeout=10))["question_id"] == question["id"]
+
+
+def vary_names(response) -> list[str]:
+    """What the response's one Vary header lists, in lower case; a second Vary header fails."""
+    values = response.headers.getall("Vary", [])
+    assert len(values) == 1, f"{len(values)} Vary headers: {values}"
+    return [name.strip().lower() for name in values[0].split(",")]
+
+
+async def test_every_page_has_one_vary_header_naming_encoding_language_and_cookie_once(
+    client, anonymous, make_question, vote
+):
+    # Encoding: gzip or not. Language and Cookie: Accept-Language, or the switch's cookie.
+    question = make_question("One Vary?", choices=("Yes", "No"))
+    qid = question["id"]
+    assert (await vote(client, qid, question["choices"][0])).status == 302
+    requests = {
+        "the index (cached)": ("GET", "/", anonymous),
+        "the poll (cached)": ("GET", f"/poll/{qid}", anonymous),
+        "the results (cached)": ("GET", f"/poll/{qid}/results", anonymous),
+        "a voter's results (made per request)": ("GET", f"/poll/{qid}/results", client),
+        "the new poll form": ("GET", "/poll/new", anonymous),
+        "a 404 page": ("GET", "/poll/987654", anonymous),
+        "the 400 vote form": ("POST", f"/poll/{qid}/vote", anonymous),
+    }
+    for accept_encoding in ("gzip", None):
+        for name, (method, path, session) in requests.items():
+            response, _ = await fetch(session, path, accept_encoding, method)
+            assert response.content_type == "text/html", name
+            listed = vary_names(response)
+            assert sorted(listed) == ["accept-encoding", "accept-language", "cookie"], (name, listed)
+    # Files that are not pages depend on none of it.
+    for path in ("/robots.txt", "/healthz", "/api/openapi.json"):
+        response, _ = await fetch(anonymous, path, "gzip")
+        assert "Vary" not in response.headers, path
+
+
+def test_vary_names_merge_into_one_header_each_once_whatever_their_case():
+    headers = CIMultiDict([("Vary", "Accept-Encoding"), ("Vary", "cookie, Origin")])
+    vary.add(headers, "Accept-Language", "Cookie", "accept-encoding")
+    assert headers.getall("Vary") == ["Accept-Encoding, cookie, Origin, Accept-Language"]
+    vary.add(headers, "*")
+    assert headers.getall("Vary") == ["*"]
+    fresh = CIMultiDict()
+    vary.add(fresh, "Accept-Encoding")
+    assert fresh.getall("Vary") == ["Accept-Encoding"]

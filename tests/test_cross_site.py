@@ -15,6 +15,8 @@ FOREIGN = [
     {"Sec-Fetch-Site": "cross-site"},
     {"Sec-Fetch-Site": "same-site"},  # a sibling host of the same domain is another party
     {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+    {"Sec-Fetch-Site": "cross-site", "Origin": "null"},  # a sandboxed frame, a cross-site redirect
+    {"Sec-Fetch-Site": "same-site", "Origin": "null"},
 ]
 
 
@@ -71,6 +73,21 @@ async def test_same_origin_posts_are_accepted(client, make_question, votes_of, v
         created.headers["Location"], data={"action": "close"}, headers=headers, allow_redirects=False
     )
     assert closed.status == 303
+
+
+async def test_forms_of_the_manage_pages_are_accepted_though_they_name_no_origin(client, make_poll):
+    # Their Referrer-Policy is no-referrer, so browsers send `Origin: null` with their forms;
+    # Sec-Fetch-Site, which only the browser sets, says they are our own pages.
+    poll = await make_poll()
+    assert (await client.get(poll["manage"])).headers["Referrer-Policy"] == "no-referrer"
+    headers = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    data = {"action": "close"}
+    closed = await client.post(poll["manage"], data=data, headers=headers, allow_redirects=False)
+    assert closed.status == 303
+    switched = await client.post(
+        "/language", data={"language": "de", "next": poll["manage"]}, headers=headers, allow_redirects=False
+    )
+    assert switched.status == 303 and switched.headers["Location"] == poll["manage"]
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ async def test_results_csv_has_a_row_per_choice_with_votes_and_percent(client, m
     response, body = await download(client, poll["manage"] + "/results.csv")
     assert response.status == 200
     assert response.content_type == "text/csv" and response.charset == "utf-8"
-    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Cache-Control"] == "private, no-store"
     assert response.headers["Content-Disposition"] == f'attachment; filename="lunch-{poll["id"]}-results.csv"'
     assert rows_of(body) == [
         ["choice", "votes", "percent"],
@@ -83,7 +83,7 @@ async def test_results_json_has_question_dates_state_counts_and_total(client, ma
     assert response.headers["Content-Disposition"] == (
         f'attachment; filename="best-editor-{poll["id"]}-results.json"'
     )
-    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Cache-Control"] == "private, no-store"
     document = json.loads(body)
     assert document["question"] == "Best editor?"
     assert datetime.fromisoformat(document["closes_at"]) == datetime.fromisoformat("2031-01-01T12:00+00:00")

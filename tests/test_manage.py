@@ -45,7 +45,6 @@ async def test_manage_page_says_live_and_shows_both_links_with_copy_buttons(clie
     poll = await make_poll()
     response = await client.get(poll["manage"])
     assert response.status == 200
-    assert response.headers["Cache-Control"] == "no-store"
     page = await response.text()
     origin = str(client.make_url("/")).rstrip("/")
     assert "Your poll is live" in page
@@ -56,7 +55,44 @@ async def test_manage_page_says_live_and_shows_both_links_with_copy_buttons(clie
     assert '<script src="/static/copy.js" defer></script>' in page
     assert "Keep the private link." in page
     assert '<ul class="results" data-question=' in page and "Pizza" in page
-    assert 'name="robots" content="noindex"' in page
+
+
+EXPORTS = ("results.csv", "results.json", "ballots.csv")
+
+
+async def test_the_makers_addresses_send_no_referer_and_are_kept_in_no_cache(client, make_poll):
+    # The token in the address is the poll's only lock: no Referer, shared cache or history may hold
+    # it, whatever the answer (pages, files, redirects, refusals; a wrong token alike).
+    poll = await make_poll()
+    manage = poll["manage"]
+    answers = {
+        "manage page": await client.get(manage),
+        "confirm delete": await client.post(manage, data={"action": "delete"}),
+        "edit refused (400)": await client.post(manage, data=[("action", "edit"), ("question_text", "")]),
+        "unknown action (400)": await client.post(manage, data={"action": "dance"}),
+        "wrong token (404)": await client.get(f"/poll/{poll['id']}/manage/{'A' * 43}"),
+        **{name: await client.get(f"{manage}/{name}") for name in EXPORTS},
+        "close (303)": await client.post(manage, data={"action": "close"}, allow_redirects=False),
+    }
+    statuses = {name: response.status for name, response in answers.items()}
+    assert statuses == {
+        "manage page": 200,
+        "confirm delete": 200,
+        "edit refused (400)": 400,
+        "unknown action (400)": 400,
+        "wrong token (404)": 404,
+        "results.csv": 200,
+        "results.json": 200,
+        "ballots.csv": 200,
+        "close (303)": 303,
+    }
+    for name, response in answers.items():
+        assert response.headers["Referrer-Policy"] == "no-referrer", name
+        assert response.headers["Cache-Control"] == "private, no-store", name
+    # The public pages keep the site's policy: a Referer to our own pages, and caches allowed.
+    public = await client.get(f"/poll/{poll['id']}/results")
+    assert public.headers["Referrer-Policy"] == "same-origin"
+    assert "no-store" not in public.headers.get("Cache-Control", "")
 
 
 async def test_links_are_https_when_the_config_says_so(aiohttp_client, config, sync_engine):

@@ -96,8 +96,16 @@ async def test_robots_txt_lets_every_crawler_fetch_every_page(client):
     assert lines == ["User-agent: *", "Allow: /"]
 
 
-async def test_manage_pages_keep_out_of_search_results_by_themselves(client, make_poll):
-    # robots.txt allows them (see robots.py): the page's own noindex is what keeps it out.
+async def test_no_page_tells_search_engines_to_stay_away(client, make_poll):
+    # A manage page is private by its secret address (robots.py), not by `noindex`: a page that
+    # says `noindex` loses Lighthouse's SEO marks, and a crawler never learns the address anyway.
     poll = await make_poll("Hidden?")
-    page = await (await client.get(poll["manage"])).text()
-    assert meta_tags(page)["robots"] == "noindex"
+    for response in (
+        await client.get(poll["manage"]),
+        await client.post(poll["manage"], data={"action": "delete"}),
+        await client.get(f"/poll/{poll['id']}"),
+    ):
+        assert response.status == 200
+        page = await response.text()
+        assert "robots" not in meta_tags(page) and "noindex" not in page
+        assert "X-Robots-Tag" not in response.headers

@@ -66,9 +66,6 @@ MIN_PERFORMANCE = 95
 # stays where it is). Two audits at a time fit CI's two cores without starving either.
 LIGHTHOUSE_ATTEMPTS = 3
 LIGHTHOUSE_PARALLEL = 2
-# The maker's private page says `noindex` on purpose (robots.py): Lighthouse's is-crawlable
-# counts that against SEO. Every other SEO audit must pass there.
-NOT_FOR_INDEXING = {"manage": "is-crawlable"}
 
 
 @dataclass(frozen=True)
@@ -254,13 +251,7 @@ def test_lighthouse_gives_full_marks_on_every_page_in_light_and_dark(site, tmp_p
             )
         for category, bar in FULL_MARKS.items():
             failed = failed_audits(found, category)
-            if category == "seo" and name in NOT_FOR_INDEXING:
-                expected = NOT_FOR_INDEXING[name]
-                assert any(f.startswith(f"{expected}:") for f in failed), (
-                    f"{name}: {expected} passed: no noindex?"
-                )
-                failed = [f for f in failed if not f.startswith(f"{expected}:")]
-            elif shown[category] < bar:
+            if shown[category] < bar:
                 problems.append(f"{name} {scheme}: {category} {shown[category]}")
             if failed:
                 problems.append(f"{name} {scheme}: {category} audits failed: {failed}")
@@ -272,10 +263,15 @@ def test_lighthouse_gives_full_marks_on_every_page_in_light_and_dark(site, tmp_p
     assert problems == [], "Lighthouse:\n  " + "\n  ".join(problems)
 
 
+# pa11y warnings ("check this by hand") that were checked, and must not come back: H48, a row
+# of links not marked up as a list.
+WARNINGS_FIXED = {"H48"}
+
+
 @pytest.mark.slow
 def test_pa11y_finds_no_wcag2aa_issue_on_any_page_in_light_and_dark(site):
-    """pa11y's issues are its errors (what its command line reports and fails on); its warnings,
-    "check this by hand" notes, are counted in the report."""
+    """pa11y's issues are its errors (what its command line reports and fails on) and the
+    warnings of WARNINGS_FIXED; its other warnings are counted in the report."""
     urls = {site.url(name): name for name in site.pages}
 
     def check(scheme: str) -> tuple[str, dict[str, Any]]:
@@ -300,7 +296,7 @@ def test_pa11y_finds_no_wcag2aa_issue_on_any_page_in_light_and_dark(site):
                 f"{name} {scheme}: {issue['code']} ({issue['runner']}): {issue['message']} "
                 f"at {issue['selector']}"
                 for issue in found["issues"]
-                if issue["type"] == "error"
+                if issue["type"] == "error" or set(issue["code"].split(".")) & WARNINGS_FIXED
             ]
     print("\npa11y issues per page:", counts)
     assert problems == [], "pa11y:\n  " + "\n  ".join(problems)
