@@ -163,11 +163,7 @@ def cross_site_reason(request: web.Request) -> str | None:
     if fetch_site is not None and fetch_site.lower() not in ALLOWED_FETCH_SITES:
         return f"Sec-Fetch-Site: {fetch_site}"
     origin = request.headers.get("Origin")
-    # "null" comes from sandboxed frames, file: pages and cross-site redirects: not ours. And
-    # from our own pages whose Referrer-Policy is no-referrer (PRIVATE_HEADERS: the browser
-    # names no origin then), which Sec-Fetch-Site, set by the browser alone, says are ours.
-    if origin == "null" and fetch_site is not None and fetch_site.lower() == "same-origin":
-        return None
+    # "null" comes from sandboxed frames, file: pages and cross-site redirects: not ours.
     if origin is not None:
         theirs = _origin_key(origin)
         if theirs is None or theirs != _own_origin(request):
@@ -191,9 +187,10 @@ async def refuse_cross_site(request: web.Request, handler: Handler) -> web.Strea
 
 
 # An address holding a poll's manage token ({token} in routes.MANAGE: the manage page, its
-# confirm-delete step, the exports) is the key to that poll. No Referer names it, not even to
-# our own pages (access logs write Referers), and no cache or history keeps the answer.
-PRIVATE_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "private, no-store"}
+# confirm-delete step, the exports) is the key to that poll. A Referer from it names the site
+# alone, even to our own pages (access logs write Referers), and no cache keeps the answer.
+# (Not no-referrer: browsers then send `Origin: null` with the page's forms, as a foreign page.)
+PRIVATE_HEADERS = {"Referrer-Policy": "strict-origin", "Cache-Control": "private, no-store"}
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:

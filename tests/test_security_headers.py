@@ -39,7 +39,7 @@ def assert_strict_headers(response: aiohttp.ClientResponse, what: str) -> None:
             assert bad not in sources, (what, directive, sources)
     assert headers.get("X-Content-Type-Options") == "nosniff", what
     assert headers.get("X-Frame-Options") == "DENY", what
-    assert headers.get("Referrer-Policy") in ("same-origin", "no-referrer", "strict-origin"), what
+    assert headers.get("Referrer-Policy") in ("same-origin", "strict-origin"), what
     assert "Report-Only" not in "".join(headers.keys()), what
 
 
