@@ -202,23 +202,30 @@ class DrainingRunner(web.AppRunner):
         """Stop listening, drain idle connections (closed by the proxy), then aiohttp's cleanup."""
         self.draining = True
         loop = asyncio.get_running_loop()
+        servers = [site._server for site in self.sites]  # asyncio's servers: aiohttp does not publish them
+        for server in servers:
+            for sock in server.sockets if server is not None else ():
+                loop.remove_reader(sock.fileno())  # asyncio accepts no more by itself
+        # asyncio hands a connection it accepted to its server one turn of the loop later, and
+        # a closed server drops it (a reset): let those it has accepted already join first.
+        await asyncio.sleep(0)
+        taken = [conn for server in servers for conn in _stop_listening(server)]
         for site in list(self.sites):
-            for conn in _stop_listening(site):
-                await loop.connect_accepted_socket(self.server, conn)
             await site.stop()
+        for conn in taken:
+            await loop.connect_accepted_socket(self.server, conn)
         deadline = time.monotonic() + DRAIN_TIMEOUT
         while self.server is not None and _idle(self.server) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await super().cleanup()
 
 
-def _stop_listening(site: web.BaseSite) -> list[socket.socket]:
-    """Close the site's listening sockets, taking first the connections queued on them.
+def _stop_listening(server: asyncio.Server | None) -> list[socket.socket]:
+    """Close the server's listening sockets, taking first the connections queued on them.
 
     Closing resets every connection the kernel has queued but not handed over, and nginx
     passes no POST on after a reset; taking them and closing in one step leaves none behind.
     """
-    server = site._server  # the asyncio server: aiohttp does not publish it
     if server is None or not server.sockets:
         return []
     taken = []
