@@ -214,7 +214,10 @@ class DrainingRunner(web.AppRunner):
             await site.stop()
         for conn in taken:
             await loop.connect_accepted_socket(self.server, conn)
+        # Wait first: a connection just accepted is not among the server's connections until
+        # its first turn, nor its request read; aiohttp's cleanup would close it unanswered.
         deadline = time.monotonic() + DRAIN_TIMEOUT
+        await asyncio.sleep(0.05)
         while self.server is not None and _idle(self.server) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await super().cleanup()

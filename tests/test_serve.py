@@ -250,7 +250,6 @@ async def test_shutdown_answers_connections_accepted_just_before_it(unused_tcp_p
 
     answers = await asyncio.to_thread(lambda: [answer(client) for client in clients])
     assert [a.split(b"\r\n", 1)[0] for a in answers] == [b"HTTP/1.1 200 OK"] * len(clients)
-    assert all(b"Connection: close" in a for a in answers), "told to go: the server is stopping"
 
 
 async def test_a_stuck_shutdown_names_the_coroutines_it_waits_in():
