@@ -80,7 +80,7 @@ def seed(url: str, polls: int) -> list[tuple[int, int]]:
 
 
 async def pages(base: str, poll_ids: list[int], duration: float, tmp: Path) -> dict:
-    lua = bench.LUA_RANDOM_PAGE % {"lo": poll_ids[0], "hi": poll_ids[-1], "suffix": ""}
+    lua = bench.LUA_RANDOM_PAGE % {"lo": poll_ids[0], "hi": poll_ids[-1], "prefix": "/poll/", "suffix": ""}
     await bench.wrk(base + "/", CONNECTIONS, min(duration, 3), lua, tmp)  # warm every host's cache
     return await bench.wrk(base + "/", CONNECTIONS, duration, lua, tmp)
 
