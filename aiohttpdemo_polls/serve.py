@@ -199,7 +199,7 @@ class DrainingRunner(web.AppRunner):
             response.force_close()  # `Connection: close`: nginx takes the connection out of use
 
     async def cleanup(self) -> None:
-        """Stop listening, drain idle connections (closed by the proxy), then aiohttp's cleanup."""
+        """Stop listening, wait for the proxy to close its connections, then aiohttp's cleanup."""
         self.draining = True
         loop = asyncio.get_running_loop()
         servers = [site._server for site in self.sites]  # asyncio's servers: aiohttp does not publish them
@@ -214,11 +214,14 @@ class DrainingRunner(web.AppRunner):
             await site.stop()
         for conn in taken:
             await loop.connect_accepted_socket(self.server, conn)
-        # Wait first: a connection just accepted is not among the server's connections until
-        # its first turn, nor its request read; aiohttp's cleanup would close it unanswered.
+        # Until the proxy has let go of every connection: a busy one answers with
+        # `Connection: close` only if its response began after the signal, so it may go back
+        # to the proxy's idle pool like any idle one, and aiohttp's cleanup would close it
+        # as the proxy sends its next request. Wait first: a connection just accepted is not
+        # among the server's connections until its first turn.
         deadline = time.monotonic() + DRAIN_TIMEOUT
         await asyncio.sleep(0.05)
-        while self.server is not None and _idle(self.server) and time.monotonic() < deadline:
+        while self.server is not None and _held(self.server) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await super().cleanup()
 
@@ -245,10 +248,10 @@ def _stop_listening(server: asyncio.Server | None) -> list[socket.socket]:
     return taken
 
 
-def _idle(server: web.Server) -> int:
-    """Connections waiting for their next request (busy ones close after their response)."""
-    # aiohttp keeps no public flag for it; a connection with a request in progress has one.
-    return sum(not getattr(conn, "_request_in_progress", False) for conn in server.connections)
+def _held(server: web.Server) -> int:
+    """Connections still open other than WebSockets (those close with 1001 in cleanup)."""
+    # aiohttp keeps no public flag for it; an upgraded connection has one.
+    return sum(not getattr(conn, "_upgraded", False) for conn in server.connections)
 
 
 def _uvloop(config: dict[str, Any]) -> ModuleType | None:
