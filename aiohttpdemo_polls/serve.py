@@ -196,7 +196,10 @@ class DrainingRunner(web.AppRunner):
 
     async def _close_when_draining(self, request: web.Request, response: web.StreamResponse) -> None:
         if self.draining and not isinstance(response, web.WebSocketResponse):
-            response.force_close()  # `Connection: close`: nginx takes the connection out of use
+            response.force_close()  # the app closes the connection after this response
+            # aiohttp has chosen the Connection header before this hook: say it, or nginx puts
+            # the connection back in its pool and sends the next vote on it as it closes.
+            response.headers["Connection"] = "close"
 
     async def cleanup(self) -> None:
         """Stop listening, wait for the proxy to close its connections, then aiohttp's cleanup."""

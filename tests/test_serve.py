@@ -250,6 +250,8 @@ async def test_shutdown_answers_connections_accepted_just_before_it(unused_tcp_p
 
     answers = await asyncio.to_thread(lambda: [answer(client) for client in clients])
     assert [a.split(b"\r\n", 1)[0] for a in answers] == [b"HTTP/1.1 200 OK"] * len(clients)
+    # Said, not only done: a proxy that is not told sends its next request as the app closes.
+    assert all(b"\r\nConnection: close\r\n" in a for a in answers), answers
 
 
 async def test_a_stuck_shutdown_names_the_coroutines_it_waits_in():
