@@ -567,10 +567,19 @@ class StormThroughNginx:
 
 
 async def back_in_rotation(site: hosts.Cluster, host: hosts.Host, since: float, eventually) -> None:
-    """Until nginx has passed a request to `host` again (it shuns a host that refused for a while)."""
+    """Until each nginx worker serving requests has passed one to `host` again: each shuns a
+    host that refused it for fail_timeout (10 s) on its own, and with the next host down a
+    worker that still shuns this one has no host left for some requests."""
 
     async def answered_by_host() -> bool:
-        return any(hop[-1] == address(host) for hop in upstreams_of(site, since, answered=True))
+        lines = [line for line in site.nginx.access_lines() if float(line[0]) - float(line[1]) >= since]
+        serving = {line[6] for line in lines}
+        back = {
+            line[6]
+            for line in lines
+            if line[5].strip('"').split(", ")[-1] == address(host) and not line[4].startswith("5")
+        }
+        return bool(serving) and back == serving
 
     await eventually(answered_by_host, timeout=60)
 
