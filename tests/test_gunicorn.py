@@ -16,8 +16,7 @@ from aiohttpdemo_polls import serve, settings
 
 # As docs/deployment.md writes it, run from the project folder.
 COMMAND = (
-    "gunicorn -c config/gunicorn.conf.py --bind 127.0.0.1:8080 --workers 2 "
-    "aiohttpdemo_polls.serve:create_runner"
+    "gunicorn -c config/gunicorn.conf.py --bind 127.0.0.1:8080 --workers 2 aiohttpdemo_polls.serve:create_runner"
 )
 COMBINED = re.compile(r'^\S+ - - \[[^]]+\] "[A-Z]+ \S+ HTTP/1\.[01]" \d{3} \d+ "[^"]*" "[^"]*"$')
 
