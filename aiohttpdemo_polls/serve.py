@@ -190,29 +190,45 @@ class DrainingRunner(web.AppRunner):
 
     async def _close_when_draining(self, request: web.Request, response: web.StreamResponse) -> None:
         if self.draining and not isinstance(response, web.WebSocketResponse):
-            response.force_close()  # `Connection: close`: nginx takes the connection out of use
+            response.force_close()  # the app closes the connection after this response
+            # aiohttp has chosen the Connection header before this hook: say it, or nginx puts
+            # the connection back in its pool and sends the next vote on it as it closes.
+            response.headers["Connection"] = "close"
 
     async def cleanup(self) -> None:
-        """Stop listening, drain idle connections (closed by the proxy), then aiohttp's cleanup."""
+        """Stop listening, wait for the proxy to close its connections, then aiohttp's cleanup."""
         self.draining = True
         loop = asyncio.get_running_loop()
+        servers = [site._server for site in self.sites]  # asyncio's servers: aiohttp does not publish them
+        for server in servers:
+            for sock in server.sockets if server is not None else ():
+                loop.remove_reader(sock.fileno())  # asyncio accepts no more by itself
+        # asyncio hands a connection it accepted to its server one turn of the loop later, and
+        # a closed server drops it (a reset): let those it has accepted already join first.
+        await asyncio.sleep(0)
+        taken = [conn for server in servers for conn in _stop_listening(server)]
         for site in list(self.sites):
-            for conn in _stop_listening(site):
-                await loop.connect_accepted_socket(self.server, conn)
             await site.stop()
+        for conn in taken:
+            await loop.connect_accepted_socket(self.server, conn)
+        # Until the proxy has let go of every connection: a busy one answers with
+        # `Connection: close` only if its response began after the signal, so it may go back
+        # to the proxy's idle pool like any idle one, and aiohttp's cleanup would close it
+        # as the proxy sends its next request. Wait first: a connection just accepted is not
+        # among the server's connections until its first turn.
         deadline = time.monotonic() + DRAIN_TIMEOUT
-        while self.server is not None and _idle(self.server) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        while self.server is not None and _held(self.server) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await super().cleanup()
 
 
-def _stop_listening(site: web.BaseSite) -> list[socket.socket]:
-    """Close the site's listening sockets, taking first the connections queued on them.
+def _stop_listening(server: asyncio.Server | None) -> list[socket.socket]:
+    """Close the server's listening sockets, taking first the connections queued on them.
 
     Closing resets every connection the kernel has queued but not handed over, and nginx
     passes no POST on after a reset; taking them and closing in one step leaves none behind.
     """
-    server = site._server  # the asyncio server: aiohttp does not publish it
     if server is None or not server.sockets:
         return []
     taken = []
@@ -229,10 +245,10 @@ def _stop_listening(site: web.BaseSite) -> list[socket.socket]:
     return taken
 
 
-def _idle(server: web.Server) -> int:
-    """Connections waiting for their next request (busy ones close after their response)."""
-    # aiohttp keeps no public flag for it; a connection with a request in progress has one.
-    return sum(not getattr(conn, "_request_in_progress", False) for conn in server.connections)
+def _held(server: web.Server) -> int:
+    """Connections still open other than WebSockets (those close with 1001 in cleanup)."""
+    # aiohttp keeps no public flag for it; an upgraded connection has one.
+    return sum(not getattr(conn, "_upgraded", False) for conn in server.connections)
 
 
 def _uvloop(config: dict[str, Any]) -> ModuleType | None:

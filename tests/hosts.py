@@ -381,7 +381,7 @@ events {{ worker_connections 1024; }}
 http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
-    log_format upstreams '$msec $request_time $request_method $request_uri $status "$upstream_addr"';
+    log_format upstreams '$msec $request_time $request_method $request_uri $status "$upstream_addr" $pid';
     access_log {prefix}/access.log upstreams;
 {temp}
     include {site};
@@ -435,7 +435,8 @@ class Nginx:
         return "\n".join(path.read_text(errors="replace") for path in logs if path.exists())[-4000:]
 
     def access_lines(self) -> list[list[str]]:
-        """Access log lines split in fields: end (epoch s), duration, method, uri, status, "upstream, ..."."""
+        """Access log lines split in fields: end (epoch s), duration, method, uri, status,
+        "upstream, ...", nginx worker pid (each worker keeps its own view of which hosts are down)."""
         path = self.prefix / "access.log"
         text = path.read_text() if path.exists() else ""
         return [re.findall(r'"[^"]*"|\S+', line) for line in text.splitlines()]

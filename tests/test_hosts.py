@@ -1,4 +1,5 @@
-"""Three app hosts behind nginx on one PostgreSQL: the site works as a whole, and survives a host dying.
+"""Three app hosts behind nginx on one PostgreSQL: the site works as a whole, and survives a host
+dying, being cut off from the database, and each host being restarted in turn.
 
 Each scenario prints its figures (run with `pytest -s`): requests sent and failed, votes
 answered and counted, and recovery times.
@@ -566,10 +567,19 @@ class StormThroughNginx:
 
 
 async def back_in_rotation(site: hosts.Cluster, host: hosts.Host, since: float, eventually) -> None:
-    """Until nginx has passed a request to `host` again (it shuns a host that refused for a while)."""
+    """Until each nginx worker serving requests has passed one to `host` again: each shuns a
+    host that refused it for fail_timeout (10 s) on its own, and with the next host down a
+    worker that still shuns this one has no host left for some requests."""
 
     async def answered_by_host() -> bool:
-        return any(hop[-1] == address(host) for hop in upstreams_of(site, since, answered=True))
+        lines = [line for line in site.nginx.access_lines() if float(line[0]) - float(line[1]) >= since]
+        serving = {line[6] for line in lines}
+        back = {
+            line[6]
+            for line in lines
+            if line[5].strip('"').split(", ")[-1] == address(host) and not line[4].startswith("5")
+        }
+        return bool(serving) and back == serving
 
     await eventually(answered_by_host, timeout=60)
 
@@ -721,4 +731,59 @@ async def test_host_cut_off_from_the_database_answers_503_then_recovers_by_itsel
         healthy_after_restore_s=f"{healthy_s:.2f}",
         change_shown_after_restore_s=f"{fresh_s:.2f}",
         watcher_resynced_after_restore_s=f"{resynced_s:.2f}",
+    )
+
+
+async def test_rolling_restart_under_a_storm_fails_no_request_and_loses_no_vote(site, engine, eventually):
+    question_id, choices = make_question(engine, "Rolling?", ("Left", "Right"))
+    storm = StormThroughNginx(site, question_id, choices)
+    storming = asyncio.create_task(storm.run())
+    restarts = []
+    signalled: list[tuple[int, float]] = []  # (host, when SIGTERM was sent): to place a failure
+    try:
+
+        async def busy() -> bool:
+            return len(storm.answered_voters()) >= 200
+
+        await eventually(busy, timeout=120)
+        for host in site.hosts:
+            since = time.time()
+            started = time.monotonic()
+            signalled.append((host.number, started))
+            status = await asyncio.to_thread(host.terminate)
+            stopped_s = time.monotonic() - started
+            assert status == 0, host.log()[-3000:]
+            healthy_s = await asyncio.to_thread(site.start_host, host)
+            await back_in_rotation(site, host, since, eventually)
+            restarts.append((stopped_s, healthy_s, time.monotonic() - started))
+    finally:
+        storm.stop.set()
+        await storming
+        for host in site.hosts:  # whatever happened, three hosts for what runs next
+            if host.process is None or host.process.poll() is not None:
+                await asyncio.to_thread(site.start_host, host)
+
+    def placed(request: Request) -> str:
+        before = [s for s in signalled if s[1] <= request.started]
+        host, at = before[-1] if before else (0, request.started)
+        what = f"{request.method} {request.path} {request.status or request.error}"
+        return f"{what}, sent {request.started - at:.3f} s after SIGTERM to host {host}"
+
+    failed = storm.failed
+    assert failed == [], "\n".join(map(placed, failed[:10])) + f"\n{site.nginx.error_log()}"
+    voters = ballot_voters(engine, question_id)
+    assert voters == storm.answered_voters()
+    counted = assert_counters_match_vote_rows(engine, question_id)
+    assert counted == len(voters)
+    report(
+        "rolling restart (SIGTERM, start, /healthz, back in nginx's rotation; each host in turn)",
+        requests_sent=len(storm.done),
+        failed=storm.failures(),
+        votes_sent=len(storm.votes),
+        votes_answered=len(storm.answered_voters()),
+        votes_counted=len(voters),
+        vote_rows=counted,
+        stop_s=", ".join(f"{r[0]:.1f}" for r in restarts),
+        healthy_after_start_s=", ".join(f"{r[1]:.1f}" for r in restarts),
+        host_back_in_rotation_s=", ".join(f"{r[2]:.1f}" for r in restarts),
     )
