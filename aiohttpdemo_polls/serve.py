@@ -123,15 +123,19 @@ class _Starting:
 
 def _refuse_taken(address: Any) -> None:
     """Workers bind with SO_REUSEPORT, which would share the port without a word with another
-    copy of the app: a plain bind must succeed first. (A str address is a Unix socket.)"""
+    copy of the app: a plain bind must succeed first. (A str address is a Unix socket.)
+
+    Bound, never listening: a proxy's connection to it would be queued, then reset."""
     if isinstance(address, str):
         return
     host, port = address[:2]
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        socket.create_server((host, port), family=family).close()
-    except OSError as exc:
-        raise RuntimeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # old connections' TIME_WAIT
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise RuntimeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def _worker_exited(arbiter: Any, worker: Any) -> None:
