@@ -222,13 +222,17 @@ async def vote(request: web.Request) -> web.Response:
         outcome = VoteOutcome.CLOSED
     if outcome is VoteOutcome.CLOSED:
         raise Problem(409, views.VOTING_CLOSED)
-    _, choices = await views.voters_poll(request, question_id, voter)
+    if outcome is VoteOutcome.ALREADY_VOTED:  # their earlier ballot, which may differ (lock_votes)
+        _, choices = await views.voters_poll(request, question_id, voter)
+        mine = [c.id for c in choices if c.mine]
+    else:  # committed as asked: no read needed, which would take a pool connection per vote
+        mine = sorted(set(chosen))
     counted = outcome is VoteOutcome.COUNTED
     status, message = _BALLOT_STATUS[outcome]
     body = {
         "status": status,
         "message": message,
-        "choices": [c.id for c in choices if c.mine],
+        "choices": mine,
         "links": _poll_links(request, question_id),
     }
     headers = {}
