@@ -17,7 +17,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Below this, gzip's header and the CPU it costs buy next to nothing.
 MIN_SIZE = 1024
 _HTML = "text/html; charset=utf-8"
-_PLAIN_HEADERS = {hdrs.CONTENT_TYPE: _HTML}
+# Set whole on every cached page served: the page's first Vary, which others merge into (vary.add).
+_PLAIN_HEADERS = {hdrs.CONTENT_TYPE: _HTML, hdrs.VARY: hdrs.ACCEPT_ENCODING}
 _GZIP_HEADERS = {**_PLAIN_HEADERS, hdrs.CONTENT_ENCODING: "gzip"}
 
 
@@ -36,11 +37,8 @@ def page(body: bytes) -> Page:
 def page_response(request: web.Request, cached: Page) -> web.Response:
     """The cached page, gzipped for a client that takes gzip, else as it is."""
     if accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
-        response = web.Response(body=cached.gzipped, headers=_GZIP_HEADERS)
-    else:
-        response = web.Response(body=cached.plain, headers=_PLAIN_HEADERS)
-    vary.add(response.headers, hdrs.ACCEPT_ENCODING)
-    return response
+        return web.Response(body=cached.gzipped, headers=_GZIP_HEADERS)
+    return web.Response(body=cached.plain, headers=_PLAIN_HEADERS)
 
 
 @functools.lru_cache(maxsize=256)  # browsers send a handful of distinct values
