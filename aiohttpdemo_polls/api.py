@@ -16,7 +16,7 @@ from .cache import expiry
 from .keys import cache_key, config_key, engine_key, votes_key
 from .links import absolute
 from .problems import Problem
-from .votes import VoteNotCounted, VoteOutcome
+from .votes import VoteNotCounted, VoteOutcome, ballot_choices
 
 JSON_TYPES = ("application/json",)
 NOT_JSON = "The body is not valid JSON."
@@ -226,7 +226,7 @@ async def vote(request: web.Request) -> web.Response:
         _, choices = await views.voters_poll(request, question_id, voter)
         mine = [c.id for c in choices if c.mine]
     else:  # committed as asked: no read needed, which would take a pool connection per vote
-        mine = sorted(set(chosen))
+        mine = ballot_choices(chosen)
     counted = outcome is VoteOutcome.COUNTED
     status, message = _BALLOT_STATUS[outcome]
     body = {

@@ -176,6 +176,11 @@ class _Ballot:
         self.retries = 0
 
 
+def ballot_choices(choice_ids: Iterable[int]) -> list[int]:
+    """The choices a ballot for these records: each once, in id order."""
+    return sorted(set(choice_ids))
+
+
 class VoteBatcher:
     """The process's vote writer: `await cast(...)` returns once the ballot is committed."""
 
@@ -204,7 +209,7 @@ class VoteBatcher:
         """Count one voter's ballot for these choices, all or nothing, together with the
         ballots arriving meanwhile. More than one choice for a poll that is not `multiple`
         is INVALID_CHOICE, so a vote needs no read of its poll before it is queued."""
-        wanted = sorted(set(choice_ids))
+        wanted = ballot_choices(choice_ids)
         if not wanted or any(not 0 < c <= db.PG_INT_MAX for c in wanted):
             return VoteOutcome.INVALID_CHOICE
         if not 0 < question_id <= db.PG_INT_MAX:
