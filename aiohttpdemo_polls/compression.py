@@ -1,6 +1,6 @@
 """gzip for HTML, by the request's Accept-Encoding (q-values included): a cached page is
 compressed once, when it is cached, so serving it costs nothing more; other pages as they
-go out. Every page says `Vary: Accept-Encoding`.
+go out. Every page says what it varies on (vary.PAGE) in one header set with it.
 """
 
 import functools
@@ -17,8 +17,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Below this, gzip's header and the CPU it costs buy next to nothing.
 MIN_SIZE = 1024
 _HTML = "text/html; charset=utf-8"
-# Set whole on every cached page served: the page's first Vary, which others merge into (vary.add).
-_PLAIN_HEADERS = {hdrs.CONTENT_TYPE: _HTML, hdrs.VARY: hdrs.ACCEPT_ENCODING}
+# Set whole on every cached page served, so that nothing is added to it per request.
+_PLAIN_HEADERS = {hdrs.CONTENT_TYPE: _HTML, hdrs.VARY: vary.PAGE_VALUE}
 _GZIP_HEADERS = {**_PLAIN_HEADERS, hdrs.CONTENT_ENCODING: "gzip"}
 
 
@@ -73,20 +73,22 @@ def _quality(parameters: str) -> float:
 
 @web.middleware
 async def compress_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """gzip the HTML pages made per request (forms, a voter's results, error pages) on the way out.
+    """gzip the HTML pages made per request (forms, a voter's results, error pages) on the way
+    out, and say what every page varies on.
 
-    Outermost, so error pages are among them. A response that already says what it varies on
-    (a cached page, from `page_response`) chose its body itself and is let through.
+    Outermost, so error pages are among them. A cached page (from `page_response`) chose its
+    body and headers itself and is let through.
     """
     response = await handler(request)
-    if (
-        type(response) is web.Response
-        and hdrs.VARY not in response.headers
-        and response.content_type == "text/html"
-        and isinstance(response.body, bytes)
-        and len(response.body) >= MIN_SIZE
-    ):
-        vary.add(response.headers, hdrs.ACCEPT_ENCODING)
-        if accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
+    if type(response) is not web.Response or response.headers.get(hdrs.VARY) == vary.PAGE_VALUE:
+        return response
+    if response.content_type == "text/html":
+        vary.add(response.headers, *vary.PAGE)
+        body = response.body
+        if (
+            isinstance(body, bytes)
+            and len(body) >= MIN_SIZE
+            and accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
+        ):
             response.enable_compression(web.ContentCoding.gzip)
     return response

@@ -17,8 +17,6 @@ from babel.dates import format_datetime
 from babel.numbers import format_decimal
 from babel.support import Translations
 
-from . import vary
-
 LANGUAGES = ("en", "de", "fr", "es")
 DEFAULT = "en"
 # Each language's name in itself, for the switch on every page.
@@ -107,12 +105,6 @@ def set_cookie(response: web.StreamResponse, chosen: str, secure: bool) -> None:
     response.set_cookie(
         COOKIE, chosen, max_age=COOKIE_MAX_AGE, path="/", samesite="Lax", httponly=True, secure=secure
     )
-
-
-async def vary_on_language(request: web.Request, response: web.StreamResponse) -> None:
-    """Pages are written in the negotiated language: shared caches must keep one per language."""
-    if response.content_type == "text/html":
-        vary.add(response.headers, "Accept-Language", "Cookie")
 
 
 @functools.cache

@@ -63,7 +63,6 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
     i18n.install(env, i18n.Catalogs(TRANSLATIONS))
     app[aiohttp_jinja2.static_root_key] = "/static"
     app.on_response_prepare.append(middlewares.security_headers)
-    app.on_response_prepare.append(i18n.vary_on_language)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(poll_notices)
     app.cleanup_ctx.append(page_cache)

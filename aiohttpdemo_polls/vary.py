@@ -7,6 +7,11 @@ import functools
 from aiohttp import hdrs
 from multidict import MutableMultiMapping
 
+# What every HTML page depends on: gzip or not (compression.py), the language (Accept-Language
+# or the switch's cookie, i18n.py) and the voter's cookie (views.py).
+PAGE = (hdrs.ACCEPT_ENCODING, hdrs.ACCEPT_LANGUAGE, hdrs.COOKIE)
+PAGE_VALUE = ", ".join(PAGE)
+
 
 def add(headers: MutableMultiMapping[str], *names: str) -> None:
     """Say the response also depends on the request headers `names`."""

@@ -143,20 +143,23 @@ async def poll(request: web.Request) -> web.Response:
     """The voting form, or the results once voting has closed.
 
     A browser that has voted gets the form with its choices ticked and a button to change
-    them (read for it: not cached); everyone else the cached form.
+    them (read for it: not cached); everyone else the cached page.
     """
     question_id = poll_id(request)
-    content = await published_content(request, question_id)
-    if content.question.closed:
-        return await _results_page(request, question_id, content, notice=None)
     voter = voter_id(request)
     if voter is not None:
+        content = await published_content(request, question_id)
+        if content.question.closed:
+            return await _voters_results(request, question_id, voter, notice=None)
         question, choices = await voters_poll(request, question_id, voter)
         if any(c.mine for c in choices):
             context = {"request": request, "question": question, "choices": choices, "error": None}
             return aiohttp_jinja2.render_template("detail.html", request, {**context, "voted": True})
 
     async def render() -> tuple[bytes, float]:
+        content = await published_content(request, question_id)
+        if content.question.closed:
+            return _render_results(request, content)
         context = {"question": content.question, "choices": content.choices, "error": None}
         return _render(request, "detail.html", context), expiry(content.question.closes_at)
 
@@ -227,11 +230,30 @@ def voter_cookie(voter: str, secure: bool) -> str:
 
 
 async def results(request: web.Request) -> web.Response:
-    """Votes per choice with percentages and bars; the reader's own choice is marked."""
+    """Votes per choice with percentages and bars; the reader's own choice is marked.
+
+    From the cache for a reader who has no voter id and no notice to see, else read for them.
+    """
     question_id = poll_id(request)
-    content = await published_content(request, question_id)
-    notice = next((text for key, text in VOTE_NOTICES.items() if request.query.get(key)), None)
-    return await _results_page(request, question_id, content, notice)
+    notice = _notice(request)
+    voter = voter_id(request)
+    if voter is not None:
+        return await _voters_results(request, question_id, voter, notice)
+    if notice is not None:
+        content = await published_content(request, question_id)
+        return _results_response(request, content.question, content.choices, notice, voted=False)
+
+    async def render() -> tuple[bytes, float]:
+        return _render_results(request, await published_content(request, question_id))
+
+    return await _cached_page(request, ("results", question_id), render)
+
+
+def _notice(request: web.Request) -> str | None:
+    """What the results page says after a vote that was not simply counted (?already=1, ?changed=1)."""
+    if not request.query_string:  # nearly every request: skip parsing the query
+        return None
+    return next((text for key, text in VOTE_NOTICES.items() if request.query.get(key)), None)
 
 
 async def may_see_counts(request: web.Request, question: Any) -> bool:
@@ -246,40 +268,37 @@ async def may_see_counts(request: web.Request, question: Any) -> bool:
         return await db_pages.has_voted(conn, question.id, voter)
 
 
-async def _results_page(
-    request: web.Request, question_id: int, content: PollContent, notice: str | None
+def _render_results(request: web.Request, content: PollContent) -> tuple[bytes, float]:
+    """The results page as every reader without a voter id sees it, and until when it holds."""
+    question = content.question
+    context = {
+        "question": question,
+        "choices": content.choices,
+        "notice": None,
+        "show_counts": rules.may_see_counts(question, voted=False, is_maker=False),
+    }
+    return _render(request, "results.html", context), expiry(None if question.closed else question.closes_at)
+
+
+async def _voters_results(
+    request: web.Request, question_id: int, voter: str, notice: str | None
 ) -> web.Response:
-    """The results: from the cache for a reader who has no voter id, else read for them.
+    """The results read for this voter, counts included: their own vote, just committed, is
+    on it even before this process hears of the change."""
+    question, choices = await voters_poll(request, question_id, voter)
+    return _results_response(request, question, choices, notice, voted=any(c.mine for c in choices))
 
-    A voter's page is always read from the database, counts included: their own vote,
-    just committed, is on it even before this process hears of the change. Counts, total
-    and bars are left out for a reader who may not see them yet (rules.may_see_counts).
-    """
-    voter = voter_id(request)
-    if voter is None and notice is None:
 
-        async def render() -> tuple[bytes, float]:
-            show_counts = rules.may_see_counts(content.question, voted=False, is_maker=False)
-            context = {
-                "question": content.question,
-                "choices": content.choices,
-                "notice": None,
-                "show_counts": show_counts,
-            }
-            return _render(request, "results.html", context), expiry(
-                None if content.question.closed else content.question.closes_at
-            )
-
-        return await _cached_page(request, ("results", question_id), render)
-    question, choices = content
-    if voter is not None:
-        question, choices = await voters_poll(request, question_id, voter)
-    show_counts = rules.may_see_counts(question, voted=any(c.mine for c in choices), is_maker=False)
+def _results_response(
+    request: web.Request, question: Any, choices: list, notice: str | None, voted: bool
+) -> web.Response:
+    """A results page made for one reader; counts, total and bars are left out for a reader
+    who may not see them yet (rules.may_see_counts)."""
     context = {
         "request": request,
         "question": question,
         "choices": choices,
         "notice": notice,
-        "show_counts": show_counts,
+        "show_counts": rules.may_see_counts(question, voted=voted, is_maker=False),
     }
     return aiohttp_jinja2.render_template("results.html", request, context)

@@ -118,9 +118,10 @@ async def test_scheduled_poll_appears_at_its_pub_date_without_any_notice(
 
 
 async def test_lost_listener_bypasses_and_empties_the_cache(
-    eventually, client, anonymous, make_question, sync_engine, unnoticed
+    eventually, client, anonymous, make_question, sync_engine, unnoticed, settled
 ):
     question = make_question("Watched")
+    await settled()
     await page(anonymous, f"/poll/{question['id']}")
     assert ("poll", question["id"], f"{client.host}:{client.port}", "en") in client.app[cache_key]
     bus = client.app[notices_key]
