@@ -63,6 +63,8 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
     i18n.install(env, i18n.Catalogs(TRANSLATIONS))
     app[aiohttp_jinja2.static_root_key] = "/static"
     app.on_response_prepare.append(middlewares.security_headers)
+    if counted:  # first, so that its last flush comes after everything else has stopped
+        app.cleanup_ctx.append(metrics.flushing)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(poll_notices)
     app.cleanup_ctx.append(page_cache)

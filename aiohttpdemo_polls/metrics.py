@@ -4,6 +4,7 @@ adds up, so it is imported only in `setup()` and `start_exporter()`, once that i
 """
 
 import asyncio
+import bisect
 import contextlib
 import enum
 import glob
@@ -12,7 +13,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +25,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # votes.MAX_BATCH is the largest batch
 # Methods are labels; any other (a client may send any token) is "other", to bound the series.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-POOL_SAMPLE_S = 1.0  # under gunicorn, how often a worker writes its pool's use for the master
+# How often a process writes what it counted into its metrics (and, under gunicorn, its pool's use).
+FLUSH_S = 1.0
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -63,30 +65,67 @@ class _Metrics:
         self.listener_reconnects = Counter(
             "polls_listener_reconnects", "Times the LISTEN connection was lost and opened again."
         )
-        # `.labels()` takes a lock and builds a key each call: the hot paths look their
-        # children up in these instead (every page view passes the cache).
-        self._answered: dict[tuple[str | None, str, int], tuple[Any, Any]] = {}
+        # Counting on the hot paths is a dict increment: the metric values (under gunicorn, a
+        # locked write to a shared file each) are written once per FLUSH_S by `flush`.
+        self._counts: dict[tuple[Any, Any], int] = {}  # (metric, label) -> count
+        self._answered: dict[tuple[str | None, str, int], int] = {}  # (route, method, status) -> count
+        self._timed: dict[str | None, list[float]] = {}  # route -> count per latency bucket, then the sum
         self._children: dict[tuple[Any, Any], Any] = {}
+        self.samplers: list[Callable[[], None]] = []  # also called at each flush
 
-    def child(self, metric: Any, label: Any) -> Any:
-        found = self._children.get((metric, label))
+    def child(self, metric: Any, *labels: Any) -> Any:
+        """The metric's child for these label values (`.labels()` takes a lock and builds a key)."""
+        key = (metric, labels)
+        found = self._children.get(key)
         if found is None:
-            found = self._children[(metric, label)] = metric.labels(str(label))
+            found = self._children[key] = metric.labels(*map(str, labels))
         return found
+
+    def count(self, metric: Any, label: Any) -> None:
+        key = (metric, label)
+        self._counts[key] = self._counts.get(key, 0) + 1
 
     def answered(self, request: web.Request, status: int, started: float) -> None:
         method = request.method if request.method in METHODS else "other"
-        key = (request.match_info.route.name, method, status)
-        children = self._answered.get(key)
-        if children is None:
-            route = key[0] or "unmatched"
-            # A WebSocket's handler returns when the socket closes: no latency to speak of.
-            latency = None if status == 101 else self.latency.labels(route)
-            children = self._answered[key] = (self.requests.labels(route, method, str(status)), latency)
-        count, latency = children
-        count.inc()
-        if latency is not None:
-            latency.observe(time.perf_counter() - started)
+        route = request.match_info.route.name
+        key = (route, method, status)
+        self._answered[key] = self._answered.get(key, 0) + 1
+        if status == 101:  # a WebSocket's handler returns when the socket closes: no latency to speak of
+            return
+        timed = self._timed.get(route)
+        if timed is None:
+            timed = self._timed[route] = [0] * (len(LATENCY_BUCKETS) + 2)
+        _tally(timed, time.perf_counter() - started)
+
+    def flush(self) -> None:
+        """Write what was counted since the last flush into the metric values."""
+        counts, self._counts = self._counts, {}
+        for (metric, label), n in counts.items():
+            self.child(metric, label).inc(n)
+        answered, self._answered = self._answered, {}
+        for (route, method, status), n in answered.items():
+            self.child(self.requests, route or "unmatched", method, status).inc(n)
+        timed, self._timed = self._timed, {}
+        for route, buckets in timed.items():
+            _observed(self.child(self.latency, route or "unmatched"), buckets)
+        for sample in self.samplers:
+            sample()
+
+
+def _tally(buckets: list[float], seconds: float) -> None:
+    """Count one latency in the first bucket whose bound it does not pass (`le`), and in the sum."""
+    buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+    buckets[-1] += seconds
+
+
+def _observed(histogram: Any, buckets: list[float]) -> None:
+    """Add observations counted per bucket (the sum last), as that many `observe` calls would:
+    prometheus-client has no call for many at once, so this adds to the values `observe` does."""
+    *counts, total = buckets
+    histogram._sum.inc(total)
+    for value, n in zip(histogram._buckets, counts, strict=True):
+        if n:
+            value.inc(n)
 
 
 # The one per process: metrics are counted wherever the event happens (votes.py, cache.py...).
@@ -122,7 +161,7 @@ def vote_batch(outcomes: Sequence[enum.Enum]) -> None:
         return
     _metrics.batch_size.observe(len(outcomes))
     for outcome in outcomes:
-        _metrics.child(_metrics.votes, outcome.name.lower()).inc()
+        _metrics.count(_metrics.votes, outcome.name.lower())
 
 
 def watchers(change: int) -> None:
@@ -133,12 +172,12 @@ def watchers(change: int) -> None:
 
 def cache_hit(kind: Any) -> None:
     if _metrics is not None:
-        _metrics.child(_metrics.cache_hits, kind).inc()
+        _metrics.count(_metrics.cache_hits, kind)
 
 
 def cache_miss(kind: Any) -> None:
     if _metrics is not None:
-        _metrics.child(_metrics.cache_misses, kind).inc()
+        _metrics.count(_metrics.cache_misses, kind)
 
 
 def listener_reconnected() -> None:
@@ -146,11 +185,27 @@ def listener_reconnected() -> None:
         _metrics.listener_reconnects.inc()
 
 
+async def flushing(app: web.Application) -> AsyncIterator[None]:
+    """Write what this process counted every FLUSH_S while the app runs, and once more as it stops."""
+    metrics = _metrics
+
+    async def every_interval() -> None:
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            metrics.flush()
+
+    task = asyncio.create_task(every_interval())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    metrics.flush()
+
+
 @contextlib.asynccontextmanager
 async def pool_in_use(engine: Any) -> AsyncIterator[None]:
     """Report the pool's connections in use while it is open: read at scrape time in one
-    process; under gunicorn the master cannot see the pool, so the worker writes it every
-    POOL_SAMPLE_S."""
+    process; under gunicorn the master cannot see the pool, so the worker writes it at each flush."""
     metrics = _metrics
     if metrics is None:
         yield
@@ -163,18 +218,15 @@ async def pool_in_use(engine: Any) -> AsyncIterator[None]:
             metrics.pool_in_use.set_function(lambda: 0)
         return
 
-    async def sample() -> None:
-        while True:
-            metrics.pool_in_use.set(engine.size - engine.freesize)
-            await asyncio.sleep(POOL_SAMPLE_S)
+    def sample() -> None:
+        metrics.pool_in_use.set(engine.size - engine.freesize)
 
-    task = asyncio.create_task(sample())
+    sample()
+    metrics.samplers.append(sample)
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        metrics.samplers.remove(sample)
         metrics.pool_in_use.set(0)
 
 

@@ -19,7 +19,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from aiohttpdemo_polls import db, serve, settings
+from aiohttpdemo_polls import db, metrics, serve, settings
 from aiohttpdemo_polls.main import init_app
 
 POOL_MAX = 10  # config/polls_test.yaml's database.pool_max
@@ -100,6 +100,10 @@ async def test_one_process_counts_requests_votes_watchers_cache_and_reconnects(
     async with browser.get("/no/such/page") as response:
         assert response.status == 404
 
+    async def counted() -> bool:  # a process writes what it counted once a second
+        return requests(await scrape(metrics_port), "unmatched", "GET", 404) == 1
+
+    await eventually(counted)
     samples = await scrape(metrics_port)
     assert requests(samples, "poll", "GET", 200) == 3
     assert requests(samples, "vote", "POST", 302) == 1
@@ -180,6 +184,13 @@ async def test_two_workers_are_added_up_by_the_master_and_a_dead_workers_watcher
             break
     assert len(served) == 2, "both workers served"
 
+    async def counted() -> bool:  # each worker writes what it counted once a second
+        samples = await scrape(metrics_port)
+        return (
+            requests(samples, "poll", "GET", 200) == pages and requests(samples, "vote", "POST", 302) == votes
+        )
+
+    await eventually(counted)
     samples = await scrape(metrics_port)
     assert requests(samples, "poll", "GET", 200) == pages
     assert requests(samples, "vote", "POST", 302) == votes
@@ -254,6 +265,33 @@ def test_metrics_port_comes_from_the_environment_and_zero_turns_them_off(config)
 def test_bad_metrics_port_names_the_key(environ, expected):
     with pytest.raises(settings.ConfigError, match=re.escape(expected)):
         settings.load(None, environ)
+
+
+def test_latencies_tallied_then_written_at_once_read_as_if_observed_one_by_one():
+    from prometheus_client import CollectorRegistry, Histogram
+
+    def histogram() -> Histogram:
+        return Histogram("latency", "Latency.", registry=CollectorRegistry(), buckets=metrics.LATENCY_BUCKETS)
+
+    latencies = [0.0002, 0.001, 0.0010001, 0.003, 0.0999, 0.1, 0.7, 1.0, 3.5]
+    one_by_one, at_once = histogram(), histogram()
+    tallied = [0.0] * (len(metrics.LATENCY_BUCKETS) + 2)
+    for seconds in latencies:
+        one_by_one.observe(seconds)
+        metrics._tally(tallied, seconds)
+    metrics._observed(at_once, tallied)
+    observed = [
+        (s.name, s.labels, s.value) for s in one_by_one.collect()[0].samples if s.name != "latency_created"
+    ]
+    written = [
+        (s.name, s.labels, s.value) for s in at_once.collect()[0].samples if s.name != "latency_created"
+    ]
+    assert written == observed
+    assert ("latency_bucket", {"le": "0.001"}, 2.0) in written and (
+        "latency_count",
+        {},
+        len(latencies),
+    ) in written
 
 
 def test_the_app_does_not_import_prometheus_client_before_the_master_chooses_its_mode():
