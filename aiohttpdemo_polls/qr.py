@@ -12,7 +12,7 @@ def svg(text: str) -> Markup:
 
     Black modules on a white quiet zone in both colour schemes: phone cameras read dark on
     light reliably, and the colours are SVG attributes that the page's CSS does not touch.
-    Cached: a presenter view shows the same link on every load.
+    Kept per link: the presenter page is drawn again after every vote, its link never changes.
     """
     code = segno.make(text, error="m")
     return Markup(code.svg_inline(scale=1, dark="#000", light="#fff", omitsize=True, svgclass="qr-code"))

@@ -101,7 +101,7 @@ async def voters_poll(request: web.Request, question_id: int, voter: str) -> tup
     return found
 
 
-async def _cached_page(request: web.Request, key: tuple, render) -> web.Response:
+async def cached_page(request: web.Request, key: tuple, render) -> web.Response:
     """A page the same for every reader: rendered and gzipped once, then served from the cache."""
 
     async def load() -> tuple[compression.Page | None, float]:
@@ -117,7 +117,7 @@ async def _cached_page(request: web.Request, key: tuple, render) -> web.Response
     return compression.page_response(request, cached)
 
 
-def _render(request: web.Request, template: str, context: dict) -> bytes:
+def render_page(request: web.Request, template: str, context: dict) -> bytes:
     return aiohttp_jinja2.render_string(template, request, {**context, "request": request}).encode()
 
 
@@ -134,9 +134,9 @@ async def index(request: web.Request) -> web.Response:
             return None, 0
         context = {"questions": questions, "page": page, "pages": max(1, -(-total // PAGE_SIZE))}
         closing = [q.closes_at for q in questions if not q.closed]
-        return _render(request, "index.html", context), expiry(upcoming, *closing)
+        return render_page(request, "index.html", context), expiry(upcoming, *closing)
 
-    return await _cached_page(request, ("index", None, page), render)
+    return await cached_page(request, ("index", None, page), render)
 
 
 async def poll(request: web.Request) -> web.Response:
@@ -161,9 +161,9 @@ async def poll(request: web.Request) -> web.Response:
         if content.question.closed:
             return _render_results(request, content)
         context = {"question": content.question, "choices": content.choices, "error": None}
-        return _render(request, "detail.html", context), expiry(content.question.closes_at)
+        return render_page(request, "detail.html", context), expiry(content.question.closes_at)
 
-    return await _cached_page(request, ("poll", question_id), render)
+    return await cached_page(request, ("poll", question_id), render)
 
 
 async def vote(request: web.Request) -> web.Response:
@@ -246,7 +246,7 @@ async def results(request: web.Request) -> web.Response:
     async def render() -> tuple[bytes, float]:
         return _render_results(request, await published_content(request, question_id))
 
-    return await _cached_page(request, ("results", question_id), render)
+    return await cached_page(request, ("results", question_id), render)
 
 
 def _notice(request: web.Request) -> str | None:
@@ -277,7 +277,9 @@ def _render_results(request: web.Request, content: PollContent) -> tuple[bytes, 
         "notice": None,
         "show_counts": rules.may_see_counts(question, voted=False, is_maker=False),
     }
-    return _render(request, "results.html", context), expiry(None if question.closed else question.closes_at)
+    return render_page(request, "results.html", context), expiry(
+        None if question.closed else question.closes_at
+    )
 
 
 async def _voters_results(

@@ -1,25 +1,38 @@
 """The presenter view: a poll on a projector, with a QR code of its public link and the
-same live results as its results page. Not cached: its links name the host it was reached by.
+same live results as its results page.
 """
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from . import links, qr, views
+from .cache import expiry
 
 
 async def present(request: web.Request) -> web.Response:
-    """The question, its live results, and its public link as a QR code and as text."""
+    """The question, its live results, and its public link as a QR code and as text.
+
+    Cached like the other pages, one copy for readers who may see the counts and one for
+    those who may not yet: drawing the QR code is the dearest part of any page.
+    """
     question_id = views.poll_id(request)
     content = await views.published_content(request, question_id)
-    public_link = links.absolute(request, request.app.router["poll"].url_for(question_id=str(question_id)))
-    context = {
-        "request": request,
-        "question": content.question,
-        "choices": content.choices,
-        "show_counts": await views.may_see_counts(request, content.question),
-        "public_link": public_link,
-        "short_link": links.short(public_link),
-        "qr_code": qr.svg(public_link),
-    }
-    return aiohttp_jinja2.render_template("present.html", request, context)
+    show_counts = await views.may_see_counts(request, content.question)
+
+    async def render() -> tuple[bytes, float]:
+        question, choices = await views.published_content(request, question_id)
+        public_link = links.absolute(
+            request, request.app.router["poll"].url_for(question_id=str(question_id))
+        )
+        context = {
+            "question": question,
+            "choices": choices,
+            "show_counts": show_counts,
+            "public_link": public_link,
+            "short_link": links.short(public_link),
+            "qr_code": qr.svg(public_link),
+        }
+        return views.render_page(request, "present.html", context), expiry(
+            None if question.closed else question.closes_at
+        )
+
+    return await views.cached_page(request, ("present", question_id, show_counts), render)

@@ -58,8 +58,11 @@ async def test_after_vote_poll_hides_counts_until_this_browser_votes(
     page = await voted.text()
     assert re.search(rf'data-choice="{blue}">.*?<span class="votes">2</span>', page, re.S)
     assert 'class="total-votes">5<' in page
-    # ...and only for that browser: the cached page for strangers still hides them.
-    assert_hidden(await (await stranger.get(f"/poll/{question['id']}/results")).text(), AFTER_VOTE)
+    present = await (await client.get(f"/poll/{question['id']}/present")).text()
+    assert 'class="total-votes">5<' in present
+    # ...and only for that browser: the cached pages for strangers still hide them.
+    for path in ("results", "present"):
+        assert_hidden(await (await stranger.get(f"/poll/{question['id']}/{path}")).text(), AFTER_VOTE)
 
 
 async def test_after_close_poll_hides_counts_from_voters_but_not_from_its_maker(

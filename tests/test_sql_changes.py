@@ -87,7 +87,7 @@ async def test_votes_changed_with_sql_reach_the_results_page_and_a_live_socket_w
     assert page_took < 1.0
 
 
-async def test_question_renamed_with_sql_shows_on_its_page_and_the_index_within_a_second(
+async def test_question_renamed_with_sql_shows_on_its_pages_and_the_index_within_a_second(
     client, anonymous, sync_engine, make_question, settled
 ):
     question = make_question("Old name?")
@@ -95,13 +95,15 @@ async def test_question_renamed_with_sql_shows_on_its_page_and_the_index_within_
     path = f"/poll/{question['id']}"
     assert "Old name?" in await cached(client, anonymous, path, ("poll", question["id"]))
     assert "Old name?" in await cached(client, anonymous, "/", ("index", None, 1))
+    present = f"{path}/present"
+    assert "Old name?" in await cached(client, anonymous, present, ("present", question["id"], True))
     committed = run_sql(
         sync_engine, "UPDATE question SET question_text = 'New name?' WHERE id = :id", id=question["id"]
     )
 
     async def renamed() -> bool:
-        page, index = (await get(anonymous, path))[1], (await get(anonymous, "/"))[1]
-        return "New name?" in page and "New name?" in index and "Old name?" not in page + index
+        pages = [(await get(anonymous, where))[1] for where in (path, "/", present)]
+        return all("New name?" in page and "Old name?" not in page for page in pages)
 
     assert await seconds_until(renamed, committed) < 1.0
 
