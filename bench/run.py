@@ -5,14 +5,19 @@
     .venv/bin/python bench/run.py --quick          # a smoke run: 3 s, one repeat
     .venv/bin/python bench/run.py --workers 1,2    # also a run with two app processes
     .venv/bin/python bench/run.py --soak           # 60 s of mixed traffic, then checks
+    .venv/bin/python bench/run.py --quick --only api_vote,api_create,exports
 
 In one run it starts, on 127.0.0.1 and free ports only: the real app
 (`python -m aiohttpdemo_polls -c config/polls_bench.yaml`) on its own database
 `aiohttpdemo_polls_bench` seeded with `init_db.py --reset --polls 1000`; a bare aiohttp
 "Hello" app (bench/hello.py); and `pgbench` updating one row (`votes = votes + 1`,
 32 clients). wrk drives each HTTP target at 64 and 256 connections (an aiohttp-client load
-generator when wrk is not installed; the table says which). After every vote scenario the
-database is checked: votes counted == votes answered 302, and counters == `vote` rows.
+generator when wrk is not installed; the table says which). Pages (PAGE_SCENARIOS) are
+compared with bare aiohttp, writes (WRITE_SCENARIOS: form and API votes, API poll making)
+with pgbench. After every write scenario the database is checked: writes answered as done
+(302 vote, 200 API vote, 201 poll) == votes counted, ballots added or polls made, and
+counters == `vote` rows. The exports are read, with the maker's token, from a poll the run
+makes through the API and gives EXPORT_BALLOTS ballots.
 
 Results: a table on stdout, `bench-results/results.md` and `bench-results/results.png`.
 Every process it starts is stopped when it ends, also on Ctrl-C. It installs nothing.
