@@ -108,7 +108,7 @@ WRITE_SCENARIOS = {
     "vote_spread": "POST vote, 1000 polls",
     "api_vote_hot": "POST /api/polls/{id}/vote, one hot choice",
     "api_vote": "POST /api/polls/{id}/vote, 1000 polls",
-    "api_create": "POST /api/polls, all from 127.0.0.1 (one creation lock)",
+    "api_create": "POST /api/polls, one address (creation lock)",
 }
 WRITE_KINDS = {
     "vote_hot": "form_vote",
@@ -943,7 +943,7 @@ def chart(rows: list[dict], path: Path) -> bool:
     panels = [
         ("Pages (requests/s)", [r for r in rows if r["target"] == "bare" or r["scenario"] in PAGE_SCENARIOS]),
         (
-            "Writes (votes or polls/s; pgbench: updates/s)",
+            "Writes/s (pgbench: updates/s)",
             [r for r in rows if r["target"] == "pgbench" or r["scenario"] in WRITE_SCENARIOS],
         ),
     ]
