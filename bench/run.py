@@ -57,6 +57,7 @@ BENCH_CONFIG = ROOT / "config" / "polls_bench.yaml"
 HELLO = Path(__file__).with_name("hello.py")
 WRK = shutil.which("wrk")
 PGBENCH_CLIENTS = 32
+IDLE_CPU = 0.05  # a server using less of a core than this is idle (Server.settle)
 FORM = "application/x-www-form-urlencoded"
 
 PAGE_SCENARIOS = {
@@ -304,6 +305,16 @@ def rss_mib(pid: int) -> float:
     return total / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process and all its descendants have used so far."""
+    ticks = 0
+    for p in [pid, *descendants(pid)]:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -348,6 +359,18 @@ class Server:
 
     def rss(self) -> float:
         return rss_mib(self.proc.pid)
+
+    async def settle(self, timeout: float = 30) -> None:
+        """Until the server is idle: wrk leaves requests in flight when its time is up, and
+        a slow page's (ballots.csv at 256 connections) would slow the next run."""
+        step, deadline = 0.25, time.monotonic() + timeout
+        used = await asyncio.to_thread(cpu_seconds, self.proc.pid)
+        while time.monotonic() < deadline:
+            await asyncio.sleep(step)
+            now = await asyncio.to_thread(cpu_seconds, self.proc.pid)
+            if now - used < step * IDLE_CPU:
+                return
+            used = now
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -642,9 +665,11 @@ class Bench:
     async def page(self, server: Server, scenario: str, connections: int) -> Run:
         lo, hi = self.data.poll_ids[0], self.data.poll_ids[-1]
         path = PAGE_PATHS.get(scenario) or await self.export_path(server, scenario)
+        await server.settle()
         if self.args.warmup and server.name != "bare":
             # Unmeasured: fills the app's cache as a server in service would have it.
             await self._page_load(server, path, connections, self.args.warmup, lo, hi)
+            await server.settle()
         sampler = RssSampler(server)
         sampling = asyncio.create_task(sampler.run())
         try:
@@ -711,6 +736,7 @@ class Bench:
         data, kind = self.data, WRITE_KINDS[scenario]
         targets = [] if kind == "api_create" else [data.hot] if scenario in HOT else data.poll_choices
         polls = sorted({q for q, _ in targets})
+        await server.settle()
         before = await asyncio.to_thread(vote_state, data.url, polls)
         stopfile = self.tmp / f"stop{random.randrange(1 << 30)}"
         sampler = RssSampler(server)
