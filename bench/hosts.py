@@ -91,21 +91,15 @@ async def votes(
     polls = sorted({q for q, _ in pairs})
     before = await asyncio.to_thread(bench.vote_state, url, polls)
     stopfile = tmp / f"stop{random.randrange(1 << 30)}"
-    lua = bench.LUA_VOTE % {
-        "targets": ",".join(f"{{{q},{c}}}" for q, c in pairs),
-        "stopfile": stopfile,
-        "origin": base,
-        "form": bench.FORM,
-    }
+    lua = bench.lua_writes("form_vote", stopfile, base, pairs)
     stopper = bench.stop_later(stopfile, duration)
     done = [Path(f"{stopfile}.{n}") for n in (1, 2)]
     result = await bench.wrk(base + "/", CONNECTIONS, duration + 30, lua, tmp, done)
     window = await stopper
     after = await asyncio.to_thread(bench.settled_vote_state, url, polls)
-    counted, n302 = after["counted"] - before["counted"], result["n302"]
-    ok = counted == n302 and after["mismatched"] == 0
-    check = f"302s {n302} = counted {counted}" if ok else f"MISMATCH: 302s {n302}, counted {counted}"
-    return n302 / window, check + (f", errors {bench.errors_of(result)}" if bench.errors_of(result) else "")
+    _, check = bench.write_check("form_vote", result, before, after)
+    errors = bench.errors_of(result)
+    return result["ndone"] / window, check + (f", errors {errors}" if errors else "")
 
 
 async def fanout(base: str, question_id: int, choice_id: int, watchers: int, rounds: int) -> list[float]:

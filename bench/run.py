@@ -5,14 +5,19 @@
     .venv/bin/python bench/run.py --quick          # a smoke run: 3 s, one repeat
     .venv/bin/python bench/run.py --workers 1,2    # also a run with two app processes
     .venv/bin/python bench/run.py --soak           # 60 s of mixed traffic, then checks
+    .venv/bin/python bench/run.py --quick --only api_vote,api_create,exports
 
 In one run it starts, on 127.0.0.1 and free ports only: the real app
 (`python -m aiohttpdemo_polls -c config/polls_bench.yaml`) on its own database
 `aiohttpdemo_polls_bench` seeded with `init_db.py --reset --polls 1000`; a bare aiohttp
 "Hello" app (bench/hello.py); and `pgbench` updating one row (`votes = votes + 1`,
 32 clients). wrk drives each HTTP target at 64 and 256 connections (an aiohttp-client load
-generator when wrk is not installed; the table says which). After every vote scenario the
-database is checked: votes counted == votes answered 302, and counters == `vote` rows.
+generator when wrk is not installed; the table says which). Pages (PAGE_SCENARIOS) are
+compared with bare aiohttp, writes (WRITE_SCENARIOS: form and API votes, API poll making)
+with pgbench. After every write scenario the database is checked: writes answered as done
+(302 vote, 200 API vote, 201 poll) == votes counted, ballots added or polls made, and
+counters == `vote` rows. The exports are read, with the maker's token, from a poll the run
+makes through the API and gives EXPORT_BALLOTS ballots.
 
 Results: a table on stdout, `bench-results/results.md` and `bench-results/results.png`.
 Every process it starts is stopped when it ends, also on Ctrl-C. It installs nothing.
@@ -21,6 +26,7 @@ Every process it starts is stopped when it ends, also on Ctrl-C. It installs not
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -33,8 +39,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +57,7 @@ BENCH_CONFIG = ROOT / "config" / "polls_bench.yaml"
 HELLO = Path(__file__).with_name("hello.py")
 WRK = shutil.which("wrk")
 PGBENCH_CLIENTS = 32
+IDLE_CPU = 0.05  # a server using less of a core than this is idle (Server.settle)
 FORM = "application/x-www-form-urlencoded"
 
 PAGE_SCENARIOS = {
@@ -58,13 +66,23 @@ PAGE_SCENARIOS = {
     "results": "GET /poll/{id}/results",
     "api_list": "GET /api/polls",
     "api_poll": "GET /api/polls/{id}",
+    "openapi": "GET /api/openapi.json",
 }
+# The maker's files, behind the manage token of one poll the run makes through the API and
+# gives EXPORT_BALLOTS ballots (Bench.export_path): the token is stored hashed, so only its
+# maker knows it.
+EXPORT_BALLOTS = 1000
+EXPORT_FILES = {"export_csv": "results.csv", "export_json": "results.json", "export_ballots": "ballots.csv"}
+PAGE_SCENARIOS.update(
+    {name: f"GET {file}, a poll of {EXPORT_BALLOTS:,} ballots" for name, file in EXPORT_FILES.items()}
+)
 # Where each page scenario sends its GETs: a fixed path, or (prefix, suffix) around a random
-# poll id.
+# poll id. The exports' fixed paths are known once their poll is made.
 PAGE_PATHS: dict[str, str | tuple[str, str]] = {
     "index": "/",
     "hello": "/",
     "api_list": "/api/polls",
+    "openapi": "/api/openapi.json",
     "poll": ("/poll/", ""),
     "hello_random": ("/poll/", ""),
     "results": ("/poll/", "/results"),
@@ -80,11 +98,29 @@ BARE_FOR = {
     "results": "hello_random",
     "api_list": "hello",
     "api_poll": "hello_random",
+    "openapi": "hello",
+    **dict.fromkeys(EXPORT_FILES, "hello"),
 }
-VOTE_SCENARIOS = {
+# Writes, compared with pgbench's one-row update: each scenario's kind of write (WRITES) and
+# whether its votes all go to the one hot choice. Poll making takes a lock per client address
+# (db_manage._count_creation) and wrk sends from 127.0.0.1 alone: one maker's rate, not a crowd's.
+WRITE_SCENARIOS = {
     "vote_hot": "POST vote, one hot choice",
     "vote_spread": "POST vote, 1000 polls",
+    "api_vote_hot": "POST /api/polls/{id}/vote, one hot choice",
+    "api_vote": "POST /api/polls/{id}/vote, 1000 polls",
+    "api_create": "POST /api/polls, one address (creation lock)",
 }
+WRITE_KINDS = {
+    "vote_hot": "form_vote",
+    "vote_spread": "form_vote",
+    "api_vote_hot": "api_vote",
+    "api_vote": "api_vote",
+    "api_create": "api_create",
+}
+HOT = {"vote_hot", "api_vote_hot"}
+ONLY_GROUPS = {"exports": list(EXPORT_FILES)}  # names `--only` takes for several scenarios
+NEW_POLL_CHOICES = ["Yes", "No", "Maybe"]
 
 # --- wrk scripts -------------------------------------------------------------------------
 # Every script ends with DONE, which prints one JSON line the script parses. Counters a
@@ -97,18 +133,18 @@ function setup(thread)
   thread:set("thread_no", #threads)
 end
 function done(summary, latency, requests)
-  local sums = {n302 = 0, nvote = 0, nother = 0, n5xx = 0, ncreated = 0}
+  local sums = {ndone = 0, nwrite = 0, nother = 0, n5xx = 0}
   for _, t in ipairs(threads) do
     for name, _ in pairs(sums) do sums[name] = sums[name] + (t:get(name) or 0) end
   end
   local e = summary.errors
   io.write(string.format(
     'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "connect": %d, ' ..
-    '"read": %d, "write": %d, "timeout": %d, "status": %d, "n302": %d, "nvote": %d, "nother": %d, ' ..
-    '"n5xx": %d, "ncreated": %d}\n',
+    '"read": %d, "write": %d, "timeout": %d, "status": %d, "ndone": %d, "nwrite": %d, "nother": %d, ' ..
+    '"n5xx": %d}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect, e.read, e.write, e.timeout, e.status, sums.n302, sums.nvote, sums.nother,
-    sums.n5xx, sums.ncreated))
+    e.connect, e.read, e.write, e.timeout, e.status, sums.ndone, sums.nwrite, sums.nother,
+    sums.n5xx))
 end
 """
 
@@ -118,19 +154,20 @@ function init(args) math.randomseed(os.time() * 7919 + (thread_no or 0)) end
 function request() return wrk.format("GET", prefix .. math.random(lo, hi) .. suffix) end
 """
 
-# Votes: each request is a new voter (no cookies). When the runner creates STOPFILE the
-# threads stop sending votes, send cheap GETs (answered 200, which a vote never is) while
-# their last votes come back, then stop and leave STOPFILE.<n>; the runner then ends wrk
-# (SIGINT). So every vote sent is answered and counted, and "302s received" can be
-# compared exactly with the database.
-LUA_VOTE = r"""
-local targets = {%(targets)s}
+# Writes (votes, new polls): each request is a new voter or maker (no cookies); `write()`
+# (WRITES) makes it. When the runner creates STOPFILE the threads stop writing, send cheap
+# GET / (an HTML 200, which no write answers: a form vote answers 302, the API JSON) while
+# their last writes come back, then stop and leave STOPFILE.<n>; the runner then ends wrk
+# (SIGINT). So every write sent is answered and counted, and "writes answered as done" can
+# be compared exactly with the database.
+LUA_WRITE = r"""
 local stopfile = "%(stopfile)s"
 local origin = "%(origin)s"
 local tail
 local stopping, stopped = false, false
 local checks, calls = 0, 0
-n302, nvote, nother, n5xx, sent = 0, 0, 0, 0, 0
+ndone, nwrite, nother, n5xx, sent = 0, 0, 0, 0, 0
+%(write)s
 function init(args)
   math.randomseed(os.time() * 7919 + (thread_no or 0))
   tail = wrk.format("GET", "/", {})
@@ -145,22 +182,20 @@ function request()
     end
   end
   if stopping then return tail end
-  local t = targets[math.random(#targets)]
   -- wrk calls request() once on the first thread before starting, only to inspect it.
   if not (calls == 1 and thread_no == 1) then sent = sent + 1 end
-  return wrk.format("POST", "/poll/" .. t[1] .. "/vote",
-    {["Content-Type"] = "%(form)s", ["Origin"] = origin}, "choice=" .. t[2])
+  return write()
 end
 function response(status, headers, body)
-  if status == 200 then
+  if status == 200 and string.find(headers["Content-Type"] or "", "text/html", 1, true) == 1 then
     nother = nother + 1
   else
-    nvote = nvote + 1
-    if status == 302 then n302 = n302 + 1 end
+    nwrite = nwrite + 1
+    if status == %(done)d then ndone = ndone + 1 end
     if status >= 500 then n5xx = n5xx + 1 end
   end
-  if stopping and not stopped and nvote == sent then
-    -- Every vote this thread sent is answered: say so (the runner then ends wrk) and stop.
+  if stopping and not stopped and nwrite == sent then
+    -- Every write this thread sent is answered: say so (the runner then ends wrk) and stop.
     stopped = true
     local f = io.open(stopfile .. "." .. thread_no, "w")
     f:close()
@@ -168,6 +203,75 @@ function response(status, headers, body)
   end
 end
 """
+
+
+@dataclass(frozen=True)
+class Write:
+    """One kind of write: the status that says it was done, and how wrk's Lua (`write()`,
+    with `targets` and `origin` in scope) and the Python generator make one."""
+
+    done: int
+    lua: str
+    python: Callable[[Sequence[tuple[int, int]], int], "Request"]
+
+
+Request = tuple[str, str, dict[str, Any]]  # method, path, keyword arguments for aiohttp's request
+
+
+def _form_vote(targets: Sequence[tuple[int, int]], n: int) -> Request:
+    q, c = random.choice(targets)
+    return "POST", f"/poll/{q}/vote", {"data": {"choice": str(c)}}
+
+
+def _api_vote(targets: Sequence[tuple[int, int]], n: int) -> Request:
+    q, c = random.choice(targets)
+    return "POST", f"/api/polls/{q}/vote", {"json": {"choices": [c]}}
+
+
+def _api_create(targets: Sequence[tuple[int, int]], n: int) -> Request:
+    return "POST", "/api/polls", {"json": {"question_text": f"Bench poll {n}", "choices": NEW_POLL_CHOICES}}
+
+
+_JSON_LUA = '{["Content-Type"] = "application/json", ["Origin"] = origin}'
+WRITES = {
+    "form_vote": Write(
+        302,
+        f"""
+function write()
+  local t = targets[math.random(#targets)]
+  return wrk.format("POST", "/poll/" .. t[1] .. "/vote",
+    {{["Content-Type"] = "{FORM}", ["Origin"] = origin}}, "choice=" .. t[2])
+end""",
+        _form_vote,
+    ),
+    "api_vote": Write(
+        200,
+        f"""
+function write()
+  local t = targets[math.random(#targets)]
+  return wrk.format("POST", "/api/polls/" .. t[1] .. "/vote", {_JSON_LUA}, '{{"choices": [' .. t[2] .. ']}}')
+end""",
+        _api_vote,
+    ),
+    "api_create": Write(
+        201,
+        f"""
+local made = 0
+function write()
+  made = made + 1
+  return wrk.format("POST", "/api/polls", {_JSON_LUA},
+    '{{"question_text": "Bench poll ' .. (thread_no or 0) .. '-' .. made .. '", ' ..
+    '"choices": {json.dumps(NEW_POLL_CHOICES)}}}')
+end""",
+        _api_create,
+    ),
+}
+
+
+def lua_writes(kind: str, stopfile: Path, origin: str, targets: Sequence[tuple[int, int]] = ()) -> str:
+    """The wrk script sending `kind` writes (WRITES) until `stopfile` appears."""
+    write = "local targets = {" + ",".join(f"{{{q},{c}}}" for q, c in targets) + "}\n" + WRITES[kind].lua
+    return LUA_WRITE % {"stopfile": stopfile, "origin": origin, "write": write, "done": WRITES[kind].done}
 
 
 @dataclass
@@ -199,6 +303,16 @@ def rss_mib(pid: int) -> float:
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
     return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process and all its descendants have used so far."""
+    ticks = 0
+    for p in [pid, *descendants(pid)]:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def descendants(pid: int) -> list[int]:
@@ -245,6 +359,18 @@ class Server:
 
     def rss(self) -> float:
         return rss_mib(self.proc.pid)
+
+    async def settle(self, timeout: float = 30) -> None:
+        """Until the server is idle: wrk leaves requests in flight when its time is up, and
+        a slow page's (ballots.csv at 256 connections) would slow the next run."""
+        step, deadline = 0.25, time.monotonic() + timeout
+        used = await asyncio.to_thread(cpu_seconds, self.proc.pid)
+        while time.monotonic() < deadline:
+            await asyncio.sleep(step)
+            now = await asyncio.to_thread(cpu_seconds, self.proc.pid)
+            if now - used < step * IDLE_CPU:
+                return
+            used = now
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -320,8 +446,11 @@ def load_data(url: str) -> Data:
 
 
 def vote_state(url: str, poll_ids: list[int]) -> dict[str, int]:
-    """Counters and rows for these polls, and the number of choices whose counter is wrong."""
+    """Counters and rows for these polls, the number of choices whose counter is wrong, and
+    how many polls and choices the whole database holds (for poll making)."""
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT (SELECT count(*) FROM question), (SELECT count(*) FROM choice)")
+        polls, choices = cur.fetchone()
         cur.execute("SELECT coalesce(sum(votes), 0) FROM choice WHERE question_id = ANY(%s)", (poll_ids,))
         counted = cur.fetchone()[0]
         cur.execute("SELECT count(*) FROM vote WHERE question_id = ANY(%s)", (poll_ids,))
@@ -335,7 +464,38 @@ def vote_state(url: str, poll_ids: list[int]) -> dict[str, int]:
         )
         mismatched = cur.fetchone()[0]
     conn.close()
-    return {"counted": int(counted), "rows": rows, "ballots": ballots, "mismatched": mismatched}
+    return {
+        "counted": int(counted),
+        "rows": rows,
+        "ballots": ballots,
+        "mismatched": mismatched,
+        "polls": polls,
+        "choices": choices,
+    }
+
+
+def write_check(
+    kind: str, result: dict[str, Any], before: dict[str, int], after: dict[str, int]
+) -> tuple[bool, str]:
+    """Whether the database gained exactly the writes answered as done (WRITES), and the line
+    saying so: a vote's counter, ballot and `vote` row each, or a poll with its choices."""
+    done, status = result["ndone"], WRITES[kind].done
+    if kind == "api_create":
+        made = after["polls"] - before["polls"]
+        choices = after["choices"] - before["choices"]
+        ok = made == done and choices == made * len(NEW_POLL_CHOICES) and result["nwrite"] >= done
+        if ok:
+            return True, f"{status}s {done} = polls made {made}"
+        return False, f"MISMATCH: {status}s {done}, polls made {made}, choices added {choices}"
+    counted = after["counted"] - before["counted"]
+    ballots = after["ballots"] - before["ballots"]
+    ok = counted == done == ballots and after["mismatched"] == 0 and result["nwrite"] >= done
+    if ok:
+        return True, f"{status}s {done} = counted {counted}"
+    return False, (
+        f"MISMATCH: {status}s {done}, counted {counted}, ballots {ballots}, "
+        f"counters≠rows {after['mismatched']}"
+    )
 
 
 def mismatched_everywhere(url: str) -> int:
@@ -432,23 +592,26 @@ async def python_load(
     url: str,
     connections: int,
     duration: float,
-    make_request,
+    make_request: Callable[[], Request],
     stopfile: Path | None = None,
     headers: Sequence[str] = (),
+    done: int = 0,
 ) -> dict[str, Any]:
-    """The fallback load generator (aiohttp client): far slower than wrk, so figures are lower bounds."""
+    """The fallback load generator (aiohttp client): far slower than wrk, so figures are lower bounds.
+
+    Counts as wrk's write scripts do: POSTs answered (`nwrite`), those answered `done` (`ndone`)."""
     import aiohttp
 
     latencies: list[float] = []
-    result = dict.fromkeys(["connect", "read", "write", "timeout", "status", "n302", "nvote", "nother"], 0)
+    result = dict.fromkeys(["connect", "read", "write", "timeout", "status", "ndone", "nwrite", "nother"], 0)
     deadline = time.monotonic() + duration
 
     async def worker(session: aiohttp.ClientSession) -> None:
         while time.monotonic() < deadline and not (stopfile and stopfile.exists()):
-            method, path, data = make_request()
+            method, path, options = make_request()
             started = time.perf_counter()
             try:
-                async with session.request(method, url + path, data=data, allow_redirects=False) as r:
+                async with session.request(method, url + path, allow_redirects=False, **options) as r:
                     await r.read()
             except TimeoutError:
                 result["timeout"] += 1
@@ -460,8 +623,8 @@ async def python_load(
             if r.status >= 400:
                 result["status"] += 1
             if method == "POST":
-                result["nvote"] += 1
-                result["n302"] += r.status == 302
+                result["nwrite"] += 1
+                result["ndone"] += r.status == done
 
     connector = aiohttp.TCPConnector(limit=connections)
     timeout = aiohttp.ClientTimeout(total=5)
@@ -497,16 +660,20 @@ class Bench:
     def __init__(self, args: argparse.Namespace, tmp: Path, data: Data) -> None:
         self.args, self.tmp, self.data = args, tmp, data
         self.loadgen = "wrk" if WRK and not args.python_load else "aiohttp client"
+        self.manage_path: str | None = None  # of the exports' poll, once made
 
     async def page(self, server: Server, scenario: str, connections: int) -> Run:
         lo, hi = self.data.poll_ids[0], self.data.poll_ids[-1]
+        path = PAGE_PATHS.get(scenario) or await self.export_path(server, scenario)
+        await server.settle()
         if self.args.warmup and server.name != "bare":
             # Unmeasured: fills the app's cache as a server in service would have it.
-            await self._page_load(server, scenario, connections, self.args.warmup, lo, hi)
+            await self._page_load(server, path, connections, self.args.warmup, lo, hi)
+            await server.settle()
         sampler = RssSampler(server)
         sampling = asyncio.create_task(sampler.run())
         try:
-            result = await self._page_load(server, scenario, connections, self.args.duration, lo, hi)
+            result = await self._page_load(server, path, connections, self.args.duration, lo, hi)
         finally:
             peak = sampler.stop()
             await sampling
@@ -515,9 +682,8 @@ class Bench:
         return Run(rps, result["p50_us"] / 1000, result["p99_us"] / 1000, errors, peak, ok=True)
 
     async def _page_load(
-        self, server: Server, scenario: str, connections: int, duration: float, lo: int, hi: int
+        self, server: Server, path: str | tuple[str, str], connections: int, duration: float, lo: int, hi: int
     ) -> dict[str, Any]:
-        path = PAGE_PATHS[scenario]
         if self.loadgen == "wrk":
             if isinstance(path, str):
                 return await wrk(
@@ -526,17 +692,51 @@ class Bench:
             lua = LUA_RANDOM_PAGE % {"lo": lo, "hi": hi, "prefix": path[0], "suffix": path[1]}
             return await wrk(server.url + "/", connections, duration, lua, self.tmp, headers=self.args.header)
 
-        def make() -> tuple[str, str, None]:
+        def make() -> Request:
             if isinstance(path, str):
-                return "GET", path, None
-            return "GET", f"{path[0]}{random.randint(lo, hi)}{path[1]}", None
+                return "GET", path, {}
+            return "GET", f"{path[0]}{random.randint(lo, hi)}{path[1]}", {}
 
         return await python_load(server.url, connections, duration, make, headers=self.args.header)
 
-    async def votes(self, server: Server, scenario: str, connections: int) -> Run:
-        data = self.data
-        targets = [data.hot] if scenario == "vote_hot" else data.poll_choices
+    async def export_path(self, server: Server, scenario: str) -> str:
+        """The path of an export file of a poll made through the API, as its maker (who alone
+        knows the token), with EXPORT_BALLOTS ballots cast through the API; made once a run."""
+        if self.manage_path is None:
+            import aiohttp
+
+            origin = {"Origin": server.url}
+            new_poll = {
+                "question_text": "Where shall we eat? (exports)",
+                "choices": ["Pizza", "Sushi", "Salad"],
+            }
+            async with aiohttp.ClientSession(server.url, cookie_jar=aiohttp.DummyCookieJar()) as session:
+                async with session.post("/api/polls", json=new_poll, headers=origin) as r:
+                    made = await r.json()
+                    if r.status != 201:
+                        raise RuntimeError(f"POST /api/polls answered {r.status}: {made}")
+                async with session.get(f"/api/polls/{made['id']}") as r:
+                    choices = [c["id"] for c in (await r.json())["choices"]]
+                votes = iter(range(EXPORT_BALLOTS))
+
+                async def voter() -> None:  # each vote a new voter: the session keeps no cookie
+                    for n in votes:
+                        body = {"choices": [choices[n % len(choices)]]}
+                        async with session.post(made["links"]["vote"], json=body, headers=origin) as r:
+                            if r.status != 200:
+                                raise RuntimeError(f"API vote answered {r.status}: {await r.text()}")
+
+                await asyncio.gather(*(voter() for _ in range(16)))
+            self.manage_path = urllib.parse.urlsplit(made["manage_url"]).path
+        return f"{self.manage_path}/{EXPORT_FILES[scenario]}"
+
+    async def writes(self, server: Server, scenario: str, connections: int) -> Run:
+        """Votes or new polls from new voters/makers for the run's duration; then the check
+        that the database holds exactly those answered as done."""
+        data, kind = self.data, WRITE_KINDS[scenario]
+        targets = [] if kind == "api_create" else [data.hot] if scenario in HOT else data.poll_choices
         polls = sorted({q for q, _ in targets})
+        await server.settle()
         before = await asyncio.to_thread(vote_state, data.url, polls)
         stopfile = self.tmp / f"stop{random.randrange(1 << 30)}"
         sampler = RssSampler(server)
@@ -545,42 +745,32 @@ class Bench:
         stopper = stop_later(stopfile, duration)
         try:
             if self.loadgen == "wrk":
-                lua = LUA_VOTE % {
-                    "targets": ",".join(f"{{{q},{c}}}" for q, c in targets),
-                    "stopfile": stopfile,
-                    "origin": server.url,
-                    "form": FORM,
-                }
+                lua = lua_writes(kind, stopfile, server.url, targets)
                 # A generous bound: wrk is ended as soon as both threads have their last
-                # votes answered (votes unanswered after it are reported as a mismatch).
+                # writes answered (writes unanswered after it are reported as a mismatch).
                 done = [Path(f"{stopfile}.{n}") for n in (1, 2)]
                 result = await wrk(server.url + "/", connections, duration + 30, lua, self.tmp, done)
             else:
+                numbers = itertools.count(1)
 
-                def make() -> tuple[str, str, dict[str, str]]:
-                    q, c = random.choice(targets)
-                    return "POST", f"/poll/{q}/vote", {"choice": str(c)}
+                def make() -> Request:
+                    method, path, options = WRITES[kind].python(targets, next(numbers))
+                    return method, path, {**options, "headers": {"Origin": server.url}}
 
-                result = await python_load(server.url, connections, duration + 30, make, stopfile)
+                result = await python_load(
+                    server.url, connections, duration + 30, make, stopfile, done=WRITES[kind].done
+                )
             window = await stopper
         finally:
             stopper.cancel()
             peak = sampler.stop()
             await sampling
         after = await asyncio.to_thread(settled_vote_state, data.url, polls)
-        counted = after["counted"] - before["counted"]
-        ballots = after["ballots"] - before["ballots"]
-        n302 = result["n302"]
-        ok = counted == n302 == ballots and after["mismatched"] == 0 and result["nvote"] >= n302
-        check = (
-            f"302s {n302} = counted {counted}"
-            if ok
-            else f"MISMATCH: 302s {n302}, counted {counted}, "
-            f"ballots {ballots}, counters≠rows {after['mismatched']}"
-        )
+        ok, check = write_check(kind, result, before, after)
         errors = errors_of(result)
-        # Rate over the vote window; wrk's latency figures include only a few tail GETs.
-        return Run(n302 / window, result["p50_us"] / 1000, result["p99_us"] / 1000, errors, peak, check, ok)
+        # Rate over the write window; wrk's latency figures include the few tail GETs.
+        rate = result["ndone"] / window
+        return Run(rate, result["p50_us"] / 1000, result["p99_us"] / 1000, errors, peak, check, ok)
 
     async def pgbench(self) -> Run:
         script = self.tmp / "one_row.sql"
@@ -657,13 +847,13 @@ Key = tuple[str, str, int]  # (target, scenario, connections)
 async def measure(args: argparse.Namespace, data: Data, tmp: Path) -> dict[Key, list[Run]]:
     bench = Bench(args, tmp, data)
     runs: dict[Key, list[Run]] = {}
-    scenarios = [s for s in [*PAGE_SCENARIOS, *VOTE_SCENARIOS] if not args.only or s in args.only]
+    scenarios = [s for s in [*PAGE_SCENARIOS, *WRITE_SCENARIOS] if not args.only or s in args.only]
 
     def note(key: Key, run: Run) -> None:
         runs.setdefault(key, []).append(run)
         target, scenario, conns = key
         print(
-            f"  {target:7} {scenario:12} c={conns:<4} {run.rps:9.0f}/s  p50 {run.p50_ms:6.2f} ms  "
+            f"  {target:7} {scenario:14} c={conns:<4} {run.rps:9.0f}/s  p50 {run.p50_ms:6.2f} ms  "
             f"p99 {run.p99_ms:7.2f} ms  errors {run.errors}  "
             f"{'' if run.rss_mib is None else f'{run.rss_mib:.0f} MiB'}  {run.check}",
             flush=True,
@@ -685,8 +875,8 @@ async def measure(args: argparse.Namespace, data: Data, tmp: Path) -> dict[Key, 
             try:
                 for scenario in scenarios:
                     for conns in args.connections:
-                        if scenario in VOTE_SCENARIOS:
-                            note((target, scenario, conns), await bench.votes(app, scenario, conns))
+                        if scenario in WRITE_SCENARIOS:
+                            note((target, scenario, conns), await bench.writes(app, scenario, conns))
                         else:
                             note((target, scenario, conns), await bench.page(app, scenario, conns))
             finally:
@@ -716,9 +906,9 @@ def table(
             ratio, label = "1.00 (bare)", BARE_SCENARIOS[scenario]
         elif target == "pgbench":
             ratio, label = "1.00 (pgbench)", "pgbench: UPDATE one row, votes + 1"
-        elif scenario in VOTE_SCENARIOS:
+        elif scenario in WRITE_SCENARIOS:
             ratio = f"{rps / pg_tps:.2f}x pgbench" if pg_tps else "-"
-            label = VOTE_SCENARIOS[scenario]
+            label = WRITE_SCENARIOS[scenario]
         else:
             base = bare.get((BARE_FOR[scenario], conns))
             ratio = f"{rps / base:.0%} of bare" if base else "-"
@@ -744,9 +934,11 @@ def table(
         f"; the app's access log: {'on' if access_log else 'off'} (config/polls_bench.yaml). "
         "Errors are summed over runs (non-2xx/3xx answers and socket errors). "
         "Page ratios are to bare aiohttp at the same connections, driven the same way "
-        "(GET / for the index, random /poll/{id} URLs for the poll pages); "
-        f"vote ratios to pgbench's one-row update rate ({PGBENCH_CLIENTS} clients). RSS is the server's peak "
-        "(all its processes)."
+        "(GET / for fixed URLs: the index, the API list, the OpenAPI document, the exports; "
+        "random /poll/{id} URLs for the poll pages); "
+        f"write ratios (votes, API votes, API poll making) to pgbench's one-row update rate "
+        f"({PGBENCH_CLIENTS} clients); a write's req/s counts those answered as done (302 vote, "
+        "200 API vote, 201 poll). RSS is the server's peak (all its processes)."
     )
     return header + "\n\n" + "\n".join(lines) + "\n", rows
 
@@ -777,8 +969,8 @@ def chart(rows: list[dict], path: Path) -> bool:
     panels = [
         ("Pages (requests/s)", [r for r in rows if r["target"] == "bare" or r["scenario"] in PAGE_SCENARIOS]),
         (
-            "Votes (votes/s; pgbench: updates/s)",
-            [r for r in rows if r["target"] == "pgbench" or r["scenario"] in VOTE_SCENARIOS],
+            "Writes/s (pgbench: updates/s)",
+            [r for r in rows if r["target"] == "pgbench" or r["scenario"] in WRITE_SCENARIOS],
         ),
     ]
     conns = sorted({r["conns"] for r in rows if r["target"] != "pgbench"})
@@ -828,7 +1020,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--connections", default="64,256", help="comma-separated (default 64,256)")
     parser.add_argument("--workers", default="1", help="app processes to try, e.g. 1,2 (default 1)")
     parser.add_argument(
-        "--only", help="comma-separated scenarios: " + ",".join([*PAGE_SCENARIOS, *VOTE_SCENARIOS])
+        "--only",
+        help="comma-separated scenarios: "
+        + ",".join([*PAGE_SCENARIOS, *WRITE_SCENARIOS])
+        + "; `exports` names the three export_*",
     )
     parser.add_argument(
         "--header",
@@ -853,7 +1048,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.duration, args.repeat = 3, 1
     args.connections = [int(c) for c in args.connections.split(",")]
     args.workers = [int(w) for w in args.workers.split(",")]
-    args.only = args.only.split(",") if args.only else None
+    if args.only:
+        only = [name for s in args.only.split(",") for name in ONLY_GROUPS.get(s, [s])]
+        unknown = [s for s in only if s not in PAGE_SCENARIOS and s not in WRITE_SCENARIOS]
+        if unknown:
+            parser.error(f"--only: no scenario {', '.join(unknown)}")
+        args.only = only
+    else:
+        args.only = None
     return args
 
 

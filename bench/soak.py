@@ -22,10 +22,10 @@ from typing import Any
 import aiohttp
 from run import (
     FORM,
-    LUA_VOTE,
     WRK,
     Data,
     errors_of,
+    lua_writes,
     mismatched_everywhere,
     settled_vote_state,
     vote_state,
@@ -58,7 +58,7 @@ end
 LUA_CREATE = r"""
 local origin = "%(origin)s"
 local n = 0
-n5xx, ncreated = 0, 0
+n5xx, ndone = 0, 0
 function delay() return %(delay)d end
 function request()
   n = n + 1
@@ -67,7 +67,7 @@ function request()
   return wrk.format("POST", "/poll/new", {["Content-Type"] = "%(form)s", ["Origin"] = origin}, body)
 end
 function response(status, headers, body)
-  if status == 303 then ncreated = ncreated + 1 end
+  if status == 303 then ndone = ndone + 1 end
   if status >= 500 then n5xx = n5xx + 1 end
 end
 """
@@ -159,13 +159,7 @@ async def _soak(args: Any, data: Data, tmp: Path, server) -> int:
             server.url + "/",
             VOTE_CONNECTIONS,
             duration + 30,
-            LUA_VOTE
-            % {
-                "targets": ",".join(f"{{{q},{c}}}" for q, c in data.poll_choices),
-                "stopfile": stopfile,
-                "origin": server.url,
-                "form": FORM,
-            },
+            lua_writes("form_vote", stopfile, server.url, data.poll_choices),
             tmp,
             [Path(f"{stopfile}.{n}") for n in (1, 2)],
         ),
@@ -196,7 +190,7 @@ async def _soak(args: Any, data: Data, tmp: Path, server) -> int:
     checks = {
         "no 5xx": n5xx == 0,
         "memory growth under 10% after warm-up": growth < 0.10,
-        "votes answered 302 == votes counted": votes["n302"] == counted,
+        "votes answered 302 == votes counted": votes["ndone"] == counted,
         "every counter == its vote rows": mismatched == 0,
         "watchers got updates": frames > 0 and watchers.connected == WATCHERS,
     }
@@ -216,9 +210,9 @@ async def _soak(args: Any, data: Data, tmp: Path, server) -> int:
         )
     lines += [
         "",
-        f"- votes answered 302: {votes['n302']:,}; counted in the database: {counted:,}; "
+        f"- votes answered 302: {votes['ndone']:,}; counted in the database: {counted:,}; "
         f"choices whose counter differs from its vote rows: {mismatched}",
-        f"- polls made: {create['ncreated']:,}",
+        f"- polls made: {create['ndone']:,}",
         f"- live watchers: {watchers.connected} connected, {frames:,} frames received, "
         f"{dropped} closed by the server during the run",
         f"- server memory (RSS): {warm_rss:.0f} MiB after warm-up, {end_rss:.0f} MiB at the end "
