@@ -64,6 +64,7 @@ PAGE_SCENARIOS = {
     "index": "GET /",
     "poll": "GET /poll/{id}",
     "results": "GET /poll/{id}/results",
+    "present": "GET /poll/{id}/present",
     "api_list": "GET /api/polls",
     "api_poll": "GET /api/polls/{id}",
     "openapi": "GET /api/openapi.json",
@@ -86,6 +87,7 @@ PAGE_PATHS: dict[str, str | tuple[str, str]] = {
     "poll": ("/poll/", ""),
     "hello_random": ("/poll/", ""),
     "results": ("/poll/", "/results"),
+    "present": ("/poll/", "/present"),
     "api_poll": ("/api/polls/", ""),
 }
 # Bare aiohttp driven like each page scenario: a fixed URL, or a random /poll/{id} from
@@ -96,6 +98,7 @@ BARE_FOR = {
     "index": "hello",
     "poll": "hello_random",
     "results": "hello_random",
+    "present": "hello_random",
     "api_list": "hello",
     "api_poll": "hello_random",
     "openapi": "hello",
