@@ -4,6 +4,7 @@ Pages the same for every reader are rendered once and cached until their poll ch
 
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 import aiohttp_jinja2
@@ -101,7 +102,10 @@ async def voters_poll(request: web.Request, question_id: int, voter: str) -> tup
     return found
 
 
-async def cached_page(request: web.Request, key: tuple, render) -> web.Response:
+Render = Callable[[], Awaitable[tuple[bytes | None, float]]]  # -> (page or None for a 404, expiry)
+
+
+async def cached_page(request: web.Request, key: tuple, render: Render) -> web.Response:
     """A page the same for every reader: rendered and gzipped once, then served from the cache."""
 
     async def load() -> tuple[compression.Page | None, float]:
@@ -118,6 +122,7 @@ async def cached_page(request: web.Request, key: tuple, render) -> web.Response:
 
 
 def render_page(request: web.Request, template: str, context: dict) -> bytes:
+    """A page's bytes for the cache; `request` gives templates the language and host."""
     return aiohttp_jinja2.render_string(template, request, {**context, "request": request}).encode()
 
 
