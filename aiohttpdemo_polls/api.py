@@ -144,11 +144,13 @@ async def poll(request: web.Request) -> web.Response:
     question_id = views.poll_id(request)
     voter = views.voter_id(request)
     if voter is None:
-        content = await views.published_content(request, question_id)
 
         async def load() -> tuple[bytes, float]:
-            closes_at = None if content.question.closed else content.question.closes_at
-            return _poll_body(request, content.question, content.choices), expiry(closes_at)
+            # Read inside the load, as the pages do: one lookup on a hit, and content that
+            # changed while the body was being made is never kept under the new state.
+            question, choices = await views.published_content(request, question_id)
+            closes_at = None if question.closed else question.closes_at
+            return _poll_body(request, question, choices), expiry(closes_at)
 
         body = await request.app[cache_key].get(("api_poll", question_id), load)
     else:  # read for them: their own vote, just committed, is in it
