@@ -100,6 +100,8 @@ async def ballots_csv(request: web.Request) -> web.Response:
     """`ballot,cast_at,choice`: a row per chosen choice, ballots numbered in the order cast."""
     async with request.app[engine_key].acquire() as conn:
         poll = await views_manage.poll_or_404(request, conn)
-        rows = await db_exports.ballots(conn, poll.id)
-    table = [["ballot", "cast_at", "choice"], *([r.number, _iso(r.cast_at), r.choice_text] for r in rows)]
+        ballots = await db_exports.ballots(conn, poll.id)
+    table = [["ballot", "cast_at", "choice"]]
+    for number, (cast_at, chosen) in enumerate(ballots, 1):
+        table += ([number, _iso(cast_at), text] for text in chosen)
     return _file(poll, "ballots.csv", _csv(table), "text/csv")
