@@ -252,7 +252,8 @@ class StoppableDatabase:
     def _signal(self, signum: int) -> None:
         postmaster = psutil.Process(int((self.pgdata / "postmaster.pid").read_text().split()[0]))
         for process in [postmaster, *postmaster.children(recursive=True)]:
-            process.send_signal(signum)
+            with contextlib.suppress(psutil.NoSuchProcess):  # a backend that ended since the listing
+                process.send_signal(signum)
 
 
 @pytest.fixture
