@@ -439,7 +439,8 @@ class Nginx:
         "upstream, ...", nginx worker pid (each worker keeps its own view of which hosts are down)."""
         path = self.prefix / "access.log"
         text = path.read_text() if path.exists() else ""
-        return [re.findall(r'"[^"]*"|\S+', line) for line in text.splitlines()]
+        complete = text[: text.rfind("\n") + 1]  # a line nginx is still writing is read later
+        return [re.findall(r'"[^"]*"|\S+', line) for line in complete.splitlines()]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
