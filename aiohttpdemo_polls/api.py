@@ -149,8 +149,7 @@ async def poll(request: web.Request) -> web.Response:
             # Read inside the load, as the pages do: one lookup on a hit, and content that
             # changed while the body was being made is never kept under the new state.
             question, choices = await views.published_content(request, question_id)
-            closes_at = None if question.closed else question.closes_at
-            return _poll_body(request, question, choices), expiry(closes_at)
+            return _poll_body(request, question, choices), views.poll_expiry(question)
 
         body = await request.app[cache_key].get(("api_poll", question_id), load)
     else:  # read for them: their own vote, just committed, is in it

@@ -5,7 +5,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .db import ballot, choice, vote
+from .db import ballot, choices, vote
 
 
 def ballots_query(question_id: int) -> sa.sql.Select:
@@ -32,7 +32,6 @@ async def ballots(conn: Any, question_id: int) -> list[tuple[datetime, list[str]
 
     One snapshot for both reads, so a choice added meanwhile (say with psql) cannot be missed."""
     async with conn.begin(isolation_level="REPEATABLE READ", readonly=True):
-        query = sa.select(choice.c.id, choice.c.choice_text).where(choice.c.question_id == question_id)
-        texts = {row.id: row.choice_text for row in await (await conn.execute(query)).fetchall()}
+        texts = {c.id: c.choice_text for c in await choices(conn, question_id)}
         cast = await (await conn.execute(ballots_query(question_id))).fetchall()
     return [(row.cast_at, [texts[c] for c in row.choice_ids]) for row in cast]

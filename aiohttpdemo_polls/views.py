@@ -76,6 +76,11 @@ class PollContent(NamedTuple):
     choices: list
 
 
+def poll_expiry(question: Any) -> float:
+    """When a poll's cached content or page goes stale by itself: at its closing, if still open."""
+    return expiry(None if question.closed else question.closes_at)
+
+
 async def published_content(request: web.Request, question_id: int) -> PollContent:
     """The published poll (cached until it changes or reaches `closes_at`), else a 404."""
 
@@ -85,7 +90,7 @@ async def published_content(request: web.Request, question_id: int) -> PollConte
         if found is None:
             return None, 0
         question, choices = found
-        return PollContent(question, choices), expiry(None if question.closed else question.closes_at)
+        return PollContent(question, choices), poll_expiry(question)
 
     content = await request.app[cache_key].get(("content", question_id), load)
     if content is None:
@@ -166,7 +171,7 @@ async def poll(request: web.Request) -> web.Response:
         if content.question.closed:
             return _render_results(request, content)
         context = {"question": content.question, "choices": content.choices, "error": None}
-        return render_page(request, "detail.html", context), expiry(content.question.closes_at)
+        return render_page(request, "detail.html", context), poll_expiry(content.question)
 
     return await cached_page(request, ("poll", question_id), render)
 
@@ -282,9 +287,7 @@ def _render_results(request: web.Request, content: PollContent) -> tuple[bytes, 
         "notice": None,
         "show_counts": rules.may_see_counts(question, voted=False, is_maker=False),
     }
-    return render_page(request, "results.html", context), expiry(
-        None if question.closed else question.closes_at
-    )
+    return render_page(request, "results.html", context), poll_expiry(question)
 
 
 async def _voters_results(

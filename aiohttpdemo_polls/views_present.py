@@ -5,7 +5,6 @@ same live results as its results page.
 from aiohttp import web
 
 from . import links, qr, views
-from .cache import expiry
 
 
 async def present(request: web.Request) -> web.Response:
@@ -31,8 +30,6 @@ async def present(request: web.Request) -> web.Response:
             "short_link": links.short(public_link),
             "qr_code": qr.svg(public_link),
         }
-        return views.render_page(request, "present.html", context), expiry(
-            None if question.closed else question.closes_at
-        )
+        return views.render_page(request, "present.html", context), views.poll_expiry(question)
 
     return await views.cached_page(request, ("present", question_id, show_counts), render)
