@@ -823,7 +823,14 @@ class Bench:
 
 def start_app(args: argparse.Namespace, workers: int, tmp: Path) -> Server:
     port = free_port()
-    env = {**os.environ, "POLLS_PORT": str(port), "POLLS_HOST": "127.0.0.1"}
+    # Free ports for the site and its metrics: an app already serving here (README's first
+    # command) holds the default ones.
+    env = {
+        **os.environ,
+        "POLLS_PORT": str(port),
+        "POLLS_METRICS_PORT": str(free_port()),
+        "POLLS_HOST": "127.0.0.1",
+    }
     argv = [sys.executable, "-m", "aiohttpdemo_polls", "-c", str(BENCH_CONFIG)]
     if workers > 1:
         argv += ["--workers", str(workers)]

@@ -176,6 +176,7 @@ def raise_open_files_limit() -> None:
 
 def start_app(config_path: str, url: str, port: int, log: Path) -> subprocess.Popen:
     environ = {**os.environ, "POLLS_DATABASE_URL": url, "POLLS_PORT": str(port), "POLLS_HOST": "127.0.0.1"}
+    environ["POLLS_METRICS_PORT"] = str(free_port())  # the default one may be an app's already serving
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "aiohttpdemo_polls", "-c", config_path],
