@@ -101,7 +101,7 @@ async def list_polls(request: web.Request) -> web.Response:
     page = int(raw)
 
     async def load() -> tuple[tuple[bytes, str | None], float]:
-        async with request.app[engine_key].acquire() as conn:
+        async with db.connection(request.app[engine_key]) as conn:
             listed, total, upcoming = await db_pages.published_list(
                 conn, views.PAGE_SIZE, (page - 1) * views.PAGE_SIZE
             )

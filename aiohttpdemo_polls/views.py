@@ -85,7 +85,7 @@ async def published_content(request: web.Request, question_id: int) -> PollConte
     """The published poll (cached until it changes or reaches `closes_at`), else a 404."""
 
     async def load() -> tuple[PollContent | None, float]:
-        async with request.app[engine_key].acquire() as conn:
+        async with db.connection(request.app[engine_key]) as conn:
             found = await db_pages.published_poll(conn, question_id)
         if found is None:
             return None, 0
@@ -100,7 +100,7 @@ async def published_content(request: web.Request, question_id: int) -> PollConte
 
 async def voters_poll(request: web.Request, question_id: int, voter: str) -> tuple[Any, list]:
     """The poll read for this voter (their own choices marked, just-committed votes in it), or 404."""
-    async with request.app[engine_key].acquire() as conn:
+    async with db.connection(request.app[engine_key]) as conn:
         found = await db_pages.published_poll(conn, question_id, voter)
     if found is None:  # gone since the cached copy was made
         raise web.HTTPNotFound()
@@ -136,7 +136,7 @@ async def index(request: web.Request) -> web.Response:
     page = _page(request)
 
     async def render() -> tuple[bytes | None, float]:
-        async with request.app[engine_key].acquire() as conn:
+        async with db.connection(request.app[engine_key]) as conn:
             questions, total, upcoming = await db_pages.published_list(
                 conn, PAGE_SIZE, (page - 1) * PAGE_SIZE
             )
@@ -274,7 +274,7 @@ async def may_see_counts(request: web.Request, question: Any) -> bool:
     voter = voter_id(request)
     if voter is None or not rules.may_see_counts(question, voted=True, is_maker=False):
         return False
-    async with request.app[engine_key].acquire() as conn:
+    async with db.connection(request.app[engine_key]) as conn:
         return await db_pages.has_voted(conn, question.id, voter)
 
 
