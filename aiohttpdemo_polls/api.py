@@ -215,7 +215,7 @@ async def vote(request: web.Request) -> web.Response:
     try:
         outcome = await request.app[votes_key].cast(question_id, chosen, voter)
     except VoteNotCounted:
-        raise web.HTTPServiceUnavailable() from None
+        raise web.HTTPServiceUnavailable(text=views.NOT_COUNTED) from None
     if outcome is VoteOutcome.INVALID_CHOICE:
         content = await views.published_content(request, question_id)  # 404 when there is no poll
         if not content.question.closed:

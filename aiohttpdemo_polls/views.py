@@ -27,6 +27,7 @@ VOTE_CHANGED = N_("Your vote was changed.")
 # The results page's ?notice= after a vote that was not simply counted.
 VOTE_NOTICES = {"already": ALREADY_VOTED, "changed": VOTE_CHANGED}
 VOTING_CLOSED = N_("Voting on this poll has closed; your vote was not counted.")
+NOT_COUNTED = N_("Your vote was not counted, and nothing of it was kept. Please try again in a moment.")
 _VOTER_ID = re.compile(r"[A-Za-z0-9_-]{24}")
 _PAGE = re.compile(r"[1-9][0-9]{0,8}")
 _ID = re.compile(r"[1-9][0-9]{0,9}")
@@ -199,7 +200,7 @@ async def vote(request: web.Request) -> web.Response:
         )
     except VoteNotCounted:
         # Nothing of it was kept (the database is away, most likely): the site's 503 page.
-        raise web.HTTPServiceUnavailable() from None
+        raise web.HTTPServiceUnavailable(text=NOT_COUNTED) from None
     if outcome is VoteOutcome.INVALID_CHOICE:
         # Refused: an unknown poll is a 404, a closed one a 409, else the form says why.
         content = await published_content(request, question_id)
