@@ -196,3 +196,39 @@ async def test_a_connection_left_mid_query_or_mid_transaction_is_closed_not_lent
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await backend(one_connection_engine) not in (first, second)
+
+
+async def test_the_app_holding_many_descriptors_recovers_when_postgresql_ends_its_connections(
+    many_descriptors, client, new_browser, make_question, vote, sync_engine, eventually, votes_of, caplog
+):
+    # Without the correction a request can wait without bound: fail, never hang.
+    async with asyncio.timeout(60):
+        question = make_question(choices=("Yes", "No"))
+        yes, no = question["choices"]
+        async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
+            assert (await ws.receive_json(timeout=5))["total"] == 0
+            assert (await vote(new_browser(client), question["id"], yes)).status == 302
+            assert (await ws.receive_json(timeout=5))["total"] == 1
+            with sync_engine.connect() as conn:
+                ended = conn.execute(
+                    sa.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        " AND backend_type = 'client backend'"
+                    )
+                ).scalar()
+            assert ended >= 2  # the pool's and the listener's
+
+            async def votes_again() -> bool:
+                response = await vote(new_browser(client), question["id"], no)
+                assert response.status in (302, 503), response.status
+                return response.status == 302
+
+            await eventually(votes_again, timeout=10)
+            while (update := await ws.receive_json(timeout=5))["total"] < sum(
+                votes_of(question["id"]).values()
+            ):
+                pass
+            assert update["total"] == sum(votes_of(question["id"]).values())
+        assert "filedescriptor out of range" not in caplog.text
+        assert "Task exception was never retrieved" not in caplog.text
