@@ -101,7 +101,7 @@ async def list_polls(request: web.Request) -> web.Response:
     page = int(raw)
 
     async def load() -> tuple[tuple[bytes, str | None], float]:
-        async with request.app[engine_key].acquire() as conn:
+        async with db.connection(request.app[engine_key]) as conn:
             listed, total, upcoming = await db_pages.published_list(
                 conn, views.PAGE_SIZE, (page - 1) * views.PAGE_SIZE
             )
@@ -215,7 +215,7 @@ async def vote(request: web.Request) -> web.Response:
     try:
         outcome = await request.app[votes_key].cast(question_id, chosen, voter)
     except VoteNotCounted:
-        raise web.HTTPServiceUnavailable() from None
+        raise web.HTTPServiceUnavailable(text=views.NOT_COUNTED) from None
     if outcome is VoteOutcome.INVALID_CHOICE:
         content = await views.published_content(request, question_id)  # 404 when there is no poll
         if not content.question.closed:

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from aiohttp import web
 
-from . import clients, db_manage, forms, tokens
+from . import clients, db, db_manage, forms, tokens
 from .i18n import N_
 from .keys import config_key, engine_key, notices_key
 
@@ -58,7 +58,7 @@ async def publish(request: web.Request, typed: forms.PollForm) -> Made:
     config = request.app[config_key]
     token, token_hash = tokens.new_token()
     try:
-        async with request.app[engine_key].acquire() as conn:
+        async with db.connection(request.app[engine_key]) as conn:
             question_id = await db_manage.create_poll(
                 conn,
                 typed.question,

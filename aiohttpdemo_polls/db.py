@@ -3,12 +3,17 @@ demo's, so a psql user finds `question` and `choice`; `ballot` and `vote` record
 for what. The schema itself is made by the migrations (migrate.py).
 """
 
-from collections.abc import Collection, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import psycopg2
 import sqlalchemy as sa
+from aiopg.sa import Engine, SAConnection
 from aiopg.sa.engine import get_dialect
+
+from . import aiopg_fixes
 
 # The schema's triggers notify this channel with the id of every poll a committed change
 # touched (its question, choices, counters or ballots), whoever made it; EVERYTHING after
@@ -113,6 +118,33 @@ def compile_once(clause: Any) -> Compiled:
 
 async def execute_compiled(conn: Any, query: Compiled, **params: Any) -> Any:
     return await conn.execute(query.sql, {**query.defaults, **params})
+
+
+# SQLSTATE classes after which a connection is not trusted again: connection exceptions,
+# operator intervention (a terminated backend), insufficient resources, system and internal errors.
+_BROKEN = frozenset({"08", "53", "57", "58", "XX"})
+
+
+def ordinary_sql_error(exc: BaseException) -> bool:
+    """An error the server answered and its connection survives: bad data, a constraint."""
+    code = getattr(exc, "pgcode", None)
+    return isinstance(exc, psycopg2.Error) and code is not None and code[:2] not in _BROKEN
+
+
+@contextlib.asynccontextmanager
+async def connection(engine: Engine) -> AsyncIterator[SAConnection]:
+    """A connection from the pool, given back only if it is idle and raised nothing but an
+    ordinary SQL error; any other is closed, so a broken connection is never lent again."""
+    async with engine.acquire() as conn:
+        try:
+            yield conn
+        except BaseException as exc:
+            if isinstance(exc, psycopg2.Error) and not ordinary_sql_error(exc):
+                conn.connection.close()
+            raise
+        finally:
+            if not conn.closed and not aiopg_fixes.is_idle(conn):
+                conn.connection.close()
 
 
 published = question.c.pub_date <= sa.func.now()

@@ -65,7 +65,7 @@ def _iso(value: datetime | None) -> str | None:
 
 async def results_csv(request: web.Request) -> web.Response:
     """`choice,votes,percent`, a row per choice in the poll's order."""
-    async with request.app[engine_key].acquire() as conn:
+    async with db.connection(request.app[engine_key]) as conn:
         poll = await views_manage.poll_or_404(request, conn)
         choices = await db.choices(conn, poll.id)
     rows = [["choice", "votes", "percent"], *([c.choice_text, c.votes, c.percent] for c in choices)]
@@ -74,7 +74,7 @@ async def results_csv(request: web.Request) -> web.Response:
 
 async def results_json(request: web.Request) -> web.Response:
     """The question, its dates, whether it is closed, each choice's count and share, the total."""
-    async with request.app[engine_key].acquire() as conn:
+    async with db.connection(request.app[engine_key]) as conn:
         poll = await views_manage.poll_or_404(request, conn)
         choices = await db.choices(conn, poll.id)
     document = {
@@ -98,7 +98,7 @@ async def results_json(request: web.Request) -> web.Response:
 
 async def ballots_csv(request: web.Request) -> web.Response:
     """`ballot,cast_at,choice`: a row per chosen choice, ballots numbered in the order cast."""
-    async with request.app[engine_key].acquire() as conn:
+    async with db.connection(request.app[engine_key]) as conn:
         poll = await views_manage.poll_or_404(request, conn)
         ballots = await db_exports.ballots(conn, poll.id)
     table = [["ballot", "cast_at", "choice"]]

@@ -23,7 +23,7 @@ async def healthz(request: web.Request) -> web.Response:
     """200 when `SELECT 1` through the pool answers within TIMEOUT, else 503."""
     try:
         async with asyncio.timeout(TIMEOUT):
-            async with request.app[engine_key].acquire() as conn:
+            async with db.connection(request.app[engine_key]) as conn:
                 await db.ping(conn)
     except TimeoutError:
         log.warning("health check: the database did not answer within %.1f s", TIMEOUT)

@@ -216,27 +216,50 @@ class Live:
     async def _flush_forever(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            timeout = self._next_flush(loop.time())
-            if timeout != 0:
-                # A timer rather than `asyncio.wait_for`, which on Python 3.11 can swallow the
-                # shutdown's cancellation when a wake-up comes at the same moment.
-                timer = None if timeout is None else loop.call_later(timeout, self._wake.set)
-                try:
-                    await self._wake.wait()
-                finally:
-                    if timer is not None:
-                        timer.cancel()
-            self._wake.clear()
-            now = loop.time()
-            due = {q for q in self._dirty if self._not_before.get(q, 0) <= now}
-            self._dirty -= due
-            for question_id, at in list(self._not_before.items()):
-                if at <= now:
-                    del self._not_before[question_id]
-            for question_id in due:
-                self._not_before[question_id] = now + self.window
-            joining, self._joining = self._joining, {}
+            try:
+                await self._flush(loop)
+            except Exception:
+                # A fault of ours: log it and go on; the failed round is sent again.
+                log.exception("live results: an update failed; sending it again")
+                await asyncio.sleep(notices.RECONNECT_MIN)
+
+    async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait until something is due, then send it: one round of the fan-out."""
+        timeout = self._next_flush(loop.time())
+        if timeout != 0:
+            # A timer rather than `asyncio.wait_for`, which on Python 3.11 can swallow the
+            # shutdown's cancellation when a wake-up comes at the same moment.
+            timer = None if timeout is None else loop.call_later(timeout, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
+        self._wake.clear()
+        now = loop.time()
+        due = {q for q in self._dirty if self._not_before.get(q, 0) <= now}
+        self._dirty -= due
+        for question_id, at in list(self._not_before.items()):
+            if at <= now:
+                del self._not_before[question_id]
+        for question_id in due:
+            self._not_before[question_id] = now + self.window
+        joining, self._joining = self._joining, {}
+        try:
             await self._publish(due, joining)
+        except Exception:
+            self._again(due, joining)
+            raise
+
+    def _again(self, due: set[int], joining: dict[int, list[Watcher]]) -> None:
+        """A round that was not sent: its polls are due again, and joiners not yet served wait."""
+        for question_id, watchers in joining.items():
+            served = self._watchers.get(question_id, ())
+            waiting = [w for w in watchers if w.active and w not in served]
+            if waiting:
+                self._joining.setdefault(question_id, []).extend(waiting)
+        self._dirty |= {q for q in due if q in self._watchers}
+        self._sent.clear()  # which frame each watcher has is no longer known: send anew
 
     def _next_flush(self, now: float) -> float | None:
         """Seconds until something is due: 0 now, None when only a notice can start work."""
@@ -252,15 +275,13 @@ class Live:
         if not wanted:
             return
         try:
-            async with self.engine.acquire() as conn:
+            async with db.connection(self.engine) as conn:
                 found = await db.live_counts(conn, wanted)
         except (psycopg2.Error, TimeoutError) as exc:
             # The database is away (refused, or silent past `database.timeout` across a lost
             # network): the listener notices too and resyncs once it is back.
             log.warning("live results: cannot read polls (%s)", str(exc).strip()[:200] or "timeout")
-            for question_id, watchers in joining.items():
-                self._joining.setdefault(question_id, []).extend(watchers)
-            self._dirty |= wanted - set(joining)
+            self._again(due, joining)
             await asyncio.sleep(notices.RECONNECT_MIN)
             return
         for question_id in wanted:

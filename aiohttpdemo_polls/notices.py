@@ -71,8 +71,8 @@ class Listener:
             if self._conn is None:
                 try:
                     await self.connect()
-                except (psycopg2.Error, TimeoutError) as exc:
-                    log.warning("notices: cannot listen yet (%s); retrying", logs.first_line(exc))
+                except Exception as exc:
+                    _log_failure("notices: cannot listen yet (%s); retrying", exc)
                     await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                     delay = min(delay * 2, RECONNECT_MAX)
                     continue
@@ -82,8 +82,9 @@ class Listener:
             delay = RECONNECT_MIN
             try:
                 await self._drain(self._conn)
-            except (psycopg2.Error, TimeoutError) as exc:
-                log.warning("notices: lost the listening connection (%s)", logs.first_line(exc))
+            except Exception as exc:
+                # Whatever broke, the way back is the same: a new connection, then a resync.
+                _log_failure("notices: lost the listening connection (%s)", exc)
             finally:
                 self.listening = False
                 conn, self._conn = self._conn, None
@@ -116,6 +117,14 @@ class Listener:
         finally:
             if getter is not None:
                 getter.cancel()
+
+
+def _log_failure(message: str, exc: Exception) -> None:
+    """The database's failures in a line; anything else, a fault of ours, with its traceback."""
+    if isinstance(exc, psycopg2.Error | TimeoutError | OSError):
+        log.warning(message, logs.first_line(exc))
+    else:
+        log.exception(message, type(exc).__name__)
 
 
 def _poll_ids(notices: list) -> set[int] | None:
@@ -172,12 +181,14 @@ class Notices:
 
     def changed(self, question_ids: Iterable[int] | None) -> None:
         """These polls changed (None: any may have); every subscriber hears it now."""
+        ids: list[int | None] = [None] if question_ids is None else list(question_ids)
         for callback in list(self._subscribers):
-            if question_ids is None:
-                callback(None)
-            else:
-                for question_id in question_ids:
+            for question_id in ids:
+                try:
                     callback(question_id)
+                except Exception:
+                    # One subscriber's fault must not keep the news from the others.
+                    log.exception("notices: a subscriber failed on poll %s", question_id)
 
     def _gap(self) -> None:
         self.changed(None)

@@ -27,6 +27,7 @@ VOTE_CHANGED = N_("Your vote was changed.")
 # The results page's ?notice= after a vote that was not simply counted.
 VOTE_NOTICES = {"already": ALREADY_VOTED, "changed": VOTE_CHANGED}
 VOTING_CLOSED = N_("Voting on this poll has closed; your vote was not counted.")
+NOT_COUNTED = N_("Your vote was not counted, and nothing of it was kept. Please try again in a moment.")
 _VOTER_ID = re.compile(r"[A-Za-z0-9_-]{24}")
 _PAGE = re.compile(r"[1-9][0-9]{0,8}")
 _ID = re.compile(r"[1-9][0-9]{0,9}")
@@ -85,7 +86,7 @@ async def published_content(request: web.Request, question_id: int) -> PollConte
     """The published poll (cached until it changes or reaches `closes_at`), else a 404."""
 
     async def load() -> tuple[PollContent | None, float]:
-        async with request.app[engine_key].acquire() as conn:
+        async with db.connection(request.app[engine_key]) as conn:
             found = await db_pages.published_poll(conn, question_id)
         if found is None:
             return None, 0
@@ -100,7 +101,7 @@ async def published_content(request: web.Request, question_id: int) -> PollConte
 
 async def voters_poll(request: web.Request, question_id: int, voter: str) -> tuple[Any, list]:
     """The poll read for this voter (their own choices marked, just-committed votes in it), or 404."""
-    async with request.app[engine_key].acquire() as conn:
+    async with db.connection(request.app[engine_key]) as conn:
         found = await db_pages.published_poll(conn, question_id, voter)
     if found is None:  # gone since the cached copy was made
         raise web.HTTPNotFound()
@@ -136,7 +137,7 @@ async def index(request: web.Request) -> web.Response:
     page = _page(request)
 
     async def render() -> tuple[bytes | None, float]:
-        async with request.app[engine_key].acquire() as conn:
+        async with db.connection(request.app[engine_key]) as conn:
             questions, total, upcoming = await db_pages.published_list(
                 conn, PAGE_SIZE, (page - 1) * PAGE_SIZE
             )
@@ -199,7 +200,7 @@ async def vote(request: web.Request) -> web.Response:
         )
     except VoteNotCounted:
         # Nothing of it was kept (the database is away, most likely): the site's 503 page.
-        raise web.HTTPServiceUnavailable() from None
+        raise web.HTTPServiceUnavailable(text=NOT_COUNTED) from None
     if outcome is VoteOutcome.INVALID_CHOICE:
         # Refused: an unknown poll is a 404, a closed one a 409, else the form says why.
         content = await published_content(request, question_id)
@@ -274,7 +275,7 @@ async def may_see_counts(request: web.Request, question: Any) -> bool:
     voter = voter_id(request)
     if voter is None or not rules.may_see_counts(question, voted=True, is_maker=False):
         return False
-    async with request.app[engine_key].acquire() as conn:
+    async with db.connection(request.app[engine_key]) as conn:
         return await db_pages.has_voted(conn, question.id, voter)
 
 

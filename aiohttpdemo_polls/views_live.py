@@ -4,7 +4,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from . import db_manage, db_pages, rules, tokens, views
+from . import db, db_manage, db_pages, rules, tokens, views
 from .i18n import N_
 from .keys import engine_key, live_key
 
@@ -58,7 +58,7 @@ async def _reader(request: web.Request, question: Any) -> tuple[bool, bool]:
         return False, False
     voter, token = views.voter_id(request), request.query.get("token")
     voted = is_maker = False
-    async with request.app[engine_key].acquire() as conn:
+    async with db.connection(request.app[engine_key]) as conn:
         if token:
             managed = await db_manage.managed_poll(conn, question.id)
             is_maker = managed is not None and tokens.token_matches(token, managed.token_hash)

@@ -67,7 +67,7 @@ async def _render(
 
 async def manage(request: web.Request) -> web.Response:
     """The poll's state, its links and results, and what its maker can do."""
-    async with request.app[engine_key].acquire() as conn:
+    async with db.connection(request.app[engine_key]) as conn:
         return await _render(request, conn, await poll_or_404(request, conn))
 
 
@@ -75,7 +75,7 @@ async def manage_action(request: web.Request) -> web.Response:
     """One maker's action from the form's `action` field, then back to the page (303)."""
     form = await forms.read_form(request)
     action = form.get("action")
-    async with request.app[engine_key].acquire() as conn:
+    async with db.connection(request.app[engine_key]) as conn:
         poll = await poll_or_404(request, conn)
         if action == "close":
             await db_manage.close_poll(conn, poll.id)

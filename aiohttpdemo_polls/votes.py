@@ -8,10 +8,10 @@ import enum
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg2
-import psycopg2.errors
 from aiopg.sa import Engine
 
 from . import db, logs, metrics
@@ -39,8 +39,8 @@ SPILL = 32  # ballots waiting before a second writer starts, or goes on after it
 # changed meanwhile by another statement is left alone and its vote tried again in the next
 # batch (RETRY), as is a voter's second ballot in one batch. Two changes are never applied
 # from one reading, so no vote is doubled or lost. Array parameters keep the statement the
-# same for any batch size, so it is prepared once per server connection that lacks it
-# (planning it cost more than running it). Parameters: each ballot's poll ($1), voter ($2) and whether it
+# same for any batch size, so it is prepared once per server connection (planning it cost
+# more than running it). Parameters: each ballot's poll ($1), voter ($2) and whether it
 # names several choices ($3); then each choice asked for ($5) with its ballot's place ($4).
 _PUBLISHED = db.compile_once(db.published).sql
 _CLOSED = db.compile_once(db.closed).sql
@@ -134,14 +134,27 @@ ORDER BY j.idx
 # A name per statement text: app versions sharing a pooler's server connections during a
 # rolling upgrade never run each other's statement under one name.
 _NAME = "polls_vote_batch_" + hashlib.sha256(_STATEMENT.encode()).hexdigest()[:12]
-_EXECUTE = f"EXECUTE {_NAME}(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s)"
-# Where EXECUTE found no such statement: one string, so one implicit transaction that a
-# pooler keeps on one server connection. In transaction pooling that connection may have it
-# already (the miss was on another): DEALLOCATE ALL first, so PREPARE cannot fail; this
-# app's statement is the only one prepared on its connections.
-_PREPARE_AND_EXECUTE = (
-    f"DEALLOCATE ALL;\nPREPARE {_NAME}(int[], varchar[], bool[], int[], int[]) AS {_STATEMENT};\n{_EXECUTE}"
-)
+# A prepared statement lives on one server connection, and a new one (the server restarted,
+# or a pooler replaced its connections or, in transaction pooling, lent another) has none. So
+# each batch is one string, one implicit transaction that a pooler keeps on one server
+# connection: it prepares the statement there unless it is ready, then runs it. No statement
+# has to fail first, so a vote never takes an error path.
+# It also refuses to start past the batch's deadline, and waits for locks only until then: a
+# batch delivered late (a frozen server, a network that held it) then keeps nothing, so a
+# voter already answered "not counted" is never counted afterwards.
+LATE = "PV001"  # the SQLSTATE of that refusal
+_RUN = f"""DO $prepare$ BEGIN
+    IF clock_timestamp() > %(deadline)s THEN
+        RAISE EXCEPTION 'vote batch past its deadline' USING ERRCODE = '{LATE}';
+    END IF;
+    PERFORM set_config('lock_timeout', %(lock_timeout)s, true);
+    IF NOT EXISTS (SELECT FROM pg_prepared_statements WHERE name = '{_NAME}') THEN
+        EXECUTE $statement$
+            PREPARE {_NAME}(int[], varchar[], bool[], int[], int[]) AS {_STATEMENT}
+        $statement$;
+    END IF;
+END $prepare$;
+EXECUTE {_NAME}(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s)"""
 
 
 class VoteOutcome(enum.Enum):
@@ -156,6 +169,10 @@ class VoteOutcome(enum.Enum):
 # A vote raced by other changes of the same ballot this often is refused with an error
 # rather than tried for ever (each try is a batch in which another change committed).
 MAX_RETRIES = 100
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out: the deadline came while it waited
+# Seconds before a ballot's deadline after which the database refuses its batch, left for
+# the answer to travel back: a commit the app hears of after the deadline would be a lie.
+ANSWER_MARGIN = 0.2
 
 
 class VoteNotCounted(Exception):
@@ -163,16 +180,23 @@ class VoteNotCounted(Exception):
 
 
 class _Ballot:
-    __slots__ = ("choices", "future", "many", "question_id", "retries", "voter")
+    __slots__ = ("choices", "deadline", "future", "many", "question_id", "retries", "voter")
 
     def __init__(
-        self, question_id: int, choices: list[int], many: bool, voter: str, future: asyncio.Future
+        self,
+        question_id: int,
+        choices: list[int],
+        many: bool,
+        voter: str,
+        future: asyncio.Future,
+        deadline: float,
     ) -> None:
         self.question_id = question_id
         self.choices = choices
         self.many = many  # more than one choice was sent: only a `multiple` poll takes that
         self.voter = voter
         self.future = future
+        self.deadline = deadline  # loop time after which it is answered, and never written
         self.retries = 0
 
 
@@ -192,8 +216,11 @@ class VoteBatcher:
         writers: int = WRITERS,
         spill: int = SPILL,
         on_commit: Callable[[Iterable[int]], None] | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.engine = engine
+        # Seconds from a vote's arrival to its answer, whatever happens: queued, sent or retried.
+        self.timeout = engine.timeout if timeout is None else timeout
         self.max_batch = max_batch
         self.writers = writers
         self.spill = spill
@@ -214,8 +241,10 @@ class VoteBatcher:
             return VoteOutcome.INVALID_CHOICE
         if not 0 < question_id <= db.PG_INT_MAX:
             return VoteOutcome.INVALID_CHOICE
-        future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Ballot(question_id, wanted, len(choice_ids) > 1, voter, future))
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        deadline = loop.time() + self.timeout
+        self._queue.append(_Ballot(question_id, wanted, len(choice_ids) > 1, voter, future, deadline))
         if not self._running or (self._running < self.writers and len(self._queue) >= self.spill):
             self._running += 1
             self._idle.clear()
@@ -238,35 +267,53 @@ class VoteBatcher:
             while self._queue and (self._running == 1 or len(self._queue) >= self.spill):
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
-                await self._write(batch)
+                try:
+                    await self._write(batch)
+                except Exception:
+                    # A fault of ours, not the database's: this writer must go on, and every
+                    # voter of the batch still hears now. The ballot key keeps a retry single.
+                    log.exception("vote batch of %d not counted: unexpected error", len(batch))
+                    for ballot in batch:
+                        _settle(ballot.future, exception=VoteNotCounted("unexpected error"))
         finally:
             self._running -= 1
             if not self._running:
                 self._idle.set()
 
     async def _write(self, batch: list[_Ballot]) -> None:
+        # A ballot too close to its deadline is answered now and never sent.
+        last_send = asyncio.get_running_loop().time() + ANSWER_MARGIN
+        if any(b.deadline <= last_send for b in batch):
+            late = [b for b in batch if b.deadline <= last_send]
+            log.warning("%d votes not counted: their deadline passed before they could be sent", len(late))
+            for ballot in late:
+                _settle(ballot.future, exception=VoteNotCounted("deadline passed"))
+            batch = [b for b in batch if b.deadline > last_send]
+            if not batch:
+                return
         try:
             outcomes = await self._transaction(batch)
         except TimeoutError:
-            # No connection and answer within `database.timeout` (aiopg has closed that
-            # connection). Retrying ballot by ballot would wait as long again for each:
-            # answer the whole batch now. Nothing half-written either way (one transaction),
-            # and the ballot key keeps the voter's retry from counting twice.
+            # No connection and answer by the batch's deadline (aiopg has closed that
+            # connection, and the database refuses the batch if it arrives later). Nothing
+            # half-written either way (one transaction), and the ballot key keeps the
+            # voter's retry from counting twice.
             log.warning("vote batch of %d not counted: the database did not answer in time", len(batch))
             for ballot in batch:
                 _settle(ballot.future, exception=VoteNotCounted("database timeout"))
             return
         except psycopg2.Error as exc:
-            if len(batch) == 1:
+            if len(batch) == 1 or exc.pgcode in (LATE, LOCK_NOT_AVAILABLE):
+                # Out of time, or the ballot alone was refused: nothing was kept.
                 reason = logs.first_line(exc)
-                log.warning("vote not counted: %s", reason)
-                _settle(batch[0].future, exception=VoteNotCounted(reason))
+                log.warning("%d votes not counted: %s", len(batch), reason)
+                for ballot in batch:
+                    _settle(ballot.future, exception=VoteNotCounted(reason))
                 return
             log.warning("vote batch of %d failed (%s); retrying one by one", len(batch), type(exc).__name__)
             for ballot in batch:
                 await self._write([ballot])
             return
-        metrics.vote_batch(outcomes)
         again = []
         for ballot, outcome in zip(batch, outcomes, strict=True):
             if outcome is not VoteOutcome.RETRY:
@@ -277,6 +324,7 @@ class VoteBatcher:
             else:
                 ballot.retries += 1
                 again.append(ballot)
+        metrics.vote_batch(outcomes)  # after the answers, before the retries are queued
         # First in line: the writer running this batch takes them next (it is the one
         # that goes on while anything waits).
         self._queue[:0] = again
@@ -289,9 +337,15 @@ class VoteBatcher:
             asked += b.choices
         # Waiting for a pooled connection counts too: across a lost network every new one
         # hangs for the whole timeout, one after another, and the proxy gives up first.
-        async with asyncio.timeout(self.engine.timeout), self.engine.acquire() as conn:
+        loop = asyncio.get_running_loop()
+        deadline = min(b.deadline for b in batch)
+        async with asyncio.timeout_at(deadline), db.connection(self.engine) as conn:
+            # The database's own clock judges it: the time left, counted from now on ours.
+            left = deadline - ANSWER_MARGIN - loop.time()
             rows = await _execute(
                 conn,
+                deadline=datetime.now(UTC) + timedelta(seconds=left),
+                lock_timeout=f"{max(1, int(left * 1000))}ms",
                 polls=[b.question_id for b in batch],
                 voters=[b.voter for b in batch],
                 many=[b.many for b in batch],
@@ -310,7 +364,11 @@ class VoteBatcher:
             }
         )
         if changed and self.on_commit is not None:
-            self.on_commit(changed)
+            try:
+                self.on_commit(changed)
+            except Exception:
+                # Committed is committed: the voters are answered as counted all the same.
+                log.exception("vote batch committed, but telling the notice bus failed")
         return outcomes
 
 
@@ -359,20 +417,8 @@ def _outcome(b: _Ballot, row: Any, counted_at: dict[tuple[int, str], int]) -> Vo
 
 
 async def _execute(conn: Any, **params: Any) -> list:
-    """The batch statement's rows: EXECUTE, preparing it first where the server has it not.
-
-    A prepared statement lives on a server connection: a new one (the server restarted, or
-    PgBouncer replaced its connections or, in transaction pooling, lent another one) has
-    none, and EXECUTE fails before running anything, so nothing of the batch was kept.
-    """
-    try:
-        return await _rows(conn, _EXECUTE, **params)
-    except psycopg2.errors.InvalidSqlStatementName:
-        return await _rows(conn, _PREPARE_AND_EXECUTE, **params)
-
-
-async def _rows(conn: Any, sql: str, **params: Any) -> list:
-    return await (await conn.execute(sql, params)).fetchall()
+    """The batch statement's rows, one per ballot in batch order."""
+    return await (await conn.execute(_RUN, params)).fetchall()
 
 
 def _settle(
