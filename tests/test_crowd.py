@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import aiohttp
+import psutil
 import pytest
 import sqlalchemy as sa
 
@@ -142,12 +143,15 @@ async def load(
     other request's timeout would only make the test slow."""
     pending = iter(asks)  # shared: each client takes the next request not yet sent
     results: list[bool] = []
+    lost = False
 
     async def client() -> None:
+        nonlocal lost
         for ask in pending:
             status, voter = await answer(session, ask)
             results.append(tally.add(phase, ask, status, voter))
-            if isinstance(status, str):
+            lost = lost or isinstance(status, str)
+            if lost:
                 break
 
     await asyncio.gather(*(client() for _ in range(clients)))
@@ -231,16 +235,26 @@ async def behind_after_update(watchers: list[Watcher], engine: sa.engine.Engine)
 
 
 def end_every_connection(engine: sa.engine.Engine) -> int:
-    """PostgreSQL ends every other connection to the database, as a failover or restart does."""
+    """PostgreSQL ends every other connection to the database, as a failover or restart does.
+    Returns once those backends are gone (pg_terminate_backend only signals them), so that
+    the time to recover is counted from connections that are surely dead."""
     with engine.begin() as conn:
         ended = conn.execute(
             sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         ).all()
+    pids = [pid for pid, signalled in ended if signalled]
+    deadline = time.monotonic() + 10
+    with engine.connect() as conn:
+        while conn.execute(
+            sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"), {"pids": pids}
+        ).scalar_one():
+            assert time.monotonic() < deadline, "PostgreSQL's backends did not end within 10 s"
+            time.sleep(0.01)
     engine.dispose()  # any other pooled connection of the test's own was ended too
-    return len(ended)
+    return len(pids)
 
 
 async def recover(session: aiohttp.ClientSession, polls: list[dict], tally: Tally) -> float | None:
@@ -295,6 +309,8 @@ async def test_a_crowd_keeps_voting_and_watching_through_postgresql_ending_every
                 with tally.timed("open watchers"):
                     failed = await open_watchers(session, polls, WATCHERS, early)
                 assert not failed, f"{len(early)} watchers opened; the others: {dict(failed)}\n{report()}"
+                # Every database connection the app opens from now on gets a descriptor above 1023.
+                assert psutil.Process(app.process.pid).num_fds() > WATCHERS > 1024
 
                 with tally.timed("crowd"):
                     await load(session, crowd(polls, VOTES, PAGE_READS), tally, "crowd")
