@@ -96,10 +96,12 @@ SCHEMA = t.Dict(
         ),
         # Prometheus metrics (metrics.py) on a listener of their own, never on the site's port,
         # so that the public site cannot serve them; a host's processes are added up. 0: off.
+        # Off unless configured (production.yaml: 9101): a fixed port can be held by one copy
+        # of the app only, and a second copy on defaults must serve, not stop.
         t.Key("metrics", default={}): t.Dict(
             {
                 t.Key("host", default="127.0.0.1"): t.String(),
-                t.Key("port", default=9101): t.ToInt(gte=0, lte=65535),
+                t.Key("port", default=0): t.ToInt(gte=0, lte=65535),
             }
         ),
     }

@@ -327,13 +327,18 @@ def make_poll(client):
 class AppProcess:
     """`python -m aiohttpdemo_polls` as a real subprocess on 127.0.0.1, output kept in files."""
 
-    def __init__(self, folder: Path, port: int, env: dict[str, str], *args: str) -> None:
+    def __init__(
+        self, folder: Path, port: int, env: dict[str, str], *args: str, config: Path | None = TEST_CONFIG
+    ) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.stdout, self.stderr = folder / "stdout.log", folder / "stderr.log"
-        env = {**os.environ, "POLLS_PORT": str(port), **env}
+        # The test decides every setting: a POLLS_* variable of the developer's shell is not one.
+        inherited = {name: value for name, value in os.environ.items() if not name.startswith("POLLS_")}
+        env = {**inherited, "POLLS_PORT": str(port), **env}
+        settings_file = [] if config is None else ["-c", str(config)]
         with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "aiohttpdemo_polls", "-c", str(TEST_CONFIG), *args],
+                [sys.executable, "-m", "aiohttpdemo_polls", *settings_file, *args],
                 cwd=settings.PROJECT_ROOT,
                 env=env,
                 stdout=out,
@@ -380,7 +385,8 @@ SERVING = re.compile(
 def app_process(tmp_path: Path, unused_tcp_port_factory, database_url: str) -> Iterator:
     """Start the app as a subprocess: `app_process("--workers", "2")`; killed after the test.
 
-    `env` adds environment variables to the process's; `port` is a free one unless given.
+    `env` adds environment variables to the process's; `port` is a free one unless given;
+    `config=None` runs on the default settings (config/polls.yaml) instead of the test file.
     """
     started: list[AppProcess] = []
 
@@ -389,11 +395,12 @@ def app_process(tmp_path: Path, unused_tcp_port_factory, database_url: str) -> I
         database_url: str = database_url,
         env: dict[str, str] | None = None,
         port: int | None = None,
+        config: Path | None = TEST_CONFIG,
     ) -> AppProcess:
         folder = tmp_path / f"app{len(started)}"
         folder.mkdir()
         env = {"POLLS_DATABASE_URL": database_url, **(env or {})}
-        app = AppProcess(folder, port or unused_tcp_port_factory(), env, *args)
+        app = AppProcess(folder, port or unused_tcp_port_factory(), env, *args, config=config)
         started.append(app)
         return app
 

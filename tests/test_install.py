@@ -81,8 +81,8 @@ async def serving(
         app = subprocess.Popen(
             [python, "-m", "aiohttpdemo_polls"],
             cwd=cwd,
-            # Metrics off: their built-in port may be taken by another copy of the app here.
-            env=env | {"POLLS_PORT": str(port), "POLLS_METRICS_PORT": "0"},
+            # Built-in settings but the port: another copy of the app here must not stop this one.
+            env=env | {"POLLS_PORT": str(port)},
             stdout=output,
             stderr=subprocess.STDOUT,
         )

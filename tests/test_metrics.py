@@ -304,10 +304,15 @@ def test_the_app_does_not_import_prometheus_client_before_the_master_chooses_its
     assert result.stdout.strip() == "False"
 
 
-def test_prometheus_sample_scrapes_the_default_metrics_port():
+def test_prometheus_sample_scrapes_the_production_metrics_port():
     sample = yaml.safe_load((settings.PROJECT_ROOT / "config" / "prometheus.yml").read_text())
     (job,) = sample["scrape_configs"]
-    port = settings.SCHEMA.check({})["metrics"]["port"]
-    assert job["metrics_path"] == "/metrics" and job["static_configs"][0]["targets"] == [f"127.0.0.1:{port}"]
     production = settings.load(settings.PROJECT_ROOT / "config" / "production.yaml", {})
-    assert production["metrics"] == {"host": "127.0.0.1", "port": port}
+    assert production["metrics"] == {"host": "127.0.0.1", "port": 9101}
+    assert job["metrics_path"] == "/metrics" and job["static_configs"][0]["targets"] == ["127.0.0.1:9101"]
+
+
+def test_metrics_are_off_unless_configured_so_that_copies_of_the_app_can_share_a_machine():
+    assert settings.SCHEMA.check({})["metrics"]["port"] == 0, "built-in settings (an installed app)"
+    assert settings.load(settings.DEFAULT_CONFIG, {})["metrics"]["port"] == 0, "config/polls.yaml"
+    assert settings.load(settings.DEFAULT_CONFIG, {"POLLS_METRICS_PORT": "9101"})["metrics"]["port"] == 9101

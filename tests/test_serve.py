@@ -198,6 +198,22 @@ def test_port_taken_is_a_failure_status_and_says_so(app_process, unused_tcp_port
     assert "address already in use" in app.log().lower()
 
 
+async def test_a_second_copy_on_default_settings_serves_beside_the_first(app_process, make_question):
+    # Only the site's port differs, as in `POLLS_PORT=8081 python -m aiohttpdemo_polls`: nothing
+    # else either copy opens (metrics included) may be a fixed port the other holds.
+    make_question("Two copies?")
+    first = app_process(config=None)
+    first.wait_serving()
+    second = app_process(config=None)
+    second.wait_serving()
+    assert first.process.poll() is None, first.log()
+    for app in (first, second):
+        async with aiohttp.ClientSession() as session, session.get(f"{app.url}/") as response:
+            assert response.status == 200
+            assert "Two copies?" in await response.text()
+        assert "Traceback" not in app.log()
+
+
 def test_production_sample_config_is_valid_and_production_like():
     config = settings.load(settings.PROJECT_ROOT / "config" / "production.yaml", {})
     assert config["debug"] is False and config["https"] is True
