@@ -201,6 +201,7 @@ _BALLOT_STATUS = {
     VoteOutcome.COUNTED: ("counted", "Your vote was counted."),
     VoteOutcome.CHANGED: ("changed", views.VOTE_CHANGED),
     VoteOutcome.ALREADY_VOTED: ("already_voted", views.ALREADY_VOTED),
+    VoteOutcome.UNKNOWN: ("unknown", views.VOTE_UNKNOWN),
 }
 
 
@@ -228,7 +229,8 @@ async def vote(request: web.Request) -> web.Response:
         mine = [c.id for c in choices if c.mine]
     else:  # committed as asked: no read needed, which would take a pool connection per vote
         mine = ballot_choices(chosen)
-    counted = outcome is VoteOutcome.COUNTED
+    # Counted, or perhaps (UNKNOWN): a new caller needs the cookie so that a retry counts once.
+    counted = outcome in (VoteOutcome.COUNTED, VoteOutcome.UNKNOWN)
     status, message = _BALLOT_STATUS[outcome]
     body = {
         "status": status,
@@ -239,7 +241,7 @@ async def vote(request: web.Request) -> web.Response:
     headers = {}
     if new_voter and counted:
         headers["Set-Cookie"] = views.voter_cookie(voter, secure=request.app[config_key]["https"])
-    return _json(body, headers=headers)
+    return _json(body, status=202 if outcome is VoteOutcome.UNKNOWN else 200, headers=headers)
 
 
 async def create_poll(request: web.Request) -> web.Response:

@@ -12,6 +12,15 @@ from .views import VOTER_COOKIE
 PROBLEM = "application/problem+json"
 
 
+# A vote sets the voter cookie for a caller that sent none: counted, or perhaps counted.
+_SETS_VOTER_COOKIE = {
+    "Set-Cookie": {
+        "description": f"`{VOTER_COOKIE}`, for a caller that sent none.",
+        "schema": {"type": "string"},
+    }
+}
+
+
 def _ref(kind: str, name: str) -> dict[str, str]:
     return {"$ref": f"#/components/{kind}/{name}"}
 
@@ -147,7 +156,7 @@ SCHEMAS: dict[str, Any] = {
     "Ballot": {
         "type": "object",
         "properties": {
-            "status": {"enum": ["counted", "changed", "already_voted"]},
+            "status": {"enum": ["counted", "changed", "already_voted", "unknown"]},
             "message": {"type": "string"},
             "choices": {
                 "type": "array",
@@ -303,12 +312,16 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {
                     "200": {
                         "description": "The caller's ballot: counted now, or counted before.",
-                        "headers": {
-                            "Set-Cookie": {
-                                "description": f"`{VOTER_COOKIE}`, for a caller that sent none.",
-                                "schema": {"type": "string"},
-                            }
-                        },
+                        "headers": _SETS_VOTER_COOKIE,
+                        "content": _json(_ref("schemas", "Ballot")),
+                    },
+                    "202": {
+                        "description": (
+                            "Status `unknown`: the connection to the database was lost before it "
+                            "confirmed, so the vote may have been counted. Voting again with the "
+                            "cookie never counts twice."
+                        ),
+                        "headers": _SETS_VOTER_COOKIE,
                         "content": _json(_ref("schemas", "Ballot")),
                     },
                     **_problems(400, 403, 404, 405, 409, 413, 415, 422, 503),

@@ -28,6 +28,11 @@ VOTE_CHANGED = N_("Your vote was changed.")
 VOTE_NOTICES = {"already": ALREADY_VOTED, "changed": VOTE_CHANGED}
 VOTING_CLOSED = N_("Voting on this poll has closed; your vote was not counted.")
 NOT_COUNTED = N_("Your vote was not counted, and nothing of it was kept. Please try again in a moment.")
+VOTE_UNKNOWN = N_(
+    "Your vote may have been counted: the connection to the database was lost before it could "
+    "confirm. Voting again from this browser will never count twice."
+)
+VOTE_NOT_CONFIRMED = N_("Vote not confirmed")
 _VOTER_ID = re.compile(r"[A-Za-z0-9_-]{24}")
 _PAGE = re.compile(r"[1-9][0-9]{0,8}")
 _ID = re.compile(r"[1-9][0-9]{0,9}")
@@ -219,6 +224,8 @@ async def vote(request: web.Request) -> web.Response:
         )
     if outcome is VoteOutcome.CLOSED:
         raise web.HTTPConflict(text=VOTING_CLOSED)
+    if outcome is VoteOutcome.UNKNOWN:
+        return _vote_unknown(request, question_id, voter if new_voter else None)
     results = request.app.router["results"].url_for(question_id=str(question_id))
     if outcome is VoteOutcome.ALREADY_VOTED:
         results = results.with_query(already="1")
@@ -229,6 +236,22 @@ async def vote(request: web.Request) -> web.Response:
         headers["Set-Cookie"] = voter_cookie(voter, secure=request.app[config_key]["https"])
     # Returned, not raised: the hottest path in the app skips unwinding the middlewares.
     return web.Response(status=302, headers=headers)
+
+
+def _vote_unknown(request: web.Request, question_id: int, new_voter: str | None) -> web.Response:
+    """202: the vote may or may not be in. With the results this process last read, if it has
+    them (the database is likely out of reach); a new voter gets the cookie, so that voting
+    again counts once whatever happened."""
+    content = request.app[cache_key].peek(("content", question_id))
+    if content is not None:
+        response = _results_response(request, content.question, content.choices, VOTE_UNKNOWN, voted=False)
+        response.set_status(202)
+    else:
+        context = {"request": request, "status": 202, "reason": VOTE_NOT_CONFIRMED, "message": VOTE_UNKNOWN}
+        response = aiohttp_jinja2.render_template("error.html", request, context, status=202)
+    if new_voter is not None:
+        response.headers["Set-Cookie"] = voter_cookie(new_voter, secure=request.app[config_key]["https"])
+    return response
 
 
 def voter_cookie(voter: str, secure: bool) -> str:

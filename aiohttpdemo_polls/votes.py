@@ -163,6 +163,9 @@ class VoteOutcome(enum.Enum):
     ALREADY_VOTED = "already voted"
     INVALID_CHOICE = "invalid choice"
     CLOSED = "closed"
+    # Sent, then the connection was lost (or the deadline came) with no answer, even after
+    # sending again: it may have been committed. The ballot key keeps a retry single.
+    UNKNOWN = "unknown"
     RETRY = "retry"  # only inside the batcher: decided in the next batch, never returned
 
 
@@ -180,7 +183,18 @@ class VoteNotCounted(Exception):
 
 
 class _Ballot:
-    __slots__ = ("choices", "deadline", "future", "many", "question_id", "retries", "voter")
+    __slots__ = (
+        "choices",
+        "deadline",
+        "future",
+        "in_flight",
+        "many",
+        "question_id",
+        "resent",
+        "retries",
+        "uncertain",
+        "voter",
+    )
 
     def __init__(
         self,
@@ -198,6 +212,9 @@ class _Ballot:
         self.future = future
         self.deadline = deadline  # loop time after which it is answered, and never written
         self.retries = 0
+        self.in_flight = False  # sent in the batch now running, no answer yet
+        self.uncertain = False  # an attempt ended with no answer: it may have been committed
+        self.resent = False  # sent again after a lost connection (once at most)
 
 
 def ballot_choices(choice_ids: Iterable[int]) -> list[int]:
@@ -272,50 +289,44 @@ class VoteBatcher:
                 except Exception:
                     # A fault of ours, not the database's: this writer must go on, and every
                     # voter of the batch still hears now. The ballot key keeps a retry single.
-                    log.exception("vote batch of %d not counted: unexpected error", len(batch))
-                    for ballot in batch:
-                        _settle(ballot.future, exception=VoteNotCounted("unexpected error"))
+                    log.exception("vote batch of %d failed: unexpected error", len(batch))
+                    _give_up(batch, "unexpected error")
         finally:
             self._running -= 1
             if not self._running:
                 self._idle.set()
 
     async def _write(self, batch: list[_Ballot]) -> None:
-        # A ballot too close to its deadline is answered now and never sent.
+        # A ballot too close to its deadline is answered now and never sent (again).
         last_send = asyncio.get_running_loop().time() + ANSWER_MARGIN
-        if any(b.deadline <= last_send for b in batch):
-            late = [b for b in batch if b.deadline <= last_send]
-            log.warning("%d votes not counted: their deadline passed before they could be sent", len(late))
-            for ballot in late:
-                _settle(ballot.future, exception=VoteNotCounted("deadline passed"))
+        late = [b for b in batch if b.deadline <= last_send]
+        if late:
+            log.warning("%d votes not sent: their deadline passed", len(late))
+            _give_up(late, "deadline passed")
             batch = [b for b in batch if b.deadline > last_send]
             if not batch:
                 return
         try:
             outcomes = await self._transaction(batch)
-        except TimeoutError:
-            # No connection and answer by the batch's deadline (aiopg has closed that
-            # connection, and the database refuses the batch if it arrives later). Nothing
-            # half-written either way (one transaction), and the ballot key keeps the
-            # voter's retry from counting twice.
-            log.warning("vote batch of %d not counted: the database did not answer in time", len(batch))
-            for ballot in batch:
-                _settle(ballot.future, exception=VoteNotCounted("database timeout"))
-            return
         except psycopg2.Error as exc:
-            if len(batch) == 1 or exc.pgcode in (LATE, LOCK_NOT_AVAILABLE):
-                # Out of time, or the ballot alone was refused: nothing was kept.
-                reason = logs.first_line(exc)
-                log.warning("%d votes not counted: %s", len(batch), reason)
-                for ballot in batch:
-                    _settle(ballot.future, exception=VoteNotCounted(reason))
-                return
-            log.warning("vote batch of %d failed (%s); retrying one by one", len(batch), type(exc).__name__)
-            for ballot in batch:
-                await self._write([ballot])
+            if db.ordinary_sql_error(exc):
+                await self._refused(batch, exc)
+            else:
+                self._lost(batch, exc)
             return
+        except TimeoutError:
+            # No connection, or no answer, by the batch's deadline; had it arrived later, the
+            # database would have refused it. Sent and unanswered: it may have been committed.
+            log.warning("vote batch of %d: the database did not answer in time", len(batch))
+            _in_doubt(batch)
+            _give_up(batch, "database timeout")
+            return
+        except Exception:
+            _in_doubt(batch)
+            raise
         again = []
         for ballot, outcome in zip(batch, outcomes, strict=True):
+            ballot.in_flight = False  # its outcome is known now
             if outcome is not VoteOutcome.RETRY:
                 _settle(ballot.future, outcome)
             elif ballot.retries >= MAX_RETRIES:
@@ -329,6 +340,37 @@ class VoteBatcher:
         # that goes on while anything waits).
         self._queue[:0] = again
 
+    async def _refused(self, batch: list[_Ballot], exc: psycopg2.Error) -> None:
+        """The database answered with an error and kept nothing of this attempt."""
+        for ballot in batch:
+            ballot.in_flight = False
+        if len(batch) == 1 or exc.pgcode in (LATE, LOCK_NOT_AVAILABLE):
+            reason = logs.first_line(exc)
+            log.warning("%d votes not counted: %s", len(batch), reason)
+            _give_up(batch, reason)
+            return
+        # One bad ballot fails the statement for all: find it by writing them one by one.
+        log.warning("vote batch of %d failed (%s); retrying one by one", len(batch), type(exc).__name__)
+        for ballot in batch:
+            await self._write([ballot])
+
+    def _lost(self, batch: list[_Ballot], exc: psycopg2.Error) -> None:
+        """The connection failed: send each ballot once more, on another connection, while
+        its deadline allows. The ballot key makes that safe, and the new attempt's outcome
+        tells whether the lost one had been committed."""
+        _in_doubt(batch)
+        again = [b for b in batch if not b.resent]
+        for ballot in again:
+            ballot.resent = True
+        log.warning(
+            "vote batch of %d: connection lost (%s); sending %d again",
+            len(batch),
+            logs.first_line(exc),
+            len(again),
+        )
+        _give_up([b for b in batch if b not in again], logs.first_line(exc))
+        self._queue[:0] = again
+
     async def _transaction(self, batch: list[_Ballot]) -> list[VoteOutcome]:
         asked_by: list[int] = []  # for each choice asked for, its ballot's place (from 1)
         asked: list[int] = []
@@ -339,9 +381,11 @@ class VoteBatcher:
         # hangs for the whole timeout, one after another, and the proxy gives up first.
         loop = asyncio.get_running_loop()
         deadline = min(b.deadline for b in batch)
-        async with asyncio.timeout_at(deadline), db.connection(self.engine) as conn:
+        async with asyncio.timeout_at(deadline) as timer, db.connection(self.engine) as conn:
             # The database's own clock judges it: the time left, counted from now on ours.
             left = deadline - ANSWER_MARGIN - loop.time()
+            for ballot in batch:
+                ballot.in_flight = True
             rows = await _execute(
                 conn,
                 deadline=datetime.now(UTC) + timedelta(seconds=left),
@@ -352,6 +396,8 @@ class VoteBatcher:
                 asked_by=asked_by,
                 asked=asked,
             )
+            # Answered: handing the connection back must not become a timeout.
+            timer.reschedule(None)
         self.transactions += 1
         outcomes = _outcomes(batch, rows)
         if rows[0].counters != rows[0].tallied:  # the foreign keys make this an error first
@@ -419,6 +465,23 @@ def _outcome(b: _Ballot, row: Any, counted_at: dict[tuple[int, str], int]) -> Vo
 async def _execute(conn: Any, **params: Any) -> list:
     """The batch statement's rows, one per ballot in batch order."""
     return await (await conn.execute(_RUN, params)).fetchall()
+
+
+def _in_doubt(batch: list[_Ballot]) -> None:
+    """An attempt ended with no answer: those of its ballots that were sent may be committed."""
+    for ballot in batch:
+        if ballot.in_flight:
+            ballot.in_flight = False
+            ballot.uncertain = True
+
+
+def _give_up(batch: list[_Ballot], reason: str) -> None:
+    """Answer now: UNKNOWN where an attempt may have been committed, else not counted."""
+    for ballot in batch:
+        if ballot.uncertain:
+            _settle(ballot.future, VoteOutcome.UNKNOWN)
+        else:
+            _settle(ballot.future, exception=VoteNotCounted(reason))
 
 
 def _settle(

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from aiohttpdemo_polls import db, notices, votes
 from aiohttpdemo_polls.keys import notices_key
-from aiohttpdemo_polls.views import NOT_COUNTED
+from aiohttpdemo_polls.views import NOT_COUNTED, VOTE_UNKNOWN, VOTER_COOKIE
 
 ANSWER_BOUND = 10.0  # seconds: far past a vote's own deadline (database.timeout, 5 s)
 
@@ -62,9 +62,9 @@ async def test_vote_writer_answers_its_batch_and_goes_on_after_an_unexpected_err
 ):
     question = make_question(choices=("Yes", "No"))
     yes, _ = question["choices"]
-    monkeypatch.setattr(votes, "_execute", Once(votes._execute))
     async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
         assert (await frame(ws))["total"] == 0
+        monkeypatch.setattr(db, "connection", Once(db.connection))  # before anything is sent
         async with asyncio.timeout(ANSWER_BOUND):  # a voter left waiting fails the test
             failed = await vote(new_browser(client), question["id"], yes)
         assert failed.status == 503
@@ -76,12 +76,30 @@ async def test_vote_writer_answers_its_batch_and_goes_on_after_an_unexpected_err
     assert votes_of(question["id"])[yes] == 1  # the failed vote was not counted
 
 
+async def test_vote_writer_says_a_vote_may_have_counted_when_it_failed_after_sending(
+    client, make_question, vote, votes_of, monkeypatch, no_lost_task_errors
+):
+    """Once the statement may have gone out, only 'may have counted' (202) is the truth; the
+    cookie it sets makes voting again count once, whatever happened."""
+    question = make_question(choices=("Yes", "No"))
+    yes, _ = question["choices"]
+    monkeypatch.setattr(votes, "_execute", Once(votes._execute))
+    async with asyncio.timeout(ANSWER_BOUND):
+        unknown = await vote(client, question["id"], yes)
+    assert unknown.status == 202
+    assert VOTE_UNKNOWN in await unknown.text()
+    assert VOTER_COOKIE in unknown.cookies
+    again = await vote(client, question["id"], yes)
+    assert again.status == 302
+    assert votes_of(question["id"])[yes] == 1
+
+
 async def test_vote_writer_answers_the_api_with_a_problem_document_after_an_unexpected_error(
     client, make_question, monkeypatch, no_lost_task_errors
 ):
     question = make_question(choices=("Yes", "No"))
     yes, _ = question["choices"]
-    monkeypatch.setattr(votes, "_execute", Once(votes._execute))
+    monkeypatch.setattr(db, "connection", Once(db.connection))
     async with asyncio.timeout(ANSWER_BOUND):
         failed = await client.post(f"/api/polls/{question['id']}/vote", json={"choices": [yes]})
     assert failed.status == 503
