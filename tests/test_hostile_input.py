@@ -6,26 +6,32 @@ strings, bodies over the limit. Whatever arrives: never a 5xx, never a traceback
 page, every counter equals its `vote` rows, and text that is stored comes back exactly
 as typed (trimmed) and escaped.
 
+Then hostile bytes by kind (the tests after `send_raw`), each kind sent byte for byte to
+every door that the one rule refusing it stands at: the answer is the site's error page, or
+a problem document under /api/, saying what was wrong, and the database is as it was.
+
 Example counts are modest and the generation derandomized (the same examples on every
 run, so CI is reproducible); `POLLS_HYPOTHESIS_EXAMPLES=N` asks for more when hunting.
 """
 
+import asyncio
 import io
 import json
 import os
 import re
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 import aiohttp
 import pytest
 import sqlalchemy as sa
+from aiohttp import web
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
 from yarl import URL
 
-from aiohttpdemo_polls import db
+from aiohttpdemo_polls import db, routes
 from aiohttpdemo_polls.forms import same_text_key
 from aiohttpdemo_polls.views import VOTER_COOKIE
 
@@ -294,3 +300,141 @@ async def test_any_printable_text_is_stored_and_shown_exactly_as_typed(
         if path != "/":
             for text in stored_choices:
                 assert str(escape(text)) in shown, (path, text)
+
+
+# Hostile bytes by kind, at every door: one rule of the app refuses each kind, so each test
+# below sends its kind to every door that rule stands at.
+
+
+def _router() -> web.UrlDispatcher:
+    app = web.Application()
+    routes.setup(app, serve_static=True)
+    return app.router
+
+
+# (method, route name) of every route, but the HEADs that stand beside GETs.
+ROUTES = sorted(
+    {(route.method, route.resource.name) for route in _router().routes() if route.method != "HEAD"}
+)
+ROUTE_NAMES = sorted({name for _, name in ROUTES})
+GET_ROUTES = sorted(name for method, name in ROUTES if method == "GET")
+FORM_DOORS = ("vote", "new_poll", "manage", "language")
+JSON_DOORS = ("api_polls", "api_vote")
+_PARAMETER = re.compile(r"\{(\w+)")
+per_door = settings(hostile, max_examples=max(EXAMPLES // 4, 5))  # a test's examples run at each door
+
+
+class Answer(NamedTuple):
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+
+async def send_raw(
+    client, start_line: str | bytes, headers: dict[bytes, bytes] | None = None, body: bytes = b""
+) -> Answer:
+    """Send a request byte for byte (a client library would fix up or refuse the very bytes
+    under test) on a connection closed after it, and read the whole answer."""
+    fields = {b"Host": f"{client.host}:{client.port}".encode(), b"Connection": b"close"}
+    fields.update(headers or {})
+    if body:
+        fields[b"Content-Length"] = str(len(body)).encode()
+    line = start_line.encode() if isinstance(start_line, str) else start_line
+    head = b"\r\n".join([line, *(name + b": " + value for name, value in fields.items())])
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(head + b"\r\n\r\n" + body)
+        raw = await asyncio.wait_for(reader.read(), timeout=30)
+    finally:
+        writer.close()
+    status_line, _, rest = raw.partition(b"\r\n")
+    header_block, _, content = rest.partition(b"\r\n\r\n")
+    pairs = (line.decode("latin-1").split(":", 1) for line in header_block.split(b"\r\n") if line)
+    answer = Answer(int(status_line.split()[1]), {k.lower(): v.strip() for k, v in pairs}, content)
+    assert answer.headers.get("transfer-encoding") != "chunked", "send_raw reads answers with a length"
+    return answer
+
+
+def is_api(path: str) -> bool:
+    return path.startswith("/api/")
+
+
+def assert_site_answer(answer: Answer, api: bool, status: int, message: str) -> None:
+    """`status` as the site's error page saying `message`, or (`api`) as a problem document
+    saying it: UTF-8, and valid JSON whatever the request held."""
+    text = answer.body.decode("utf-8")
+    assert answer.status == status, (answer.status, text[:500])
+    assert "Traceback" not in text and 'File "' not in text, text[:500]
+    if api:
+        assert answer.headers["content-type"].startswith("application/problem+json"), answer.headers
+        document = json.loads(text)
+        assert document["status"] == status and message in document["detail"], document
+    else:
+        assert answer.headers["content-type"].startswith("text/html"), answer.headers
+        assert str(escape(message)) in text and "Back to all polls" in text, text[:3000]
+
+
+@pytest.fixture
+async def addresses(client, make_poll) -> dict[str, str]:
+    """Every route's address by name, filled in with a real poll's id and manage token."""
+    made = await make_poll()
+    values = {"question_id": str(made["id"]), "token": made["token"]}
+    found = {}
+    for resource in client.app.router.resources():
+        if isinstance(resource, web.StaticResource):
+            found[resource.name] = str(resource.url_for(filename="style.css"))
+        else:
+            names = _PARAMETER.findall(resource.canonical)
+            found[resource.name] = str(resource.url_for(**{name: values[name] for name in names}))
+    return found
+
+
+@pytest.fixture
+def valid_bodies(addresses, sync_engine) -> dict[str, Any]:
+    """A body each door takes as it is: form fields, or a JSON object for the API's doors."""
+    question_id = int(addresses["poll"].rsplit("/", 1)[1])
+    with sync_engine.connect() as conn:
+        choice_id = conn.execute(
+            sa.select(sa.func.min(db.choice.c.id)).where(db.choice.c.question_id == question_id)
+        ).scalar_one()
+    return {
+        "vote": [("choice", str(choice_id))],
+        "new_poll": [("question_text", "Lunch?"), ("choice", "Soup"), ("choice", "Salad")],
+        "manage": [("action", "edit"), ("question_text", "Dinner?"), *(("choice", c) for c in "XYZ")],
+        "language": [("language", "de"), ("next", "/")],
+        "api_polls": {"question_text": "Lunch?", "choices": ["Soup", "Salad"]},
+        "api_vote": {"choices": [choice_id]},
+    }
+
+
+@pytest.fixture
+def database_state(sync_engine):
+    """`database_state()`: all a refused request must leave as it was (polls, texts, counters, ballots)."""
+
+    def read() -> tuple:
+        with sync_engine.connect() as conn:
+            questions = conn.execute(sa.select(db.question).order_by(db.question.c.id)).all()
+            choices = conn.execute(sa.select(db.choice).order_by(db.choice.c.id)).all()
+            ballots = conn.execute(sa.select(sa.func.count()).select_from(db.ballot)).scalar_one()
+        return [tuple(row) for row in questions], [tuple(row) for row in choices], ballots
+
+    return read
+
+
+def test_the_doors_that_read_a_body_are_every_route_that_takes_one():
+    # A new form or JSON door joins FORM_DOORS or JSON_DOORS, and so every test below.
+    takes_a_body = {name for method, name in ROUTES if method != "GET"}
+    assert takes_a_body == {*FORM_DOORS, *JSON_DOORS}
+
+
+async def test_every_get_route_answers_head_alike_without_a_body(client, addresses):
+    # RFC 9110: HEAD wherever GET is. The router is walked, so a route added later is checked too.
+    assert {"new_poll", "manage", "api_polls", "poll", "static"} <= set(GET_ROUTES)
+    for name in GET_ROUTES:
+        path = addresses[name]
+        async with client.get(path, allow_redirects=False) as got:
+            await got.read()
+        head = await send_raw(client, f"HEAD {path} HTTP/1.1")
+        assert head.status == got.status, (name, path, head.status, got.status)
+        assert head.headers.get("content-type", "").split(";")[0] == got.content_type, name
+        assert head.body == b"", (name, head.body[:200])
