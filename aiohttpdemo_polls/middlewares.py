@@ -11,7 +11,7 @@ import psycopg2
 from aiohttp import web
 from yarl import URL
 
-from . import logs, problems
+from . import links, logs, problems
 from .i18n import N_
 from .keys import config_key
 
@@ -122,6 +122,21 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         # The one place a catch-all belongs: log the traceback, show the user a page.
         log.exception("error handling %s %s", request.method, request.path)
         return render_error(request, 500)
+
+
+HOST_NAMES_NO_HOST = N_("The request's Host header does not name a host.")
+NOT_A_PROXY = N_("This site is not a proxy: it opens no tunnels (CONNECT).")
+
+
+@web.middleware
+async def refuse_unreadable(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse, saying why, a request no view can read as one for a page of this site: a
+    CONNECT, a Host naming no host. `error_pages` renders it."""
+    if request.method == "CONNECT":
+        raise web.HTTPMethodNotAllowed("CONNECT", (), text=NOT_A_PROXY)
+    if links.origin(request) is None:
+        raise web.HTTPBadRequest(text=HOST_NAMES_NO_HOST)
+    return await handler(request)
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

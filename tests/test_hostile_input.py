@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from markupsafe import escape
 from yarl import URL
 
-from aiohttpdemo_polls import db, routes
+from aiohttpdemo_polls import db, middlewares, problems, routes
 from aiohttpdemo_polls.forms import same_text_key
 from aiohttpdemo_polls.views import VOTER_COOKIE
 
@@ -438,3 +438,76 @@ async def test_every_get_route_answers_head_alike_without_a_body(client, address
         assert head.status == got.status, (name, path, head.status, got.status)
         assert head.headers.get("content-type", "").split(";")[0] == got.content_type, name
         assert head.body == b"", (name, head.body[:200])
+
+
+# Methods no route takes: WebDAV's and others aiohttp's parser knows, and tokens it does not.
+ODD_METHODS = [
+    "CONNECT",
+    "TRACE",
+    "PROPFIND",
+    "MKCOL",
+    "LOCK",
+    "SEARCH",
+    "PURGE",
+    "OPTIONS",
+    "PUT",
+    "PATCH",
+    "DELETE",
+    "BREW",
+    "X-SCAN",
+]
+
+
+@pytest.mark.parametrize("method", ODD_METHODS)
+@pytest.mark.parametrize("route", ROUTE_NAMES)
+async def test_any_method_at_any_door_is_a_4xx_answer_of_the_site(
+    client, addresses, database_state, route, method
+):
+    path = addresses[route]
+    before = database_state()
+    answer = await send_raw(client, f"{method} {path} HTTP/1.1")
+    assert database_state() == before
+    if answer.headers.get("content-type", "").startswith("text/plain"):
+        # aiohttp's C parser knows a fixed list of methods and refuses others before any app
+        # sees them (its pure-Python parser lets them through to the 405 below).
+        assert answer.status == 400 and b"Invalid method" in answer.body, answer
+    elif method == "CONNECT":  # its target is a host, not a path of ours
+        assert_site_answer(answer, api=False, status=405, message=middlewares.NOT_A_PROXY)
+    else:
+        message = problems.DETAILS[405] if is_api(path) else middlewares.MESSAGES[405]
+        assert_site_answer(answer, api=is_api(path), status=405, message=message)
+        assert {"GET", "POST"} & set(answer.headers["allow"].split(",")), answer.headers
+
+
+# Host header values that name no host: bytes past ASCII, a surrogate's UTF-8, nothing, a port
+# past 65535 or not a number, a space, user info, a path, an unclosed IPv6 literal.
+ODD_HOSTS = [b"\xff", b"\xed\xa0\x80", b"", b"x:99999", b"x:http", b"a b", b"u@x", b"x/y", b"[::1"]
+
+
+@pytest.mark.parametrize("host", ODD_HOSTS, ids=repr)
+@pytest.mark.parametrize("route", ROUTE_NAMES)
+async def test_a_host_header_that_names_no_host_is_a_400_at_every_door(
+    client, addresses, database_state, route, host
+):
+    path = addresses[route]
+    method = "GET" if route in GET_ROUTES else "POST"
+    before = database_state()
+    answer = await send_raw(client, f"{method} {path} HTTP/1.1", {b"Host": host})
+    assert_site_answer(answer, api=is_api(path), status=400, message=middlewares.HOST_NAMES_NO_HOST)
+    assert database_state() == before
+
+
+@pytest.mark.parametrize("route", ROUTE_NAMES)
+async def test_connect_and_absolute_form_targets_are_answered_by_the_site(client, addresses, route):
+    path = addresses[route]
+    method = "GET" if route in GET_ROUTES else "POST"
+    authority = f"{client.host}:{client.port}"
+    # CONNECT's target is a host and port (authority-form): this site is no proxy.
+    for target in (authority, "example.com:443", path):
+        answer = await send_raw(client, f"CONNECT {target} HTTP/1.1")
+        assert_site_answer(answer, api=False, status=405, message=middlewares.NOT_A_PROXY)
+    # A target naming scheme and host (as to a proxy) is answered as its path is (RFC 9112).
+    origin_form = await send_raw(client, f"{method} {path} HTTP/1.1")
+    for origin in (f"http://{authority}", f"https://{authority}", "http://example.com"):
+        answer = await send_raw(client, f"{method} {origin}{path} HTTP/1.1")
+        assert answer.status == origin_form.status, (origin, path, answer.status, origin_form.status)
