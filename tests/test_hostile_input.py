@@ -20,7 +20,7 @@ import json
 import os
 import re
 from typing import Any, NamedTuple
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_from_bytes, urlencode
 
 import aiohttp
 import pytest
@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from markupsafe import escape
 from yarl import URL
 
-from aiohttpdemo_polls import db, middlewares, problems, routes
+from aiohttpdemo_polls import db, forms, middlewares, problems, routes
 from aiohttpdemo_polls.forms import same_text_key
 from aiohttpdemo_polls.views import VOTER_COOKIE
 
@@ -511,3 +511,117 @@ async def test_connect_and_absolute_form_targets_are_answered_by_the_site(client
     for origin in (f"http://{authority}", f"https://{authority}", "http://example.com"):
         answer = await send_raw(client, f"{method} {origin}{path} HTTP/1.1")
         assert answer.status == origin_form.status, (origin, path, answer.status, origin_form.status)
+
+
+# Bytes UTF-8 does not allow: a surrogate's encoding, bytes no UTF-8 holds, overlong forms,
+# past U+10FFFF, a lone continuation byte, a sequence cut short; and whatever else fails.
+NOT_UTF8 = [
+    b"\xed\xa0\x80",
+    b"\xed\xbf\xbf",
+    b"\xff",
+    b"\xfe",
+    b"\xc0\xaf",
+    b"\xe0\x80\xaf",
+    b"\xf4\x90\x80\x80",
+]
+not_utf8 = st.one_of(
+    st.sampled_from([*NOT_UTF8, b"\x80", b"\xc3"]),
+    # Printable ASCII among them at random (controls and quotes would break a part's header).
+    st.lists(st.integers(0x20, 0xFF).filter(lambda b: b not in b'"\x7f'), min_size=1, max_size=6)
+    .map(bytes)
+    .filter(lambda data: not is_utf8(data)),
+)
+# Text around the bad bytes (the rule finds them anywhere in a field); no control characters,
+# which are a kind of their own (a message beside the field, or a malformed part header).
+around = st.text(
+    st.characters(codec="utf-8", exclude_characters='&=+%"', exclude_categories=["Cc"]), max_size=8
+)
+
+
+def is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def urlencoded(fields: list[tuple[bytes, bytes]], escape_all: bool) -> bytes:
+    """A form body: every byte of names and values %-escaped as browsers do, or sent raw but
+    for the few bytes the format itself uses (the same text, either way, to a strict reader)."""
+
+    def part(data: bytes) -> bytes:
+        if escape_all:
+            return quote_from_bytes(data, safe="").encode()
+        return b"".join(b"%%%02X" % byte if bytes([byte]) in b"%&=+" else bytes([byte]) for byte in data)
+
+    return b"&".join(part(name) + b"=" + part(value) for name, value in fields)
+
+
+def multipart(fields: list[tuple[bytes, bytes]], part_headers: bytes = b"") -> bytes:
+    parts = [
+        b'--b\r\nContent-Disposition: form-data; name="' + name + b'"\r\n' + part_headers + b"\r\n" + value
+        for name, value in fields
+    ]
+    return b"\r\n".join(parts) + b"\r\n--b--\r\n"
+
+
+def form_request(fields: list[tuple[bytes, bytes]], how: str) -> tuple[bytes, bytes]:
+    """(content type, body) of `fields` sent `how`."""
+    if how == "multipart":
+        return b"multipart/form-data; boundary=b", multipart(fields)
+    return b"application/x-www-form-urlencoded", urlencoded(fields, escape_all=how == "percent-encoded")
+
+
+@pytest.mark.parametrize("how", ["percent-encoded", "raw", "multipart"])
+@pytest.mark.parametrize("door", FORM_DOORS)
+@per_door
+@given(data=st.data())
+async def test_form_text_that_is_not_utf8_is_the_same_400_encoded_or_raw(
+    client, addresses, valid_bodies, database_state, door, how, data
+):
+    fields = [(name.encode(), value.encode()) for name, value in valid_bodies[door]]
+    bad = data.draw(st.builds(lambda a, b, c: a.encode() + b + c.encode(), around, not_utf8, around))
+    index = data.draw(st.integers(0, len(fields) - 1))
+    name, value = fields[index]
+    fields[index] = (bad, value) if data.draw(st.booleans(), label="in the name") else (name, bad)
+    content_type, body = form_request(fields, how)
+    before = database_state()
+    answer = await send_raw(client, f"POST {addresses[door]} HTTP/1.1", {b"Content-Type": content_type}, body)
+    assert_site_answer(answer, api=False, status=400, message=forms.NOT_UTF8)
+    assert "set-cookie" not in answer.headers  # the language switch's either
+    assert database_state() == before
+
+
+# A declared encoding can make text UTF-8 cannot carry (a lone surrogate) of bytes that are
+# fine: UTF-7's "+2AA-" and unicode_escape's "\ud800" are U+D800. A part's name escaped in
+# RFC 2231 form (name*=) may not decode at all, and a part's header may hold a NUL.
+UNDECODABLE_FORMS = {
+    "form in UTF-7": (b"; charset=utf-7", b"+2AA-", forms.NOT_UTF8),
+    "form in unicode_escape": (b"; charset=unicode_escape", b"\\ud800", forms.NOT_UTF8),
+    "multipart part in UTF-7": (b"Content-Type: text/plain; charset=utf-7\r\n", b"+2AA-", forms.NOT_UTF8),
+    "multipart name* not UTF-8": (b"", b"name*=utf-8''x%ED%A0%80", forms.FORM_MALFORMED),
+    "multipart header with a NUL": (b"", b'name="x\x00"', forms.FORM_MALFORMED),
+}
+
+
+@pytest.mark.parametrize("way", UNDECODABLE_FORMS)
+@pytest.mark.parametrize("door", FORM_DOORS)
+async def test_forms_whose_charset_or_part_headers_yield_no_text_are_a_400(
+    client, addresses, valid_bodies, database_state, door, way
+):
+    declared, hostile, message = UNDECODABLE_FORMS[way]
+    fields = [(name.encode(), value.encode()) for name, value in valid_bodies[door]]
+    if way.startswith("form"):
+        fields[0] = (fields[0][0], hostile)
+        content_type, body = b"application/x-www-form-urlencoded" + declared, urlencoded(fields, False)
+    elif way == "multipart part in UTF-7":
+        fields[0] = (fields[0][0], hostile)
+        content_type, body = b"multipart/form-data; boundary=b", multipart(fields, declared)
+    else:  # the first part's name="..." replaced
+        content_type, body = b"multipart/form-data; boundary=b", multipart(fields)
+        body = body.replace(b'name="' + fields[0][0] + b'"', hostile, 1)
+    before = database_state()
+    answer = await send_raw(client, f"POST {addresses[door]} HTTP/1.1", {b"Content-Type": content_type}, body)
+    assert_site_answer(answer, api=False, status=400, message=message)
+    assert database_state() == before
