@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from markupsafe import escape
 from yarl import URL
 
-from aiohttpdemo_polls import db, forms, middlewares, problems, routes
+from aiohttpdemo_polls import db, forms, json_body, middlewares, problems, routes
 from aiohttpdemo_polls.forms import same_text_key
 from aiohttpdemo_polls.views import VOTER_COOKIE
 
@@ -624,4 +624,76 @@ async def test_forms_whose_charset_or_part_headers_yield_no_text_are_a_400(
     before = database_state()
     answer = await send_raw(client, f"POST {addresses[door]} HTTP/1.1", {b"Content-Type": content_type}, body)
     assert_site_answer(answer, api=False, status=400, message=message)
+    assert database_state() == before
+
+
+# A lone surrogate: never beside another (a high and a low one in a row are one character).
+lone_surrogate = st.integers(0xD800, 0xDFFF).map(chr)
+with_surrogate = st.builds(lambda before, s, after: before + s + after, any_text, lone_surrogate, any_text)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | any_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@st.composite
+def holding_a_surrogate(draw: st.DrawFn, body: dict) -> dict:
+    """`body` with a lone surrogate in one of its fields, in a name, or anywhere deeper."""
+    hostile = draw(with_surrogate)
+    where = draw(st.sampled_from(["field", "name", "deep value", "deep name"]))
+    if where == "field":
+        return {**body, draw(st.sampled_from(sorted(body))): hostile}
+    if where == "name":
+        return {**body, hostile: draw(json_values)}
+    nested: Any = [draw(json_values), hostile] if where == "deep value" else {hostile: draw(json_values)}
+    for _ in range(draw(st.integers(0, 5))):
+        nested = draw(st.sampled_from([[nested], [draw(json_values), nested], {draw(any_text): nested}]))
+    return {**body, draw(st.sampled_from(sorted(body))): nested}
+
+
+@pytest.mark.parametrize("door", JSON_DOORS)
+@per_door
+@given(data=st.data())
+async def test_a_lone_surrogate_anywhere_in_a_json_body_is_a_400_problem(
+    client, addresses, valid_bodies, database_state, door, data
+):
+    body = data.draw(holding_a_surrogate(valid_bodies[door]))
+    sent = json.dumps(body).encode()  # ASCII: the surrogate travels as the escape "\udXXX"
+    before = database_state()
+    answer = await send_raw(
+        client, f"POST {addresses[door]} HTTP/1.1", {b"Content-Type": b"application/json"}, sent
+    )
+    assert_site_answer(answer, api=True, status=400, message=json_body.LONE_SURROGATE)
+    assert database_state() == before
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+MEANINGLESS_JSON = {
+    "a name twice": (
+        b'{"choices": [1], "choices": [2]}',
+        'The body names the field "choices" more than once.',
+    ),
+    "a name twice, deeper": (
+        b'{"choices": [{"a": 1, "a": 1}]}',
+        'The body names the field "a" more than once.',
+    ),
+    "a whole number past int()": (b'{"choices": [' + b"9" * 5000 + b"]}", json_body.NUMBER_TOO_LARGE),
+    "nesting past the parser's depth": (b'{"choices": ' + DEEP + b"}", json_body.TOO_DEEP),
+    "NaN": (b'{"choices": [NaN]}', json_body.NOT_JSON),
+    "bytes that are not UTF-8": (b'{"choices": ["\xed\xa0\x80"]}', json_body.NOT_UTF8),
+}
+
+
+@pytest.mark.parametrize("case", MEANINGLESS_JSON)
+@pytest.mark.parametrize("door", JSON_DOORS)
+async def test_json_no_program_means_is_a_400_problem_saying_what(
+    client, addresses, database_state, door, case
+):
+    body, message = MEANINGLESS_JSON[case]
+    before = database_state()
+    answer = await send_raw(
+        client, f"POST {addresses[door]} HTTP/1.1", {b"Content-Type": b"application/json"}, body
+    )
+    assert_site_answer(answer, api=True, status=400, message=message)
     assert database_state() == before
