@@ -27,8 +27,8 @@ def _problems(*statuses: int) -> dict[str, Any]:
 _PROBLEM_DESCRIPTIONS = {
     400: (
         "The body is not JSON (not UTF-8, a lone surrogate escape, a field named twice, a number too"
-        " long, nesting too deep) or not an object, a query parameter is malformed, or the Host"
-        " header names no host (any operation)."
+        " long, nesting too deep) or not an object; a query parameter is malformed; or (any"
+        " operation) the address is not text once unescaped, or the Host header names no host."
     ),
     403: "Refused: sent from another site's page, a wrong creation key, or polls are not made here.",
     404: "No such published poll, or no such address.",

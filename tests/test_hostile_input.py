@@ -697,3 +697,38 @@ async def test_json_no_program_means_is_a_400_problem_saying_what(
     )
     assert_site_answer(answer, api=True, status=400, message=message)
     assert database_state() == before
+
+
+def _address_junk(bad: bytes, before: str, after: str) -> tuple[str, str]:
+    return quote(before) + quote_from_bytes(bad, safe="") + quote(after), middlewares.ADDRESS_NOT_UTF8
+
+
+address_junk = st.one_of(
+    st.builds(_address_junk, not_utf8, around, around),
+    st.builds(  # text, but with a control character: an escaped NUL, newline, DEL, C1 control
+        lambda before, control, after: (quote(before + control + after), middlewares.ADDRESS_CONTROL),
+        around,
+        st.characters(categories=["Cc"]),
+        around,
+    ),
+)
+
+
+@pytest.mark.parametrize("route", ROUTE_NAMES)
+@per_door
+@given(junk=address_junk, where=st.sampled_from(["path", "query value", "query name"]))
+async def test_an_address_that_is_not_text_is_a_400_at_every_route(
+    client, addresses, database_state, route, junk, where
+):
+    escaped, message = junk
+    path = addresses[route]
+    target = {
+        "path": path + escaped,
+        "query value": f"{path}?page={escaped}",
+        "query name": f"{path}?{escaped}=1",
+    }
+    method = "GET" if route in GET_ROUTES else "POST"
+    before = database_state()
+    answer = await send_raw(client, f"{method} {target[where]} HTTP/1.1")
+    assert_site_answer(answer, api=is_api(path), status=400, message=message)
+    assert database_state() == before
