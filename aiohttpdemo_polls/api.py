@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import creation, db, db_pages, forms, openapi, rules, views
+from . import creation, db, db_pages, forms, json_body, openapi, rules, views
 from .cache import expiry
 from .keys import cache_key, config_key, engine_key, votes_key
 from .links import absolute
@@ -19,7 +19,6 @@ from .problems import Problem
 from .votes import VoteNotCounted, VoteOutcome, ballot_choices
 
 JSON_TYPES = ("application/json",)
-NOT_JSON = "The body is not valid JSON."
 NOT_OBJECT = "The body must be a JSON object."
 UNKNOWN_FIELD = "This field is not known here."
 NOT_A_LIST_OF_IDS = "Give the ids of the chosen choices as a list of whole numbers."
@@ -50,7 +49,7 @@ async def read_object(request: web.Request, allowed: frozenset[str]) -> dict[str
     """The request's JSON object; a clear 4xx for any other body (never a 500).
 
     413 past the size limit (aiohttp's `read` enforces `client_max_size`), 415 for a body
-    that is not declared JSON, 400 for one that does not parse, 422 for unknown fields.
+    that is not declared JSON, 400 for one json_body refuses, 422 for unknown fields.
     """
     if request.content_type not in JSON_TYPES:
         raise Problem(415)
@@ -58,22 +57,13 @@ async def read_object(request: web.Request, allowed: frozenset[str]) -> dict[str
         raise web.HTTPRequestEntityTooLarge(
             max_size=request.client_max_size, actual_size=request.content_length
         )
-    raw = await request.read()
-    try:
-        # NaN and Infinity are not JSON; Python's parser would take them.
-        value = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):  # bad UTF-8 or JSON, a number past int's digit limit, deep nesting
-        raise Problem(400, NOT_JSON) from None
+    value = json_body.parse(await request.read())
     if not isinstance(value, dict):
         raise Problem(400, NOT_OBJECT)
     unknown = sorted(name for name in value if name not in allowed)
     if unknown:
         raise Problem(422, errors={name[:100]: UNKNOWN_FIELD for name in unknown[:10]})
     return value
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _poll_links(request: web.Request, question_id: int) -> dict[str, str]:

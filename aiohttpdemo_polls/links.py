@@ -2,19 +2,47 @@
 the origin the request reached, so they are right behind nginx, on a laptop and in tests.
 """
 
+import functools
+import re
+
 import jinja2
 from aiohttp import web
 from yarl import URL
 
 from .keys import config_key
 
+# A Host header as RFC 9110 allows it: a name or an address, then perhaps a port. Anything
+# else (spaces, bytes past ASCII, a path, user info) names no host a link could lead to.
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=-]+)(?::[0-9]{0,5})?")
+
+
+@functools.lru_cache(maxsize=256)
+def _origin(scheme: str, host: str) -> URL | None:
+    # Cached: every request asks (middlewares.refuse_unreadable), from the same few hosts.
+    if not _HOST.fullmatch(host):
+        return None
+    try:
+        return URL.build(scheme=scheme, authority=host)
+    except ValueError:  # a port past 65535, brackets round something not an IPv6 address
+        return None
+
+
+def origin(request: web.Request) -> URL | None:
+    """The site's origin as this request reached it, or None when its Host names no host.
+
+    Built from the scheme and Host alone, not `request.url`: a CONNECT's or an
+    absolute-form request's target says nothing about where this site is."""
+    scheme = "https" if request.app[config_key]["https"] else request.scheme
+    return _origin(scheme, request.host)
+
 
 def absolute(request: web.Request, path: URL) -> str:
-    """A full link to share; https when the config says the site is served over it."""
-    origin = request.url.origin()
-    if request.app[config_key]["https"]:
-        origin = origin.with_scheme("https")
-    return str(origin.join(path))
+    """A full link to share; https when the config says the site is served over it.
+
+    Just the path when the origin is unknown: the 400 page refusing such a request
+    renders links too, and a relative one still leads somewhere."""
+    found = origin(request)
+    return str(path) if found is None else str(found.join(path))
 
 
 def short(link: str) -> str:

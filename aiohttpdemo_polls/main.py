@@ -45,6 +45,7 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
             *([metrics.count_requests] if counted else []),
             compress_pages,
             middlewares.error_pages,
+            middlewares.refuse_unreadable,
             middlewares.refuse_cross_site,
         ],
     )

@@ -3,15 +3,17 @@
 import errno
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from urllib.parse import unquote_to_bytes
 
 import aiohttp_jinja2
 import psycopg2
 from aiohttp import web
 from yarl import URL
 
-from . import logs, problems
+from . import links, logs, problems
 from .i18n import N_
 from .keys import config_key
 
@@ -122,6 +124,42 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         # The one place a catch-all belongs: log the traceback, show the user a page.
         log.exception("error handling %s %s", request.method, request.path)
         return render_error(request, 500)
+
+
+ADDRESS_NOT_UTF8 = N_("The address could not be read: once its escapes are decoded, it is not valid UTF-8.")
+ADDRESS_CONTROL = N_("The address holds a control character (such as an encoded NUL byte).")
+HOST_NAMES_NO_HOST = N_("The request's Host header does not name a host.")
+NOT_A_PROXY = N_("This site is not a proxy: it opens no tunnels (CONNECT).")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode's category Cc
+
+
+def address_problem(raw: str) -> str | None:
+    """Why the address as sent (path and query) is not text, or None.
+
+    yarl reads an escape that is not UTF-8 (%FF, %ED%A0%80) as U+FFFD, so it would reach
+    views as if typed; one strict reading here instead of a check in every view.
+    """
+    if "%" not in raw and raw.isascii():
+        return None  # nearly every request; raw controls are refused by aiohttp's parser
+    try:
+        text = unquote_to_bytes(raw.encode("utf-8", "surrogateescape")).decode("utf-8")
+    except UnicodeError:
+        return ADDRESS_NOT_UTF8
+    return ADDRESS_CONTROL if _CONTROL.search(text) else None
+
+
+@web.middleware
+async def refuse_unreadable(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse, saying why, a request no view can read as one for a page of this site: a
+    CONNECT, a Host naming no host, an address that is not text. `error_pages` renders it."""
+    if request.method == "CONNECT":
+        raise web.HTTPMethodNotAllowed("CONNECT", (), text=NOT_A_PROXY)
+    if links.origin(request) is None:
+        raise web.HTTPBadRequest(text=HOST_NAMES_NO_HOST)
+    problem = address_problem(request.raw_path)
+    if problem is not None:
+        raise web.HTTPBadRequest(text=problem)
+    return await handler(request)
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

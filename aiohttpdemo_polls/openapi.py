@@ -34,7 +34,11 @@ def _problems(*statuses: int) -> dict[str, Any]:
 
 
 _PROBLEM_DESCRIPTIONS = {
-    400: "The body is not JSON, not an object, or a query parameter is malformed.",
+    400: (
+        "The body is not JSON (not UTF-8, a lone surrogate escape, a field named twice, a number too"
+        " long, nesting too deep) or not an object; a query parameter is malformed; or (any"
+        " operation) the address is not text once unescaped, or the Host header names no host."
+    ),
     403: "Refused: sent from another site's page, a wrong creation key, or polls are not made here.",
     404: "No such published poll, or no such address.",
     405: "The address does not take this method (see Allow).",
@@ -299,7 +303,7 @@ DOCUMENT: dict[str, Any] = {
                 "parameters": [_ref("parameters", "QuestionId"), _ref("parameters", "VoterCookie")],
                 "responses": {
                     "200": {"description": "The poll.", "content": _json(_ref("schemas", "Poll"))},
-                    **_problems(404, 405, 503),
+                    **_problems(400, 404, 405, 503),
                 },
             }
         },
@@ -334,7 +338,7 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "This document",
                 "responses": {
                     "200": {"description": "OpenAPI 3.1.", "content": _json({"type": "object"})},
-                    **_problems(405),
+                    **_problems(400, 405),
                 },
             }
         },

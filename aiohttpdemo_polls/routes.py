@@ -1,5 +1,7 @@
 """Every URL of the app, each with a name for `url_for` and templates' `url()`."""
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from . import (
@@ -16,6 +18,7 @@ from . import (
     views_present,
 )
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATIC = settings.ASSETS / "static"
 # Digits only: anything else under /poll/ is a 404 from the router itself.
 POLL = r"/poll/{question_id:\d+}"
@@ -26,7 +29,7 @@ def setup(app: web.Application, serve_static: bool) -> None:
     router = app.router
     router.add_get("/", views.index, name="index")
     new_poll = router.add_resource("/poll/new", name="new_poll")
-    new_poll.add_route("GET", views_new.new_poll)
+    _add_get(new_poll, views_new.new_poll)
     new_poll.add_route("POST", views_new.create_poll)
     router.add_get("/poll/deleted", views_manage.poll_deleted, name="poll_deleted")
     router.add_get(POLL, views.poll, name="poll")
@@ -41,7 +44,7 @@ def setup(app: web.Application, serve_static: bool) -> None:
     router.add_get("/robots.txt", robots.robots, name="robots")
     # The maker's private page; the token is checked against its stored hash by the view.
     manage = router.add_resource(MANAGE, name="manage")
-    manage.add_route("GET", views_manage.manage)
+    _add_get(manage, views_manage.manage)
     manage.add_route("POST", views_manage.manage_action)
     # The maker's results as files, behind the same token.
     router.add_get(MANAGE + "/results.csv", exports.results_csv, name="results_csv")
@@ -50,10 +53,17 @@ def setup(app: web.Application, serve_static: bool) -> None:
     # The JSON API (api.py); its errors are problem documents (problems.py).
     router.add_get("/api/openapi.json", api.openapi_json, name="api_openapi")
     polls = router.add_resource("/api/polls", name="api_polls")
-    polls.add_route("GET", api.list_polls)
+    _add_get(polls, api.list_polls)
     polls.add_route("POST", api.create_poll)
     router.add_get("/api/polls/{question_id:\\d+}", api.poll, name="api_poll")
     router.add_post("/api/polls/{question_id:\\d+}/vote", api.vote, name="api_vote")
     if serve_static:
         # In production nginx serves these; the URLs stay the same.
         router.add_static("/static/", STATIC, name="static")
+
+
+def _add_get(resource: web.Resource, handler: Handler) -> None:
+    """GET and HEAD, as `router.add_get` adds them: HEAD is due wherever GET is (RFC 9110),
+    and `add_route("GET")` on a resource that takes POST too adds no HEAD by itself."""
+    resource.add_route("HEAD", handler)
+    resource.add_route("GET", handler)

@@ -6,26 +6,32 @@ strings, bodies over the limit. Whatever arrives: never a 5xx, never a traceback
 page, every counter equals its `vote` rows, and text that is stored comes back exactly
 as typed (trimmed) and escaped.
 
+Then hostile bytes by kind (the tests after `send_raw`), each kind sent byte for byte to
+every door that the one rule refusing it stands at: the answer is the site's error page, or
+a problem document under /api/, saying what was wrong, and the database is as it was.
+
 Example counts are modest and the generation derandomized (the same examples on every
 run, so CI is reproducible); `POLLS_HYPOTHESIS_EXAMPLES=N` asks for more when hunting.
 """
 
+import asyncio
 import io
 import json
 import os
 import re
-from typing import Any
-from urllib.parse import quote, urlencode
+from typing import Any, NamedTuple
+from urllib.parse import quote, quote_from_bytes, urlencode
 
 import aiohttp
 import pytest
 import sqlalchemy as sa
+from aiohttp import web
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
 from yarl import URL
 
-from aiohttpdemo_polls import db
+from aiohttpdemo_polls import db, forms, json_body, middlewares, problems, routes
 from aiohttpdemo_polls.forms import same_text_key
 from aiohttpdemo_polls.views import VOTER_COOKIE
 
@@ -294,3 +300,435 @@ async def test_any_printable_text_is_stored_and_shown_exactly_as_typed(
         if path != "/":
             for text in stored_choices:
                 assert str(escape(text)) in shown, (path, text)
+
+
+# Hostile bytes by kind, at every door: one rule of the app refuses each kind, so each test
+# below sends its kind to every door that rule stands at.
+
+
+def _router() -> web.UrlDispatcher:
+    app = web.Application()
+    routes.setup(app, serve_static=True)
+    return app.router
+
+
+# (method, route name) of every route, but the HEADs that stand beside GETs.
+ROUTES = sorted(
+    {(route.method, route.resource.name) for route in _router().routes() if route.method != "HEAD"}
+)
+ROUTE_NAMES = sorted({name for _, name in ROUTES})
+GET_ROUTES = sorted(name for method, name in ROUTES if method == "GET")
+FORM_DOORS = ("vote", "new_poll", "manage", "language")
+JSON_DOORS = ("api_polls", "api_vote")
+_PARAMETER = re.compile(r"\{(\w+)")
+per_door = settings(hostile, max_examples=max(EXAMPLES // 4, 5))  # a test's examples run at each door
+
+
+class Answer(NamedTuple):
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+
+async def send_raw(
+    client, start_line: str | bytes, headers: dict[bytes, bytes] | None = None, body: bytes = b""
+) -> Answer:
+    """Send a request byte for byte (a client library would fix up or refuse the very bytes
+    under test) on a connection closed after it, and read the whole answer."""
+    fields = {b"Host": f"{client.host}:{client.port}".encode(), b"Connection": b"close"}
+    fields.update(headers or {})
+    if body:
+        fields[b"Content-Length"] = str(len(body)).encode()
+    line = start_line.encode() if isinstance(start_line, str) else start_line
+    head = b"\r\n".join([line, *(name + b": " + value for name, value in fields.items())])
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(head + b"\r\n\r\n" + body)
+        raw = await asyncio.wait_for(reader.read(), timeout=30)
+    finally:
+        writer.close()
+    status_line, _, rest = raw.partition(b"\r\n")
+    header_block, _, content = rest.partition(b"\r\n\r\n")
+    pairs = (line.decode("latin-1").split(":", 1) for line in header_block.split(b"\r\n") if line)
+    answer = Answer(int(status_line.split()[1]), {k.lower(): v.strip() for k, v in pairs}, content)
+    assert answer.headers.get("transfer-encoding") != "chunked", "send_raw reads answers with a length"
+    return answer
+
+
+def is_api(path: str) -> bool:
+    return path.startswith("/api/")
+
+
+def assert_site_answer(answer: Answer, api: bool, status: int, message: str) -> None:
+    """`status` as the site's error page saying `message`, or (`api`) as a problem document
+    saying it: UTF-8, and valid JSON whatever the request held."""
+    text = answer.body.decode("utf-8")
+    assert answer.status == status, (answer.status, text[:500])
+    assert "Traceback" not in text and 'File "' not in text, text[:500]
+    if api:
+        assert answer.headers["content-type"].startswith("application/problem+json"), answer.headers
+        document = json.loads(text)
+        assert document["status"] == status and message in document["detail"], document
+    else:
+        assert answer.headers["content-type"].startswith("text/html"), answer.headers
+        assert str(escape(message)) in text and "Back to all polls" in text, text[:3000]
+
+
+@pytest.fixture
+async def addresses(client, make_poll) -> dict[str, str]:
+    """Every route's address by name, filled in with a real poll's id and manage token."""
+    made = await make_poll()
+    values = {"question_id": str(made["id"]), "token": made["token"]}
+    found = {}
+    for resource in client.app.router.resources():
+        if isinstance(resource, web.StaticResource):
+            found[resource.name] = str(resource.url_for(filename="style.css"))
+        else:
+            names = _PARAMETER.findall(resource.canonical)
+            found[resource.name] = str(resource.url_for(**{name: values[name] for name in names}))
+    return found
+
+
+@pytest.fixture
+def valid_bodies(addresses, sync_engine) -> dict[str, Any]:
+    """A body each door takes as it is: form fields, or a JSON object for the API's doors."""
+    question_id = int(addresses["poll"].rsplit("/", 1)[1])
+    with sync_engine.connect() as conn:
+        choice_id = conn.execute(
+            sa.select(sa.func.min(db.choice.c.id)).where(db.choice.c.question_id == question_id)
+        ).scalar_one()
+    return {
+        "vote": [("choice", str(choice_id))],
+        "new_poll": [("question_text", "Lunch?"), ("choice", "Soup"), ("choice", "Salad")],
+        "manage": [("action", "edit"), ("question_text", "Dinner?"), *(("choice", c) for c in "XYZ")],
+        "language": [("language", "de"), ("next", "/")],
+        "api_polls": {"question_text": "Lunch?", "choices": ["Soup", "Salad"]},
+        "api_vote": {"choices": [choice_id]},
+    }
+
+
+@pytest.fixture
+def database_state(sync_engine):
+    """`database_state()`: all a refused request must leave as it was (polls, texts, counters, ballots)."""
+
+    def read() -> tuple:
+        with sync_engine.connect() as conn:
+            questions = conn.execute(sa.select(db.question).order_by(db.question.c.id)).all()
+            choices = conn.execute(sa.select(db.choice).order_by(db.choice.c.id)).all()
+            ballots = conn.execute(sa.select(sa.func.count()).select_from(db.ballot)).scalar_one()
+        return [tuple(row) for row in questions], [tuple(row) for row in choices], ballots
+
+    return read
+
+
+def test_the_doors_that_read_a_body_are_every_route_that_takes_one():
+    # A new form or JSON door joins FORM_DOORS or JSON_DOORS, and so every test below.
+    takes_a_body = {name for method, name in ROUTES if method != "GET"}
+    assert takes_a_body == {*FORM_DOORS, *JSON_DOORS}
+
+
+async def test_every_get_route_answers_head_alike_without_a_body(client, addresses):
+    # RFC 9110: HEAD wherever GET is. The router is walked, so a route added later is checked too.
+    assert {"new_poll", "manage", "api_polls", "poll", "static"} <= set(GET_ROUTES)
+    for name in GET_ROUTES:
+        path = addresses[name]
+        async with client.get(path, allow_redirects=False) as got:
+            await got.read()
+        head = await send_raw(client, f"HEAD {path} HTTP/1.1")
+        assert head.status == got.status, (name, path, head.status, got.status)
+        assert head.headers.get("content-type", "").split(";")[0] == got.content_type, name
+        assert head.body == b"", (name, head.body[:200])
+
+
+# Methods no route takes: WebDAV's and others aiohttp's parser knows, and tokens it does not.
+ODD_METHODS = [
+    "CONNECT",
+    "TRACE",
+    "PROPFIND",
+    "MKCOL",
+    "LOCK",
+    "SEARCH",
+    "PURGE",
+    "OPTIONS",
+    "PUT",
+    "PATCH",
+    "DELETE",
+    "BREW",
+    "X-SCAN",
+]
+
+
+@pytest.mark.parametrize("method", ODD_METHODS)
+@pytest.mark.parametrize("route", ROUTE_NAMES)
+async def test_any_method_at_any_door_is_a_4xx_answer_of_the_site(
+    client, addresses, database_state, route, method
+):
+    path = addresses[route]
+    before = database_state()
+    answer = await send_raw(client, f"{method} {path} HTTP/1.1")
+    assert database_state() == before
+    if answer.headers.get("content-type", "").startswith("text/plain"):
+        # aiohttp's C parser knows a fixed list of methods and refuses others before any app
+        # sees them (its pure-Python parser lets them through to the 405 below).
+        assert answer.status == 400 and b"Invalid method" in answer.body, answer
+    elif method == "CONNECT":  # its target is a host, not a path of ours
+        assert_site_answer(answer, api=False, status=405, message=middlewares.NOT_A_PROXY)
+    else:
+        message = problems.DETAILS[405] if is_api(path) else middlewares.MESSAGES[405]
+        assert_site_answer(answer, api=is_api(path), status=405, message=message)
+        assert {"GET", "POST"} & set(answer.headers["allow"].split(",")), answer.headers
+
+
+# Host header values that name no host: bytes past ASCII, a surrogate's UTF-8, nothing, a port
+# past 65535 or not a number, a space, user info, a path, an unclosed IPv6 literal.
+ODD_HOSTS = [b"\xff", b"\xed\xa0\x80", b"", b"x:99999", b"x:http", b"a b", b"u@x", b"x/y", b"[::1"]
+
+
+@pytest.mark.parametrize("host", ODD_HOSTS, ids=repr)
+@pytest.mark.parametrize("route", ROUTE_NAMES)
+async def test_a_host_header_that_names_no_host_is_a_400_at_every_door(
+    client, addresses, database_state, route, host
+):
+    path = addresses[route]
+    method = "GET" if route in GET_ROUTES else "POST"
+    before = database_state()
+    answer = await send_raw(client, f"{method} {path} HTTP/1.1", {b"Host": host})
+    assert_site_answer(answer, api=is_api(path), status=400, message=middlewares.HOST_NAMES_NO_HOST)
+    assert database_state() == before
+
+
+@pytest.mark.parametrize("route", ROUTE_NAMES)
+async def test_connect_and_absolute_form_targets_are_answered_by_the_site(client, addresses, route):
+    path = addresses[route]
+    method = "GET" if route in GET_ROUTES else "POST"
+    authority = f"{client.host}:{client.port}"
+    # CONNECT's target is a host and port (authority-form): this site is no proxy.
+    for target in (authority, "example.com:443", path):
+        answer = await send_raw(client, f"CONNECT {target} HTTP/1.1")
+        assert_site_answer(answer, api=False, status=405, message=middlewares.NOT_A_PROXY)
+    # A target naming scheme and host (as to a proxy) is answered as its path is (RFC 9112).
+    origin_form = await send_raw(client, f"{method} {path} HTTP/1.1")
+    for origin in (f"http://{authority}", f"https://{authority}", "http://example.com"):
+        answer = await send_raw(client, f"{method} {origin}{path} HTTP/1.1")
+        assert answer.status == origin_form.status, (origin, path, answer.status, origin_form.status)
+
+
+# Bytes UTF-8 does not allow: a surrogate's encoding, bytes no UTF-8 holds, overlong forms,
+# past U+10FFFF, a lone continuation byte, a sequence cut short; and whatever else fails.
+NOT_UTF8 = [
+    b"\xed\xa0\x80",
+    b"\xed\xbf\xbf",
+    b"\xff",
+    b"\xfe",
+    b"\xc0\xaf",
+    b"\xe0\x80\xaf",
+    b"\xf4\x90\x80\x80",
+]
+not_utf8 = st.one_of(
+    st.sampled_from([*NOT_UTF8, b"\x80", b"\xc3"]),
+    # Printable ASCII among them at random (controls and quotes would break a part's header).
+    st.lists(st.integers(0x20, 0xFF).filter(lambda b: b not in b'"\x7f'), min_size=1, max_size=6)
+    .map(bytes)
+    .filter(lambda data: not is_utf8(data)),
+)
+# Text around the bad bytes (the rule finds them anywhere in a field); no control characters,
+# which are a kind of their own (a message beside the field, or a malformed part header).
+around = st.text(
+    st.characters(codec="utf-8", exclude_characters='&=+%"', exclude_categories=["Cc"]), max_size=8
+)
+
+
+def is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def urlencoded(fields: list[tuple[bytes, bytes]], escape_all: bool) -> bytes:
+    """A form body: every byte of names and values %-escaped as browsers do, or sent raw but
+    for the few bytes the format itself uses (the same text, either way, to a strict reader)."""
+
+    def part(data: bytes) -> bytes:
+        if escape_all:
+            return quote_from_bytes(data, safe="").encode()
+        return b"".join(b"%%%02X" % byte if bytes([byte]) in b"%&=+" else bytes([byte]) for byte in data)
+
+    return b"&".join(part(name) + b"=" + part(value) for name, value in fields)
+
+
+def multipart(fields: list[tuple[bytes, bytes]], part_headers: bytes = b"") -> bytes:
+    parts = [
+        b'--b\r\nContent-Disposition: form-data; name="' + name + b'"\r\n' + part_headers + b"\r\n" + value
+        for name, value in fields
+    ]
+    return b"\r\n".join(parts) + b"\r\n--b--\r\n"
+
+
+def form_request(fields: list[tuple[bytes, bytes]], how: str) -> tuple[bytes, bytes]:
+    """(content type, body) of `fields` sent `how`."""
+    if how == "multipart":
+        return b"multipart/form-data; boundary=b", multipart(fields)
+    return b"application/x-www-form-urlencoded", urlencoded(fields, escape_all=how == "percent-encoded")
+
+
+@pytest.mark.parametrize("how", ["percent-encoded", "raw", "multipart"])
+@pytest.mark.parametrize("door", FORM_DOORS)
+@per_door
+@given(data=st.data())
+async def test_form_text_that_is_not_utf8_is_the_same_400_encoded_or_raw(
+    client, addresses, valid_bodies, database_state, door, how, data
+):
+    fields = [(name.encode(), value.encode()) for name, value in valid_bodies[door]]
+    bad = data.draw(st.builds(lambda a, b, c: a.encode() + b + c.encode(), around, not_utf8, around))
+    index = data.draw(st.integers(0, len(fields) - 1))
+    name, value = fields[index]
+    fields[index] = (bad, value) if data.draw(st.booleans(), label="in the name") else (name, bad)
+    content_type, body = form_request(fields, how)
+    before = database_state()
+    answer = await send_raw(client, f"POST {addresses[door]} HTTP/1.1", {b"Content-Type": content_type}, body)
+    assert_site_answer(answer, api=False, status=400, message=forms.NOT_UTF8)
+    assert "set-cookie" not in answer.headers  # the language switch's either
+    assert database_state() == before
+
+
+# A declared encoding can make text UTF-8 cannot carry (a lone surrogate) of bytes that are
+# fine: UTF-7's "+2AA-" and unicode_escape's "\ud800" are U+D800. A part's name escaped in
+# RFC 2231 form (name*=) may not decode at all, and a part's header may hold a NUL.
+UNDECODABLE_FORMS = {
+    "form in UTF-7": (b"; charset=utf-7", b"+2AA-", forms.NOT_UTF8),
+    "form in unicode_escape": (b"; charset=unicode_escape", b"\\ud800", forms.NOT_UTF8),
+    "multipart part in UTF-7": (b"Content-Type: text/plain; charset=utf-7\r\n", b"+2AA-", forms.NOT_UTF8),
+    "multipart name* not UTF-8": (b"", b"name*=utf-8''x%ED%A0%80", forms.FORM_MALFORMED),
+    "multipart header with a NUL": (b"", b'name="x\x00"', forms.FORM_MALFORMED),
+}
+
+
+@pytest.mark.parametrize("way", UNDECODABLE_FORMS)
+@pytest.mark.parametrize("door", FORM_DOORS)
+async def test_forms_whose_charset_or_part_headers_yield_no_text_are_a_400(
+    client, addresses, valid_bodies, database_state, door, way
+):
+    declared, hostile, message = UNDECODABLE_FORMS[way]
+    fields = [(name.encode(), value.encode()) for name, value in valid_bodies[door]]
+    if way.startswith("form"):
+        fields[0] = (fields[0][0], hostile)
+        content_type, body = b"application/x-www-form-urlencoded" + declared, urlencoded(fields, False)
+    elif way == "multipart part in UTF-7":
+        fields[0] = (fields[0][0], hostile)
+        content_type, body = b"multipart/form-data; boundary=b", multipart(fields, declared)
+    else:  # the first part's name="..." replaced
+        content_type, body = b"multipart/form-data; boundary=b", multipart(fields)
+        body = body.replace(b'name="' + fields[0][0] + b'"', hostile, 1)
+    before = database_state()
+    answer = await send_raw(client, f"POST {addresses[door]} HTTP/1.1", {b"Content-Type": content_type}, body)
+    assert_site_answer(answer, api=False, status=400, message=message)
+    assert database_state() == before
+
+
+# A lone surrogate: never beside another (a high and a low one in a row are one character).
+lone_surrogate = st.integers(0xD800, 0xDFFF).map(chr)
+with_surrogate = st.builds(lambda before, s, after: before + s + after, any_text, lone_surrogate, any_text)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | any_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@st.composite
+def holding_a_surrogate(draw: st.DrawFn, body: dict) -> dict:
+    """`body` with a lone surrogate in one of its fields, in a name, or anywhere deeper."""
+    hostile = draw(with_surrogate)
+    where = draw(st.sampled_from(["field", "name", "deep value", "deep name"]))
+    if where == "field":
+        return {**body, draw(st.sampled_from(sorted(body))): hostile}
+    if where == "name":
+        return {**body, hostile: draw(json_values)}
+    nested: Any = [draw(json_values), hostile] if where == "deep value" else {hostile: draw(json_values)}
+    for _ in range(draw(st.integers(0, 5))):
+        nested = draw(st.sampled_from([[nested], [draw(json_values), nested], {draw(any_text): nested}]))
+    return {**body, draw(st.sampled_from(sorted(body))): nested}
+
+
+@pytest.mark.parametrize("door", JSON_DOORS)
+@per_door
+@given(data=st.data())
+async def test_a_lone_surrogate_anywhere_in_a_json_body_is_a_400_problem(
+    client, addresses, valid_bodies, database_state, door, data
+):
+    body = data.draw(holding_a_surrogate(valid_bodies[door]))
+    sent = json.dumps(body).encode()  # ASCII: the surrogate travels as the escape "\udXXX"
+    before = database_state()
+    answer = await send_raw(
+        client, f"POST {addresses[door]} HTTP/1.1", {b"Content-Type": b"application/json"}, sent
+    )
+    assert_site_answer(answer, api=True, status=400, message=json_body.LONE_SURROGATE)
+    assert database_state() == before
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+MEANINGLESS_JSON = {
+    "a name twice": (
+        b'{"choices": [1], "choices": [2]}',
+        'The body names the field "choices" more than once.',
+    ),
+    "a name twice, deeper": (
+        b'{"choices": [{"a": 1, "a": 1}]}',
+        'The body names the field "a" more than once.',
+    ),
+    "a whole number past int()": (b'{"choices": [' + b"9" * 5000 + b"]}", json_body.NUMBER_TOO_LARGE),
+    "nesting past the parser's depth": (b'{"choices": ' + DEEP + b"}", json_body.TOO_DEEP),
+    "NaN": (b'{"choices": [NaN]}', json_body.NOT_JSON),
+    "bytes that are not UTF-8": (b'{"choices": ["\xed\xa0\x80"]}', json_body.NOT_UTF8),
+}
+
+
+@pytest.mark.parametrize("case", MEANINGLESS_JSON)
+@pytest.mark.parametrize("door", JSON_DOORS)
+async def test_json_no_program_means_is_a_400_problem_saying_what(
+    client, addresses, database_state, door, case
+):
+    body, message = MEANINGLESS_JSON[case]
+    before = database_state()
+    answer = await send_raw(
+        client, f"POST {addresses[door]} HTTP/1.1", {b"Content-Type": b"application/json"}, body
+    )
+    assert_site_answer(answer, api=True, status=400, message=message)
+    assert database_state() == before
+
+
+def _address_junk(bad: bytes, before: str, after: str) -> tuple[str, str]:
+    return quote(before) + quote_from_bytes(bad, safe="") + quote(after), middlewares.ADDRESS_NOT_UTF8
+
+
+address_junk = st.one_of(
+    st.builds(_address_junk, not_utf8, around, around),
+    st.builds(  # text, but with a control character: an escaped NUL, newline, DEL, C1 control
+        lambda before, control, after: (quote(before + control + after), middlewares.ADDRESS_CONTROL),
+        around,
+        st.characters(categories=["Cc"]),
+        around,
+    ),
+)
+
+
+@pytest.mark.parametrize("route", ROUTE_NAMES)
+@per_door
+@given(junk=address_junk, where=st.sampled_from(["path", "query value", "query name"]))
+async def test_an_address_that_is_not_text_is_a_400_at_every_route(
+    client, addresses, database_state, route, junk, where
+):
+    escaped, message = junk
+    path = addresses[route]
+    target = {
+        "path": path + escaped,
+        "query value": f"{path}?page={escaped}",
+        "query name": f"{path}?{escaped}=1",
+    }
+    method = "GET" if route in GET_ROUTES else "POST"
+    before = database_state()
+    answer = await send_raw(client, f"{method} {target[where]} HTTP/1.1")
+    assert_site_answer(answer, api=is_api(path), status=400, message=message)
+    assert database_state() == before
