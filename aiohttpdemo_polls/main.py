@@ -47,6 +47,7 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
             middlewares.error_pages,
             middlewares.refuse_unreadable,
             middlewares.refuse_cross_site,
+            middlewares.step_aside,
         ],
     )
     app[config_key] = config

@@ -16,11 +16,16 @@ from . import db, logs, metrics
 log = logging.getLogger(__name__)
 
 RECONNECT_MIN = 0.1  # seconds; doubles up to RECONNECT_MAX, with jitter
-RECONNECT_MAX = 5.0
+# Bounds how long after the database is back this process notices (and takes requests again).
+RECONNECT_MAX = 1.0
 # Seconds without notices before checking the connection. The page cache is trusted while
-# this connection is thought alive, so this (plus the ping's timeout) bounds how long a host
-# cut off from the database, its connection silently dead, serves pages no notice can reach.
-IDLE_PING = 2.0
+# this connection is thought alive, so this (plus REACH_TIMEOUT) bounds how long a host cut
+# off from the database, its connection silently dead, serves pages no notice can reach,
+# and how long it takes to step aside (`away`).
+IDLE_PING = 0.5
+# Seconds the listening connection may take to connect or to answer a ping; past it, the
+# database counts as away. A healthy server answers in milliseconds.
+REACH_TIMEOUT = 1.0
 
 
 Subscriber = Callable[[int | None], None]
@@ -42,19 +47,22 @@ class Listener:
         timeout: float = 5.0,
     ) -> None:
         self.dsn = dsn
-        # Bounds the connect and the idle ping: across a lost network they would hang (for
-        # aiopg's default minute) instead of failing, and no gap would be told meanwhile.
+        # Bounds the connect and the idle ping, with REACH_TIMEOUT: across a lost network they
+        # would hang (for aiopg's default minute) instead of failing, and no gap would be told.
         self.timeout = timeout
         self.on_notices = on_notices
         self.on_lost = on_lost
         self.on_back = on_back
         self.listening = False
+        # True from a failed connect or an unanswered ping until LISTEN works again: the
+        # database is out of reach, and waiting for it would only keep requests waiting.
+        self.away = False
         self.backend_pid: int | None = None  # the listening connection's server process
         self._conn: aiopg.Connection | None = None
 
     async def connect(self) -> None:
         """Open the connection and LISTEN; raises when the database cannot be reached."""
-        conn = await aiopg.connect(self.dsn, timeout=self.timeout)
+        conn = await aiopg.connect(self.dsn, timeout=min(self.timeout, REACH_TIMEOUT))
         try:
             await db.listen(conn)
             self.backend_pid = await conn.get_backend_pid()
@@ -72,11 +80,13 @@ class Listener:
                 try:
                     await self.connect()
                 except Exception as exc:
+                    self.away = True
                     _log_failure("notices: cannot listen yet (%s); retrying", exc)
                     await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                     delay = min(delay * 2, RECONNECT_MAX)
                     continue
                 log.info("notices: listening again")
+                self.away = False
                 self.on_back()
                 metrics.listener_reconnected()
             delay = RECONNECT_MIN
@@ -84,6 +94,7 @@ class Listener:
                 await self._drain(self._conn)
             except Exception as exc:
                 # Whatever broke, the way back is the same: a new connection, then a resync.
+                self.away = isinstance(exc, TimeoutError)  # unanswered: not merely closed
                 _log_failure("notices: lost the listening connection (%s)", exc)
             finally:
                 self.listening = False
@@ -108,7 +119,8 @@ class Listener:
                     getter = asyncio.ensure_future(notifies.get())
                 done, _ = await asyncio.wait({getter}, timeout=IDLE_PING)
                 if not done:
-                    await db.ping_raw(conn)  # a silently dead connection raises here
+                    async with asyncio.timeout(REACH_TIMEOUT):
+                        await db.ping_raw(conn)  # a silently dead connection raises here
                     continue
                 batch, getter = [getter.result()], None
                 while not notifies.empty():
@@ -167,6 +179,11 @@ class Notices:
     def listening(self) -> bool:
         """False while the listening connection is down: no notice can arrive then."""
         return self.listener.listening
+
+    @property
+    def away(self) -> bool:
+        """True while the database is known to be out of reach (see Listener.away)."""
+        return self.listener.away
 
     @property
     def backend_pid(self) -> int | None:

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from aiohttpdemo_polls import db, views
+from aiohttpdemo_polls.keys import notices_key
 from aiohttpdemo_polls.main import init_app
 
 # While PostgreSQL is down, pages answer the app's 503 page at once, not after a timeout.
@@ -234,3 +235,55 @@ async def test_vote_whose_connection_is_ended_mid_statement_is_sent_again_and_co
     assert response.status == 302
     assert votes_of(question["id"])[yes] == 1
     assert vote_rows_match_counters()
+
+
+STEP_ASIDE_BOUND = 2.5  # seconds to notice the database is away: "about a second", plus slack
+BACK_BOUND = 3.0  # seconds to take requests again once it is back: 2, plus slack
+
+
+@pytest.mark.slow  # a PostgreSQL server of its own, frozen and thawed
+async def test_host_cut_off_from_the_database_steps_aside_at_once_and_comes_back_within_seconds(
+    aiohttp_client, config, stoppable_database, new_browser, vote_rows_match_counters
+):
+    """A frozen server answers nothing, as across a lost network. Within about a second the
+    host knows, and every request that needs the database is a 503 at once, not after the
+    full timeout (a proxy then sends reads elsewhere); once the server is back, it serves."""
+    poll = seed(stoppable_database.url)
+    config["database"]["url"] = stoppable_database.url
+    client = await aiohttp_client(init_app(config=config))  # database.timeout: 5 s
+    pid, choice = poll["id"], str(poll["choices"][0])
+    bus = client.app[notices_key]
+    assert (await client.get(f"/poll/{pid}")).status == 200
+    stoppable_database.freeze()
+    try:
+        frozen = time.monotonic()
+        while not bus.away:
+            assert time.monotonic() - frozen < STEP_ASIDE_BOUND, "the host did not notice"
+            await asyncio.sleep(0.05)
+        requests = {
+            "index": lambda: client.get("/?page=2"),
+            "poll": lambda: client.get(f"/poll/{pid + 1}"),
+            "results": lambda: client.get(f"/poll/{pid}/results"),
+            "vote": lambda: new_browser(client).post(
+                f"/poll/{pid}/vote", data={"choice": choice}, allow_redirects=False
+            ),
+            "api": lambda: client.get(f"/api/polls/{pid}"),
+        }
+        for name, request in requests.items():
+            response, text, elapsed = await timed(request())
+            assert response.status == 503, (name, response.status, text[:300])
+            assert elapsed < 0.5, (name, elapsed)  # at once, not after the 5 s timeout
+            assert response.headers["Retry-After"] == "1"
+        assert (await client.get("/robots.txt")).status == 200  # what needs no database goes on
+    finally:
+        stoppable_database.thaw()
+    thawed = time.monotonic()
+    while (await client.get(f"/poll/{pid}")).status != 200:
+        assert time.monotonic() - thawed < BACK_BOUND, "the host did not come back"
+        await asyncio.sleep(0.05)
+    response = await new_browser(client).post(
+        f"/poll/{pid}/vote", data={"choice": choice}, allow_redirects=False
+    )
+    assert response.status == 302
+    assert votes_counted(stoppable_database.url) == 1  # the 503 vote was never counted
+    assert vote_rows_match_counters(stoppable_database.url)
