@@ -5,16 +5,20 @@ shared test server never stops.
 """
 
 import asyncio
+import collections
+import secrets
 import time
 from typing import Any
 
 import aiohttp
 import pytest
 import sqlalchemy as sa
+from relay import Relay
 
 from aiohttpdemo_polls import db, views
 from aiohttpdemo_polls.keys import notices_key
 from aiohttpdemo_polls.main import init_app
+from aiohttpdemo_polls.views import VOTER_COOKIE
 
 # While PostgreSQL is down, pages answer the app's 503 page at once, not after a timeout.
 # An answer takes milliseconds; the bound is generous for a busy machine and still far
@@ -287,3 +291,63 @@ async def test_host_cut_off_from_the_database_steps_aside_at_once_and_comes_back
     assert response.status == 302
     assert votes_counted(stoppable_database.url) == 1  # the 503 vote was never counted
     assert vote_rows_match_counters(stoppable_database.url)
+
+
+@pytest.mark.slow  # a storm for about ten seconds, a frozen link in the middle
+async def test_votes_across_a_frozen_database_link_are_never_counted_after_a_failure_answer(
+    aiohttp_client, config, database_url, make_question, sync_engine, vote_rows_match_counters
+):
+    """A partition is not a refusal: across a relay that stops passing anything, each vote is
+    302 (counted), 503 (not counted) or 202 (may have counted), and the database agrees."""
+    relay = await Relay(database_url).start()
+    try:
+        config["database"]["url"] = relay.url
+        client = await aiohttp_client(init_app(config=config))  # database.timeout: 5 s
+        question = make_question(choices=("Yes", "No"))
+        path, choice = f"/poll/{question['id']}/vote", str(question["choices"][0])
+        answers: dict[str, int] = {}  # voter id -> status
+        stop = asyncio.Event()
+
+        async def voter_loop() -> None:
+            for _ in range(200):  # bounded: about 10 s of votes at most
+                if stop.is_set():
+                    return
+                voter = secrets.token_urlsafe(18)
+                async with asyncio.timeout(15):  # a vote left unanswered fails the test
+                    response = await client.post(
+                        path,
+                        data={"choice": choice},
+                        cookies={VOTER_COOKIE: voter},
+                        allow_redirects=False,
+                    )
+                    await response.read()
+                answers[voter] = response.status
+                await asyncio.sleep(0.02)
+
+        storm = [asyncio.ensure_future(voter_loop()) for _ in range(8)]
+        await asyncio.sleep(1)
+        relay.freeze()
+        await asyncio.sleep(7)  # past the 5 s deadline of everything sent at the cut
+        relay.thaw()
+        await asyncio.sleep(3)
+        stop.set()
+        await asyncio.gather(*storm)
+    finally:
+        await relay.close()
+
+    print("answers by status:", dict(collections.Counter(answers.values())))
+    statuses = set(answers.values())
+    assert statuses <= {302, 202, 503}, statuses
+    assert {302, 503} <= statuses, statuses  # counted before and after; refused while cut
+    with sync_engine.connect() as conn:
+        counted = set(
+            conn.execute(sa.text("SELECT voter FROM ballot WHERE question_id = :q"), {"q": question["id"]})
+            .scalars()
+            .all()
+        )
+    told_counted = {v for v, status in answers.items() if status == 302}
+    told_not = {v for v, status in answers.items() if status == 503}
+    assert told_counted <= counted  # every 302 is in the database
+    assert not told_not & counted  # no 503 was counted, then or later
+    assert counted <= set(answers)
+    assert vote_rows_match_counters()
