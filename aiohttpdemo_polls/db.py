@@ -131,6 +131,13 @@ def ordinary_sql_error(exc: BaseException) -> bool:
     return isinstance(exc, psycopg2.Error) and code is not None and code[:2] not in _BROKEN
 
 
+def connection_lost(exc: BaseException) -> bool:
+    """The connection failed under a statement (ended, dropped, closed), not the statement:
+    on another connection it may well succeed."""
+    lost = isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError)
+    return lost and not ordinary_sql_error(exc)
+
+
 @contextlib.asynccontextmanager
 async def connection(engine: Engine) -> AsyncIterator[SAConnection]:
     """A connection from the pool, given back only if it is idle and raised nothing but an

@@ -14,7 +14,7 @@ import psycopg2
 from aiohttp import web
 from yarl import URL
 
-from . import links, logs, problems
+from . import db, links, logs, problems
 from .i18n import N_
 from .keys import config_key, notices_key
 
@@ -107,10 +107,11 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         return response
     except problems.Problem as exc:
         return exc.response()
-    except (psycopg2.OperationalError, TimeoutError) as exc:
-        # OperationalError: the server is down or went away. TimeoutError: it did not
-        # answer within `database.timeout` (aiopg then closes that connection). One line,
-        # no traceback: during an outage every request lands here, and the cause is known.
+    except (psycopg2.OperationalError, psycopg2.InterfaceError, TimeoutError) as exc:
+        # OperationalError: the server is down or went away; InterfaceError: the connection
+        # was closed under the query (it went away). TimeoutError: it did not answer within
+        # `database.timeout` (aiopg then closes that connection). One line, no traceback:
+        # during an outage every request lands here, and the cause is known.
         reason = logs.first_line(exc)
         log.warning("database unavailable for %s %s: %s", request.method, request.path, reason)
         return render_error(request, 503)
@@ -258,4 +259,23 @@ async def step_aside(request: web.Request, handler: Handler) -> web.StreamRespon
     hears at once that nothing was counted."""
     if request.app[notices_key].away and request.match_info.route.name not in NO_DATABASE:
         raise web.HTTPServiceUnavailable(headers={"Retry-After": "1"})
+    return await handler(request)
+
+
+@web.middleware
+async def replay_lost_reads(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A GET or HEAD whose database connection was lost under it (a failover, an ended
+    backend, a pooler replacing its connections) runs once more, on another connection: a
+    read changes nothing, so the reader sees no error for it."""
+    try:
+        return await handler(request)
+    except psycopg2.Error as exc:
+        if request.method not in ("GET", "HEAD") or not db.connection_lost(exc):
+            raise
+        log.info(
+            "read again after a lost connection: %s %s (%s)",
+            request.method,
+            request.path,
+            logs.first_line(exc),
+        )
     return await handler(request)
