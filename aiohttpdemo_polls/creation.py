@@ -5,13 +5,17 @@ and the API alike; every poll made through the site is counted against its clien
 
 import hashlib
 import hmac
+import logging
 from typing import Any, NamedTuple
 
+import psycopg2
 from aiohttp import web
 
-from . import clients, db, db_manage, forms, tokens
+from . import clients, db, db_manage, forms, logs, tokens
 from .i18n import N_
 from .keys import config_key, engine_key, notices_key
+
+log = logging.getLogger(__name__)
 
 CLOSED = N_("New polls cannot be made on this site.")
 KEY_REQUIRED = N_("Enter the creation key this site's host gave you.")
@@ -55,24 +59,39 @@ class Made(NamedTuple):
 
 async def publish(request: web.Request, typed: forms.PollForm) -> Made:
     """Store a checked poll, counted against the client's hourly limit (429 past it)."""
-    config = request.app[config_key]
     token, token_hash = tokens.new_token()
     try:
-        async with db.connection(request.app[engine_key]) as conn:
-            question_id = await db_manage.create_poll(
-                conn,
-                typed.question,
-                typed.choice_texts,
-                typed.multiple,
-                typed.closes_at_utc,
-                token_hash,
-                client=clients.of_request(request),
-                per_hour=config["limits"]["polls_per_hour"],
-                results=typed.results,
-                lock_votes=typed.lock_votes,
-            )
+        question_id = await _store(request, typed, token_hash)
     except db_manage.TooManyPolls as exc:
         raise web.HTTPTooManyRequests(text=TOO_MANY, headers={"Retry-After": str(exc.retry_after)}) from None
     # Committed: this process's index lists it at once, without waiting for the notice.
     request.app[notices_key].changed([question_id])
     return Made(question_id, token)
+
+
+async def _store(request: web.Request, typed: forms.PollForm, token_hash: bytes) -> int:
+    """The new poll's id. A connection lost under it gets one more try on another, where a
+    poll already stored under the token means the first try had committed: made once."""
+    for again in (False, True):
+        try:
+            async with db.connection(request.app[engine_key]) as conn:
+                made = await db_manage.poll_made_with(conn, token_hash) if again else None
+                if made is not None:
+                    return made
+                return await db_manage.create_poll(
+                    conn,
+                    typed.question,
+                    typed.choice_texts,
+                    typed.multiple,
+                    typed.closes_at_utc,
+                    token_hash,
+                    client=clients.of_request(request),
+                    per_hour=request.app[config_key]["limits"]["polls_per_hour"],
+                    results=typed.results,
+                    lock_votes=typed.lock_votes,
+                )
+        except psycopg2.Error as exc:
+            if again or not db.connection_lost(exc):
+                raise
+            log.info("poll not confirmed, trying once more: %s", logs.first_line(exc))
+    raise AssertionError("unreachable")

@@ -70,6 +70,13 @@ async def create_poll(
     return question_id
 
 
+async def poll_made_with(conn: Any, token_hash: bytes) -> int | None:
+    """The poll stored under this manage token's hash, if any: whether a `create_poll` whose
+    answer was lost had committed. (No index: asked only then.)"""
+    found = await conn.execute(sa.select(question.c.id).where(question.c.token_hash == token_hash))
+    return await found.scalar()
+
+
 async def _count_creation(conn: Any, client: str, per_hour: int) -> None:
     """Record one creation by `client`, or raise TooManyPolls when the window is full.
 

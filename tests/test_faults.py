@@ -6,6 +6,7 @@ shared test server never stops.
 
 import asyncio
 import collections
+import logging
 import secrets
 import time
 from typing import Any
@@ -15,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from relay import Relay
 
-from aiohttpdemo_polls import db, views
-from aiohttpdemo_polls.keys import notices_key
+from aiohttpdemo_polls import db, db_manage, views
+from aiohttpdemo_polls.keys import engine_key, notices_key
 from aiohttpdemo_polls.main import init_app
 from aiohttpdemo_polls.views import VOTER_COOKIE
 
@@ -351,3 +352,77 @@ async def test_votes_across_a_frozen_database_link_are_never_counted_after_a_fai
     assert not told_not & counted  # no 503 was counted, then or later
     assert counted <= set(answers)
     assert vote_rows_match_counters()
+
+
+async def test_page_whose_connection_is_ended_mid_query_is_read_again_and_served(
+    client, make_question, sync_engine, eventually, caplog
+):
+    """A reader never sees a lost connection: the read runs once more on another one."""
+    caplog.set_level(logging.INFO, logger="aiohttpdemo_polls.middlewares")
+    question = make_question(choices=("Yes", "No"))
+    with sync_engine.connect() as blocker:
+        blocker.execute(sa.text("LOCK TABLE question IN ACCESS EXCLUSIVE MODE"))  # the read waits
+        reading = asyncio.ensure_future(client.get(f"/poll/{question['id']}"))
+
+        def waiting_read() -> int | None:
+            with sync_engine.connect() as conn:
+                return conn.execute(
+                    sa.text(
+                        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalar()
+
+        async def blocked() -> bool:
+            return waiting_read() is not None
+
+        await eventually(blocked)
+        with sync_engine.connect() as conn:
+            ended = conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting_read()})
+            assert ended.scalar()
+        blocker.rollback()
+    response = await asyncio.wait_for(reading, 10)
+    assert response.status == 200
+    assert "read again after a lost connection" in caplog.text
+
+
+async def test_poll_whose_connection_is_ended_mid_transaction_is_made_once_on_another(
+    client, sync_engine, eventually
+):
+    """Making a poll is tried once more when its connection was lost; the poll exists once."""
+    form = [("question_text", "Lost and found?"), ("choice", "Yes"), ("choice", "No")]
+    with sync_engine.connect() as blocker:
+        # Creation first counts the maker's address in poll_creation: hold that table.
+        blocker.execute(sa.text("LOCK TABLE poll_creation IN ACCESS EXCLUSIVE MODE"))
+        making = asyncio.ensure_future(client.post("/poll/new", data=form, allow_redirects=False))
+
+        def waiting_insert() -> int | None:
+            with sync_engine.connect() as conn:
+                return conn.execute(
+                    sa.text(
+                        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalar()
+
+        async def blocked() -> bool:
+            return waiting_insert() is not None
+
+        await eventually(blocked)
+        with sync_engine.connect() as conn:
+            ended = conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting_insert()})
+            assert ended.scalar()
+        blocker.rollback()
+    response = await asyncio.wait_for(making, 10)
+    assert response.status == 303
+    with sync_engine.connect() as conn:
+        made = conn.execute(sa.text("SELECT count(*) FROM question WHERE question_text = 'Lost and found?'"))
+        assert made.scalar() == 1
+
+
+async def test_a_poll_stored_under_a_token_is_found_by_it(client, make_question):
+    """What tells a creation retried after a lost answer that the first try had committed."""
+    question = make_question(token_hash=b"\x01" * 32)
+    async with db.connection(client.app[engine_key]) as conn:
+        assert await db_manage.poll_made_with(conn, b"\x01" * 32) == question["id"]
+        assert await db_manage.poll_made_with(conn, b"\x02" * 32) is None
