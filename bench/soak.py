@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from run import (
+
+from bench.load import (
     FORM,
     WRK,
     Data,
