@@ -35,7 +35,7 @@ function setup(thread)
   thread:set("thread_no", #threads)
 end
 function done(summary, latency, requests)
-  local sums = {ndone = 0, nwrite = 0, nother = 0, n5xx = 0}
+  local sums = {ndone = 0, nwrite = 0, nother = 0, n5xx = 0, n503 = 0}
   for _, t in ipairs(threads) do
     for name, _ in pairs(sums) do sums[name] = sums[name] + (t:get(name) or 0) end
   end
@@ -43,10 +43,10 @@ function done(summary, latency, requests)
   io.write(string.format(
     'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "connect": %d, ' ..
     '"read": %d, "write": %d, "timeout": %d, "status": %d, "ndone": %d, "nwrite": %d, "nother": %d, ' ..
-    '"n5xx": %d}\n',
+    '"n5xx": %d, "n503": %d}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
     e.connect, e.read, e.write, e.timeout, e.status, sums.ndone, sums.nwrite, sums.nother,
-    sums.n5xx))
+    sums.n5xx, sums.n503))
 end
 """
 
@@ -62,7 +62,7 @@ local origin = "%(origin)s"
 local tail
 local stopping, stopped = false, false
 local checks, calls = 0, 0
-ndone, nwrite, nother, n5xx, sent = 0, 0, 0, 0, 0
+ndone, nwrite, nother, n5xx, n503, sent = 0, 0, 0, 0, 0, 0
 %(write)s
 function init(args)
   math.randomseed(os.time() * 7919 + (thread_no or 0))
@@ -89,6 +89,7 @@ function response(status, headers, body)
     nwrite = nwrite + 1
     if status == %(done)d then ndone = ndone + 1 end
     if status >= 500 then n5xx = n5xx + 1 end
+    if status == 503 then n503 = n503 + 1 end
   end
   if stopping and not stopped and nwrite == sent then
     -- Every write this thread sent is answered: say so (the runner then ends wrk) and stop.
