@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from aiohttpdemo_polls import db  # noqa: E402
-from bench import run as bench  # noqa: E402  (wrk, its scripts, the vote checks)
+from bench import load, run  # noqa: E402  (wrk, its scripts, the vote checks)
 from tests import hosts as harness  # noqa: E402  (the multi-host test's cluster)
 
 CONNECTIONS = 64
@@ -80,25 +80,25 @@ def seed(url: str, polls: int) -> list[tuple[int, int]]:
 
 
 async def pages(base: str, poll_ids: list[int], duration: float, tmp: Path) -> dict:
-    lua = bench.LUA_RANDOM_PAGE % {"lo": poll_ids[0], "hi": poll_ids[-1], "prefix": "/poll/", "suffix": ""}
-    await bench.wrk(base + "/", CONNECTIONS, min(duration, 3), lua, tmp)  # warm every host's cache
-    return await bench.wrk(base + "/", CONNECTIONS, duration, lua, tmp)
+    lua = run.LUA_RANDOM_PAGE % {"lo": poll_ids[0], "hi": poll_ids[-1], "prefix": "/poll/", "suffix": ""}
+    await load.wrk(base + "/", CONNECTIONS, min(duration, 3), lua, tmp)  # warm every host's cache
+    return await load.wrk(base + "/", CONNECTIONS, duration, lua, tmp)
 
 
 async def votes(
     base: str, url: str, pairs: list[tuple[int, int]], duration: float, tmp: Path
 ) -> tuple[float, str]:
     polls = sorted({q for q, _ in pairs})
-    before = await asyncio.to_thread(bench.vote_state, url, polls)
+    before = await asyncio.to_thread(load.vote_state, url, polls)
     stopfile = tmp / f"stop{random.randrange(1 << 30)}"
-    lua = bench.lua_writes("form_vote", stopfile, base, pairs)
-    stopper = bench.stop_later(stopfile, duration)
+    lua = load.lua_writes("form_vote", stopfile, base, pairs)
+    stopper = run.stop_later(stopfile, duration)
     done = [Path(f"{stopfile}.{n}") for n in (1, 2)]
-    result = await bench.wrk(base + "/", CONNECTIONS, duration + 30, lua, tmp, done)
+    result = await load.wrk(base + "/", CONNECTIONS, duration + 30, lua, tmp, done)
     window = await stopper
-    after = await asyncio.to_thread(bench.settled_vote_state, url, polls)
-    _, check = bench.write_check("form_vote", result, before, after)
-    errors = bench.errors_of(result)
+    after = await asyncio.to_thread(load.settled_vote_state, url, polls)
+    _, check = run.write_check("form_vote", result, before, after)
+    errors = load.errors_of(result)
     return result["ndone"] / window, check + (f", errors {errors}" if errors else "")
 
 
@@ -183,7 +183,7 @@ async def measure(args: argparse.Namespace, folder: Path) -> list[Row]:
                     hosts=count,
                     page_rps=page["requests"] / (page["duration_us"] / 1e6),
                     page_p99_ms=page["p99_us"] / 1000,
-                    page_errors=bench.errors_of(page),
+                    page_errors=load.errors_of(page),
                     vote_rps=vote_rps,
                     vote_check=check,
                     watchers=args.watchers,
@@ -233,7 +233,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not bench.WRK:
+    if not load.WRK:
         print("bench/hosts.py needs wrk (apt-get install wrk)", file=sys.stderr)
         return 2
     folder = Path(tempfile.mkdtemp(prefix="polls-hosts-bench-"))

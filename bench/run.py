@@ -27,11 +27,9 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import json
 import os
 import platform
 import random
-import shutil
 import signal
 import socket
 import statistics
@@ -49,16 +47,26 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import psycopg2  # noqa: E402
 
 from aiohttpdemo_polls import pgserver, settings  # noqa: E402
+from bench.load import (  # noqa: E402
+    NEW_POLL_CHOICES,
+    WRITES,
+    WRK,
+    Data,
+    Request,
+    errors_of,
+    load_data,
+    lua_writes,
+    settled_vote_state,
+    vote_state,
+    wrk,
+)
 
 BENCH_CONFIG = ROOT / "config" / "polls_bench.yaml"
 HELLO = Path(__file__).with_name("hello.py")
-WRK = shutil.which("wrk")
 PGBENCH_CLIENTS = 32
 IDLE_CPU = 0.05  # a server using less of a core than this is idle (Server.settle)
-FORM = "application/x-www-form-urlencoded"
 
 PAGE_SCENARIOS = {
     "index": "GET /",
@@ -123,158 +131,12 @@ WRITE_KINDS = {
 }
 HOT = {"vote_hot", "api_vote_hot"}
 ONLY_GROUPS = {"exports": list(EXPORT_FILES)}  # names `--only` takes for several scenarios
-NEW_POLL_CHOICES = ["Yes", "No", "Maybe"]
-
-# --- wrk scripts -------------------------------------------------------------------------
-# Every script ends with DONE, which prints one JSON line the script parses. Counters a
-# thread keeps are globals so that `done` can read them with thread:get().
-LUA_DONE = r"""
-local threads = {}
-function setup(thread)
-  -- A global in the thread's own Lua state (a local of this chunk would shadow it there).
-  table.insert(threads, thread)
-  thread:set("thread_no", #threads)
-end
-function done(summary, latency, requests)
-  local sums = {ndone = 0, nwrite = 0, nother = 0, n5xx = 0}
-  for _, t in ipairs(threads) do
-    for name, _ in pairs(sums) do sums[name] = sums[name] + (t:get(name) or 0) end
-  end
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "connect": %d, ' ..
-    '"read": %d, "write": %d, "timeout": %d, "status": %d, "ndone": %d, "nwrite": %d, "nother": %d, ' ..
-    '"n5xx": %d}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect, e.read, e.write, e.timeout, e.status, sums.ndone, sums.nwrite, sums.nother,
-    sums.n5xx))
-end
-"""
-
+# --- wrk scripts (the shared ones are in bench/load.py) ------------------------------------
 LUA_RANDOM_PAGE = r"""
 local lo, hi, prefix, suffix = %(lo)d, %(hi)d, "%(prefix)s", "%(suffix)s"
 function init(args) math.randomseed(os.time() * 7919 + (thread_no or 0)) end
 function request() return wrk.format("GET", prefix .. math.random(lo, hi) .. suffix) end
 """
-
-# Writes (votes, new polls): each request is a new voter or maker (no cookies); `write()`
-# (WRITES) makes it. When the runner creates STOPFILE the threads stop writing, send cheap
-# GET / (an HTML 200, which no write answers: a form vote answers 302, the API JSON) while
-# their last writes come back, then stop and leave STOPFILE.<n>; the runner then ends wrk
-# (SIGINT). So every write sent is answered and counted, and "writes answered as done" can
-# be compared exactly with the database.
-LUA_WRITE = r"""
-local stopfile = "%(stopfile)s"
-local origin = "%(origin)s"
-local tail
-local stopping, stopped = false, false
-local checks, calls = 0, 0
-ndone, nwrite, nother, n5xx, sent = 0, 0, 0, 0, 0
-%(write)s
-function init(args)
-  math.randomseed(os.time() * 7919 + (thread_no or 0))
-  tail = wrk.format("GET", "/", {})
-end
-function request()
-  calls = calls + 1
-  if not stopping then
-    checks = checks + 1
-    if checks %% 32 == 0 then
-      local f = io.open(stopfile, "r")
-      if f then f:close(); stopping = true end
-    end
-  end
-  if stopping then return tail end
-  -- wrk calls request() once on the first thread before starting, only to inspect it.
-  if not (calls == 1 and thread_no == 1) then sent = sent + 1 end
-  return write()
-end
-function response(status, headers, body)
-  if status == 200 and string.find(headers["Content-Type"] or "", "text/html", 1, true) == 1 then
-    nother = nother + 1
-  else
-    nwrite = nwrite + 1
-    if status == %(done)d then ndone = ndone + 1 end
-    if status >= 500 then n5xx = n5xx + 1 end
-  end
-  if stopping and not stopped and nwrite == sent then
-    -- Every write this thread sent is answered: say so (the runner then ends wrk) and stop.
-    stopped = true
-    local f = io.open(stopfile .. "." .. thread_no, "w")
-    f:close()
-    wrk.thread:stop()
-  end
-end
-"""
-
-
-@dataclass(frozen=True)
-class Write:
-    """One kind of write: the status that says it was done, and how wrk's Lua (`write()`,
-    with `targets` and `origin` in scope) and the Python generator make one."""
-
-    done: int
-    lua: str
-    python: Callable[[Sequence[tuple[int, int]], int], "Request"]
-
-
-Request = tuple[str, str, dict[str, Any]]  # method, path, keyword arguments for aiohttp's request
-
-
-def _form_vote(targets: Sequence[tuple[int, int]], n: int) -> Request:
-    q, c = random.choice(targets)
-    return "POST", f"/poll/{q}/vote", {"data": {"choice": str(c)}}
-
-
-def _api_vote(targets: Sequence[tuple[int, int]], n: int) -> Request:
-    q, c = random.choice(targets)
-    return "POST", f"/api/polls/{q}/vote", {"json": {"choices": [c]}}
-
-
-def _api_create(targets: Sequence[tuple[int, int]], n: int) -> Request:
-    return "POST", "/api/polls", {"json": {"question_text": f"Bench poll {n}", "choices": NEW_POLL_CHOICES}}
-
-
-_JSON_LUA = '{["Content-Type"] = "application/json", ["Origin"] = origin}'
-WRITES = {
-    "form_vote": Write(
-        302,
-        f"""
-function write()
-  local t = targets[math.random(#targets)]
-  return wrk.format("POST", "/poll/" .. t[1] .. "/vote",
-    {{["Content-Type"] = "{FORM}", ["Origin"] = origin}}, "choice=" .. t[2])
-end""",
-        _form_vote,
-    ),
-    "api_vote": Write(
-        200,
-        f"""
-function write()
-  local t = targets[math.random(#targets)]
-  return wrk.format("POST", "/api/polls/" .. t[1] .. "/vote", {_JSON_LUA}, '{{"choices": [' .. t[2] .. ']}}')
-end""",
-        _api_vote,
-    ),
-    "api_create": Write(
-        201,
-        f"""
-local made = 0
-function write()
-  made = made + 1
-  return wrk.format("POST", "/api/polls", {_JSON_LUA},
-    '{{"question_text": "Bench poll ' .. (thread_no or 0) .. '-' .. made .. '", ' ..
-    '"choices": {json.dumps(NEW_POLL_CHOICES)}}}')
-end""",
-        _api_create,
-    ),
-}
-
-
-def lua_writes(kind: str, stopfile: Path, origin: str, targets: Sequence[tuple[int, int]] = ()) -> str:
-    """The wrk script sending `kind` writes (WRITES) until `stopfile` appears."""
-    write = "local targets = {" + ",".join(f"{{{q},{c}}}" for q, c in targets) + "}\n" + WRITES[kind].lua
-    return LUA_WRITE % {"stopfile": stopfile, "origin": origin, "write": write, "done": WRITES[kind].done}
 
 
 @dataclass
@@ -422,61 +284,6 @@ def seed(config_path: Path, polls: int) -> None:
     )
 
 
-@dataclass
-class Data:
-    """What the seeded database holds that the scenarios need."""
-
-    url: str
-    poll_ids: list[int]
-    poll_choices: list[tuple[int, int]]  # (poll, choice) pairs of open single-choice polls
-    hot: tuple[int, int]
-
-
-def load_data(url: str) -> Data:
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT q.id, c.id FROM question q JOIN choice c ON c.question_id = q.id "
-            "WHERE q.question_text LIKE 'Generated poll #%' ORDER BY q.id, c.id"
-        )
-        pairs = cur.fetchall()
-        cur.execute(
-            "CREATE TABLE IF NOT EXISTS bench_one_row (id int PRIMARY KEY, votes bigint NOT NULL DEFAULT 0)"
-        )
-        cur.execute("INSERT INTO bench_one_row (id) VALUES (1) ON CONFLICT DO NOTHING")
-    conn.close()
-    poll_ids = sorted({q for q, _ in pairs})
-    return Data(url=url, poll_ids=poll_ids, poll_choices=pairs, hot=pairs[0])
-
-
-def vote_state(url: str, poll_ids: list[int]) -> dict[str, int]:
-    """Counters and rows for these polls, the number of choices whose counter is wrong, and
-    how many polls and choices the whole database holds (for poll making)."""
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT (SELECT count(*) FROM question), (SELECT count(*) FROM choice)")
-        polls, choices = cur.fetchone()
-        cur.execute("SELECT coalesce(sum(votes), 0) FROM choice WHERE question_id = ANY(%s)", (poll_ids,))
-        counted = cur.fetchone()[0]
-        cur.execute("SELECT count(*) FROM vote WHERE question_id = ANY(%s)", (poll_ids,))
-        rows = cur.fetchone()[0]
-        cur.execute("SELECT count(*) FROM ballot WHERE question_id = ANY(%s)", (poll_ids,))
-        ballots = cur.fetchone()[0]
-        cur.execute(
-            "SELECT count(*) FROM choice c WHERE c.question_id = ANY(%s) AND c.votes <> "
-            "(SELECT count(*) FROM vote v WHERE v.question_id = c.question_id AND v.choice_id = c.id)",
-            (poll_ids,),
-        )
-        mismatched = cur.fetchone()[0]
-    conn.close()
-    return {
-        "counted": int(counted),
-        "rows": rows,
-        "ballots": ballots,
-        "mismatched": mismatched,
-        "polls": polls,
-        "choices": choices,
-    }
-
-
 def write_check(
     kind: str, result: dict[str, Any], before: dict[str, int], after: dict[str, int]
 ) -> tuple[bool, str]:
@@ -501,31 +308,6 @@ def write_check(
     )
 
 
-def mismatched_everywhere(url: str) -> int:
-    """Choices, in the whole database, whose counter differs from their `vote` rows."""
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM choice c WHERE c.votes <> (SELECT count(*) FROM vote v "
-            "WHERE v.question_id = c.question_id AND v.choice_id = c.id)"
-        )
-        mismatched = cur.fetchone()[0]
-    conn.close()
-    return mismatched
-
-
-def settled_vote_state(url: str, poll_ids: list[int], timeout: float = 10) -> dict[str, int]:
-    """The vote state once it stops changing (votes still in flight have landed)."""
-    state = vote_state(url, poll_ids)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        time.sleep(0.3)
-        again = vote_state(url, poll_ids)
-        if again == state:
-            return state
-        state = again
-    return state
-
-
 # --- load generators -------------------------------------------------------------------------
 
 
@@ -540,55 +322,6 @@ def stop_later(stopfile: Path, duration: float) -> "asyncio.Task[float]":
         return time.monotonic() - started
 
     return asyncio.create_task(stop())
-
-
-async def wrk(
-    url: str,
-    connections: int,
-    duration: float,
-    lua: str,
-    tmp: Path,
-    done_when: list[Path] | None = None,
-    headers: Sequence[str] = (),
-) -> dict[str, Any]:
-    """Run wrk (2 threads); with `done_when`, end it early (SIGINT) once all those files exist.
-
-    `headers` ("Name: value") go on every request whose script names no headers of its own."""
-    script = tmp / f"s{random.randrange(1 << 30)}.lua"
-    script.write_text(LUA_DONE + lua)
-    argv = [
-        WRK,
-        "-t2",
-        f"-c{connections}",
-        f"-d{max(1, round(duration))}s",
-        "--timeout",
-        "5s",
-        "-s",
-        str(script),
-        *(argument for header in headers for argument in ("-H", header)),
-    ]
-    proc = await asyncio.create_subprocess_exec(
-        *argv, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-
-    async def end_early() -> None:
-        while not all(p.exists() for p in done_when or []):
-            await asyncio.sleep(0.05)
-        proc.send_signal(signal.SIGINT)  # wrk then stops and prints its summary
-
-    ender = asyncio.create_task(end_early()) if done_when else None
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout=duration + 60)
-    finally:
-        if ender:
-            ender.cancel()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    for line in out.decode(errors="replace").splitlines():
-        if line.startswith("BENCH "):
-            return json.loads(line[6:])
-    raise RuntimeError(f"wrk gave no result:\n{out.decode(errors='replace')}")
 
 
 async def python_load(
@@ -653,10 +386,6 @@ async def python_load(
         p99_us=pct(99),
     )
     return result
-
-
-def errors_of(result: dict[str, Any]) -> int:
-    return sum(result[k] for k in ("connect", "read", "write", "timeout", "status"))
 
 
 class Bench:
@@ -1087,7 +816,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with temporary() as tmp:
         if args.soak:
-            from soak import soak  # a sibling module, only for --soak
+            from bench.soak import soak  # only for --soak
 
             return soak(args, data, tmp, start_app)
         runs = asyncio.run(measure(args, data, tmp))

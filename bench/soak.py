@@ -5,10 +5,14 @@ At once, against one app on the benchmark database, for `--soak-duration` second
 new voters spread over the 1000 polls on 64, poll making (`POST /poll/new`, throttled to a
 few a second per connection) on 16 (256 connections in all), and 1,000 live-results
 WebSockets watching 100 of the voted polls. The app's memory is sampled every second.
+Half-way through, PostgreSQL ends every client connection of the app once (as a failover
+or restart does: bench/faults.py).
 
 Passes when: no answer was a 5xx; memory at the end is under 10% above memory after the
 warm-up (the first quarter); every vote answered 302 is counted and no more; every
-choice's counter equals its `vote` rows; and the watchers received updates.
+choice's counter equals its `vote` rows; no watcher was closed by the server, and each got
+an update after the connections were ended; and the app's log holds no "Traceback",
+"Task exception was never retrieved" or "filedescriptor out of range". It exits 1 otherwise.
 """
 
 import asyncio
@@ -20,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from run import (
+
+from bench import faults
+from bench.load import (
     FORM,
     WRK,
     Data,
@@ -42,7 +48,7 @@ CREATE_DELAY_MS = 250  # per connection: ~64 new polls a second in all
 
 LUA_BROWSE = r"""
 local lo, hi = %(lo)d, %(hi)d
-n5xx = 0
+n5xx, n503 = 0, 0
 function init(args) math.randomseed(os.time() * 7919 + (thread_no or 0)) end
 function request()
   local r = math.random(10)
@@ -52,13 +58,14 @@ function request()
 end
 function response(status, headers, body)
   if status >= 500 then n5xx = n5xx + 1 end
+  if status == 503 then n503 = n503 + 1 end
 end
 """
 
 LUA_CREATE = r"""
 local origin = "%(origin)s"
 local n = 0
-n5xx, ndone = 0, 0
+n5xx, n503, ndone = 0, 0, 0
 function delay() return %(delay)d end
 function request()
   n = n + 1
@@ -69,6 +76,7 @@ end
 function response(status, headers, body)
   if status == 303 then ndone = ndone + 1 end
   if status >= 500 then n5xx = n5xx + 1 end
+  if status == 503 then n503 = n503 + 1 end
 end
 """
 
@@ -82,6 +90,8 @@ class Watchers:
         self.connected = 0
         self.failed = 0
         self.dropped = 0
+        self.cut = False  # PostgreSQL has ended the app's connections
+        self.updated_after_cut: set[int] = set()  # watchers (by number) with a frame since
         self._tasks: list[asyncio.Task] = []
         self._session: aiohttp.ClientSession | None = None
 
@@ -100,13 +110,15 @@ class Watchers:
             self.failed += 1
             return
         self.connected += 1
-        self._tasks.append(asyncio.create_task(self._read(ws)))
+        self._tasks.append(asyncio.create_task(self._read(ws, i)))
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, i: int) -> None:
         async for message in ws:
             if message.type is aiohttp.WSMsgType.TEXT:
                 json.loads(message.data)
                 self.frames += 1
+                if self.cut:
+                    self.updated_after_cut.add(i)
         self.dropped += 1
 
     async def close(self) -> None:
@@ -118,17 +130,34 @@ class Watchers:
 
 
 def soak(args: Any, data: Data, tmp: Path, start_app) -> int:
+    """Run the soak on a fresh app; 0 when every check passed, the app's log included."""
     if not WRK:
         print("the soak run needs wrk (apt install wrk)")
         return 2
     server = start_app(args, args.workers[0], tmp)
     try:
-        return asyncio.run(_soak(args, data, tmp, server))
+        checks, lines = asyncio.run(_soak(args, data, tmp, server))
     finally:
         server.stop()
+    # Read once the app has stopped, so that a fault of its shutdown is seen too.
+    log = (args.out / "app.log").read_text(errors="replace")
+    found = faults.log_errors(log)
+    checks["no Traceback, unretrieved task exception or descriptor error in the app's log"] = not found
+    lines += [
+        f"- the app's log: {', '.join(f'{n} x {e!r}' for e, n in found.items()) or 'no errors'}",
+        "",
+        *(f"- {'PASS' if ok else 'FAIL'}: {name}" for name, ok in checks.items()),
+    ]
+    report = "\n".join(lines) + "\n"
+    print("\n" + report)
+    if found:
+        print(f"the app's log ({args.out / 'app.log'}) around its errors:\n{faults.error_lines(log)}")
+    (args.out / "soak.md").write_text(report)
+    return 0 if all(checks.values()) else 1
 
 
-async def _soak(args: Any, data: Data, tmp: Path, server) -> int:
+async def _soak(args: Any, data: Data, tmp: Path, server) -> tuple[dict[str, bool], list[str]]:
+    """The run itself: its checks, and the report's lines so far."""
     duration = args.soak_duration
     polls = data.poll_ids
     before = await asyncio.to_thread(vote_state, data.url, polls)
@@ -150,8 +179,16 @@ async def _soak(args: Any, data: Data, tmp: Path, server) -> int:
         await asyncio.sleep(duration)
         stopfile.touch()
 
+    async def cut() -> int:
+        await asyncio.sleep(duration / 2)
+        ended = await asyncio.to_thread(faults.end_connections, data.url)
+        watchers.cut = True  # only frames sent after the backends are gone count as after
+        print(f"PostgreSQL ended {ended} connections of the app", flush=True)
+        return ended
+
     sampler = asyncio.create_task(sample())
     stopper = asyncio.create_task(stop_votes())
+    cutter = asyncio.create_task(cut())
     lo, hi = polls[0], polls[-1]
     browse, votes, create = await asyncio.gather(
         wrk(server.url + "/", BROWSE_CONNECTIONS, duration, LUA_BROWSE % {"lo": lo, "hi": hi}, tmp),
@@ -172,9 +209,11 @@ async def _soak(args: Any, data: Data, tmp: Path, server) -> int:
         ),
     )
     await stopper
+    ended = await cutter
     sampler.cancel()
     await asyncio.gather(sampler, return_exceptions=True)
     frames, dropped = watchers.frames, watchers.dropped
+    updated = len(watchers.updated_after_cut)
     await watchers.close()
     after = await asyncio.to_thread(settled_vote_state, data.url, polls)
     mismatched = await asyncio.to_thread(mismatched_everywhere, data.url)
@@ -186,6 +225,7 @@ async def _soak(args: Any, data: Data, tmp: Path, server) -> int:
     growth = end_rss / warm_rss - 1
     counted = after["counted"] - before["counted"]
     n5xx = browse["n5xx"] + votes["n5xx"] + create["n5xx"]
+    n503 = browse["n503"] + votes["n503"] + create["n503"]
     errors = errors_of(browse) + errors_of(votes) + errors_of(create)
     checks = {
         "no 5xx": n5xx == 0,
@@ -193,35 +233,37 @@ async def _soak(args: Any, data: Data, tmp: Path, server) -> int:
         "votes answered 302 == votes counted": votes["ndone"] == counted,
         "every counter == its vote rows": mismatched == 0,
         "watchers got updates": frames > 0 and watchers.connected == WATCHERS,
+        "PostgreSQL ended the app's connections mid-run": ended > 0,
+        "no watcher closed by the server": dropped == 0,
+        "every watcher got an update after the connections were ended": updated == watchers.connected,
     }
     lines = [
         f"Soak: {duration:g} s at {BROWSE_CONNECTIONS + VOTE_CONNECTIONS + CREATE_CONNECTIONS} connections "
-        f"+ {watchers.connected} live watchers ({server.name}).",
+        f"+ {watchers.connected} live watchers ({server.name}); PostgreSQL ended the app's "
+        f"connections at {duration / 2:g} s.",
         "",
-        "| traffic | requests | req/s | p50 ms | p99 ms | errors (5xx) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| traffic | requests | req/s | p50 ms | p99 ms | errors | 5xx | of which 503 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, result in (("browsing", browse), ("voting", votes), ("making polls", create)):
         seconds = result["duration_us"] / 1e6
         lines.append(
             f"| {name} | {result['requests']:,} | {result['requests'] / seconds:,.0f} | "
             f"{result['p50_us'] / 1000:.2f} | {result['p99_us'] / 1000:.2f} | "
-            f"{errors_of(result)} ({result['n5xx']}) |"
+            f"{errors_of(result)} | {result['n5xx']} | {result['n503']} |"
         )
     lines += [
         "",
+        f"- 5xx answers: {n5xx:,}, of which 503 (database unavailable, or a vote not counted): {n503:,}",
         f"- votes answered 302: {votes['ndone']:,}; counted in the database: {counted:,}; "
         f"choices whose counter differs from its vote rows: {mismatched}",
         f"- polls made: {create['ndone']:,}",
+        f"- PostgreSQL ended {ended} connections of the app at {duration / 2:g} s",
         f"- live watchers: {watchers.connected} connected, {frames:,} frames received, "
-        f"{dropped} closed by the server during the run",
+        f"{dropped} closed by the server during the run, {updated} updated after the connections "
+        "were ended",
         f"- server memory (RSS): {warm_rss:.0f} MiB after warm-up, {end_rss:.0f} MiB at the end "
         f"({growth:+.1%}); peak {max(r for _, r in samples):.0f} MiB",
         f"- errors of any kind (non-2xx/3xx, socket): {errors}",
-        "",
-        *(f"- {'PASS' if ok else 'FAIL'}: {name}" for name, ok in checks.items()),
     ]
-    report = "\n".join(lines) + "\n"
-    print("\n" + report)
-    (args.out / "soak.md").write_text(report)
-    return 0 if all(checks.values()) else 1
+    return checks, lines

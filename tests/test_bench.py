@@ -1,20 +1,27 @@
 """bench/run.py drives the API and export scenarios, and its database checks catch lost or
-doubled writes; a short run on a database of its own (its seeding resets that database)."""
+doubled writes; a short run on a database of its own (its seeding resets that database).
+bench/watchers.py counts a vote some watcher never shows as an error, and runs through
+PostgreSQL ending the app's connections."""
 
+import asyncio
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from aiohttpdemo_polls import pgserver, settings, setup_db
-from bench import run
+from aiohttpdemo_polls.votes import VoteNotCounted, VoteOutcome
+from bench import run, watchers
 
 BENCH_DATABASE = "aiohttpdemo_polls_bench_test"
+WATCHERS_DATABASE = "aiohttpdemo_polls_watchers_test"  # its run ends every connection to it
 SCENARIOS = [
     "openapi",
     "export_csv",
@@ -27,10 +34,10 @@ SCENARIOS = [
 WRITES = ["api_vote", "api_vote_hot", "api_create"]
 
 
-@pytest.fixture
-def bench_database_url(database_url: str) -> str:
-    """A database beside the tests' own on the same server, which the run may reset."""
-    url = sa.engine.make_url(database_url).set(database=BENCH_DATABASE)
+def database_beside(database_url: str, name: str) -> str:
+    """A database `name` beside the tests' own on the same server, for a benchmark to use
+    as it likes (reset it, end every connection to it)."""
+    url = sa.engine.make_url(database_url).set(database=name)
     admin = os.environ.get("POLLS_TEST_DATABASE_URL") or pgserver.running_url(
         settings.embedded_dir(
             settings.load(settings.PROJECT_ROOT / "config" / "polls_test.yaml", {})
@@ -39,6 +46,12 @@ def bench_database_url(database_url: str) -> str:
     bench_url = url.render_as_string(hide_password=False)
     setup_db.ensure_role_and_database(admin, bench_url)
     return bench_url
+
+
+@pytest.fixture
+def bench_database_url(database_url: str) -> str:
+    """A database beside the tests' own on the same server, which the run may reset."""
+    return database_beside(database_url, BENCH_DATABASE)
 
 
 def table_rows(results: str) -> dict[str, list[str]]:
@@ -123,3 +136,80 @@ def test_bench_measures_api_writes_and_exports_with_exact_database_checks(
     finally:
         engine.dispose()
     assert vote_rows_match_counters(bench_database_url)
+
+
+class Batcher:
+    """Stands in for the app's vote writer: answers every vote with `outcome`."""
+
+    def __init__(self, outcome: VoteOutcome | None) -> None:
+        self.outcome = outcome  # None: the vote raises VoteNotCounted
+
+    async def cast(self, question_id: int, choice_ids: list[int], voter: str) -> VoteOutcome:
+        if self.outcome is None:
+            raise VoteNotCounted("database timeout")
+        return self.outcome
+
+
+def receive(watcher: watchers.Watcher, total: int) -> None:
+    watcher.frames.append((time.perf_counter(), json.dumps({"question_id": 1, "total": total}).encode()))
+    watcher.board.frames += 1
+    watcher.board.changed()
+
+
+async def test_a_watcher_showing_only_the_old_total_has_missed_the_vote(monkeypatch) -> None:
+    monkeypatch.setattr(watchers, "TIMEOUT", 0.5)
+    board = watchers.Board()
+    crowd = [watchers.Watcher("127.0.0.1", "/poll/1/live", board) for _ in range(3)]
+    votes = watchers.Votes("unused", 1, 1, crowd, board, total=5)
+
+    async def frames() -> None:
+        await asyncio.sleep(0.05)
+        receive(crowd[0], 6)
+        receive(crowd[1], 6)
+        receive(crowd[2], 5)  # a resync after a reconnect, read before the vote committed
+
+    sending = asyncio.create_task(frames())
+    assert await votes.vote(Batcher(VoteOutcome.COUNTED)) is None
+    await sending
+    assert (votes.errors.missed, votes.errors.total) == (1, 1)
+
+    receive(crowd[2], 6)  # late: still missed; the next vote is timed as any other
+
+    async def everyone_sees_7() -> None:
+        await asyncio.sleep(0.05)
+        for watcher in crowd:
+            receive(watcher, 7)
+
+    sending = asyncio.create_task(everyone_sees_7())
+    committed, last = await votes.vote(Batcher(VoteOutcome.COUNTED))
+    await sending
+    assert last > committed
+    assert votes.errors.total == 1
+
+
+@pytest.mark.parametrize("outcome", [VoteOutcome.ALREADY_VOTED, None])
+async def test_a_vote_not_counted_is_an_error(outcome: VoteOutcome | None) -> None:
+    board = watchers.Board()
+    votes = watchers.Votes("unused", 1, 1, [watchers.Watcher("127.0.0.1", "/", board)], board, total=5)
+    assert await votes.vote(Batcher(outcome)) is None
+    assert (votes.errors.not_counted, votes.errors.total, votes.total) == (1, 1, 5)
+
+
+@pytest.mark.slow
+def test_watchers_bench_times_votes_through_postgresql_ending_the_app_connections(
+    database_url: str, tmp_path: Path
+) -> None:
+    table = tmp_path / "watchers.md"
+    argv = [sys.executable, "bench/watchers.py", "--watchers", "50", "--votes", "4", "--markdown", str(table)]
+    env = {**os.environ, "POLLS_DATABASE_URL": database_beside(database_url, WATCHERS_DATABASE)}
+    done = subprocess.run(
+        argv, cwd=settings.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr  # 1 when any error was counted
+
+    row = next(line for line in table.read_text().splitlines() if line.startswith("| 50 |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    recovery, ended, errors = cells[8:11]
+    assert recovery.endswith(" ms"), row  # the vote after the cut reached every watcher
+    assert int(ended) >= 2, row  # at least the app's pool and its listener
+    assert errors == "0", row
