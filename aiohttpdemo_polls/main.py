@@ -48,7 +48,6 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
             middlewares.refuse_unreadable,
             middlewares.refuse_cross_site,
             middlewares.step_aside,
-            middlewares.replay_lost_reads,
         ],
     )
     app[config_key] = config

@@ -21,6 +21,7 @@ from .keys import config_key, notices_key
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Answer = Awaitable[web.StreamResponse]
 
 MESSAGES = {
     400: N_("The request could not be understood."),
@@ -94,8 +95,18 @@ def _custom_text(exc: web.HTTPException) -> str | None:
 @web.middleware
 async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every 4xx/5xx into a page in the site's layout (a problem document under /api/);
-    log unexpected errors."""
+    log unexpected errors. A read whose connection was lost under it runs once more first."""
     try:
+        try:
+            return await handler(request)
+        except psycopg2.Error as exc:
+            # Lost under a read (a failover, an ended backend, a pooler replacing its
+            # connections), not failed by its SQL: a read changes nothing, so it runs once
+            # more, on another connection, and the reader sees no error.
+            if request.method not in SAFE_METHODS or not db.connection_lost(exc):
+                raise
+            reason = logs.first_line(exc)
+            log.info("read again after a lost connection: %s %s (%s)", request.method, request.path, reason)
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -150,8 +161,10 @@ def address_problem(raw: str) -> str | None:
     return ADDRESS_CONTROL if _CONTROL.search(text) else None
 
 
+# The checks below are plain functions: each hands back the handler's awaitable, so a request
+# (a live WebSocket's lasts hours) holds no suspended frame of theirs in memory.
 @web.middleware
-async def refuse_unreadable(request: web.Request, handler: Handler) -> web.StreamResponse:
+def refuse_unreadable(request: web.Request, handler: Handler) -> Answer:
     """Refuse, saying why, a request no view can read as one for a page of this site: a
     CONNECT, a Host naming no host, an address that is not text. `error_pages` renders it."""
     if request.method == "CONNECT":
@@ -161,7 +174,7 @@ async def refuse_unreadable(request: web.Request, handler: Handler) -> web.Strea
     problem = address_problem(request.raw_path)
     if problem is not None:
         raise web.HTTPBadRequest(text=problem)
-    return await handler(request)
+    return handler(request)
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -212,7 +225,7 @@ def cross_site_reason(request: web.Request) -> str | None:
 
 
 @web.middleware
-async def refuse_cross_site(request: web.Request, handler: Handler) -> web.StreamResponse:
+def refuse_cross_site(request: web.Request, handler: Handler) -> Answer:
     """Refuse a request that changes something when another site's page sent it.
 
     Before the body is read; `error_pages`, outside this, renders the 403. Reads return
@@ -223,7 +236,7 @@ async def refuse_cross_site(request: web.Request, handler: Handler) -> web.Strea
         if reason is not None:
             log.info("refused cross-site %s %s (%s)", request.method, request.path, reason)
             raise web.HTTPForbidden(text=CROSS_SITE)
-    return await handler(request)
+    return handler(request)
 
 
 # An address holding a poll's manage token ({token} in routes.MANAGE: the manage page, its
@@ -234,7 +247,12 @@ PRIVATE_HEADERS = {"Referrer-Policy": "strict-origin", "Cache-Control": "private
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Headers that keep browsers from sniffing, framing and leaking referrers."""
+    """Headers that keep browsers from sniffing, framing and leaking referrers.
+
+    Not on a WebSocket's 101, which has no document to protect: a live socket keeps its
+    response, headers and all, for as long as it is open."""
+    if response.status == 101:
+        return
     headers = response.headers
     if "token" in request.match_info:
         for name, value in PRIVATE_HEADERS.items():
@@ -253,29 +271,10 @@ NO_DATABASE = frozenset({"healthz", "robots", "static", "language"})
 
 
 @web.middleware
-async def step_aside(request: web.Request, handler: Handler) -> web.StreamResponse:
+def step_aside(request: web.Request, handler: Handler) -> Answer:
     """While the database is known to be out of reach, a 503 at once instead of a wait for
     the timeout: nginx then sends reads to another host (config/nginx.conf), and a voter
     hears at once that nothing was counted."""
     if request.app[notices_key].away and request.match_info.route.name not in NO_DATABASE:
         raise web.HTTPServiceUnavailable(headers={"Retry-After": "1"})
-    return await handler(request)
-
-
-@web.middleware
-async def replay_lost_reads(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A GET or HEAD whose database connection was lost under it (a failover, an ended
-    backend, a pooler replacing its connections) runs once more, on another connection: a
-    read changes nothing, so the reader sees no error for it."""
-    try:
-        return await handler(request)
-    except psycopg2.Error as exc:
-        if request.method not in ("GET", "HEAD") or not db.connection_lost(exc):
-            raise
-        log.info(
-            "read again after a lost connection: %s %s (%s)",
-            request.method,
-            request.path,
-            logs.first_line(exc),
-        )
-    return await handler(request)
+    return handler(request)

@@ -5,6 +5,7 @@ no MIME sniffing, a Referrer-Policy; static files cached but revalidated. The br
 tests (tests/browser) fail on any CSP violation a page causes; this pins the headers.
 """
 
+import asyncio
 import io
 import re
 from collections.abc import Awaitable, Callable
@@ -142,3 +143,22 @@ def test_templates_have_nothing_inline_the_csp_would_block(template):
     text = (TEMPLATES / template).read_text()
     found = [what for pattern, what in INLINE if pattern.search(text)]
     assert found == [], f"{template}: {found}"
+
+
+async def test_websocket_handshake_carries_no_page_headers(client, make_question):
+    """A 101 has no document to protect, and a live socket keeps its response for hours:
+    a thousand watchers would hold a thousand copies of the page headers."""
+    question = make_question()
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(
+            f"GET /poll/{question['id']}/live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode().lower()
+    finally:
+        writer.close()
+    assert head.startswith("http/1.1 101")
+    assert "content-security-policy" not in head
+    assert "x-frame-options" not in head
