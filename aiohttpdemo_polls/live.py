@@ -4,9 +4,13 @@ once for every watcher; those who may not see counts get a frame with none.
 """
 
 import asyncio
+import fcntl
 import json
 import logging
+import socket
 import struct
+import sys
+import termios
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
@@ -18,9 +22,16 @@ from . import db, metrics, notices, rules
 
 log = logging.getLogger(__name__)
 
-# Bytes a watcher may leave unread in our send buffer before it is dropped. Well under
-# asyncio's 64 KiB high-water mark, so a send never has to wait for a slow reader.
-MAX_BACKLOG = 16 * 1024
+# Bytes a watcher may have waiting (in our transport's buffer, and in the kernel's send queue
+# unsent or unacknowledged) before it is dropped: docs/live-results.md. Under asyncio's 64 KiB
+# high-water mark, so a send never has to wait for a slow reader. The kernel's part must
+# count: its send buffer grows by itself, and would hide a reader that never reads.
+MAX_BACKLOG = 32 * 1024
+# Linux tells a socket's unsent and unacknowledged bytes (SIOCOUTQ); elsewhere only ours count.
+KERNEL_QUEUE = termios.TIOCOUTQ if sys.platform == "linux" else None
+# SO_LINGER on with no time: closing resets the connection, so the kernel drops what waits
+# for a dropped watcher at once instead of trying to deliver it to a peer that does not read.
+RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 SEND_SLICE = 1000  # watchers written to between two yields to the event loop
 CLOSES_AT_MARGIN = 0.05  # seconds after closes_at before re-reading, so the database agrees
 
@@ -28,7 +39,15 @@ CLOSES_AT_MARGIN = 0.05  # seconds after closes_at before re-reading, so the dat
 class Watcher:
     """One open WebSocket watching one poll."""
 
-    __slots__ = ("active", "is_maker", "question_id", "transport", "voted", "ws")
+    __slots__ = (
+        "active",
+        "fd",
+        "is_maker",
+        "question_id",
+        "transport",
+        "voted",
+        "ws",
+    )
 
     def __init__(
         self,
@@ -41,12 +60,22 @@ class Watcher:
         self.question_id = question_id
         self.ws = ws
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        self.fd = -1 if sock is None else sock.fileno()
         self.voted = voted  # its browser had voted in the poll when it joined
         self.is_maker = is_maker  # the maker's manage page
         self.active = True
 
     def sees_counts(self, counts: db.LiveCounts) -> bool:
         return rules.may_see_counts(counts, self.voted, self.is_maker)
+
+    def backlog(self) -> int:
+        """Bytes written to it that its peer has not taken: in our buffer and the kernel's.
+        Only while the transport is open: its socket (and so `fd`) is closed after that."""
+        waiting = self.transport.get_write_buffer_size()
+        if KERNEL_QUEUE is not None and self.fd >= 0:
+            waiting += int.from_bytes(fcntl.ioctl(self.fd, KERNEL_QUEUE, b"\0\0\0\0"), sys.byteorder)
+        return waiting
 
 
 def encode(question_id: int, counts: db.LiveCounts | None, hidden: bool = False) -> str:
@@ -194,6 +223,22 @@ class Live:
         """How many sockets watch this poll (joining ones included)."""
         return len(self._watchers.get(question_id, ())) + len(self._joining.get(question_id, ()))
 
+    def backlogs(self, question_id: int) -> list[int]:
+        """Bytes waiting for each open socket watching this poll: what the slow-watcher rule weighs."""
+        watching = [*self._watchers.get(question_id, ()), *self._joining.get(question_id, ())]
+        return [w.backlog() for w in watching if not w.transport.is_closing()]
+
+    def drop(self, watcher: Watcher, reason: str, detail: str) -> None:
+        """Drop a slow watcher: its socket is reset, so nothing waits for it in this process or
+        the kernel. Its page reconnects and takes a fresh snapshot."""
+        log.info("live results: dropped a slow watcher of poll %s (%s)", watcher.question_id, detail)
+        metrics.watcher_dropped(reason)
+        self.leave(watcher)
+        transport = watcher.transport
+        if not transport.is_closing():
+            transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
+        transport.abort()
+
     # -- notices --------------------------------------------------------------------------
 
     def changed(self, question_id: int | None) -> None:
@@ -325,10 +370,9 @@ class Live:
             transport = watcher.transport
             if transport.is_closing() or watcher.ws.closed:
                 continue  # its handler is finishing and will leave
-            if transport.get_write_buffer_size() > MAX_BACKLOG:
-                log.info("live results: dropped a slow watcher of poll %s", watcher.question_id)
-                self.leave(watcher)
-                transport.abort()
+            backlog = watcher.backlog()
+            if backlog > MAX_BACKLOG:
+                self.drop(watcher, "backlog", f"{backlog} bytes waiting")
                 continue
             transport.write(frame)
 
