@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # high-water mark, so a send never has to wait for a slow reader. The kernel's part must
 # count: its send buffer grows by itself, and would hide a reader that never reads.
 MAX_BACKLOG = 32 * 1024
+SWEEP_S = 1.0  # how often watchers are pinged when due, and unanswered pings looked for
+PING = b"\x89\x00"  # a WebSocket ping with no payload (RFC 6455 section 5.5.2), written as is
 # Linux tells a socket's unsent and unacknowledged bytes (SIOCOUTQ); elsewhere only ours count.
 KERNEL_QUEUE = termios.TIOCOUTQ if sys.platform == "linux" else None
 # SO_LINGER on with no time: closing resets the connection, so the kernel drops what waits
@@ -43,6 +45,8 @@ class Watcher:
         "active",
         "fd",
         "is_maker",
+        "ping_due",
+        "pinged_at",
         "question_id",
         "transport",
         "voted",
@@ -56,6 +60,7 @@ class Watcher:
         transport: asyncio.Transport,
         voted: bool = False,
         is_maker: bool = False,
+        ping_due: float = 0.0,
     ) -> None:
         self.question_id = question_id
         self.ws = ws
@@ -65,6 +70,8 @@ class Watcher:
         self.voted = voted  # its browser had voted in the poll when it joined
         self.is_maker = is_maker  # the maker's manage page
         self.active = True
+        self.ping_due = ping_due  # loop time of its next ping
+        self.pinged_at: float | None = None  # loop time of the ping it has not answered yet
 
     def sees_counts(self, counts: db.LiveCounts) -> bool:
         return rules.may_see_counts(counts, self.voted, self.is_maker)
@@ -151,8 +158,9 @@ class Live:
     # -- the app's lifetime -------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the one reader that sends snapshots and updates."""
+        """Start the one reader that sends snapshots and updates, and the pings."""
         self._spawn(self._flush_forever())
+        self._spawn(self._sweep_forever())
 
     async def stop(self) -> None:
         """Stop the reader (after `close_all`)."""
@@ -190,7 +198,8 @@ class Live:
         is_maker: bool = False,
     ) -> Watcher:
         """Start watching: the snapshot comes from the reader task, then every update."""
-        watcher = Watcher(question_id, ws, transport, voted, is_maker)
+        ping_due = asyncio.get_running_loop().time() + self.heartbeat
+        watcher = Watcher(question_id, ws, transport, voted, is_maker, ping_due)
         self._joining.setdefault(question_id, []).append(watcher)
         self.count += 1
         metrics.watchers(+1)
@@ -227,6 +236,12 @@ class Live:
         """Bytes waiting for each open socket watching this poll: what the slow-watcher rule weighs."""
         watching = [*self._watchers.get(question_id, ()), *self._joining.get(question_id, ())]
         return [w.backlog() for w in watching if not w.transport.is_closing()]
+
+    def answered(self, watcher: Watcher) -> None:
+        """Its pong came: it has read up to our ping. The next ping is due a heartbeat from now."""
+        if watcher.pinged_at is not None:  # a pong nobody asked for proves nothing
+            watcher.pinged_at = None
+            watcher.ping_due = asyncio.get_running_loop().time() + self.heartbeat
 
     def drop(self, watcher: Watcher, reason: str, detail: str) -> None:
         """Drop a slow watcher: its socket is reset, so nothing waits for it in this process or
@@ -375,6 +390,34 @@ class Live:
                 self.drop(watcher, "backlog", f"{backlog} bytes waiting")
                 continue
             transport.write(frame)
+
+    async def _sweep_forever(self) -> None:
+        """Every SWEEP_S, ping the watchers due and drop those that left a ping unanswered."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            try:
+                self._sweep(loop.time())
+            except Exception:
+                # A fault of ours: log it and go on; the next sweep looks at every watcher again.
+                log.exception("live results: a sweep failed")
+
+    def _sweep(self, now: float) -> None:
+        """A watcher that does not answer a ping within half a heartbeat is not reading: its
+        peer's kernel may still take bytes for a while, but the page is not reading them."""
+        watchers = [w for group in self._watchers.values() for w in group]
+        watchers += [w for group in self._joining.values() for w in group]
+        patience = self.heartbeat / 2
+        for watcher in watchers:
+            transport = watcher.transport
+            if transport.is_closing() or watcher.ws.closed:
+                continue  # its handler is finishing and will leave
+            if watcher.pinged_at is None:
+                if now >= watcher.ping_due:
+                    transport.write(PING)
+                    watcher.pinged_at = now
+            elif now - watcher.pinged_at > patience:
+                self.drop(watcher, "no_pong", f"no pong {now - watcher.pinged_at:.1f} s after a ping")
 
     def _gone(self, question_id: int) -> None:
         """The poll was deleted or unpublished: its watchers got the notice; close them."""

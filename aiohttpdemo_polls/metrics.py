@@ -57,7 +57,8 @@ class _Metrics:
         )
         self.watchers_dropped = Counter(
             "polls_live_watchers_dropped",
-            "Slow live-results watchers dropped, by reason: backlog (too many bytes waiting).",
+            "Slow live-results watchers dropped, by reason: backlog (too many bytes waiting) or "
+            "no_pong (a ping left unanswered).",
             ["reason"],
         )
         self.cache_hits = Counter("polls_cache_hits", "Page cache lookups answered from memory.", ["kind"])
@@ -176,7 +177,7 @@ def watchers(change: int) -> None:
 
 
 def watcher_dropped(reason: str) -> None:
-    """A slow live-results watcher was dropped ("backlog")."""
+    """A slow live-results watcher was dropped ("backlog" or "no_pong")."""
     if _metrics is not None:
         _metrics.count(_metrics.watchers_dropped, reason)
 

@@ -3,18 +3,24 @@
 import asyncio
 import json
 import logging
+import re
 import select
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import sqlalchemy as sa
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
-from aiohttpdemo_polls import forms, live
+from aiohttpdemo_polls import forms, live, settings
 from aiohttpdemo_polls.keys import live_key, notices_key
 from aiohttpdemo_polls.main import init_app
+
+TEST_CONFIG = settings.PROJECT_ROOT / "config" / "polls_test.yaml"
 
 
 async def frame(ws: aiohttp.ClientWebSocketResponse, timeout: float = 1.0) -> dict[str, Any]:
@@ -374,11 +380,86 @@ def was_reset(sock: socket.socket) -> bool:
     return bool(poller.poll(0))
 
 
+def config_file(folder: Path, **live: Any) -> Path:
+    """The test settings with some `live` settings changed, as a file for `app_process`."""
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    config["live"].update(live)
+    path = folder / "polls.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+async def dropped_total(metrics_port: int, reason: str) -> float:
+    """polls_live_watchers_dropped_total{reason} as the metrics port serves it."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{metrics_port}/metrics") as response,
+    ):
+        text = await response.text()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "polls_live_watchers_dropped_total" and sample.labels["reason"] == reason
+    )
+
+
+async def test_watcher_that_stops_reading_is_dropped_within_one_and_a_half_heartbeats_and_counted(
+    app_process, tmp_path, sync_engine, make_question, eventually, unused_tcp_port_factory
+):
+    heartbeat = 1.0  # the least live.heartbeat_s allows
+    # docs/live-results.md: the next ping within a heartbeat, its pong within half of one, each
+    # looked at once every SWEEP_S.
+    bound = 1.5 * heartbeat + 2 * live.SWEEP_S
+    metrics_port = unused_tcp_port_factory()
+    app = app_process(
+        config=config_file(tmp_path, heartbeat_s=heartbeat), env={"POLLS_METRICS_PORT": str(metrics_port)}
+    )
+    app.wait_serving()
+    question = make_question(choices=("Yes", "No"))
+    path = f"/poll/{question['id']}/live"
+    async with aiohttp.ClientSession() as session, session.ws_connect(app.url + path) as reading:
+        received = [await frame(reading, timeout=10)]
+        reader = asyncio.create_task(_read_all(reading, received))
+        started = time.monotonic()
+        stalled = await open_stalled("127.0.0.1", int(app.url.rsplit(":", 1)[1]), path)
+        try:
+            votes = 0
+            while not was_reset(stalled):
+                assert time.monotonic() - started < 30, f"the stalled watcher was never dropped\n{app.log()}"
+                votes += 1
+                with sync_engine.begin() as conn:  # updates keep coming, as in a live poll
+                    conn.execute(
+                        sa.text("UPDATE choice SET votes = votes + 1 WHERE id = :id"),
+                        {"id": question["choices"][0]},
+                    )
+                await asyncio.sleep(0.05)
+            dropped_after = time.monotonic() - started
+
+            async def reader_has_the_last() -> bool:
+                return received[-1]["total"] == votes
+
+            await eventually(reader_has_the_last)
+            # The reader answered every ping meanwhile: it is still there, getting updates.
+            assert not reading.closed
+        finally:
+            reader.cancel()
+            stalled.close()
+
+        async def counted() -> bool:  # a process writes its counts once a second
+            return await dropped_total(metrics_port, "no_pong") == 1
+
+        await eventually(counted)
+    assert dropped_after <= bound, f"dropped {dropped_after:.2f} s after it stopped reading"
+    assert await dropped_total(metrics_port, "backlog") == 0
+    assert re.search(r"dropped a slow watcher of poll \d+ \(no pong", app.log())
+
+
 async def test_watcher_that_never_reads_is_dropped_once_its_backlog_passes_the_bound(
     aiohttp_client, config, sync_engine, make_question, caplog, eventually
 ):
     config["live"]["window_ms"] = 0  # every notice is an update: fill the stalled socket fast
-    config["live"]["heartbeat_s"] = 600  # no ping in this test: bytes alone drop it
+    config["live"]["heartbeat_s"] = 600  # no ping is due in this test: bytes alone drop it
     client = await aiohttp_client(init_app(config=config))
     hub = client.app[live_key]
     # As many choices as a poll may have: the biggest frames a real poll sends.
@@ -417,7 +498,7 @@ async def test_watcher_that_never_reads_is_dropped_once_its_backlog_passes_the_b
         finally:
             reader.cancel()
             stalled.close()
-    # Checked before each frame: at most one frame past the bound, ever.
+    # Checked before each frame: at most one frame (and a ping) past the bound, ever.
     biggest = max(len(json.dumps(message)) for message in received) + 4  # a frame's header
-    assert most <= live.MAX_BACKLOG + biggest, most
+    assert most <= live.MAX_BACKLOG + biggest + len(live.PING), most
     assert any("dropped a slow watcher" in r.message and "bytes waiting" in r.message for r in caplog.records)
