@@ -330,8 +330,11 @@ def _ipv6_loopback() -> bool:
     return True
 
 
-def nginx_site(source: str, upstreams: list[str], http_port: int, https_port: int, tls: Path) -> str:
-    """config/nginx.conf with only addresses, ports, certificate paths and the static root changed.
+def nginx_site(
+    source: str, upstreams: list[str], http_port: int, https_port: int, tls: Path, prefix: Path
+) -> str:
+    """config/nginx.conf with only addresses, ports, certificate and log paths and the static
+    root changed.
 
     Each change must match exactly as often as expected, so a reshaped file fails here
     rather than being tested half-changed.
@@ -353,6 +356,7 @@ def nginx_site(source: str, upstreams: list[str], http_port: int, https_port: in
         ),
         (rf"/etc/letsencrypt/live/{re.escape(SERVER_NAME)}/", lambda m: f"{tls}/", 2),
         (r"root /srv/aiohttpdemo_polls;", lambda m: f"root {settings.PROJECT_ROOT};", 1),
+        (r"/var/log/nginx/polls-access\.log", lambda m: f"{prefix}/access.log", 1),
     ]
     for pattern, replacement, expected in changes:
         source, found = re.subn(pattern, replacement, source, flags=re.MULTILINE)
@@ -381,8 +385,7 @@ events {{ worker_connections 1024; }}
 http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
-    log_format upstreams '$msec $request_time $request_method $request_uri $status "$upstream_addr" $pid';
-    access_log {prefix}/access.log upstreams;
+    access_log {prefix}/other-access.log;  # the site's are in access.log (config/nginx.conf)
 {temp}
     include {site};
 }}
@@ -414,7 +417,9 @@ class Nginx:
         )  # fmt: skip
         site = self.prefix / "polls.conf"
         site.write_text(
-            nginx_site(NGINX_SITE.read_text(), self.upstreams, self.http_port, self.https_port, tls)
+            nginx_site(
+                NGINX_SITE.read_text(), self.upstreams, self.http_port, self.https_port, tls, self.prefix
+            )
         )
         main = self.prefix / "nginx.conf"
         main.write_text(nginx_main(self.prefix, site))
@@ -435,8 +440,9 @@ class Nginx:
         return "\n".join(path.read_text(errors="replace") for path in logs if path.exists())[-4000:]
 
     def access_lines(self) -> list[list[str]]:
-        """Access log lines split in fields: end (epoch s), duration, method, uri, status,
-        "upstream, ...", nginx worker pid (each worker keeps its own view of which hosts are down)."""
+        """Access log lines (config/nginx.conf's `polls_upstream` format) split in fields: end
+        (epoch s), duration, method, uri, status, "upstream, ...", nginx worker pid (each worker
+        keeps its own view of which hosts are down), "upstream status, ...", client address."""
         path = self.prefix / "access.log"
         text = path.read_text() if path.exists() else ""
         complete = text[: text.rfind("\n") + 1]  # a line nginx is still writing is read later
