@@ -11,6 +11,7 @@ import json
 import re
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -786,4 +787,114 @@ async def test_rolling_restart_under_a_storm_fails_no_request_and_loses_no_vote(
         stop_s=", ".join(f"{r[0]:.1f}" for r in restarts),
         healthy_after_start_s=", ".join(f"{r[1]:.1f}" for r in restarts),
         host_back_in_rotation_s=", ".join(f"{r[2]:.1f}" for r in restarts),
+    )
+
+
+WATCHERS_ON_ONE_HOST = 2000
+HANDSHAKES_AT_ONCE = 100  # in flight at a time, well under the host's listen backlog
+
+
+@dataclass
+class Follower:
+    """A live-results socket through nginx, read to its end as a page reads it (answering pings)."""
+
+    ws: aiohttp.ClientWebSocketResponse
+    total: int
+    reader: asyncio.Task | None = None
+
+    async def follow(self) -> None:
+        async for message in self.ws:
+            if message.type is aiohttp.WSMsgType.TEXT:
+                self.total = json.loads(message.data)["total"]
+
+
+async def follow(session: aiohttp.ClientSession, url: str, failed: Counter) -> Follower | None:
+    """One socket past its snapshot, or None with why in `failed`."""
+    try:
+        async with asyncio.timeout(60):
+            ws = await session.ws_connect(url)
+            snapshot = await frame(ws, timeout=60)
+    except aiohttp.WSServerHandshakeError as exc:
+        failed[f"handshake {exc.status}"] += 1
+        return None
+    except (aiohttp.ClientError, TimeoutError, AssertionError) as exc:
+        failed[type(exc).__name__] += 1
+        return None
+    follower = Follower(ws, snapshot["total"])
+    follower.reader = asyncio.create_task(follower.follow())
+    return follower
+
+
+async def test_one_host_carries_two_thousand_watchers_through_nginx_and_each_gets_the_next_update(
+    site, engine, eventually
+):
+    question_id, (yes, _) = make_question(engine, "A crowd on one host?", ("Yes", "No"))
+    host = site.hosts[0]
+    followers: list[Follower] = []
+    failed: Counter = Counter()
+    # This process holds every visitor's socket; nginx and the host hold theirs in their own.
+    with hosts.open_files_limit(WATCHERS_ON_ONE_HOST + 1024):
+        nginx = hosts.Nginx(site.nginx.prefix.parent / "nginx-one-host", [address(host)])
+        try:
+            nginx.start()
+            url = f"wss://{hosts.SERVER_NAME}:{nginx.https_port}/poll/{question_id}/live"
+            async with hosts.site_session(limit=0, cookie_jar=aiohttp.DummyCookieJar()) as visitors:
+                try:
+                    started = time.monotonic()
+                    for first in range(0, WATCHERS_ON_ONE_HOST, HANDSHAKES_AT_ONCE):
+                        batch = range(first, min(first + HANDSHAKES_AT_ONCE, WATCHERS_ON_ONE_HOST))
+                        opened = await asyncio.gather(*(follow(visitors, url, failed) for _ in batch))
+                        followers += [f for f in opened if f is not None]
+                    open_s = time.monotonic() - started
+                    assert not failed, f"{len(followers)} watchers opened; the others: {dict(failed)}"
+                    assert {f.total for f in followers} == {0}
+                    response = await visitors.post(
+                        f"{nginx.origin}/poll/{question_id}/vote",
+                        data={"choice": str(yes)},
+                        headers={"Origin": nginx.origin},
+                        allow_redirects=False,
+                    )
+                    assert response.status == 302
+                    voted = time.monotonic()
+
+                    async def everyone_has_it() -> bool:
+                        return all(f.total == 1 for f in followers)
+
+                    try:
+                        await eventually(everyone_has_it, timeout=60)
+                    except AssertionError:
+                        behind = sum(f.total != 1 for f in followers)
+                        raise AssertionError(
+                            f"{behind} of {len(followers)} watchers never got the vote"
+                        ) from None
+                    update_s = time.monotonic() - voted
+                    still_open = sum(not f.ws.closed for f in followers)
+                finally:
+                    async with asyncio.timeout(60):
+                        await asyncio.gather(*(f.ws.close() for f in followers), return_exceptions=True)
+                    for f in followers:
+                        if f.reader is not None:
+                            f.reader.cancel()
+                    await asyncio.gather(*(f.reader for f in followers if f.reader), return_exceptions=True)
+
+            def handshakes() -> list[list[str]]:  # nginx logs a WebSocket when it closes
+                return [line for line in nginx.access_lines() if line[3] == f"/poll/{question_id}/live"]
+
+            async def all_logged() -> bool:
+                return len(handshakes()) >= WATCHERS_ON_ONE_HOST
+
+            await eventually(all_logged, timeout=30)
+            logged = handshakes()
+        finally:
+            nginx.stop()
+    assert still_open == WATCHERS_ON_ONE_HOST
+    assert Counter(line[4] for line in logged) == {"101": WATCHERS_ON_ONE_HOST}
+    assert {line[5].strip('"') for line in logged} == {address(host)}
+    report(
+        "2,000 watchers through nginx on one host",
+        watchers=len(followers),
+        handshakes_failed=0,
+        opened_in_s=f"{open_s:.1f}",
+        vote_to_last_watcher_s=f"{update_s:.3f}",
+        nginx_workers=len({line[6] for line in logged}),
     )
