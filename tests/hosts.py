@@ -336,7 +336,7 @@ def nginx_site(
     source: str, upstreams: list[str], http_port: int, https_port: int, tls: Path, prefix: Path
 ) -> str:
     """config/nginx.conf with only addresses, ports, certificate and log paths and the static
-    root changed.
+    root changed; each upstream keeps the shipped line's parameters.
 
     Each change must match exactly as often as expected, so a reshaped file fails here
     rather than being tested half-changed.
@@ -347,7 +347,11 @@ def nginx_site(
         return f"listen {'[::1]' if v6 else '127.0.0.1'}:{port}"
 
     changes = [
-        (r"^(\s*)server 127\.0\.0\.1:8080;", lambda m: "\n".join(f"{m[1]}server {u};" for u in upstreams), 1),
+        (
+            r"^(\s*)server 127\.0\.0\.1:8080( [^;]*)?;",
+            lambda m: "\n".join(f"{m[1]}server {u}{m[2] or ''};" for u in upstreams),
+            1,
+        ),
         (r"^(\s*)listen 80;", lambda m: f"{m[1]}{listen(http_port, False)};", 1),
         (r"^(\s*)listen \[::\]:80;", lambda m: f"{m[1]}{listen(http_port, True)};" if ipv6 else "", 1),
         (r"^(\s*)listen 443 ssl", lambda m: f"{m[1]}{listen(https_port, False)} ssl", 1),

@@ -7,6 +7,7 @@ answered and counted, and recovery times.
 
 import asyncio
 import html
+import itertools
 import json
 import re
 import secrets
@@ -569,8 +570,8 @@ class StormThroughNginx:
 
 async def back_in_rotation(site: hosts.Cluster, host: hosts.Host, since: float, eventually) -> None:
     """Until each nginx worker serving requests has passed one to `host` again: each shuns a
-    host that refused it for fail_timeout (10 s) on its own, and with the next host down a
-    worker that still shuns this one has no host left for some requests."""
+    host that refused it for fail_timeout (1 to 2 s in config/nginx.conf) on its own, and with
+    the next host down a worker that still shuns this one has no host left for some requests."""
 
     async def answered_by_host() -> bool:
         lines = [line for line in site.nginx.access_lines() if float(line[0]) - float(line[1]) >= since]
@@ -732,6 +733,65 @@ async def test_host_cut_off_from_the_database_answers_503_then_recovers_by_itsel
         healthy_after_restore_s=f"{healthy_s:.2f}",
         change_shown_after_restore_s=f"{fresh_s:.2f}",
         watcher_resynced_after_restore_s=f"{resynced_s:.2f}",
+    )
+
+
+READS_FOR_S = 5.0  # long enough for each nginx worker to pass the cut host over and try it again
+
+
+async def test_read_a_cut_off_host_answers_503_goes_on_to_another_and_that_host_is_passed_over_for_a_second(
+    site, eventually
+):
+    victim = site.hosts[2]
+    origin = site.nginx.origin
+    async with aiohttp.ClientSession() as direct, hosts.site_session() as reader:
+
+        async def healthz(host: hosts.Host) -> int:
+            async with direct.get(f"{host.url}/healthz") as response:
+                return response.status
+
+        victim.cut_database()
+        try:
+
+            async def victim_says_503() -> bool:
+                return await healthz(victim) == 503
+
+            await eventually(victim_says_503, timeout=30)
+            since = time.time()
+            statuses: Counter = Counter()
+            while time.time() - since < READS_FOR_S:  # one reader after another, as pages load
+                async with reader.get(f"{origin}/healthz") as response:
+                    statuses[response.status] += 1
+        finally:
+            victim.restore_database()
+
+        async def victim_healthy() -> bool:
+            return await healthz(victim) == 200
+
+        await eventually(victim_healthy, timeout=60)
+    reads = [line for line in site.nginx.access_lines() if float(line[0]) - float(line[1]) >= since]
+    reads = [line for line in reads if line[3] == "/healthz"]
+    assert statuses == {200: len(reads)}, statuses  # not one read failed
+    went_on = [line for line in reads if line[5].strip('"').split(", ")[:1] == [address(victim)]]
+    assert went_on and all(line[5].strip('"').split(", ")[-1] != address(victim) for line in went_on)
+    # Each worker passes the cut host over for fail_timeout (1 s, counted by nginx in whole
+    # seconds: 1 to 2 s) after it failed, then tries it again: from the end of one read that
+    # tried it to the start of the next.
+    gaps = []
+    for worker in {line[6] for line in went_on}:
+        tried = sorted(
+            (float(line[0]) - float(line[1]), float(line[0])) for line in went_on if line[6] == worker
+        )
+        gaps += [later[0] - earlier[1] for earlier, later in itertools.pairwise(tried)]
+    assert gaps, "no worker tried the cut host twice"
+    assert min(gaps) >= 0.9 and max(gaps) < 2.5, gaps
+    report(
+        "reads while a host is cut off from the database",
+        reads=len(reads),
+        failed=0,
+        reads_that_tried_the_cut_host=len(went_on),
+        cut_host_tried_again_after_s=", ".join(f"{gap:.2f}" for gap in sorted(gaps)),
+        slowest_read_s=f"{max(float(line[1]) for line in reads):.3f}",
     )
 
 
