@@ -4,9 +4,13 @@ once for every watcher; those who may not see counts get a frame with none.
 """
 
 import asyncio
+import fcntl
 import json
 import logging
+import socket
 import struct
+import sys
+import termios
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
@@ -18,9 +22,18 @@ from . import db, metrics, notices, rules
 
 log = logging.getLogger(__name__)
 
-# Bytes a watcher may leave unread in our send buffer before it is dropped. Well under
-# asyncio's 64 KiB high-water mark, so a send never has to wait for a slow reader.
-MAX_BACKLOG = 16 * 1024
+# Bytes a watcher may have waiting (in our transport's buffer, and in the kernel's send queue
+# unsent or unacknowledged) before it is dropped: docs/live-results.md. Under asyncio's 64 KiB
+# high-water mark, so a send never has to wait for a slow reader. The kernel's part must
+# count: its send buffer grows by itself, and would hide a reader that never reads.
+MAX_BACKLOG = 32 * 1024
+SWEEP_S = 1.0  # how often watchers are pinged when due, and unanswered pings looked for
+PING = b"\x89\x00"  # a WebSocket ping with no payload (RFC 6455 section 5.5.2), written as is
+# Linux tells a socket's unsent and unacknowledged bytes (SIOCOUTQ); elsewhere only ours count.
+KERNEL_QUEUE = termios.TIOCOUTQ if sys.platform == "linux" else None
+# SO_LINGER on with no time: closing resets the connection, so the kernel drops what waits
+# for a dropped watcher at once instead of trying to deliver it to a peer that does not read.
+RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 SEND_SLICE = 1000  # watchers written to between two yields to the event loop
 CLOSES_AT_MARGIN = 0.05  # seconds after closes_at before re-reading, so the database agrees
 
@@ -28,7 +41,17 @@ CLOSES_AT_MARGIN = 0.05  # seconds after closes_at before re-reading, so the dat
 class Watcher:
     """One open WebSocket watching one poll."""
 
-    __slots__ = ("active", "is_maker", "question_id", "transport", "voted", "ws")
+    __slots__ = (
+        "active",
+        "fd",
+        "is_maker",
+        "ping_due",
+        "pinged_at",
+        "question_id",
+        "transport",
+        "voted",
+        "ws",
+    )
 
     def __init__(
         self,
@@ -37,16 +60,29 @@ class Watcher:
         transport: asyncio.Transport,
         voted: bool = False,
         is_maker: bool = False,
+        ping_due: float = 0.0,
     ) -> None:
         self.question_id = question_id
         self.ws = ws
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        self.fd = -1 if sock is None else sock.fileno()
         self.voted = voted  # its browser had voted in the poll when it joined
         self.is_maker = is_maker  # the maker's manage page
         self.active = True
+        self.ping_due = ping_due  # loop time of its next ping
+        self.pinged_at: float | None = None  # loop time of the ping it has not answered yet
 
     def sees_counts(self, counts: db.LiveCounts) -> bool:
         return rules.may_see_counts(counts, self.voted, self.is_maker)
+
+    def backlog(self) -> int:
+        """Bytes written to it that its peer has not taken: in our buffer and the kernel's.
+        Only while the transport is open: its socket (and so `fd`) is closed after that."""
+        waiting = self.transport.get_write_buffer_size()
+        if KERNEL_QUEUE is not None and self.fd >= 0:
+            waiting += int.from_bytes(fcntl.ioctl(self.fd, KERNEL_QUEUE, b"\0\0\0\0"), sys.byteorder)
+        return waiting
 
 
 def encode(question_id: int, counts: db.LiveCounts | None, hidden: bool = False) -> str:
@@ -122,8 +158,9 @@ class Live:
     # -- the app's lifetime -------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the one reader that sends snapshots and updates."""
+        """Start the one reader that sends snapshots and updates, and the pings."""
         self._spawn(self._flush_forever())
+        self._spawn(self._sweep_forever())
 
     async def stop(self) -> None:
         """Stop the reader (after `close_all`)."""
@@ -161,7 +198,8 @@ class Live:
         is_maker: bool = False,
     ) -> Watcher:
         """Start watching: the snapshot comes from the reader task, then every update."""
-        watcher = Watcher(question_id, ws, transport, voted, is_maker)
+        ping_due = asyncio.get_running_loop().time() + self.heartbeat
+        watcher = Watcher(question_id, ws, transport, voted, is_maker, ping_due)
         self._joining.setdefault(question_id, []).append(watcher)
         self.count += 1
         metrics.watchers(+1)
@@ -193,6 +231,28 @@ class Live:
     def watchers_of(self, question_id: int) -> int:
         """How many sockets watch this poll (joining ones included)."""
         return len(self._watchers.get(question_id, ())) + len(self._joining.get(question_id, ()))
+
+    def backlogs(self, question_id: int) -> list[int]:
+        """Bytes waiting for each open socket watching this poll: what the slow-watcher rule weighs."""
+        watching = [*self._watchers.get(question_id, ()), *self._joining.get(question_id, ())]
+        return [w.backlog() for w in watching if not w.transport.is_closing()]
+
+    def answered(self, watcher: Watcher) -> None:
+        """Its pong came: it has read up to our ping. The next ping is due a heartbeat from now."""
+        if watcher.pinged_at is not None:  # a pong nobody asked for proves nothing
+            watcher.pinged_at = None
+            watcher.ping_due = asyncio.get_running_loop().time() + self.heartbeat
+
+    def drop(self, watcher: Watcher, reason: str, detail: str) -> None:
+        """Drop a slow watcher: its socket is reset, so nothing waits for it in this process or
+        the kernel. Its page reconnects and takes a fresh snapshot."""
+        log.info("live results: dropped a slow watcher of poll %s (%s)", watcher.question_id, detail)
+        metrics.watcher_dropped(reason)
+        self.leave(watcher)
+        transport = watcher.transport
+        if not transport.is_closing():
+            transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
+        transport.abort()
 
     # -- notices --------------------------------------------------------------------------
 
@@ -325,12 +385,39 @@ class Live:
             transport = watcher.transport
             if transport.is_closing() or watcher.ws.closed:
                 continue  # its handler is finishing and will leave
-            if transport.get_write_buffer_size() > MAX_BACKLOG:
-                log.info("live results: dropped a slow watcher of poll %s", watcher.question_id)
-                self.leave(watcher)
-                transport.abort()
+            backlog = watcher.backlog()
+            if backlog > MAX_BACKLOG:
+                self.drop(watcher, "backlog", f"{backlog} bytes waiting")
                 continue
             transport.write(frame)
+
+    async def _sweep_forever(self) -> None:
+        """Every SWEEP_S, ping the watchers due and drop those that left a ping unanswered."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            try:
+                self._sweep(loop.time())
+            except Exception:
+                # A fault of ours: log it and go on; the next sweep looks at every watcher again.
+                log.exception("live results: a sweep failed")
+
+    def _sweep(self, now: float) -> None:
+        """A watcher that does not answer a ping within half a heartbeat is not reading: its
+        peer's kernel may still take bytes for a while, but the page is not reading them."""
+        watchers = [w for group in self._watchers.values() for w in group]
+        watchers += [w for group in self._joining.values() for w in group]
+        patience = self.heartbeat / 2
+        for watcher in watchers:
+            transport = watcher.transport
+            if transport.is_closing() or watcher.ws.closed:
+                continue  # its handler is finishing and will leave
+            if watcher.pinged_at is None:
+                if now >= watcher.ping_due:
+                    transport.write(PING)
+                    watcher.pinged_at = now
+            elif now - watcher.pinged_at > patience:
+                self.drop(watcher, "no_pong", f"no pong {now - watcher.pinged_at:.1f} s after a ping")
 
     def _gone(self, question_id: int) -> None:
         """The poll was deleted or unpublished: its watchers got the notice; close them."""

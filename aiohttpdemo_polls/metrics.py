@@ -55,6 +55,12 @@ class _Metrics:
         self.watchers = Gauge(
             "polls_live_watchers", "Live-results WebSockets open.", multiprocess_mode="livesum"
         )
+        self.watchers_dropped = Counter(
+            "polls_live_watchers_dropped",
+            "Slow live-results watchers dropped, by reason: backlog (too many bytes waiting) or "
+            "no_pong (a ping left unanswered).",
+            ["reason"],
+        )
         self.cache_hits = Counter("polls_cache_hits", "Page cache lookups answered from memory.", ["kind"])
         self.cache_misses = Counter("polls_cache_misses", "Page cache lookups that loaded.", ["kind"])
         self.pool_in_use = Gauge(
@@ -168,6 +174,12 @@ def watchers(change: int) -> None:
     """A live-results watcher joined (+1) or left (-1)."""
     if _metrics is not None:
         _metrics.watchers.inc(change)
+
+
+def watcher_dropped(reason: str) -> None:
+    """A slow live-results watcher was dropped ("backlog" or "no_pong")."""
+    if _metrics is not None:
+        _metrics.count(_metrics.watchers_dropped, reason)
 
 
 def cache_hit(kind: Any) -> None:

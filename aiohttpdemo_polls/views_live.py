@@ -29,7 +29,8 @@ async def live(request: web.Request) -> web.StreamResponse:
     content = await views.published_content(request, question_id)
     voted, is_maker = await _reader(request, content.question)
     ws = web.WebSocketResponse(
-        heartbeat=hub.heartbeat,
+        # The hub pings (live.py), and must see each pong: one proves the page reads.
+        autoping=False,
         max_msg_size=MAX_CLIENT_MESSAGE,
         compress=False,  # frames are small; compressing each copy costs more than it saves
         timeout=CLOSE_TIMEOUT,
@@ -42,7 +43,11 @@ async def live(request: web.Request) -> web.StreamResponse:
     watcher = hub.join(question_id, ws, request.transport, voted=voted, is_maker=is_maker)
     try:
         async for message in ws:
-            if message.type is WSMsgType.BINARY:
+            if message.type is WSMsgType.PONG:
+                hub.answered(watcher)
+            elif message.type is WSMsgType.PING:
+                await ws.pong(message.data)
+            elif message.type is WSMsgType.BINARY:
                 await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"Text frames only")
             # Text from the client is ignored: the snapshot comes on every (re)connect.
     finally:

@@ -11,6 +11,7 @@ import contextlib
 import os
 import pwd
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -33,6 +34,7 @@ from aiohttpdemo_polls import pgserver, settings
 NGINX = os.environ.get("POLLS_NGINX", "/usr/sbin/nginx")
 APP_CONFIG = settings.PROJECT_ROOT / "config" / "production.yaml"
 NGINX_SITE = settings.PROJECT_ROOT / "config" / "nginx.conf"
+NGINX_MAIN = settings.PROJECT_ROOT / "config" / "nginx-main.conf"
 SERVER_NAME = "polls.example.org"  # config/nginx.conf's, kept: clients resolve it to 127.0.0.1
 APP_PORT = 8080
 WORKERS = 2
@@ -330,8 +332,11 @@ def _ipv6_loopback() -> bool:
     return True
 
 
-def nginx_site(source: str, upstreams: list[str], http_port: int, https_port: int, tls: Path) -> str:
-    """config/nginx.conf with only addresses, ports, certificate paths and the static root changed.
+def nginx_site(
+    source: str, upstreams: list[str], http_port: int, https_port: int, tls: Path, prefix: Path
+) -> str:
+    """config/nginx.conf with only addresses, ports, certificate and log paths and the static
+    root changed; each upstream keeps the shipped line's parameters.
 
     Each change must match exactly as often as expected, so a reshaped file fails here
     rather than being tested half-changed.
@@ -342,7 +347,11 @@ def nginx_site(source: str, upstreams: list[str], http_port: int, https_port: in
         return f"listen {'[::1]' if v6 else '127.0.0.1'}:{port}"
 
     changes = [
-        (r"^(\s*)server 127\.0\.0\.1:8080;", lambda m: "\n".join(f"{m[1]}server {u};" for u in upstreams), 1),
+        (
+            r"^(\s*)server 127\.0\.0\.1:8080( [^;]*)?;",
+            lambda m: "\n".join(f"{m[1]}server {u}{m[2] or ''};" for u in upstreams),
+            1,
+        ),
         (r"^(\s*)listen 80;", lambda m: f"{m[1]}{listen(http_port, False)};", 1),
         (r"^(\s*)listen \[::\]:80;", lambda m: f"{m[1]}{listen(http_port, True)};" if ipv6 else "", 1),
         (r"^(\s*)listen 443 ssl", lambda m: f"{m[1]}{listen(https_port, False)} ssl", 1),
@@ -353,6 +362,7 @@ def nginx_site(source: str, upstreams: list[str], http_port: int, https_port: in
         ),
         (rf"/etc/letsencrypt/live/{re.escape(SERVER_NAME)}/", lambda m: f"{tls}/", 2),
         (r"root /srv/aiohttpdemo_polls;", lambda m: f"root {settings.PROJECT_ROOT};", 1),
+        (r"/var/log/nginx/polls-access\.log", lambda m: f"{prefix}/access.log", 1),
     ]
     for pattern, replacement, expected in changes:
         source, found = re.subn(pattern, replacement, source, flags=re.MULTILINE)
@@ -362,31 +372,58 @@ def nginx_site(source: str, upstreams: list[str], http_port: int, https_port: in
     return source
 
 
-def nginx_main(prefix: Path, site: Path) -> str:
-    """The nginx.conf around the site file, as Debian's wraps conf.d/, with every path in `prefix`."""
-    temp = "\n".join(
-        f"    {kind}_temp_path {prefix}/{kind};"
+def nginx_main(source: str, prefix: Path, site: Path) -> str:
+    """config/nginx-main.conf around the site file, with every path in `prefix`, as the test's
+    user, with two workers, and the descriptor limit lowered to what this machine allows."""
+    temp = "".join(
+        f"    {kind}_temp_path {prefix}/{kind};\n"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
-    return f"""
-# Workers as the user running the test, so they read the checkout's static/ wherever it is.
-user {pwd.getpwuid(os.geteuid()).pw_name};
-# Debian's `auto` on a two-core machine, fixed so that how nginx spreads connections over the
-# hosts (round robin in each worker) does not depend on the machine the test runs on.
-worker_processes 2;
-daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log notice;
-events {{ worker_connections 1024; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    log_format upstreams '$msec $request_time $request_method $request_uri $status "$upstream_addr" $pid';
-    access_log {prefix}/access.log upstreams;
-{temp}
-    include {site};
-}}
-"""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+    def nofile(m: re.Match) -> str:
+        # A container may not let nginx (root without CAP_SYS_RESOURCE) go past its hard limit:
+        # the test's watchers fit under any limit that lets the test open them at all.
+        wanted = int(m[1])
+        return f"worker_rlimit_nofile {wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)};"
+
+    changes = [
+        # Workers as the user running the test, so they read the checkout's static/ wherever it is.
+        (r"^user www-data;", lambda m: f"user {pwd.getpwuid(os.geteuid()).pw_name};", 1),
+        # `auto` fixed at two, so that how nginx spreads connections over the hosts (round
+        # robin in each worker) does not depend on the machine the test runs on.
+        (r"^worker_processes auto;", lambda m: "worker_processes 2;", 1),
+        (r"^pid /run/nginx\.pid;", lambda m: f"pid {prefix}/nginx.pid;", 1),
+        (r"^error_log /var/log/nginx/error\.log;", lambda m: f"error_log {prefix}/error.log notice;", 1),
+        # Debian's dynamic modules name their files relative to its prefix, not ours; the site
+        # needs none of them.
+        (r"^include /etc/nginx/modules-enabled/\*\.conf;\n", lambda m: "", 1),
+        (r"^worker_rlimit_nofile (\d+);", nofile, 1),
+        (r"access_log /var/log/nginx/access\.log;", lambda m: f"access_log {prefix}/other-access.log;", 1),
+        (r"^    include /etc/nginx/conf\.d/\*\.conf;\n", lambda m: f"{temp}    include {site};\n", 1),
+        (r"^    include /etc/nginx/sites-enabled/\*;\n", lambda m: "", 1),  # Debian's default site: port 80
+    ]
+    for pattern, replacement, expected in changes:
+        source, found = re.subn(pattern, replacement, source, flags=re.MULTILINE)
+        assert found == expected, (
+            f"config/nginx-main.conf: expected {expected} match(es) of {pattern!r}, found {found}"
+        )
+    return source
+
+
+@contextlib.contextmanager
+def open_files_limit(needed: int) -> Iterator[None]:
+    """This process's soft descriptor limit raised to the hard one (what it starts inherits it);
+    restored after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard == resource.RLIM_INFINITY or hard >= needed, (
+        f"this test needs {needed} open files per process; the hard limit is {hard} (ulimit -Hn)"
+    )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @dataclass
@@ -414,13 +451,16 @@ class Nginx:
         )  # fmt: skip
         site = self.prefix / "polls.conf"
         site.write_text(
-            nginx_site(NGINX_SITE.read_text(), self.upstreams, self.http_port, self.https_port, tls)
+            nginx_site(
+                NGINX_SITE.read_text(), self.upstreams, self.http_port, self.https_port, tls, self.prefix
+            )
         )
         main = self.prefix / "nginx.conf"
-        main.write_text(nginx_main(self.prefix, site))
+        main.write_text(nginx_main(NGINX_MAIN.read_text(), self.prefix, site))
+        command = [NGINX, "-c", str(main), "-p", f"{self.prefix}/", "-e", str(self.prefix / "error.log")]
         with (self.prefix / "nginx.out").open("wb") as out:
             self.process = subprocess.Popen(
-                [NGINX, "-c", str(main), "-p", f"{self.prefix}/", "-e", str(self.prefix / "error.log")],
+                [*command, "-g", "daemon off;"],  # in the foreground: the test's child
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -435,8 +475,9 @@ class Nginx:
         return "\n".join(path.read_text(errors="replace") for path in logs if path.exists())[-4000:]
 
     def access_lines(self) -> list[list[str]]:
-        """Access log lines split in fields: end (epoch s), duration, method, uri, status,
-        "upstream, ...", nginx worker pid (each worker keeps its own view of which hosts are down)."""
+        """Access log lines (config/nginx.conf's `polls_upstream` format) split in fields: end
+        (epoch s), duration, method, uri, status, "upstream, ...", nginx worker pid (each worker
+        keeps its own view of which hosts are down), "upstream status, ...", client address."""
         path = self.prefix / "access.log"
         text = path.read_text() if path.exists() else ""
         complete = text[: text.rfind("\n") + 1]  # a line nginx is still writing is read later

@@ -7,10 +7,12 @@ answered and counted, and recovery times.
 
 import asyncio
 import html
+import itertools
 import json
 import re
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -568,8 +570,8 @@ class StormThroughNginx:
 
 async def back_in_rotation(site: hosts.Cluster, host: hosts.Host, since: float, eventually) -> None:
     """Until each nginx worker serving requests has passed one to `host` again: each shuns a
-    host that refused it for fail_timeout (10 s) on its own, and with the next host down a
-    worker that still shuns this one has no host left for some requests."""
+    host that refused it for fail_timeout (1 to 2 s in config/nginx.conf) on its own, and with
+    the next host down a worker that still shuns this one has no host left for some requests."""
 
     async def answered_by_host() -> bool:
         lines = [line for line in site.nginx.access_lines() if float(line[0]) - float(line[1]) >= since]
@@ -736,6 +738,65 @@ async def test_host_cut_off_from_the_database_answers_503_then_recovers_by_itsel
     )
 
 
+READS_FOR_S = 5.0  # long enough for each nginx worker to pass the cut host over and try it again
+
+
+async def test_read_a_cut_off_host_answers_503_goes_on_to_another_and_that_host_is_passed_over_for_a_second(
+    site, eventually
+):
+    victim = site.hosts[2]
+    origin = site.nginx.origin
+    async with aiohttp.ClientSession() as direct, hosts.site_session() as reader:
+
+        async def healthz(host: hosts.Host) -> int:
+            async with direct.get(f"{host.url}/healthz") as response:
+                return response.status
+
+        victim.cut_database()
+        try:
+
+            async def victim_says_503() -> bool:
+                return await healthz(victim) == 503
+
+            await eventually(victim_says_503, timeout=30)
+            since = time.time()
+            statuses: Counter = Counter()
+            while time.time() - since < READS_FOR_S:  # one reader after another, as pages load
+                async with reader.get(f"{origin}/healthz") as response:
+                    statuses[response.status] += 1
+        finally:
+            victim.restore_database()
+
+        async def victim_healthy() -> bool:
+            return await healthz(victim) == 200
+
+        await eventually(victim_healthy, timeout=60)
+    reads = [line for line in site.nginx.access_lines() if float(line[0]) - float(line[1]) >= since]
+    reads = [line for line in reads if line[3] == "/healthz"]
+    assert statuses == {200: len(reads)}, statuses  # not one read failed
+    went_on = [line for line in reads if line[5].strip('"').split(", ")[:1] == [address(victim)]]
+    assert went_on and all(line[5].strip('"').split(", ")[-1] != address(victim) for line in went_on)
+    # Each worker passes the cut host over for fail_timeout (1 s, counted by nginx in whole
+    # seconds: 1 to 2 s) after it failed, then tries it again: from the end of one read that
+    # tried it to the start of the next.
+    gaps = []
+    for worker in {line[6] for line in went_on}:
+        tried = sorted(
+            (float(line[0]) - float(line[1]), float(line[0])) for line in went_on if line[6] == worker
+        )
+        gaps += [later[0] - earlier[1] for earlier, later in itertools.pairwise(tried)]
+    assert gaps, "no worker tried the cut host twice"
+    assert min(gaps) >= 0.9 and max(gaps) < 2.5, gaps
+    report(
+        "reads while a host is cut off from the database",
+        reads=len(reads),
+        failed=0,
+        reads_that_tried_the_cut_host=len(went_on),
+        cut_host_tried_again_after_s=", ".join(f"{gap:.2f}" for gap in sorted(gaps)),
+        slowest_read_s=f"{max(float(line[1]) for line in reads):.3f}",
+    )
+
+
 async def test_rolling_restart_under_a_storm_fails_no_request_and_loses_no_vote(site, engine, eventually):
     question_id, choices = make_question(engine, "Rolling?", ("Left", "Right"))
     storm = StormThroughNginx(site, question_id, choices)
@@ -788,4 +849,114 @@ async def test_rolling_restart_under_a_storm_fails_no_request_and_loses_no_vote(
         stop_s=", ".join(f"{r[0]:.1f}" for r in restarts),
         healthy_after_start_s=", ".join(f"{r[1]:.1f}" for r in restarts),
         host_back_in_rotation_s=", ".join(f"{r[2]:.1f}" for r in restarts),
+    )
+
+
+WATCHERS_ON_ONE_HOST = 2000
+HANDSHAKES_AT_ONCE = 100  # in flight at a time, well under the host's listen backlog
+
+
+@dataclass
+class Follower:
+    """A live-results socket through nginx, read to its end as a page reads it (answering pings)."""
+
+    ws: aiohttp.ClientWebSocketResponse
+    total: int
+    reader: asyncio.Task | None = None
+
+    async def follow(self) -> None:
+        async for message in self.ws:
+            if message.type is aiohttp.WSMsgType.TEXT:
+                self.total = json.loads(message.data)["total"]
+
+
+async def follow(session: aiohttp.ClientSession, url: str, failed: Counter) -> Follower | None:
+    """One socket past its snapshot, or None with why in `failed`."""
+    try:
+        async with asyncio.timeout(60):
+            ws = await session.ws_connect(url)
+            snapshot = await frame(ws, timeout=60)
+    except aiohttp.WSServerHandshakeError as exc:
+        failed[f"handshake {exc.status}"] += 1
+        return None
+    except (aiohttp.ClientError, TimeoutError, AssertionError) as exc:
+        failed[type(exc).__name__] += 1
+        return None
+    follower = Follower(ws, snapshot["total"])
+    follower.reader = asyncio.create_task(follower.follow())
+    return follower
+
+
+async def test_one_host_carries_two_thousand_watchers_through_nginx_and_each_gets_the_next_update(
+    site, engine, eventually
+):
+    question_id, (yes, _) = make_question(engine, "A crowd on one host?", ("Yes", "No"))
+    host = site.hosts[0]
+    followers: list[Follower] = []
+    failed: Counter = Counter()
+    # This process holds every visitor's socket; nginx and the host hold theirs in their own.
+    with hosts.open_files_limit(WATCHERS_ON_ONE_HOST + 1024):
+        nginx = hosts.Nginx(site.nginx.prefix.parent / "nginx-one-host", [address(host)])
+        try:
+            nginx.start()
+            url = f"wss://{hosts.SERVER_NAME}:{nginx.https_port}/poll/{question_id}/live"
+            async with hosts.site_session(limit=0, cookie_jar=aiohttp.DummyCookieJar()) as visitors:
+                try:
+                    started = time.monotonic()
+                    for first in range(0, WATCHERS_ON_ONE_HOST, HANDSHAKES_AT_ONCE):
+                        batch = range(first, min(first + HANDSHAKES_AT_ONCE, WATCHERS_ON_ONE_HOST))
+                        opened = await asyncio.gather(*(follow(visitors, url, failed) for _ in batch))
+                        followers += [f for f in opened if f is not None]
+                    open_s = time.monotonic() - started
+                    assert not failed, f"{len(followers)} watchers opened; the others: {dict(failed)}"
+                    assert {f.total for f in followers} == {0}
+                    response = await visitors.post(
+                        f"{nginx.origin}/poll/{question_id}/vote",
+                        data={"choice": str(yes)},
+                        headers={"Origin": nginx.origin},
+                        allow_redirects=False,
+                    )
+                    assert response.status == 302
+                    voted = time.monotonic()
+
+                    async def everyone_has_it() -> bool:
+                        return all(f.total == 1 for f in followers)
+
+                    try:
+                        await eventually(everyone_has_it, timeout=60)
+                    except AssertionError:
+                        behind = sum(f.total != 1 for f in followers)
+                        raise AssertionError(
+                            f"{behind} of {len(followers)} watchers never got the vote"
+                        ) from None
+                    update_s = time.monotonic() - voted
+                    still_open = sum(not f.ws.closed for f in followers)
+                finally:
+                    async with asyncio.timeout(60):
+                        await asyncio.gather(*(f.ws.close() for f in followers), return_exceptions=True)
+                    for f in followers:
+                        if f.reader is not None:
+                            f.reader.cancel()
+                    await asyncio.gather(*(f.reader for f in followers if f.reader), return_exceptions=True)
+
+            def handshakes() -> list[list[str]]:  # nginx logs a WebSocket when it closes
+                return [line for line in nginx.access_lines() if line[3] == f"/poll/{question_id}/live"]
+
+            async def all_logged() -> bool:
+                return len(handshakes()) >= WATCHERS_ON_ONE_HOST
+
+            await eventually(all_logged, timeout=30)
+            logged = handshakes()
+        finally:
+            nginx.stop()
+    assert still_open == WATCHERS_ON_ONE_HOST
+    assert Counter(line[4] for line in logged) == {"101": WATCHERS_ON_ONE_HOST}
+    assert {line[5].strip('"') for line in logged} == {address(host)}
+    report(
+        "2,000 watchers through nginx on one host",
+        watchers=len(followers),
+        handshakes_failed=0,
+        opened_in_s=f"{open_s:.1f}",
+        vote_to_last_watcher_s=f"{update_s:.3f}",
+        nginx_workers=len({line[6] for line in logged}),
     )

@@ -2,16 +2,25 @@
 
 import asyncio
 import json
+import logging
+import re
+import select
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import sqlalchemy as sa
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from aiohttpdemo_polls import forms, live, settings
 from aiohttpdemo_polls.keys import live_key, notices_key
 from aiohttpdemo_polls.main import init_app
+
+TEST_CONFIG = settings.PROJECT_ROOT / "config" / "polls_test.yaml"
 
 
 async def frame(ws: aiohttp.ClientWebSocketResponse, timeout: float = 1.0) -> dict[str, Any]:
@@ -310,14 +319,7 @@ async def test_watcher_that_does_not_read_is_dropped_and_others_keep_up(
     # Many choices make big frames, so the kernel's socket buffers fill after a few hundred.
     question = make_question(choices=tuple(f"Choice {n}" for n in range(300)))
     path = f"/poll/{question['id']}/live"
-    stalled = socket.socket()
-    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tiny window, never read
-    stalled.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(stalled, (client.host, client.port))
-    stalled.send(
-        f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
+    stalled = await open_stalled(client.host, client.port, path, rcvbuf=4096)  # a tiny window
     async with client.ws_connect(path) as fast:
         received = [await frame(fast)]
         reader = asyncio.create_task(_read_all(fast, received))
@@ -340,7 +342,8 @@ async def test_watcher_that_does_not_read_is_dropped_and_others_keep_up(
                     {"id": question["choices"][0], "q": question["id"]},
                 )
             deadline = time.monotonic() + 5
-            while not received or received[-1]["total"] != 7:
+            # Choice 0 at 7 only after this: the increments went to choice 1.
+            while counts(received[-1])[question["choices"][0]] != 7:
                 assert time.monotonic() < deadline, "the reading watcher stopped getting updates"
                 await asyncio.sleep(0.01)
         finally:
@@ -352,3 +355,150 @@ async def test_watcher_that_does_not_read_is_dropped_and_others_keep_up(
 async def _read_all(ws: aiohttp.ClientWebSocketResponse, into: list) -> None:
     async for message in ws:
         into.append(json.loads(message.data))
+
+
+async def open_stalled(host: str, port: int, path: str, rcvbuf: int | None = None) -> socket.socket:
+    """A live-results socket that asks for the upgrade and then never reads a byte: a page
+    frozen in a sleeping phone. Default kernel buffers unless `rcvbuf` is given."""
+    stalled = socket.socket()
+    if rcvbuf is not None:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    stalled.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(stalled, (host, port))
+    stalled.send(
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    return stalled
+
+
+def was_reset(sock: socket.socket) -> bool:
+    """The server reset the connection (an error and a hang-up are pending), seen without reading:
+    a socket closed gracefully would still be delivering what waited for it."""
+    poller = select.poll()
+    poller.register(sock, select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
+
+
+def config_file(folder: Path, **live: Any) -> Path:
+    """The test settings with some `live` settings changed, as a file for `app_process`."""
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    config["live"].update(live)
+    path = folder / "polls.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+async def dropped_total(metrics_port: int, reason: str) -> float:
+    """polls_live_watchers_dropped_total{reason} as the metrics port serves it."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{metrics_port}/metrics") as response,
+    ):
+        text = await response.text()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "polls_live_watchers_dropped_total" and sample.labels["reason"] == reason
+    )
+
+
+async def test_watcher_that_stops_reading_is_dropped_within_one_and_a_half_heartbeats_and_counted(
+    app_process, tmp_path, sync_engine, make_question, eventually, unused_tcp_port_factory
+):
+    heartbeat = 1.0  # the least live.heartbeat_s allows
+    # docs/live-results.md: the next ping within a heartbeat, its pong within half of one, each
+    # looked at once every SWEEP_S.
+    bound = 1.5 * heartbeat + 2 * live.SWEEP_S
+    metrics_port = unused_tcp_port_factory()
+    app = app_process(
+        config=config_file(tmp_path, heartbeat_s=heartbeat), env={"POLLS_METRICS_PORT": str(metrics_port)}
+    )
+    app.wait_serving()
+    question = make_question(choices=("Yes", "No"))
+    path = f"/poll/{question['id']}/live"
+    async with aiohttp.ClientSession() as session, session.ws_connect(app.url + path) as reading:
+        received = [await frame(reading, timeout=10)]
+        reader = asyncio.create_task(_read_all(reading, received))
+        started = time.monotonic()
+        stalled = await open_stalled("127.0.0.1", int(app.url.rsplit(":", 1)[1]), path)
+        try:
+            votes = 0
+            while not was_reset(stalled):
+                assert time.monotonic() - started < 30, f"the stalled watcher was never dropped\n{app.log()}"
+                votes += 1
+                with sync_engine.begin() as conn:  # updates keep coming, as in a live poll
+                    conn.execute(
+                        sa.text("UPDATE choice SET votes = votes + 1 WHERE id = :id"),
+                        {"id": question["choices"][0]},
+                    )
+                await asyncio.sleep(0.05)
+            dropped_after = time.monotonic() - started
+
+            async def reader_has_the_last() -> bool:
+                return received[-1]["total"] == votes
+
+            await eventually(reader_has_the_last)
+            # The reader answered every ping meanwhile: it is still there, getting updates.
+            assert not reading.closed
+        finally:
+            reader.cancel()
+            stalled.close()
+
+        async def counted() -> bool:  # a process writes its counts once a second
+            return await dropped_total(metrics_port, "no_pong") == 1
+
+        await eventually(counted)
+    assert dropped_after <= bound, f"dropped {dropped_after:.2f} s after it stopped reading"
+    assert await dropped_total(metrics_port, "backlog") == 0
+    assert re.search(r"dropped a slow watcher of poll \d+ \(no pong", app.log())
+
+
+async def test_watcher_that_never_reads_is_dropped_once_its_backlog_passes_the_bound(
+    aiohttp_client, config, sync_engine, make_question, caplog, eventually
+):
+    config["live"]["window_ms"] = 0  # every notice is an update: fill the stalled socket fast
+    config["live"]["heartbeat_s"] = 600  # no ping is due in this test: bytes alone drop it
+    client = await aiohttp_client(init_app(config=config))
+    hub = client.app[live_key]
+    # As many choices as a poll may have: the biggest frames a real poll sends.
+    question = make_question(choices=tuple(f"Choice {n}" for n in range(forms.MAX_CHOICES)))
+    first, second = question["choices"][:2]
+    path = f"/poll/{question['id']}/live"
+    caplog.set_level(logging.INFO, logger="aiohttpdemo_polls.live")
+    async with client.ws_connect(path) as reading:
+        received = [await frame(reading)]
+        reader = asyncio.create_task(_read_all(reading, received))
+        stalled = await open_stalled(client.host, client.port, path)  # default buffers
+
+        async def both_watching() -> bool:
+            return hub.watchers_of(question["id"]) == 2
+
+        await eventually(both_watching)
+        most = 0  # bytes waiting for one watcher, the most seen
+        try:
+            deadline = time.monotonic() + 60
+            while hub.count > 1:
+                assert time.monotonic() < deadline, f"never dropped; up to {most} bytes were waiting"
+                with sync_engine.begin() as conn:
+                    conn.execute(
+                        sa.text("UPDATE choice SET votes = votes + 1 WHERE id = :id"), {"id": second}
+                    )
+                await asyncio.sleep(0.001)  # let the app take the notice
+                most = max(most, *hub.backlogs(question["id"]))
+            assert was_reset(stalled)  # what waited for it is gone from the kernel too
+            with sync_engine.begin() as conn:
+                conn.execute(sa.text("UPDATE choice SET votes = 1000000 WHERE id = :id"), {"id": first})
+
+            async def reader_has_the_last() -> bool:
+                return counts(received[-1])[first] == 1_000_000
+
+            await eventually(reader_has_the_last)
+        finally:
+            reader.cancel()
+            stalled.close()
+    # Checked before each frame: at most one frame (and a ping) past the bound, ever.
+    biggest = max(len(json.dumps(message)) for message in received) + 4  # a frame's header
+    assert most <= live.MAX_BACKLOG + biggest + len(live.PING), most
+    assert any("dropped a slow watcher" in r.message and "bytes waiting" in r.message for r in caplog.records)
