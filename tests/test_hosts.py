@@ -7,6 +7,7 @@ answered and counted, and recovery times.
 """
 
 import asyncio
+import collections
 import contextlib
 import html
 import json
@@ -576,9 +577,9 @@ class StormThroughNginx:
         await eventually(busy, timeout=120)
 
     def failures(self) -> str:
-        failed = self.failed
-        kinds = sorted({f"{r.method} {r.status or r.error}" for r in failed})
-        return f"{len(failed)} ({', '.join(kinds) or 'none'})"
+        """How many failed, and how many of each kind, e.g. `12 (GET 503: 4, POST 503: 8)`."""
+        kinds = collections.Counter(f"{r.method} {r.status or r.error}" for r in self.failed)
+        return f"{len(self.failed)} ({', '.join(f'{k}: {n}' for k, n in sorted(kinds.items())) or 'none'})"
 
 
 async def back_in_rotation(site: hosts.Cluster, host: hosts.Host, since: float, eventually) -> None:
@@ -758,11 +759,8 @@ async def test_host_cut_off_from_the_database_answers_503_then_recovers_by_itsel
 
 def answers(requests: list[Request]) -> str:
     """How many requests got each status (or error), e.g. `302: 900, 503: 12`."""
-    seen: dict[str, int] = {}
-    for r in requests:
-        kind = str(r.status or r.error)
-        seen[kind] = seen.get(kind, 0) + 1
-    return ", ".join(f"{kind}: {n}" for kind, n in sorted(seen.items())) or "none"
+    kinds = collections.Counter(str(r.status or r.error) for r in requests)
+    return ", ".join(f"{kind}: {n}" for kind, n in sorted(kinds.items())) or "none"
 
 
 def longest(requests: list[Request]) -> float:
