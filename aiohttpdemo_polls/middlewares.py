@@ -119,10 +119,11 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
     except problems.Problem as exc:
         return exc.response()
     except (psycopg2.OperationalError, psycopg2.InterfaceError, TimeoutError) as exc:
-        # OperationalError: the server is down or went away; InterfaceError: the connection
-        # was closed under the query (it went away). TimeoutError: it did not answer within
-        # `database.timeout` (aiopg then closes that connection). One line, no traceback:
-        # during an outage every request lands here, and the cause is known.
+        # OperationalError: the server is down or went away. InterfaceError: it went away
+        # between a query's answer and the reading of its rows (psycopg2 then calls the
+        # cursor closed). TimeoutError: it did not answer within `database.timeout` (aiopg
+        # then closes that connection). One line, no traceback: during an outage every
+        # request lands here, and the cause is known.
         reason = logs.first_line(exc)
         log.warning("database unavailable for %s %s: %s", request.method, request.path, reason)
         return render_error(request, 503)

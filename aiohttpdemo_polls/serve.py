@@ -17,6 +17,7 @@ from typing import Any
 import psycopg2
 from aiohttp import web
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 
 from . import logs, metrics
 from .keys import config_key
@@ -88,6 +89,7 @@ def gunicorn_settings(config: dict[str, Any]) -> dict[str, Any]:
         # connections over them; on one shared socket the first worker to wake takes a whole
         # burst of kept-alive connections and leaves the others idle.
         "reuse_port": True,
+        "logger_class": ListeningLogger,
         "on_starting": _Starting(config["metrics"]["host"], config["metrics"]["port"]),
         # gunicorn >= 25.1 opens a control socket in ~/.gunicorn shared by every gunicorn on
         # the machine; the app does not use it.
@@ -136,6 +138,26 @@ def _refuse_taken(address: Any) -> None:
             probe.bind((host, port))
         except OSError as exc:
             raise RuntimeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+class ListeningLogger(GunicornLogger):
+    """gunicorn's logger, naming the address its master would leave blank.
+
+    With SO_REUSEPORT the master holds no socket (each worker binds its own), so gunicorn's
+    `Listening at: %s (%s)` line has no listener to name: it gets the configured addresses."""
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if msg.startswith("Listening at:") and args and not args[0]:
+            args = (",".join(_url(address) for address in self.cfg.address), *args[1:])
+        super().info(msg, *args, **kwargs)
+
+
+def _url(address: Any) -> str:
+    """An address of gunicorn's `bind`, written as gunicorn writes a listener's."""
+    if isinstance(address, str):
+        return f"unix:{address}"
+    host, port = address[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _worker_exited(arbiter: Any, worker: Any) -> None:

@@ -4,10 +4,12 @@
     sudo .venv/bin/python bench/hosts.py            # 10 s per run
     sudo .venv/bin/python bench/hosts.py --quick    # a smoke run: 3 s, fewer watchers
 
-Needs root and nginx (tests/install-hosts), like the multi-host test: it builds the same
-cluster with tests/hosts.py (network namespaces, each host the app with two processes and
-config/production.yaml, one PostgreSQL over TCP, config/nginx.conf in front), then for
-each number of hosts starts nginx with that many upstreams and measures through it:
+Needs root, nginx and pgbouncer (tests/install-hosts), like the multi-host test: it builds
+the same cluster with tests/hosts.py, from the files and steps of docs/deployment.md
+("Several hosts": network namespaces, each host the app with two processes,
+config/production.yaml and config/polls-host.env; PostgreSQL, PgBouncer in transaction
+pooling; config/nginx.conf in front), then for each number of hosts starts nginx with that
+many upstreams and measures through it:
 
 - pages: wrk on random /poll/{id} pages, over HTTPS;
 - votes: wrk posting the voting form (a new voter each), then checked in the database:
@@ -21,7 +23,6 @@ more throughput here. What the table shows is what spreading costs and that it w
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -30,7 +31,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -141,28 +141,10 @@ async def fanout(base: str, question_id: int, choice_id: int, watchers: int, rou
     return delays
 
 
-@contextlib.contextmanager
-def cluster_of_three(folder: Path) -> Iterator[tuple[list[harness.Host], harness.SharedDatabase]]:
-    with harness.namespaces(folder, 3) as hosts:
-        database = harness.SharedDatabase(folder, [host.gateway for host in hosts])
-        database.start()
-        try:
-            database.create_schema()
-            for host in hosts:
-                host.start(database.url_via(host.gateway))
-            for host in hosts:
-                host.wait_healthy()
-            yield hosts, database
-        finally:
-            for host in hosts:  # before their database goes
-                host.stop()
-            database.stop()
-
-
 async def measure(args: argparse.Namespace, folder: Path) -> list[Row]:
     rows = []
-    with cluster_of_three(folder) as (hosts, database):
-        url = database.url_via(hosts[0].gateway)
+    with harness.servers(folder) as servers:
+        hosts, url = servers.hosts, servers.database.url
         pairs = await asyncio.to_thread(seed, url, POLLS)
         poll_ids = sorted({q for q, _ in pairs})
         for count in args.hosts:

@@ -1,9 +1,13 @@
-"""Several app hosts on one machine: network namespaces, one shared PostgreSQL, nginx in front.
+"""Several app hosts on one machine: network namespaces, one PostgreSQL and PgBouncer, nginx in front.
 
-What operators run, started from a temporary folder: each host is the app with two processes
-in a Linux network namespace of its own, all on one PostgreSQL reached over TCP, behind nginx
-with the project's own config/nginx.conf. Each host has two links: one that nginx reaches it
-by, and one used only for PostgreSQL, so that a host can be cut off from the database alone.
+What docs/deployment.md ("Several hosts") tells an operator to do, done from the files it
+ships: PostgreSQL with config/postgresql-polls.conf and config/pg_hba-polls.conf, `init-db`
+straight to it, PgBouncer with config/pgbouncer.ini and config/pgbouncer-userlist.txt (the
+role's SCRAM secret copied in), each app host with config/polls-host.env and two processes
+in a Linux network namespace of its own, and config/nginx.conf in front. Only addresses,
+ports, paths and secrets are changed, each change checked, so a reshaped file fails here.
+Each host has two links: one that nginx reaches it by, and one used only for the database
+machine (the root namespace), so that a host can be cut off from the database alone.
 Needs root (namespaces); everything is removed after.
 """
 
@@ -21,24 +25,41 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg2
 from aiohttp.abc import AbstractResolver
 
 from aiohttpdemo_polls import pgserver, settings
 
 NGINX = os.environ.get("POLLS_NGINX", "/usr/sbin/nginx")
-APP_CONFIG = settings.PROJECT_ROOT / "config" / "production.yaml"
-NGINX_SITE = settings.PROJECT_ROOT / "config" / "nginx.conf"
-NGINX_MAIN = settings.PROJECT_ROOT / "config" / "nginx-main.conf"
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+CONFIG = settings.PROJECT_ROOT / "config"
+APP_CONFIG = CONFIG / "production.yaml"
+NGINX_SITE = CONFIG / "nginx.conf"
+POSTGRESQL_CONF = CONFIG / "postgresql-polls.conf"
+PG_HBA = CONFIG / "pg_hba-polls.conf"
+PGBOUNCER_INI = CONFIG / "pgbouncer.ini"
+PGBOUNCER_USERLIST = CONFIG / "pgbouncer-userlist.txt"
+HOST_ENV = CONFIG / "polls-host.env"
+NGINX_MAIN = CONFIG / "nginx-main.conf"
 SERVER_NAME = "polls.example.org"  # config/nginx.conf's, kept: clients resolve it to 127.0.0.1
 APP_PORT = 8080
 WORKERS = 2
-DB_NAME, DB_USER, DB_PASSWORD = "polls_hosts", "polls_hosts", "hosts-secret"
+# What the shipped files name: the database machine's private address, the app hosts'
+# subnet, and the app's role and database (kept; only the secrets are the test's).
+DOCS_DB_ADDRESS = "10.0.0.5"
+DOCS_APP_SUBNET = "10.0.0.0/24"
+DB_NAME = DB_USER = "polls"
+DB_PASSWORD = "hosts-secret"
+PGBOUNCER_ADMIN, PGBOUNCER_ADMIN_PASSWORD = "pgbouncer_admin", "hosts-admin-secret"
+# As root, the embedded server runs as this user: the `postgres` of the docs, whom PgBouncer
+# runs as too (it refuses to run as root).
+SERVER_USER = "embedded_postgres"
 
 
 class HostsUnavailable(Exception):
@@ -65,6 +86,101 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
         return exc.code
     except OSError:
         return None
+
+
+Change = tuple[str, Callable[[re.Match], str], int]
+
+
+def edit(source: str, name: str, changes: list[Change]) -> str:
+    """`source` with each change made exactly as often as expected: a reshaped shipped file
+    fails here rather than being tested half-changed."""
+    for pattern, replacement, expected in changes:
+        source, found = re.subn(pattern, replacement, source, flags=re.MULTILINE)
+        assert found == expected, f"{name}: expected {expected} match(es) of {pattern!r}, found {found}"
+    return source
+
+
+def setting(key: str, value: str) -> Change:
+    """The value of the one `key = value` (or `KEY=value`) line changed."""
+    return (rf"^({re.escape(key)}\s*=\s*).*$", lambda m: m[1] + value, 1)
+
+
+def postgresql_conf(source: str, addresses: list[str], port: int) -> str:
+    """config/postgresql-polls.conf listening on `addresses` (for the docs' one) and `port`."""
+    docs_address = re.escape(DOCS_DB_ADDRESS)
+    return edit(
+        source,
+        POSTGRESQL_CONF.name,
+        [
+            (rf"^(listen_addresses = '[^']*){docs_address}'", lambda m: f"{m[1]}{','.join(addresses)}'", 1),
+            setting("port", str(port)),
+        ],
+    )
+
+
+def pg_hba(source: str, subnets: list[str]) -> str:
+    """config/pg_hba-polls.conf with its app hosts' line once for each of `subnets`."""
+    app_line = rf"^(host\s+{DB_NAME}\s+{DB_USER}\s+){re.escape(DOCS_APP_SUBNET)}(\s+scram-sha-256)$"
+    return edit(
+        source, PG_HBA.name, [(app_line, lambda m: "\n".join(f"{m[1]}{net}{m[2]}" for net in subnets), 1)]
+    )
+
+
+def pgbouncer_ini(source: str, addresses: list[str], port: int, postgres_port: int, folder: Path) -> str:
+    """config/pgbouncer.ini listening on `addresses` (for the docs' one) and `port`, in front
+    of PostgreSQL's `postgres_port`, its files in `folder`."""
+    docs_address = re.escape(DOCS_DB_ADDRESS)
+    return edit(
+        source,
+        PGBOUNCER_INI.name,
+        [
+            (rf"^(listen_addr = .*){docs_address}$", lambda m: m[1] + ",".join(addresses), 1),
+            setting("listen_port", str(port)),
+            (
+                rf"^({DB_NAME} = host=127\.0\.0\.1 port=)5432( dbname=)",
+                lambda m: f"{m[1]}{postgres_port}{m[2]}",
+                1,
+            ),
+            setting("unix_socket_dir", str(folder)),
+            setting("logfile", str(folder / "pgbouncer.log")),
+            setting("pidfile", str(folder / "pgbouncer.pid")),
+            setting("auth_file", str(folder / "userlist.txt")),
+        ],
+    )
+
+
+def pgbouncer_userlist(source: str, secret: str) -> str:
+    """config/pgbouncer-userlist.txt with the role's SCRAM secret and the admin's password."""
+    return edit(
+        source,
+        PGBOUNCER_USERLIST.name,
+        [
+            (rf'^"{DB_USER}" ".*"$', lambda m: f'"{DB_USER}" "{secret}"', 1),
+            (
+                rf'^"{PGBOUNCER_ADMIN}" ".*"$',
+                lambda m: f'"{PGBOUNCER_ADMIN}" "{PGBOUNCER_ADMIN_PASSWORD}"',
+                1,
+            ),
+        ],
+    )
+
+
+def host_environment(source: str, address: str, pool_url: str, listen_url: str, proxy: str) -> dict[str, str]:
+    """config/polls-host.env for one host, read as systemd's EnvironmentFile= reads it."""
+    rendered = edit(
+        source,
+        HOST_ENV.name,
+        [
+            setting("POLLS_HOST", address),
+            setting("POLLS_DATABASE_URL", pool_url),
+            setting("POLLS_LISTEN_DATABASE_URL", listen_url),
+            setting("POLLS_TRUSTED_PROXIES", proxy),
+        ],
+    )
+    lines = [line for line in rendered.splitlines() if line and not line.startswith("#")]
+    environment = dict(line.split("=", 1) for line in lines)
+    assert environment["POLLS_PORT"] == str(APP_PORT), "nginx's upstreams name APP_PORT"
+    return environment
 
 
 @dataclass
@@ -112,14 +228,9 @@ class Host:
         self.process.terminate()
         return self.process.wait(timeout)
 
-    def start(self, database_url: str) -> None:
-        """`python -m aiohttpdemo_polls --workers 2` in the namespace, on the host's own address."""
-        env = {
-            **os.environ,
-            "POLLS_HOST": self.address,
-            "POLLS_PORT": str(APP_PORT),
-            "POLLS_DATABASE_URL": database_url,
-        }
+    def start(self, environment: dict[str, str]) -> None:
+        """`python -m aiohttpdemo_polls -c config/production.yaml --workers 2` in the namespace,
+        with the host's environment file (`host_environment`)."""
         command = [
             sys.executable,
             "-m",
@@ -133,7 +244,7 @@ class Host:
             self.process = subprocess.Popen(
                 ["ip", "netns", "exec", self.netns, *command],
                 cwd=settings.PROJECT_ROOT,
-                env=env,
+                env={**os.environ, **environment},
                 stdout=out,
                 stderr=err,
             )
@@ -253,12 +364,14 @@ def namespaces(folder: Path, count: int = 3) -> Iterator[list[Host]]:
 
 
 @dataclass
-class SharedDatabase:
-    """A dedicated embedded PostgreSQL listening on the root side of every host's database link."""
+class Database:
+    """PostgreSQL on the database machine (the root namespace), set up as the docs say: its
+    own addresses on every host's database link, the shipped hba lines, then `init-db`."""
 
     folder: Path
-    addresses: list[str]
-    port: int = field(default_factory=free_port)
+    addresses: list[str]  # the machine's private addresses: the root side of each database link
+    subnets: list[str]  # the app hosts' side of those links, for pg_hba.conf
+    port: int = field(default_factory=free_port)  # on 127.0.0.1 too: one free there
 
     @property
     def pgdata(self) -> Path:
@@ -266,25 +379,33 @@ class SharedDatabase:
 
     @property
     def admin_url(self) -> str:
+        """The superuser over the Unix socket, as `sudo -u postgres` has it on the machine."""
         return f"postgresql://{pgserver.SUPERUSER}@/{pgserver.SUPERUSER}?host={self.pgdata}&port={self.port}"
 
-    def url_via(self, address: str) -> str:
-        """The app's URL as a host reaches the server: over TCP, with a password."""
+    @property
+    def url(self) -> str:
+        """The app's role straight to PostgreSQL, on the machine itself: init-db, and the
+        test's own counting (no app host's link on the way)."""
+        return self.url_from("127.0.0.1")
+
+    def url_from(self, address: str) -> str:
+        """The app's role straight to PostgreSQL at `address` (a host's LISTEN connection)."""
         return f"postgresql://{DB_USER}:{DB_PASSWORD}@{address}:{self.port}/{DB_NAME}"
 
     def start(self) -> None:
-        """Make the data directory with the wheel, then start it on TCP with password logins.
-
-        The wheel starts its server with `-h ""` (Unix socket only), which no config file can
-        override, so the server is started again here with pg_ctl and our own addresses.
-        """
+        """Make the data directory with the wheel, add the shipped settings and hba lines,
+        and start it with them (the wheel itself listens on its Unix socket only)."""
         pgserver.start(self.pgdata)  # initdb as the wheel does it (its system user, trust locally)
         pgserver.stop(self.pgdata)
+        conf_d = self.pgdata / "conf.d"  # as Debian's postgresql.conf has it
+        conf_d.mkdir()
+        source = POSTGRESQL_CONF.read_text()
+        (conf_d / "polls.conf").write_text(postgresql_conf(source, self.addresses, self.port))
+        with (self.pgdata / "postgresql.conf").open("a") as conf:
+            conf.write("\ninclude_dir = 'conf.d'\n")
+        shutil.chown(conf_d, SERVER_USER)
         hba = self.pgdata / "pg_hba.conf"
-        ours = "".join(f"host all {DB_USER} {address}/24 scram-sha-256\n" for address in self.addresses)
-        hba.write_text(ours + hba.read_text())  # first match wins: ours before initdb's lines
-        options = f"-h {','.join(self.addresses)} -p {self.port} -k {self.pgdata} -N 200"
-        user = {"user": "embedded_postgres"} if os.geteuid() == 0 else {}
+        hba.write_text(pg_hba(PG_HBA.read_text(), self.subnets) + hba.read_text())  # above initdb's
         log = self.pgdata / "server.log"
         subprocess.run(
             [
@@ -295,7 +416,7 @@ class SharedDatabase:
                 "-t",
                 "60",
                 "-o",
-                options,
+                f"-k {self.pgdata}",  # the socket where the superuser connects
                 "-l",
                 str(log),
                 "start",
@@ -304,14 +425,23 @@ class SharedDatabase:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             timeout=90,
-            **user,
+            user=SERVER_USER,
         )
 
     def create_schema(self) -> None:
-        """Role, database and schema through init_db.py, as an operator sets up a server."""
-        env = {**os.environ, "POLLS_DATABASE_URL": self.url_via(self.addresses[0])}
+        """`init-db` on the database machine, straight to PostgreSQL: role, database, schema."""
+        env = {**os.environ, "POLLS_DATABASE_URL": self.url}
         subprocess.run(
-            [sys.executable, "init_db.py", "-c", str(APP_CONFIG), "--admin-url", self.admin_url],
+            [
+                sys.executable,
+                "-m",
+                "aiohttpdemo_polls",
+                "init-db",
+                "-c",
+                str(APP_CONFIG),
+                "--admin-url",
+                self.admin_url,
+            ],
             cwd=settings.PROJECT_ROOT,
             env=env,
             check=True,
@@ -319,8 +449,102 @@ class SharedDatabase:
             timeout=120,
         )
 
+    def scram_secret(self) -> str:
+        """The app role's password as PostgreSQL stores it: what PgBouncer's auth file holds."""
+        conn = psycopg2.connect(self.admin_url)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (DB_USER,))
+                (secret,) = cursor.fetchone()
+        finally:
+            conn.close()
+        assert secret.startswith("SCRAM-SHA-256$"), "password_encryption must be scram-sha-256"
+        return secret
+
     def stop(self) -> None:
         pgserver.stop(self.pgdata)
+
+
+@dataclass
+class PgBouncer:
+    """Debian's pgbouncer on the database machine, from the shipped ini and auth file, run as
+    the server's user."""
+
+    folder: Path
+    addresses: list[str]  # as PostgreSQL's: the root side of each database link
+    postgres_port: int
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    def url_from(self, address: str) -> str:
+        """The app's role through PgBouncer at `address` (a host's pool)."""
+        return f"postgresql://{DB_USER}:{DB_PASSWORD}@{address}:{self.port}/{DB_NAME}"
+
+    def start(self, secret: str) -> None:
+        """Write its two files (the auth file readable by the server's user alone), start it,
+        and wait until it lets the app's role in."""
+        if not os.access(PGBOUNCER, os.X_OK):
+            raise HostsUnavailable(
+                f"pgbouncer is not installed at {PGBOUNCER}: run tests/install-hosts (as root)"
+            )
+        self.folder.mkdir()
+        shutil.chown(self.folder, SERVER_USER)  # its log, pid file and socket
+        userlist = self.folder / "userlist.txt"
+        userlist.write_text(pgbouncer_userlist(PGBOUNCER_USERLIST.read_text(), secret))
+        shutil.chown(userlist, SERVER_USER)
+        userlist.chmod(0o600)
+        ini = self.folder / "pgbouncer.ini"
+        ini.write_text(
+            pgbouncer_ini(
+                PGBOUNCER_INI.read_text(), self.addresses, self.port, self.postgres_port, self.folder
+            )
+        )
+        with (self.folder / "pgbouncer.out").open("wb") as out:
+            self.process = subprocess.Popen(
+                [PGBOUNCER, str(ini)], stdout=out, stderr=subprocess.STDOUT, user=SERVER_USER
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.process.poll() is None, f"pgbouncer exited:\n{self.log()}"
+            with contextlib.suppress(psycopg2.OperationalError):
+                psycopg2.connect(self.url_from("127.0.0.1"), connect_timeout=2).close()
+                return
+            assert time.monotonic() < deadline, f"pgbouncer did not let the app's role in:\n{self.log()}"
+            time.sleep(0.1)
+
+    def log(self) -> str:
+        logs = [self.folder / "pgbouncer.out", self.folder / "pgbouncer.log"]
+        return "\n".join(path.read_text(errors="replace") for path in logs if path.exists())[-4000:]
+
+    def admin(self, command: str) -> list[dict[str, Any]]:
+        """One command on the admin console (`psql -p 6432 -U pgbouncer_admin pgbouncer`); its rows."""
+        conn = psycopg2.connect(
+            host="127.0.0.1",
+            port=self.port,
+            dbname="pgbouncer",
+            user=PGBOUNCER_ADMIN,
+            password=PGBOUNCER_ADMIN_PASSWORD,
+        )
+        try:
+            conn.autocommit = True  # the console takes no BEGIN
+            with conn.cursor() as cursor:
+                cursor.execute(command)
+                if cursor.description is None:
+                    return []
+                names = [column.name for column in cursor.description]
+                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        """SIGINT, as Debian's unit stops it (waits for queries in flight), then SIGKILL."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def _ipv6_loopback() -> bool:
@@ -336,11 +560,7 @@ def nginx_site(
     source: str, upstreams: list[str], http_port: int, https_port: int, tls: Path, prefix: Path
 ) -> str:
     """config/nginx.conf with only addresses, ports, certificate and log paths and the static
-    root changed; each upstream keeps the shipped line's parameters.
-
-    Each change must match exactly as often as expected, so a reshaped file fails here
-    rather than being tested half-changed.
-    """
+    root changed; each upstream keeps the shipped line's parameters."""
     ipv6 = _ipv6_loopback()
 
     def listen(port: int, v6: bool) -> str:
@@ -364,12 +584,7 @@ def nginx_site(
         (r"root /srv/aiohttpdemo_polls;", lambda m: f"root {settings.PROJECT_ROOT};", 1),
         (r"/var/log/nginx/polls-access\.log", lambda m: f"{prefix}/access.log", 1),
     ]
-    for pattern, replacement, expected in changes:
-        source, found = re.subn(pattern, replacement, source, flags=re.MULTILINE)
-        assert found == expected, (
-            f"config/nginx.conf: expected {expected} match(es) of {pattern!r}, found {found}"
-        )
-    return source
+    return edit(source, NGINX_SITE.name, changes)
 
 
 def nginx_main(source: str, prefix: Path, site: Path) -> str:
@@ -403,12 +618,7 @@ def nginx_main(source: str, prefix: Path, site: Path) -> str:
         (r"^    include /etc/nginx/conf\.d/\*\.conf;\n", lambda m: f"{temp}    include {site};\n", 1),
         (r"^    include /etc/nginx/sites-enabled/\*;\n", lambda m: "", 1),  # Debian's default site: port 80
     ]
-    for pattern, replacement, expected in changes:
-        source, found = re.subn(pattern, replacement, source, flags=re.MULTILINE)
-        assert found == expected, (
-            f"config/nginx-main.conf: expected {expected} match(es) of {pattern!r}, found {found}"
-        )
-    return source
+    return edit(source, NGINX_MAIN.name, changes)
 
 
 @contextlib.contextmanager
@@ -528,38 +738,74 @@ def site_session(**kwargs: Any) -> aiohttp.ClientSession:
 
 
 @dataclass
-class Cluster:
+class Servers:
+    """The app hosts serving, on PostgreSQL and PgBouncer: everything but nginx."""
+
     hosts: list[Host]
-    database: SharedDatabase
-    nginx: Nginx
+    database: Database
+    pgbouncer: PgBouncer
+
+    def environment(self, host: Host) -> dict[str, str]:
+        """config/polls-host.env for `host`: its pool through PgBouncer and its LISTEN
+        connection straight to PostgreSQL, both over its database link, and nginx's address
+        as the host sees it as the one proxy to believe."""
+        return host_environment(
+            HOST_ENV.read_text(),
+            host.address,
+            self.pgbouncer.url_from(host.db_gateway),
+            self.database.url_from(host.db_gateway),
+            host.gateway,
+        )
 
     def start_host(self, host: Host) -> float:
-        """Start `host` on the shared database; seconds until its /healthz answers."""
-        host.start(self.database.url_via(host.db_gateway))
+        """Start `host`; seconds until its /healthz answers."""
+        host.start(self.environment(host))
         return host.wait_healthy()
+
+
+@dataclass
+class Cluster(Servers):
+    nginx: Nginx
+
+
+@contextlib.contextmanager
+def servers(folder: Path, count: int = 3) -> Iterator[Servers]:
+    """`count` hosts serving, set up in the order of docs/deployment.md's "Several hosts":
+    PostgreSQL, init-db straight to it, PgBouncer with the role's secret, then the hosts."""
+    with namespaces(folder, count) as hosts:
+        addresses = [host.db_gateway for host in hosts]
+        database = Database(folder / "postgresql", addresses, [f"{host.db_subnet}.0/24" for host in hosts])
+        database.folder.mkdir()
+        pgbouncer = PgBouncer(folder / "pgbouncer", addresses, database.port)
+        try:
+            database.start()
+            database.create_schema()
+            pgbouncer.start(database.scram_secret())
+            running = Servers(hosts, database, pgbouncer)
+            for host in hosts:
+                host.start(running.environment(host))
+            for host in hosts:
+                host.wait_healthy()
+            yield running
+        finally:
+            for host in hosts:  # before their database goes
+                host.stop()
+            pgbouncer.stop()
+            database.stop()
 
 
 @contextlib.contextmanager
 def cluster() -> Iterator[Cluster]:
-    """Three hosts, the database and nginx, all started; all stopped and removed afterwards."""
+    """Three hosts, the database, PgBouncer and nginx, all started; all stopped and removed afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="polls-hosts-"))
-    folder.chmod(0o755)  # the wheel's server user must reach the data directory
-    database = None
+    folder.chmod(0o755)  # the server's user must reach the data directory
     try:
-        with namespaces(folder) as hosts, contextlib.ExitStack() as stack:
-            database = SharedDatabase(folder, [host.db_gateway for host in hosts])
-            database.start()
-            database.create_schema()
-            nginx = Nginx(folder / "nginx", [f"{host.address}:{APP_PORT}" for host in hosts])
-            stack.callback(nginx.stop)
-            nginx.start()
-            running = Cluster(hosts, database, nginx)
-            for host in hosts:
-                host.start(database.url_via(host.db_gateway))
-            for host in hosts:
-                host.wait_healthy()
-            yield running
+        with servers(folder) as running:
+            nginx = Nginx(folder / "nginx", [f"{host.address}:{APP_PORT}" for host in running.hosts])
+            try:
+                nginx.start()
+                yield Cluster(running.hosts, running.database, running.pgbouncer, nginx)
+            finally:
+                nginx.stop()
     finally:
-        if database is not None:
-            database.stop()
         shutil.rmtree(folder, ignore_errors=True)

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 import sqlalchemy as sa
+from aiohttp import web
 from relay import Relay
 
 from aiohttpdemo_polls import db, db_manage, views
@@ -240,6 +241,35 @@ async def test_vote_whose_connection_is_ended_mid_statement_is_sent_again_and_co
     assert response.status == 302
     assert votes_of(question["id"])[yes] == 1
     assert vote_rows_match_counters()
+
+
+async def test_page_whose_connection_is_lost_before_its_rows_are_read_is_the_503_page(
+    aiohttp_client, config, sync_engine, eventually
+):
+    """psycopg2 calls the cursor closed once its connection is lost, also when the query had
+    answered: that is the database going away (503, which a proxy passes on to another host),
+    not a fault of the app (500). Seen with PgBouncer's server connections terminated."""
+    app = init_app(config=config)
+
+    async def lost_before_rows(request: web.Request) -> web.Response:
+        async with request.app[engine_key].acquire() as conn:
+            result = await conn.execute(sa.text("SELECT 1"))
+            pid = await conn.connection.get_backend_pid()
+            with sync_engine.connect() as admin:
+                admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+            async def noticed() -> bool:
+                return conn.closed
+
+            await eventually(noticed)
+            await result.fetchall()
+        return web.Response(text="rows read from a lost connection")
+
+    app.router.add_get("/lost-before-rows", lost_before_rows)
+    client = await aiohttp_client(app)
+    response = await client.get("/lost-before-rows")
+    assert response.status == 503
+    assert is_503_page(await response.text())
 
 
 STEP_ASIDE_BOUND = 2.5  # seconds to notice the database is away: "about a second", plus slack

@@ -81,6 +81,15 @@ async def test_documented_gunicorn_command_serves_pages_and_votes(
         gunicorn.send_signal(signal.SIGTERM)
         status = gunicorn.wait(30)
     assert status == 0, err.read_text()
+    assert f"Listening at: http://127.0.0.1:{unused_tcp_port} ({gunicorn.pid})" in err.read_text()
     lines = out.read_text().splitlines()
     assert lines and all(COMBINED.match(line) for line in lines), lines
     assert any('"POST /poll/' in line and '" 302 ' in line for line in lines)
+
+
+def test_gunicorn_log_says_where_it_listens(app_process):
+    """Each worker binds its own socket (SO_REUSEPORT), so gunicorn's master has none to name."""
+    app = app_process("--workers", "2")
+    app.wait_serving(2)
+    assert f"Listening at: {app.url} ({app.process.pid})" in app.log()
+    assert "Listening at:  (" not in app.log()
