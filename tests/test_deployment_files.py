@@ -17,6 +17,7 @@ RENDERED = [
     hosts.PGBOUNCER_USERLIST,
     hosts.HOST_ENV,
     hosts.NGINX_SITE,
+    hosts.NGINX_MAIN,
 ]
 
 
@@ -71,8 +72,14 @@ def test_shipped_host_environment_is_one_name_value_pair_a_line():
 
 
 def test_shipped_nginx_site_takes_the_test_hosts(tmp_path: Path):
-    site = hosts.nginx_site(
-        hosts.NGINX_SITE.read_text(), ["10.213.1.2:8080", "10.213.2.2:8080"], 18080, 18443, tmp_path
-    )
+    upstreams = ["10.213.1.2:8080", "10.213.2.2:8080"]
+    site = hosts.nginx_site(hosts.NGINX_SITE.read_text(), upstreams, 18080, 18443, tmp_path, tmp_path)
     assert re.search(r"server 10\.213\.1\.2:8080\b.*\n\s*server 10\.213\.2\.2:8080\b", site)
     assert f"ssl_certificate     {tmp_path}/fullchain.pem;" in site
+    assert f"access_log {tmp_path}/access.log polls_upstream;" in site
+
+
+def test_shipped_nginx_main_takes_the_test_paths(tmp_path: Path):
+    main = hosts.nginx_main(hosts.NGINX_MAIN.read_text(), tmp_path, tmp_path / "site.conf")
+    assert f"include {tmp_path / 'site.conf'};" in main
+    assert "worker_connections 32768;" in main
