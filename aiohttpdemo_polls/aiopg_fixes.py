@@ -60,3 +60,12 @@ def is_idle(conn: Any) -> bool:
         and not raw.isexecuting()
         and raw.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
     )
+
+
+async def drop_idle(engine: Any) -> None:
+    """Close the pool's idle connections (aiopg.sa's engine has no public call for it).
+
+    One connection lost under a statement most often means all went (a restart, a failover,
+    a pooler replacing its connections): the next borrower then gets a new one, not the next
+    dead one in line."""
+    await engine._pool.clear()

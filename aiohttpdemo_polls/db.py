@@ -148,6 +148,8 @@ async def connection(engine: Engine) -> AsyncIterator[SAConnection]:
         except BaseException as exc:
             if isinstance(exc, psycopg2.Error) and not ordinary_sql_error(exc):
                 conn.connection.close()
+                if connection_lost(exc):
+                    await aiopg_fixes.drop_idle(engine)
             raise
         finally:
             if not conn.closed and not aiopg_fixes.is_idle(conn):

@@ -232,3 +232,48 @@ async def test_the_app_holding_many_descriptors_recovers_when_postgresql_ends_it
             assert update["total"] == sum(votes_of(question["id"]).values())
         assert "filedescriptor out of range" not in caplog.text
         assert "Task exception was never retrieved" not in caplog.text
+
+
+async def test_drop_idle_closes_the_pools_idle_connections(database_url):
+    """aiopg_fixes.drop_idle reaches aiopg.sa's pool: after it, the next borrower gets a new one."""
+    async with aiopg.sa.create_engine(database_url, minsize=2, maxsize=2, timeout=5) as engine:
+        before = {await backend(engine), await backend(engine)}
+        assert engine.freesize == 2
+        await aiopg_fixes.drop_idle(engine)
+        assert engine.freesize == 0
+        assert await backend(engine) not in before
+
+
+async def test_a_lost_connection_drops_the_pools_idle_ones_too(database_url, sync_engine, eventually):
+    """After a restart or failover every pooled connection is dead: the next borrower must
+    not be handed the next dead one in line, so the idle ones go with the lost one."""
+    async with aiopg.sa.create_engine(database_url, minsize=3, maxsize=3, timeout=5) as engine:
+        assert engine.freesize == 3
+        with sync_engine.connect() as blocker:
+            blocker.execute(sa.text("LOCK TABLE question IN ACCESS EXCLUSIVE MODE"))
+
+            async def read() -> None:
+                async with db.connection(engine) as conn:
+                    await conn.execute(sa.text("SELECT count(*) FROM question"))
+
+            reading = asyncio.ensure_future(read())
+
+            def waiting() -> int | None:
+                with sync_engine.connect() as conn:
+                    return conn.execute(
+                        sa.text(
+                            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND datname = current_database() AND pid <> pg_backend_pid()"
+                        )
+                    ).scalar()
+
+            async def blocked() -> bool:
+                return waiting() is not None
+
+            await eventually(blocked)
+            with sync_engine.connect() as conn:
+                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting()})
+            blocker.rollback()
+        with pytest.raises(psycopg2.OperationalError):
+            await reading
+        assert engine.freesize == 0  # the two live idle ones were closed as well
