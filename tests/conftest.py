@@ -91,6 +91,37 @@ def eventually() -> Callable[..., Awaitable[None]]:
 
 
 @pytest.fixture
+def end_blocked_backend(sync_engine) -> Callable[..., Awaitable[asyncio.Future]]:
+    """`await end_blocked_backend(lock_sql, start)`: hold a lock (`lock_sql`), start `start()`,
+    whose statement the lock makes wait, and end that statement's backend while it waits, as a
+    failover does mid-statement; returns `start()`'s task once the lock is let go."""
+
+    def waiting() -> int | None:
+        with sync_engine.connect() as conn:
+            return conn.execute(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar()
+
+    async def blocked() -> bool:
+        return waiting() is not None
+
+    async def run(lock_sql: str, start: Callable[[], Awaitable[Any]]) -> asyncio.Future:
+        with sync_engine.connect() as blocker:
+            blocker.execute(sa.text(lock_sql))
+            task = asyncio.ensure_future(start())
+            await _eventually(blocked)
+            with sync_engine.connect() as conn:
+                assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting()}).scalar()
+            blocker.rollback()
+        return task
+
+    return run
+
+
+@pytest.fixture
 def config(database_url: str) -> dict[str, Any]:
     """The test config, pointed at the test database."""
     return settings.load(TEST_CONFIG, {"POLLS_DATABASE_URL": database_url})

@@ -621,21 +621,6 @@ def nginx_main(source: str, prefix: Path, site: Path) -> str:
     return edit(source, NGINX_MAIN.name, changes)
 
 
-@contextlib.contextmanager
-def open_files_limit(needed: int) -> Iterator[None]:
-    """This process's soft descriptor limit raised to the hard one (what it starts inherits it);
-    restored after."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    assert hard == resource.RLIM_INFINITY or hard >= needed, (
-        f"this test needs {needed} open files per process; the hard limit is {hard} (ulimit -Hn)"
-    )
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
 @dataclass
 class Nginx:
     prefix: Path

@@ -10,7 +10,6 @@ import errno
 import inspect
 import logging
 import os
-import resource
 import select
 from collections.abc import Iterator
 
@@ -21,6 +20,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 import sqlalchemy as sa
+from descriptors import open_files_limit
 
 from aiohttpdemo_polls import aiopg_fixes, db
 
@@ -30,17 +30,13 @@ DESCRIPTORS = 1100  # held open by the test: past select()'s limit of 1024
 @pytest.fixture
 def many_descriptors() -> Iterator[None]:
     """This process holds more than 1,024 open descriptors while the test runs."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = DESCRIPTORS + 512
-    assert hard >= wanted, f"the hard descriptor limit ({hard}) is below {wanted}: raise it to run this"
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
-    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(DESCRIPTORS)]
-    try:
-        yield
-    finally:
-        for fd in held:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with open_files_limit(DESCRIPTORS + 512):
+        held = [os.open(os.devnull, os.O_RDONLY) for _ in range(DESCRIPTORS)]
+        try:
+            yield
+        finally:
+            for fd in held:
+                os.close(fd)
 
 
 async def answers(cursor, sql: str) -> list:
@@ -244,36 +240,17 @@ async def test_drop_idle_closes_the_pools_idle_connections(database_url):
         assert await backend(engine) not in before
 
 
-async def test_a_lost_connection_drops_the_pools_idle_ones_too(database_url, sync_engine, eventually):
+async def test_a_lost_connection_drops_the_pools_idle_ones_too(database_url, end_blocked_backend):
     """After a restart or failover every pooled connection is dead: the next borrower must
     not be handed the next dead one in line, so the idle ones go with the lost one."""
     async with aiopg.sa.create_engine(database_url, minsize=3, maxsize=3, timeout=5) as engine:
         assert engine.freesize == 3
-        with sync_engine.connect() as blocker:
-            blocker.execute(sa.text("LOCK TABLE question IN ACCESS EXCLUSIVE MODE"))
 
-            async def read() -> None:
-                async with db.connection(engine) as conn:
-                    await conn.execute(sa.text("SELECT count(*) FROM question"))
+        async def read() -> None:
+            async with db.connection(engine) as conn:
+                await conn.execute(sa.text("SELECT count(*) FROM question"))
 
-            reading = asyncio.ensure_future(read())
-
-            def waiting() -> int | None:
-                with sync_engine.connect() as conn:
-                    return conn.execute(
-                        sa.text(
-                            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                            " AND datname = current_database() AND pid <> pg_backend_pid()"
-                        )
-                    ).scalar()
-
-            async def blocked() -> bool:
-                return waiting() is not None
-
-            await eventually(blocked)
-            with sync_engine.connect() as conn:
-                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting()})
-            blocker.rollback()
+        reading = await end_blocked_backend("LOCK TABLE question IN ACCESS EXCLUSIVE MODE", read)
         with pytest.raises(psycopg2.OperationalError):
             await reading
         assert engine.freesize == 0  # the two live idle ones were closed as well

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import json
 import re
-import resource
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import aiohttp
 import psutil
 import pytest
 import sqlalchemy as sa
+from descriptors import open_files_limit
 
 from aiohttpdemo_polls.views import VOTER_COOKIE
 
@@ -102,20 +102,6 @@ class Watcher:
 
     def counts(self) -> dict[int, int] | None:
         return {c["id"]: c["votes"] for c in self.latest.get("choices", []) if "votes" in c} or None
-
-
-@contextlib.contextmanager
-def open_files_limit(needed: int) -> Iterator[None]:
-    """The soft descriptor limit raised to the hard one (the app inherits it); restored after."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    assert hard == resource.RLIM_INFINITY or hard >= needed, (
-        f"the crowd test needs {needed} open files per process; the hard limit is {hard} (ulimit -Hn)"
-    )
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 async def answer(session: aiohttp.ClientSession, ask: Ask) -> tuple[int | str, str | None]:

@@ -208,35 +208,17 @@ def test_database_timeout_defaults_to_five_seconds_and_must_be_positive(tmp_path
 
 
 async def test_vote_whose_connection_is_ended_mid_statement_is_sent_again_and_counted_once(
-    client, new_browser, make_question, vote, sync_engine, votes_of, eventually, vote_rows_match_counters
+    client, new_browser, make_question, vote, votes_of, end_blocked_backend, vote_rows_match_counters
 ):
     """A terminated server connection keeps nothing of its transaction: the writer sends the
     ballot once more on another connection, and the voter is answered as counted."""
     question = make_question(choices=("Yes", "No"))
     yes, _ = question["choices"]
-    with sync_engine.connect() as blocker:
-        # The vote's statement takes its poll FOR KEY SHARE: hold the poll so that it waits.
-        blocker.execute(sa.text("SELECT 1 FROM question WHERE id = :id FOR UPDATE"), {"id": question["id"]})
-        voting = asyncio.ensure_future(vote(new_browser(client), question["id"], yes))
-
-        def waiting_vote() -> int | None:
-            with sync_engine.connect() as conn:
-                return conn.execute(
-                    sa.text(
-                        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                        " AND query LIKE 'DO $prepare$%' AND datname = current_database()"
-                    )
-                ).scalar()
-
-        async def blocked() -> bool:
-            return waiting_vote() is not None
-
-        await eventually(blocked)
-        with sync_engine.connect() as conn:
-            assert conn.execute(
-                sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting_vote()}
-            ).scalar()
-        blocker.rollback()
+    # The vote's statement takes its poll FOR KEY SHARE: hold the poll so that it waits.
+    voting = await end_blocked_backend(
+        f"SELECT 1 FROM question WHERE id = {question['id']} FOR UPDATE",
+        lambda: vote(new_browser(client), question["id"], yes),
+    )
     response = await asyncio.wait_for(voting, 10)
     assert response.status == 302
     assert votes_of(question["id"])[yes] == 1
@@ -385,64 +367,30 @@ async def test_votes_across_a_frozen_database_link_are_never_counted_after_a_fai
 
 
 async def test_page_whose_connection_is_ended_mid_query_is_read_again_and_served(
-    client, make_question, sync_engine, eventually, caplog
+    client, make_question, end_blocked_backend, caplog
 ):
     """A reader never sees a lost connection: the read runs once more on another one."""
     caplog.set_level(logging.INFO, logger="aiohttpdemo_polls.middlewares")
     question = make_question(choices=("Yes", "No"))
-    with sync_engine.connect() as blocker:
-        blocker.execute(sa.text("LOCK TABLE question IN ACCESS EXCLUSIVE MODE"))  # the read waits
-        reading = asyncio.ensure_future(client.get(f"/poll/{question['id']}"))
-
-        def waiting_read() -> int | None:
-            with sync_engine.connect() as conn:
-                return conn.execute(
-                    sa.text(
-                        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                        " AND datname = current_database() AND pid <> pg_backend_pid()"
-                    )
-                ).scalar()
-
-        async def blocked() -> bool:
-            return waiting_read() is not None
-
-        await eventually(blocked)
-        with sync_engine.connect() as conn:
-            ended = conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting_read()})
-            assert ended.scalar()
-        blocker.rollback()
+    reading = await end_blocked_backend(
+        "LOCK TABLE question IN ACCESS EXCLUSIVE MODE",  # the read waits
+        lambda: client.get(f"/poll/{question['id']}"),
+    )
     response = await asyncio.wait_for(reading, 10)
     assert response.status == 200
     assert "read again after a lost connection" in caplog.text
 
 
 async def test_poll_whose_connection_is_ended_mid_transaction_is_made_once_on_another(
-    client, sync_engine, eventually
+    client, sync_engine, end_blocked_backend
 ):
     """Making a poll is tried once more when its connection was lost; the poll exists once."""
     form = [("question_text", "Lost and found?"), ("choice", "Yes"), ("choice", "No")]
-    with sync_engine.connect() as blocker:
-        # Creation first counts the maker's address in poll_creation: hold that table.
-        blocker.execute(sa.text("LOCK TABLE poll_creation IN ACCESS EXCLUSIVE MODE"))
-        making = asyncio.ensure_future(client.post("/poll/new", data=form, allow_redirects=False))
-
-        def waiting_insert() -> int | None:
-            with sync_engine.connect() as conn:
-                return conn.execute(
-                    sa.text(
-                        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                        " AND datname = current_database() AND pid <> pg_backend_pid()"
-                    )
-                ).scalar()
-
-        async def blocked() -> bool:
-            return waiting_insert() is not None
-
-        await eventually(blocked)
-        with sync_engine.connect() as conn:
-            ended = conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting_insert()})
-            assert ended.scalar()
-        blocker.rollback()
+    # Creation first counts the maker's address in poll_creation: hold that table.
+    making = await end_blocked_backend(
+        "LOCK TABLE poll_creation IN ACCESS EXCLUSIVE MODE",
+        lambda: client.post("/poll/new", data=form, allow_redirects=False),
+    )
     response = await asyncio.wait_for(making, 10)
     assert response.status == 303
     with sync_engine.connect() as conn:

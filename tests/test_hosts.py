@@ -25,6 +25,7 @@ import aiohttp
 import hosts
 import pytest
 import sqlalchemy as sa
+from descriptors import open_files_limit
 
 from aiohttpdemo_polls import db
 from aiohttpdemo_polls.views import ALREADY_VOTED, NOT_COUNTED, VOTE_UNKNOWN, VOTER_COOKIE, VOTING_CLOSED
@@ -1125,7 +1126,7 @@ async def test_one_host_carries_two_thousand_watchers_through_nginx_and_each_get
     followers: list[Follower] = []
     failed: Counter = Counter()
     # This process holds every visitor's socket; nginx and the host hold theirs in their own.
-    with hosts.open_files_limit(WATCHERS_ON_ONE_HOST + 1024):
+    with open_files_limit(WATCHERS_ON_ONE_HOST + 1024):
         nginx = hosts.Nginx(site.nginx.prefix.parent / "nginx-one-host", [address(host)])
         try:
             nginx.start()
