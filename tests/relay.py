@@ -3,7 +3,6 @@ while frozen nothing passes either way and nothing is refused (connections are t
 then left unanswered), and what was sent meanwhile arrives once it thaws."""
 
 import asyncio
-import contextlib
 
 import psycopg2.extensions
 
@@ -101,10 +100,11 @@ class Relay:
                 self._connect_later(client)
 
     async def close(self) -> None:
+        """Cut every relayed connection, then stop listening (since Python 3.12 the server's
+        `wait_closed` also waits for the connections it accepted)."""
+        for half in list(self.halves):
+            if half.transport is not None:
+                half.transport.abort()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        for half in list(self.halves):
-            if half.transport is not None:
-                with contextlib.suppress(Exception):
-                    half.transport.abort()
