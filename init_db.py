@@ -3,7 +3,7 @@
 
 import sys
 
-from aiohttpdemo_polls import setup_db
+from aiohttpdemo_polls.store import provision
 
 if __name__ == "__main__":
-    sys.exit(setup_db.main())
+    sys.exit(provision.main())

@@ -31,8 +31,14 @@ setup(
     # them inside itself (settings.ASSETS finds either).
     packages=[
         "aiohttpdemo_polls",
-        "aiohttpdemo_polls.migrations",
-        "aiohttpdemo_polls.migrations.versions",
+        "aiohttpdemo_polls.api",
+        "aiohttpdemo_polls.live",
+        "aiohttpdemo_polls.maker",
+        "aiohttpdemo_polls.pages",
+        "aiohttpdemo_polls.store",
+        "aiohttpdemo_polls.store.migrations",
+        "aiohttpdemo_polls.store.migrations.versions",
+        "aiohttpdemo_polls.web",
         "aiohttpdemo_polls.templates",
         "aiohttpdemo_polls.static",
         "aiohttpdemo_polls.translations",

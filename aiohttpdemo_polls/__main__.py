@@ -7,8 +7,9 @@ import shutil
 import sys
 from collections.abc import Sequence
 
-from . import logs, pgserver, settings, setup_db
+from . import logs, settings
 from .serve import MAX_WORKERS, run, run_gunicorn
+from .store import pgserver, provision
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "init-db" in argv:  # its options (--reset, --polls, --admin-url) are setup_db's, as init_db.py's
         argv.remove("init-db")
-        return setup_db.main(argv, prog="python -m aiohttpdemo_polls init-db")
+        return provision.main(argv, prog="python -m aiohttpdemo_polls init-db")
     args = parse_args(argv)
     try:
         workers = worker_count(args.workers)

@@ -20,8 +20,8 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLogger
 
 from . import logs, metrics
-from .keys import config_key
-from .main import create_app, init_app
+from .app import create_app, init_app
+from .web.config import config_key
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from aiohttpdemo_polls import db  # noqa: E402
+from aiohttpdemo_polls.store import making  # noqa: E402
 from bench import load, run  # noqa: E402  (wrk, its scripts, the vote checks)
 from tests import hosts as harness  # noqa: E402  (the multi-host test's cluster)
 
@@ -71,7 +71,7 @@ def seed(url: str, polls: int) -> list[tuple[int, int]]:
     published = datetime.now(UTC) - timedelta(days=1)
     with engine.begin() as conn:
         for n in range(polls):
-            question_id, choice_ids = db.add_poll(
+            question_id, choice_ids = making.add_poll(
                 conn, f"Hosts bench #{n}", ("One", "Two", "Three"), pub_date=published
             )
             pairs += [(question_id, c) for c in choice_ids]

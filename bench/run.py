@@ -48,7 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-from aiohttpdemo_polls import pgserver, settings  # noqa: E402
+from aiohttpdemo_polls import settings  # noqa: E402
+from aiohttpdemo_polls.store import pgserver  # noqa: E402
 from bench.load import (  # noqa: E402
     NEW_POLL_CHOICES,
     WRITES,
@@ -114,7 +115,7 @@ BARE_FOR = {
 }
 # Writes, compared with pgbench's one-row update: each scenario's kind of write (WRITES) and
 # whether its votes all go to the one hot choice. Poll making takes a lock per client address
-# (db_manage._count_creation) and wrk sends from 127.0.0.1 alone: one maker's rate, not a crowd's.
+# (making._count_creation) and wrk sends from 127.0.0.1 alone: one maker's rate, not a crowd's.
 WRITE_SCENARIOS = {
     "vote_hot": "POST vote, one hot choice",
     "vote_spread": "POST vote, 1000 polls",

@@ -58,8 +58,9 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aiohttpdemo_polls import db, pgserver, settings  # noqa: E402
-from aiohttpdemo_polls.votes import VoteBatcher, VoteNotCounted, VoteOutcome  # noqa: E402
+from aiohttpdemo_polls import settings  # noqa: E402
+from aiohttpdemo_polls.store import pgserver, schema  # noqa: E402
+from aiohttpdemo_polls.store.votes import VoteBatcher, VoteNotCounted, VoteOutcome  # noqa: E402
 from bench import faults  # noqa: E402
 
 # The benchmark's own database (shared with bench/run.py), not the development data.
@@ -383,12 +384,14 @@ def make_poll(url: str) -> tuple[int, int]:
     engine = sa.create_engine(url, future=True)
     with engine.begin() as conn:
         question_id = conn.execute(
-            db.question.insert().values(question_text="Benchmark: live watchers").returning(db.question.c.id)
+            schema.question.insert()
+            .values(question_text="Benchmark: live watchers")
+            .returning(schema.question.c.id)
         ).scalar_one()
         choice_id = conn.execute(
-            db.choice.insert()
+            schema.choice.insert()
             .values([{"question_id": question_id, "choice_text": t} for t in ("Yes", "No")])
-            .returning(db.choice.c.id)
+            .returning(schema.choice.c.id)
         ).first()[0]
     engine.dispose()
     return question_id, choice_id
@@ -397,7 +400,7 @@ def make_poll(url: str) -> tuple[int, int]:
 def delete_poll(url: str, question_id: int) -> None:
     engine = sa.create_engine(url, future=True)
     with engine.begin() as conn:
-        conn.execute(db.question.delete().where(db.question.c.id == question_id))
+        conn.execute(schema.question.delete().where(schema.question.c.id == question_id))
     engine.dispose()
 
 

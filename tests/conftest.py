@@ -26,9 +26,10 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import db, migrate, pgserver, settings, setup_db
-from aiohttpdemo_polls.keys import notices_key
-from aiohttpdemo_polls.main import init_app
+from aiohttpdemo_polls import settings
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.store import making, migrate, pgserver, provision, schema
+from aiohttpdemo_polls.web.database import changes_key
 
 TEST_CONFIG = settings.PROJECT_ROOT / "config" / "polls_test.yaml"
 
@@ -44,7 +45,7 @@ def database_url() -> Iterator[str]:
         started_here = pgserver.running_url(pgdata.resolve()) is None
         superuser = pgserver.start(pgdata)
         url = pgserver.database_url(superuser, config["database"])
-        setup_db.ensure_role_and_database(superuser, url)
+        provision.ensure_role_and_database(superuser, url)
     engine = sa.create_engine(url, future=True)
     with engine.begin() as conn:  # the schema the way init-db makes it: the migrations
         migrate.drop_all(conn)
@@ -186,7 +187,7 @@ def make_question(sync_engine):
         **columns: Any,
     ) -> dict[str, Any]:
         with sync_engine.begin() as conn:
-            question_id, choice_ids = db.add_poll(
+            question_id, choice_ids = making.add_poll(
                 conn, text, choices, pub_date=datetime.now(UTC) + timedelta(days=days), **columns
             )
         return {"id": question_id, "choices": choice_ids}
@@ -206,12 +207,14 @@ def stored_poll(sync_engine) -> Callable[[int], StoredPoll]:
     def read(question_id: int) -> StoredPoll:
         with sync_engine.connect() as conn:
             question = conn.execute(
-                sa.select(db.question, db.closed.label("closed")).where(db.question.c.id == question_id)
+                sa.select(schema.question, schema.closed.label("closed")).where(
+                    schema.question.c.id == question_id
+                )
             ).first()
             texts = conn.execute(
-                sa.select(db.choice.c.choice_text)
-                .where(db.choice.c.question_id == question_id)
-                .order_by(db.choice.c.id)
+                sa.select(schema.choice.c.choice_text)
+                .where(schema.choice.c.question_id == question_id)
+                .order_by(schema.choice.c.id)
             ).scalars()
             return StoredPoll(question, list(texts))
 
@@ -225,7 +228,9 @@ def votes_of(sync_engine):
     def votes(question_id: int) -> dict[int, int]:
         with sync_engine.connect() as conn:
             rows = conn.execute(
-                sa.select(db.choice.c.id, db.choice.c.votes).where(db.choice.c.question_id == question_id)
+                sa.select(schema.choice.c.id, schema.choice.c.votes).where(
+                    schema.choice.c.question_id == question_id
+                )
             )
             return dict(rows.all())
 
@@ -324,13 +329,17 @@ def add_votes(sync_engine):
                 voters = [f"test-voter-{choice_id}-{i}" for i in range(n)]
                 if not voters:
                     continue
-                conn.execute(db.ballot.insert(), [{"question_id": question_id, "voter": v} for v in voters])
                 conn.execute(
-                    db.vote.insert(),
+                    schema.ballot.insert(), [{"question_id": question_id, "voter": v} for v in voters]
+                )
+                conn.execute(
+                    schema.vote.insert(),
                     [{"question_id": question_id, "voter": v, "choice_id": choice_id} for v in voters],
                 )
                 conn.execute(
-                    db.choice.update().where(db.choice.c.id == choice_id).values(votes=db.choice.c.votes + n)
+                    schema.choice.update()
+                    .where(schema.choice.c.id == choice_id)
+                    .values(votes=schema.choice.c.votes + n)
                 )
 
     return add
@@ -453,7 +462,7 @@ def unnoticed(sync_engine):
 
     @contextlib.contextmanager
     def transaction() -> Iterator[sa.engine.Connection]:
-        tables = [table.name for table in db.metadata.sorted_tables]
+        tables = [table.name for table in schema.metadata.sorted_tables]
         with sync_engine.begin() as conn:
             for table in tables:
                 conn.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
@@ -471,14 +480,14 @@ def settled(client, sync_engine) -> Callable[[], Awaitable[None]]:
     A notice comes late on a busy machine and empties the cache a test just filled. Notices
     arrive in commit order, so hearing one sent now is enough (for a poll no test makes).
     """
-    marker = db.PG_INT_MAX
+    marker = schema.PG_INT_MAX
 
     async def wait() -> None:
         heard = asyncio.Event()
-        unsubscribe = client.app[notices_key].subscribe(lambda q: q == marker and heard.set())
+        unsubscribe = client.app[changes_key].subscribe(lambda q: q == marker and heard.set())
         try:
             with sync_engine.begin() as conn:
-                conn.execute(sa.select(sa.func.pg_notify(db.CHANNEL, str(marker))))
+                conn.execute(sa.select(sa.func.pg_notify(schema.CHANNEL, str(marker))))
             await asyncio.wait_for(heard.wait(), 10)
         finally:
             unsubscribe()

@@ -34,7 +34,8 @@ import aiohttp
 import psycopg2
 from aiohttp.abc import AbstractResolver
 
-from aiohttpdemo_polls import pgserver, settings
+from aiohttpdemo_polls import settings
+from aiohttpdemo_polls.store import pgserver
 
 NGINX = os.environ.get("POLLS_NGINX", "/usr/sbin/nginx")
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from descriptors import open_files_limit
 
-from aiohttpdemo_polls import aiopg_fixes, db
+from aiohttpdemo_polls.store import aiopg_fixes, connections
 
 DESCRIPTORS = 1100  # held open by the test: past select()'s limit of 1024
 
@@ -131,17 +131,17 @@ async def one_connection_engine(database_url):
 
 
 async def backend(engine) -> int:
-    async with db.connection(engine) as conn:
+    async with connections.connection(engine) as conn:
         return await conn.scalar(sa.text("SELECT pg_backend_pid()"))
 
 
 async def test_a_connection_that_raised_an_ordinary_sql_error_is_lent_again(one_connection_engine):
     first = await backend(one_connection_engine)
     with pytest.raises(psycopg2.errors.DivisionByZero):
-        async with db.connection(one_connection_engine) as conn:
+        async with connections.connection(one_connection_engine) as conn:
             await conn.execute(sa.text("SELECT 1/0"))
     with pytest.raises(LookupError):  # the caller's own error, raised while the connection is idle
-        async with db.connection(one_connection_engine):
+        async with connections.connection(one_connection_engine):
             raise LookupError
     assert await backend(one_connection_engine) == first
 
@@ -153,7 +153,7 @@ async def test_a_connection_whose_server_ended_it_is_closed_not_lent_again(
     with sync_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first}).scalar()
     with pytest.raises(psycopg2.OperationalError):
-        async with db.connection(one_connection_engine) as conn:
+        async with connections.connection(one_connection_engine) as conn:
             await conn.execute(sa.text("SELECT 1"))
     assert await backend(one_connection_engine) != first
 
@@ -165,7 +165,7 @@ async def test_a_connection_that_raised_a_server_or_connection_error_is_closed_n
     """Internal, system and connection errors leave a connection open that nothing vouches for."""
     first = await backend(one_connection_engine)
     with pytest.raises(psycopg2.Error) as raised:
-        async with db.connection(one_connection_engine) as conn:
+        async with connections.connection(one_connection_engine) as conn:
             await conn.execute(
                 sa.text(f"DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '{sqlstate}'; END $$")
             )
@@ -176,14 +176,14 @@ async def test_a_connection_that_raised_a_server_or_connection_error_is_closed_n
 async def test_a_connection_left_mid_query_or_mid_transaction_is_closed_not_lent_again(one_connection_engine):
     first = await backend(one_connection_engine)
     with pytest.raises(LookupError):
-        async with db.connection(one_connection_engine) as conn:
+        async with connections.connection(one_connection_engine) as conn:
             await conn.execute(sa.text("BEGIN"))
             raise LookupError  # a transaction nobody ended: its state is not the next borrower's
     second = await backend(one_connection_engine)
     assert second != first
 
     async def query_left_waiting() -> None:
-        async with db.connection(one_connection_engine) as conn:
+        async with connections.connection(one_connection_engine) as conn:
             await conn.execute(sa.text("SELECT pg_sleep(10)"))
 
     task = asyncio.ensure_future(query_left_waiting())
@@ -247,7 +247,7 @@ async def test_a_lost_connection_drops_the_pools_idle_ones_too(database_url, end
         assert engine.freesize == 3
 
         async def read() -> None:
-            async with db.connection(engine) as conn:
+            async with connections.connection(engine) as conn:
                 await conn.execute(sa.text("SELECT count(*) FROM question"))
 
         reading = await end_blocked_backend("LOCK TABLE question IN ACCESS EXCLUSIVE MODE", read)

@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import db, forms, views
-from aiohttpdemo_polls.keys import cache_key
+from aiohttpdemo_polls.maker import form as poll_form
+from aiohttpdemo_polls.store import schema
+from aiohttpdemo_polls.web import voting
+from aiohttpdemo_polls.web.cache import cache_key
+from tests.routing import resources
 
 PROBLEM = "application/problem+json"
 
@@ -90,7 +93,7 @@ async def test_vote_counts_once_sets_the_voter_cookie_and_answers_with_the_ballo
     left, right = question["choices"]
     response = await post_json(client, f"/api/polls/{question['id']}/vote", {"choices": [left]})
     assert response.status == 200, await response.text()
-    assert f"{views.VOTER_COOKIE}=" in response.headers["Set-Cookie"]
+    assert f"{voting.VOTER_COOKIE}=" in response.headers["Set-Cookie"]
     assert await response.json() == {
         "status": "counted",
         "message": "Your vote was counted.",
@@ -105,7 +108,7 @@ async def test_vote_counts_once_sets_the_voter_cookie_and_answers_with_the_ballo
     again = await post_json(client, f"/api/polls/{question['id']}/vote", {"choices": [right]})
     body = await again.json()
     assert again.status == 200 and "Set-Cookie" not in again.headers
-    assert body["status"] == "already_voted" and body["message"] == views.ALREADY_VOTED
+    assert body["status"] == "already_voted" and body["message"] == voting.ALREADY_VOTED
     assert body["choices"] == [left]
     # The form sees the same voter: the API's cookie is the site's.
     form = await client.post(
@@ -124,7 +127,7 @@ async def test_vote_changed_through_the_api_moves_the_count_where_the_poll_allow
     path = f"/api/polls/{question['id']}/vote"
     assert (await (await post_json(client, path, {"choices": [tea]})).json())["status"] == "counted"
     changed = await (await post_json(client, path, {"choices": [coffee]})).json()
-    assert changed["status"] == "changed" and changed["message"] == views.VOTE_CHANGED
+    assert changed["status"] == "changed" and changed["message"] == voting.VOTE_CHANGED
     assert changed["choices"] == [coffee]
     same = await (await post_json(client, path, {"choices": [coffee]})).json()
     assert same["status"] == "already_voted" and same["choices"] == [coffee]
@@ -143,7 +146,7 @@ async def test_vote_follows_the_forms_rules(client, make_question, votes_of):
     document = await problem(
         await post_json(client, f"/api/polls/{closed['id']}/vote", {"choices": [closed["choices"][0]]}), 409
     )
-    assert document["detail"] == views.VOTING_CLOSED
+    assert document["detail"] == voting.VOTING_CLOSED
     await problem(await post_json(client, "/api/polls/99999/vote", {"choices": [1]}), 404)
     assert set(votes_of(single["id"]).values()) == set(votes_of(closed["id"]).values()) == {0}
 
@@ -225,12 +228,15 @@ async def test_create_uses_the_forms_rules_and_messages(client, sync_engine):
     document = await problem(
         await post_json(client, "/api/polls", {"question_text": "", "choices": ["A"]}), 422
     )
-    assert document["errors"] == {"question_text": forms.QUESTION_REQUIRED, "choices": forms.TOO_FEW_CHOICES}
+    assert document["errors"] == {
+        "question_text": poll_form.QUESTION_REQUIRED,
+        "choices": poll_form.TOO_FEW_CHOICES,
+    }
     document = await problem(
         await post_json(client, "/api/polls", {"question_text": "Q?", "choices": ["Same", "same", "Other"]}),
         422,
     )
-    assert document["errors"] == {"choices/1": forms.DUPLICATE_CHOICE}
+    assert document["errors"] == {"choices/1": poll_form.DUPLICATE_CHOICE}
     document = await problem(
         await post_json(
             client,
@@ -239,7 +245,7 @@ async def test_create_uses_the_forms_rules_and_messages(client, sync_engine):
         ),
         422,
     )
-    assert document["errors"] == {"closes_at": forms.CLOSES_AT_PAST}
+    assert document["errors"] == {"closes_at": poll_form.CLOSES_AT_PAST}
     document = await problem(
         await post_json(
             client,
@@ -266,7 +272,7 @@ async def test_create_uses_the_forms_rules_and_messages(client, sync_engine):
     )
     assert set(document["errors"]) == {"question_text", "choices", "multiple", "closes_at", "results"}
     with sync_engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(db.question)).scalar_one() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.question)).scalar_one() == 0
 
 
 async def test_non_api_errors_are_still_html_pages(client):
@@ -288,9 +294,7 @@ async def test_openapi_document_describes_every_api_route(client):
         ("/api/openapi.json", "get"),
     }
     # A route's path with its parameters' patterns left out ("formatter"), or a plain path.
-    routes = {
-        r.get_info().get("formatter") or r.get_info().get("path") or "" for r in client.app.router.resources()
-    }
+    routes = {r.get_info().get("formatter") or r.get_info().get("path") or "" for r in resources(client.app)}
     api_routes = {route for route in routes if route.startswith("/api/")}
     assert api_routes == {path for path, _ in operations}
 

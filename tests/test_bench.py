@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import pgserver, settings, setup_db
-from aiohttpdemo_polls.votes import VoteNotCounted, VoteOutcome
+from aiohttpdemo_polls import settings
+from aiohttpdemo_polls.store import pgserver, provision
+from aiohttpdemo_polls.store.votes import VoteNotCounted, VoteOutcome
 from bench import run, watchers
 
 BENCH_DATABASE = "aiohttpdemo_polls_bench_test"
@@ -44,7 +45,7 @@ def database_beside(database_url: str, name: str) -> str:
         ).resolve()
     )
     bench_url = url.render_as_string(hide_password=False)
-    setup_db.ensure_role_and_database(admin, bench_url)
+    provision.ensure_role_and_database(admin, bench_url)
     return bench_url
 
 

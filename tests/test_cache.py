@@ -7,9 +7,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from aiohttpdemo_polls.cache import Cache
-from aiohttpdemo_polls.keys import cache_key, notices_key
-from aiohttpdemo_polls.main import init_app
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.web.cache import Cache, cache_key
+from aiohttpdemo_polls.web.database import changes_key
 
 
 def run_sql(sync_engine, statement: str, **params: Any) -> None:
@@ -124,7 +124,7 @@ async def test_lost_listener_bypasses_and_empties_the_cache(
     await settled()
     await page(anonymous, f"/poll/{question['id']}")
     assert ("poll", question["id"], f"{client.host}:{client.port}", "en") in client.app[cache_key]
-    bus = client.app[notices_key]
+    bus = client.app[changes_key]
     pid = bus.backend_pid
     run_sql(sync_engine, "SELECT pg_terminate_backend(:pid)", pid=pid)
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import db
-from aiohttpdemo_polls.views import ALREADY_VOTED, VOTE_CHANGED, VOTER_COOKIE, VOTING_CLOSED
+from aiohttpdemo_polls.store import schema
+from aiohttpdemo_polls.web.voting import ALREADY_VOTED, VOTE_CHANGED, VOTER_COOKIE, VOTING_CLOSED
 
 SAME_BROWSER = "ChangingBrowserVoterId00"
 
@@ -16,7 +16,9 @@ SAME_BROWSER = "ChangingBrowserVoterId00"
 def ballots(sync_engine, question_id: int) -> list[tuple[str, int]]:
     with sync_engine.connect() as conn:
         return conn.execute(
-            sa.select(db.ballot.c.voter, db.ballot.c.changes).where(db.ballot.c.question_id == question_id)
+            sa.select(schema.ballot.c.voter, schema.ballot.c.changes).where(
+                schema.ballot.c.question_id == question_id
+            )
         ).all()
 
 
@@ -74,13 +76,15 @@ async def test_multiple_choice_change_moves_only_the_choices_that_differ(
     a, b, c = question["choices"]
     await vote(client, question["id"], a, b)
     with sync_engine.connect() as conn:
-        kept_since = conn.execute(sa.select(db.vote.c.voted_at).where(db.vote.c.choice_id == b)).scalar_one()
+        kept_since = conn.execute(
+            sa.select(schema.vote.c.voted_at).where(schema.vote.c.choice_id == b)
+        ).scalar_one()
     assert (await vote(client, question["id"], b, c)).headers["Location"].endswith("?changed=1")
     assert votes_of(question["id"]) == {a: 0, b: 1, c: 1}
     with sync_engine.connect() as conn:  # B's row stayed as it was: it never left the ballot
-        assert conn.execute(sa.select(db.vote.c.voted_at).where(db.vote.c.choice_id == b)).scalar_one() == (
-            kept_since
-        )
+        assert conn.execute(
+            sa.select(schema.vote.c.voted_at).where(schema.vote.c.choice_id == b)
+        ).scalar_one() == (kept_since)
     assert vote_rows_match_counters()
 
 
@@ -89,7 +93,7 @@ async def test_no_change_once_the_poll_is_closed(client, make_question, votes_of
     yes, no = question["choices"]
     await vote(client, question["id"], yes)
     with sync_engine.begin() as conn:
-        conn.execute(db.question.update().values(closed_at=datetime.now(UTC)))
+        conn.execute(schema.question.update().values(closed_at=datetime.now(UTC)))
     refused = await vote(client, question["id"], no)
     assert refused.status == 409 and VOTING_CLOSED in await refused.text()
     assert votes_of(question["id"]) == {yes: 1, no: 0}

@@ -6,16 +6,16 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import db
-from aiohttpdemo_polls.views import VOTING_CLOSED
+from aiohttpdemo_polls.store import schema
+from aiohttpdemo_polls.web.voting import VOTING_CLOSED
 
 
 def set_closes_at(sync_engine, question_id: int, interval: str) -> None:
     """Move a poll's closing time to now() plus a PostgreSQL interval (negative: the past)."""
     with sync_engine.begin() as conn:
         conn.execute(
-            db.question.update()
-            .where(db.question.c.id == question_id)
+            schema.question.update()
+            .where(schema.question.c.id == question_id)
             .values(closes_at=sa.func.now() + sa.cast(interval, sa.Interval))
         )
 
@@ -98,10 +98,12 @@ async def test_a_vote_arriving_while_a_close_commits_waits_and_is_refused(
     chosen = min(votes_of(poll["id"]))
     with sync_engine.connect() as closing, sync_engine.connect() as watcher:
         transaction = closing.begin()
-        # What db_manage.close_poll does, held open: the row locked, closed_at set.
-        closing.execute(sa.select(db.question.c.id).where(db.question.c.id == poll["id"]).with_for_update())
+        # What making.close_poll does, held open: the row locked, closed_at set.
         closing.execute(
-            db.question.update().where(db.question.c.id == poll["id"]).values(closed_at=sa.func.now())
+            sa.select(schema.question.c.id).where(schema.question.c.id == poll["id"]).with_for_update()
+        )
+        closing.execute(
+            schema.question.update().where(schema.question.c.id == poll["id"]).values(closed_at=sa.func.now())
         )
         voting = asyncio.create_task(vote(anonymous, poll["id"], chosen))
         waiting = sa.text(

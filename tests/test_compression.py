@@ -5,9 +5,9 @@ import gzip
 import pytest
 from multidict import CIMultiDict
 
-from aiohttpdemo_polls import vary
-from aiohttpdemo_polls.compression import MIN_SIZE, Page, accepts_gzip
-from aiohttpdemo_polls.keys import cache_key
+from aiohttpdemo_polls.web import vary
+from aiohttpdemo_polls.web.cache import cache_key
+from aiohttpdemo_polls.web.compression import MIN_SIZE, Page, accepts_gzip
 
 
 async def fetch(session, path: str, accept_encoding: str | None, method: str = "GET", **request):

@@ -7,8 +7,11 @@ import pytest
 import sqlalchemy as sa
 from markupsafe import escape
 
-from aiohttpdemo_polls import clients, creation, db, settings
-from aiohttpdemo_polls.main import init_app
+from aiohttpdemo_polls import settings
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.maker import creation
+from aiohttpdemo_polls.store import schema
+from aiohttpdemo_polls.web import clients
 
 FORM = [("question_text", "Who comes?"), ("choice", "Me"), ("choice", "Not me")]
 API_BODY = {"question_text": "Who comes?", "choices": ["Me", "Not me"]}
@@ -80,12 +83,12 @@ async def test_key_mode_form_asks_for_the_key_and_refuses_a_wrong_one_with_403(a
         assert response.status == 403
         assert f'<p class="field-error" id="creation_key-error">{escape(message)}</p>' in page
         assert 'value="Who comes?"' in page and "open sesam" not in page  # kept as typed, key not shown
-    assert count(sync_engine, db.question) == 0
+    assert count(sync_engine, schema.question) == 0
     response = await client.post(
         "/poll/new", data=[*FORM, ("creation_key", "open sesame")], allow_redirects=False
     )
     assert response.status == 303 and "/manage/" in response.headers["Location"]
-    assert count(sync_engine, db.question) == 1
+    assert count(sync_engine, schema.question) == 1
 
 
 async def test_key_mode_api_takes_the_key_in_the_same_field(app_with, sync_engine):
@@ -99,7 +102,7 @@ async def test_key_mode_api_takes_the_key_in_the_same_field(app_with, sync_engin
         "/api/polls", data=json.dumps({**API_BODY, "creation_key": "open sesame"}), headers=JSON
     )
     assert right.status == 201
-    assert count(sync_engine, db.question) == 1
+    assert count(sync_engine, schema.question) == 1
 
 
 async def test_open_mode_shows_no_key_field(client):
@@ -118,7 +121,7 @@ async def test_closed_mode_refuses_form_and_api_with_403(app_with, sync_engine, 
         assert creation.CLOSED in page and "Back to all polls" in page
     api = await client.post("/api/polls", data=json.dumps(API_BODY), headers=JSON)
     assert api.status == 403 and (await api.json())["detail"] == creation.CLOSED
-    assert count(sync_engine, db.question) == 0
+    assert count(sync_engine, schema.question) == 0
     made = make_question("Made with SQL?")  # the host's way in: still shown and open to votes
     assert (await client.get(f"/api/polls/{made['id']}")).status == 200
 
@@ -136,7 +139,7 @@ async def test_past_the_hourly_limit_the_form_gets_a_429_page_with_retry_after(a
     assert api.status == 429 and api.content_type == "application/problem+json"
     assert (await api.json())["detail"] == creation.TOO_MANY
     assert 3590 <= int(api.headers["Retry-After"]) <= 3600
-    assert count(sync_engine, db.question) == count(sync_engine, db.poll_creation) == 3
+    assert count(sync_engine, schema.question) == count(sync_engine, schema.poll_creation) == 3
 
 
 async def test_retry_after_counts_down_to_when_the_oldest_creation_leaves_the_hour(app_with, sync_engine):
@@ -144,10 +147,10 @@ async def test_retry_after_counts_down_to_when_the_oldest_creation_leaves_the_ho
     for _ in range(2):
         assert (await client.post("/poll/new", data=FORM, allow_redirects=False)).status == 303
     with sync_engine.begin() as conn:  # the first was made 45 minutes ago
-        oldest = conn.execute(sa.select(sa.func.min(db.poll_creation.c.id))).scalar_one()
+        oldest = conn.execute(sa.select(sa.func.min(schema.poll_creation.c.id))).scalar_one()
         conn.execute(
-            db.poll_creation.update()
-            .where(db.poll_creation.c.id == oldest)
+            schema.poll_creation.update()
+            .where(schema.poll_creation.c.id == oldest)
             .values(created_at=sa.func.now() - sa.text("interval '45 minutes'"))
         )
     response = await client.post("/poll/new", data=FORM, allow_redirects=False)
@@ -155,12 +158,12 @@ async def test_retry_after_counts_down_to_when_the_oldest_creation_leaves_the_ho
     assert 890 <= int(response.headers["Retry-After"]) <= 900
     with sync_engine.begin() as conn:  # and once it is older than an hour, one more may be made
         conn.execute(
-            db.poll_creation.update()
-            .where(db.poll_creation.c.id == oldest)
+            schema.poll_creation.update()
+            .where(schema.poll_creation.c.id == oldest)
             .values(created_at=sa.func.now() - sa.text("interval '61 minutes'"))
         )
     assert (await client.post("/poll/new", data=FORM, allow_redirects=False)).status == 303
-    assert count(sync_engine, db.question) == 3
+    assert count(sync_engine, schema.question) == 3
 
 
 async def test_racing_creations_never_pass_the_limit(app_with, sync_engine, new_browser):
@@ -173,13 +176,15 @@ async def test_racing_creations_never_pass_the_limit(app_with, sync_engine, new_
 
     statuses = await asyncio.gather(*(make(b) for b in browsers))
     assert sorted(statuses) == [201] * 3 + [429] * 9
-    assert count(sync_engine, db.question) == 3
+    assert count(sync_engine, schema.question) == 3
 
 
 def creators(sync_engine) -> list[str]:
     with sync_engine.connect() as conn:
         return (
-            conn.execute(sa.select(db.poll_creation.c.client).order_by(db.poll_creation.c.id)).scalars().all()
+            conn.execute(sa.select(schema.poll_creation.c.client).order_by(schema.poll_creation.c.id))
+            .scalars()
+            .all()
         )
 
 

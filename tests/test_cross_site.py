@@ -3,10 +3,10 @@
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import db
-from aiohttpdemo_polls.main import init_app
-from aiohttpdemo_polls.middlewares import CROSS_SITE
-from aiohttpdemo_polls.views import VOTER_COOKIE
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.store import schema
+from aiohttpdemo_polls.web.checks import CROSS_SITE
+from aiohttpdemo_polls.web.voting import VOTER_COOKIE
 
 FOREIGN = [
     {"Origin": "https://evil.example"},
@@ -45,7 +45,7 @@ async def test_cross_site_new_poll_is_refused(client, sync_engine, headers):
     data = [("question_text", "Q?"), ("choice", "A"), ("choice", "B")]
     response = await client.post("/poll/new", data=data, headers=headers, allow_redirects=False)
     assert response.status == 403
-    assert count(sync_engine, db.question) == 0
+    assert count(sync_engine, schema.question) == 0
 
 
 @pytest.mark.parametrize("action", ["close", "delete"])
@@ -56,7 +56,9 @@ async def test_cross_site_manage_action_is_refused(client, make_poll, sync_engin
     response = await client.post(poll["manage"], data=data, headers=headers, allow_redirects=False)
     assert response.status == 403
     with sync_engine.connect() as conn:
-        row = conn.execute(sa.select(db.closed.label("closed")).where(db.question.c.id == poll["id"])).first()
+        row = conn.execute(
+            sa.select(schema.closed.label("closed")).where(schema.question.c.id == poll["id"])
+        ).first()
     assert row is not None and row.closed is False
 
 

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from descriptors import open_files_limit
 
-from aiohttpdemo_polls.views import VOTER_COOKIE
+from aiohttpdemo_polls.web.voting import VOTER_COOKIE
 
 pytestmark = pytest.mark.slow
 

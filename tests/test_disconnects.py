@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 
-from aiohttpdemo_polls.main import init_app
-from aiohttpdemo_polls.views import VOTER_COOKIE
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.web.voting import VOTER_COOKIE
 
 ATTEMPTS = 150
 AT_ONCE = 15

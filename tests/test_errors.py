@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
-from aiohttpdemo_polls.main import init_app
+from aiohttpdemo_polls.app import init_app
 
 
 async def test_unknown_url_is_404_page_in_site_layout(client):

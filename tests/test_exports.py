@@ -9,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from aiohttpdemo_polls import db, db_exports
-from aiohttpdemo_polls.exports import content_disposition
+from aiohttpdemo_polls.maker.exports import content_disposition
+from aiohttpdemo_polls.store import exports as store_exports
+from aiohttpdemo_polls.store import schema
 
 
 def rows_of(text: str) -> list[list[str]]:
@@ -58,11 +59,11 @@ async def test_cells_a_spreadsheet_would_run_are_made_inert(client, make_poll, s
     poll = await make_poll("Formulas?", formulas)
     with sync_engine.begin() as conn:  # tab and CR the form refuses; SQL can store them
         conn.execute(
-            db.choice.update()
-            .where(db.choice.c.question_id == poll["id"], db.choice.c.choice_text == "Plain")
+            schema.choice.update()
+            .where(schema.choice.c.question_id == poll["id"], schema.choice.c.choice_text == "Plain")
             .values(choice_text="\tTabbed")
         )
-        conn.execute(db.choice.insert().values(question_id=poll["id"], choice_text="\rReturn"))
+        conn.execute(schema.choice.insert().values(question_id=poll["id"], choice_text="\rReturn"))
     ids = await stored_choice_ids(client, poll)
     assert (await vote(client, poll["id"], ids["-3"])).status == 302
     _, results = await download(client, poll["manage"] + "/results.csv")
@@ -116,7 +117,9 @@ async def test_ballots_csv_lists_each_ballot_time_and_texts_without_voter_ids(
     assert rows[0] == ["ballot", "cast_at", "choice"]
     assert [(r[0], r[2]) for r in rows[1:]] == [("1", "Cheese"), ("1", "Basil"), ("2", "Olives")]
     with sync_engine.connect() as conn:
-        stored = conn.execute(sa.select(db.ballot.c.voter, db.ballot.c.cast_at).order_by(db.ballot.c.cast_at))
+        stored = conn.execute(
+            sa.select(schema.ballot.c.voter, schema.ballot.c.cast_at).order_by(schema.ballot.c.cast_at)
+        )
         ballots = stored.all()
     assert [datetime.fromisoformat(r[1]) for r in rows[1:]] == [
         ballots[0].cast_at,
@@ -144,15 +147,15 @@ def test_ballots_export_reads_each_ballot_once_even_when_statistics_are_stale(
     with sync_engine.connect() as conn, conn.begin():  # rolled back: autovacuum never sees the rows
         conn.execute(sa.text("ANALYZE ballot, vote, choice"))  # statistics from before the new poll's ballots
         voters = [f"voter-{n}" for n in range(cast)]
-        conn.execute(db.ballot.insert(), [{"question_id": new["id"], "voter": v} for v in voters])
+        conn.execute(schema.ballot.insert(), [{"question_id": new["id"], "voter": v} for v in voters])
         conn.execute(
-            db.vote.insert(),
+            schema.vote.insert(),
             [
                 {"question_id": new["id"], "voter": v, "choice_id": new["choices"][n % 3]}
                 for n, v in enumerate(voters)
             ],
         )
-        query = db_exports.ballots_query(new["id"]).compile(
+        query = store_exports.ballots_query(new["id"]).compile(
             dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
         )
         plan = conn.execute(sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}")).scalar_one()

@@ -17,12 +17,12 @@ import sqlalchemy as sa
 from aiohttp import web
 from relay import Relay
 
-from aiohttpdemo_polls import db, db_manage, views
-from aiohttpdemo_polls.keys import engine_key, notices_key
-from aiohttpdemo_polls.main import init_app
-from aiohttpdemo_polls.views import VOTER_COOKIE
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.store import connections, making, schema
+from aiohttpdemo_polls.web import voting
+from aiohttpdemo_polls.web.database import changes_key, engine_key
+from aiohttpdemo_polls.web.voting import VOTER_COOKIE
 
-# While PostgreSQL is down, pages answer the app's 503 page at once, not after a timeout.
 # An answer takes milliseconds; the bound is generous for a busy machine and still far
 # below DOWN_TEST_TIMEOUT, the database timeout these tests set, so waiting it out fails.
 DOWN_ANSWER_BOUND = 5.0
@@ -48,15 +48,15 @@ def seed(url: str) -> dict[str, Any]:
     engine = sa.create_engine(url, future=True)
     with engine.begin() as conn:
         question_id = conn.execute(
-            db.question.insert()
+            schema.question.insert()
             .values(question_text="Still there?", pub_date=sa.func.now() - sa.text("interval '1 day'"))
-            .returning(db.question.c.id)
+            .returning(schema.question.c.id)
         ).scalar_one()
         choices = (
             conn.execute(
-                db.choice.insert()
+                schema.choice.insert()
                 .values([{"question_id": question_id, "choice_text": t} for t in ("Yes", "No")])
-                .returning(db.choice.c.id)
+                .returning(schema.choice.c.id)
             )
             .scalars()
             .all()
@@ -179,7 +179,7 @@ async def test_nothing_hangs_past_the_timeout_when_postgresql_hangs(
                 # Not counted (503), or sent and never answered (202: it may have counted).
                 assert response.status in (202, 503), (name, text[:300])
                 if response.status == 202:
-                    assert views.VOTE_UNKNOWN in text
+                    assert voting.VOTE_UNKNOWN in text
             else:
                 assert response.status in (200, 503), (name, text[:300])
             if response.status == 503:
@@ -269,7 +269,7 @@ async def test_host_cut_off_from_the_database_steps_aside_at_once_and_comes_back
     config["database"]["url"] = stoppable_database.url
     client = await aiohttp_client(init_app(config=config))  # database.timeout: 5 s
     pid, choice = poll["id"], str(poll["choices"][0])
-    bus = client.app[notices_key]
+    bus = client.app[changes_key]
     assert (await client.get(f"/poll/{pid}")).status == 200
     stoppable_database.freeze()
     try:
@@ -370,7 +370,7 @@ async def test_page_whose_connection_is_ended_mid_query_is_read_again_and_served
     client, make_question, end_blocked_backend, caplog
 ):
     """A reader never sees a lost connection: the read runs once more on another one."""
-    caplog.set_level(logging.INFO, logger="aiohttpdemo_polls.middlewares")
+    caplog.set_level(logging.INFO, logger="aiohttpdemo_polls.web.errors")
     question = make_question(choices=("Yes", "No"))
     reading = await end_blocked_backend(
         "LOCK TABLE question IN ACCESS EXCLUSIVE MODE",  # the read waits
@@ -401,6 +401,6 @@ async def test_poll_whose_connection_is_ended_mid_transaction_is_made_once_on_an
 async def test_a_poll_stored_under_a_token_is_found_by_it(client, make_question):
     """What tells a creation retried after a lost answer that the first try had committed."""
     question = make_question(token_hash=b"\x01" * 32)
-    async with db.connection(client.app[engine_key]) as conn:
-        assert await db_manage.poll_made_with(conn, b"\x01" * 32) == question["id"]
-        assert await db_manage.poll_made_with(conn, b"\x02" * 32) is None
+    async with connections.connection(client.app[engine_key]) as conn:
+        assert await making.poll_made_with(conn, b"\x01" * 32) == question["id"]
+        assert await making.poll_made_with(conn, b"\x02" * 32) is None

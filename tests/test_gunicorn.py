@@ -14,7 +14,6 @@ import aiohttp
 
 from aiohttpdemo_polls import serve, settings
 
-# As docs/deployment.md writes it, run from the project folder.
 COMMAND = (
     "gunicorn -c config/gunicorn.conf.py --bind 127.0.0.1:8080 --workers 2"
     " aiohttpdemo_polls.serve:create_runner"

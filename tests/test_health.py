@@ -3,10 +3,9 @@
 import asyncio
 import time
 
-from aiohttpdemo_polls import health
-from aiohttpdemo_polls.main import init_app
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.pages import health
 
-# What a prober may wait for an answer: the handler's own bound plus a margin for a busy CI.
 BOUND = health.TIMEOUT + 1.0
 
 

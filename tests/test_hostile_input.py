@@ -31,9 +31,15 @@ from hypothesis import strategies as st
 from markupsafe import escape
 from yarl import URL
 
-from aiohttpdemo_polls import db, forms, json_body, middlewares, problems, routes
-from aiohttpdemo_polls.forms import same_text_key
-from aiohttpdemo_polls.views import VOTER_COOKIE
+from aiohttpdemo_polls import settings as polls_settings
+from aiohttpdemo_polls.api import json_body, problems
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.maker.form import same_text_key
+from aiohttpdemo_polls.store import schema
+from aiohttpdemo_polls.web import checks, errors
+from aiohttpdemo_polls.web import forms as web_forms
+from aiohttpdemo_polls.web.voting import VOTER_COOKIE
+from tests.routing import resources
 
 EXAMPLES = int(os.environ.get("POLLS_HYPOTHESIS_EXAMPLES", "100"))
 hostile = settings(
@@ -271,8 +277,11 @@ async def test_bodies_over_the_limit_are_413_pages_in_any_content_type(
     assert "Back to all polls" in page
     assert set(votes_of(made["id"]).values()) == {0}
     with sync_engine.connect() as conn:  # nothing made, nothing managed
-        assert conn.execute(sa.select(sa.func.count()).select_from(db.question)).scalar_one() == 1
-        assert conn.execute(sa.select(db.closed).where(db.question.c.id == made["id"])).scalar_one() is False
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.question)).scalar_one() == 1
+        assert (
+            conn.execute(sa.select(schema.closed).where(schema.question.c.id == made["id"])).scalar_one()
+            is False
+        )
 
 
 @hostile
@@ -306,15 +315,20 @@ async def test_any_printable_text_is_stored_and_shown_exactly_as_typed(
 # below sends its kind to every door that rule stands at.
 
 
-def _router() -> web.UrlDispatcher:
-    app = web.Application()
-    routes.setup(app, serve_static=True)
-    return app.router
+def _app() -> web.Application:
+    config = polls_settings.load(None, {})
+    config["debug"] = True  # the static route too
+    return init_app(config=config)
 
 
 # (method, route name) of every route, but the HEADs that stand beside GETs.
 ROUTES = sorted(
-    {(route.method, route.resource.name) for route in _router().routes() if route.method != "HEAD"}
+    {
+        (route.method, route.resource.name)
+        for resource in resources(_app())
+        for route in resource
+        if route.method != "HEAD"
+    }
 )
 ROUTE_NAMES = sorted({name for _, name in ROUTES})
 GET_ROUTES = sorted(name for method, name in ROUTES if method == "GET")
@@ -380,7 +394,7 @@ async def addresses(client, make_poll) -> dict[str, str]:
     made = await make_poll()
     values = {"question_id": str(made["id"]), "token": made["token"]}
     found = {}
-    for resource in client.app.router.resources():
+    for resource in resources(client.app):
         if isinstance(resource, web.StaticResource):
             found[resource.name] = str(resource.url_for(filename="style.css"))
         else:
@@ -395,7 +409,7 @@ def valid_bodies(addresses, sync_engine) -> dict[str, Any]:
     question_id = int(addresses["poll"].rsplit("/", 1)[1])
     with sync_engine.connect() as conn:
         choice_id = conn.execute(
-            sa.select(sa.func.min(db.choice.c.id)).where(db.choice.c.question_id == question_id)
+            sa.select(sa.func.min(schema.choice.c.id)).where(schema.choice.c.question_id == question_id)
         ).scalar_one()
     return {
         "vote": [("choice", str(choice_id))],
@@ -413,9 +427,9 @@ def database_state(sync_engine):
 
     def read() -> tuple:
         with sync_engine.connect() as conn:
-            questions = conn.execute(sa.select(db.question).order_by(db.question.c.id)).all()
-            choices = conn.execute(sa.select(db.choice).order_by(db.choice.c.id)).all()
-            ballots = conn.execute(sa.select(sa.func.count()).select_from(db.ballot)).scalar_one()
+            questions = conn.execute(sa.select(schema.question).order_by(schema.question.c.id)).all()
+            choices = conn.execute(sa.select(schema.choice).order_by(schema.choice.c.id)).all()
+            ballots = conn.execute(sa.select(sa.func.count()).select_from(schema.ballot)).scalar_one()
         return [tuple(row) for row in questions], [tuple(row) for row in choices], ballots
 
     return read
@@ -472,9 +486,9 @@ async def test_any_method_at_any_door_is_a_4xx_answer_of_the_site(
         # sees them (its pure-Python parser lets them through to the 405 below).
         assert answer.status == 400 and b"Invalid method" in answer.body, answer
     elif method == "CONNECT":  # its target is a host, not a path of ours
-        assert_site_answer(answer, api=False, status=405, message=middlewares.NOT_A_PROXY)
+        assert_site_answer(answer, api=False, status=405, message=checks.NOT_A_PROXY)
     else:
-        message = problems.DETAILS[405] if is_api(path) else middlewares.MESSAGES[405]
+        message = problems.DETAILS[405] if is_api(path) else errors.MESSAGES[405]
         assert_site_answer(answer, api=is_api(path), status=405, message=message)
         assert {"GET", "POST"} & set(answer.headers["allow"].split(",")), answer.headers
 
@@ -493,7 +507,7 @@ async def test_a_host_header_that_names_no_host_is_a_400_at_every_door(
     method = "GET" if route in GET_ROUTES else "POST"
     before = database_state()
     answer = await send_raw(client, f"{method} {path} HTTP/1.1", {b"Host": host})
-    assert_site_answer(answer, api=is_api(path), status=400, message=middlewares.HOST_NAMES_NO_HOST)
+    assert_site_answer(answer, api=is_api(path), status=400, message=checks.HOST_NAMES_NO_HOST)
     assert database_state() == before
 
 
@@ -505,7 +519,7 @@ async def test_connect_and_absolute_form_targets_are_answered_by_the_site(client
     # CONNECT's target is a host and port (authority-form): this site is no proxy.
     for target in (authority, "example.com:443", path):
         answer = await send_raw(client, f"CONNECT {target} HTTP/1.1")
-        assert_site_answer(answer, api=False, status=405, message=middlewares.NOT_A_PROXY)
+        assert_site_answer(answer, api=False, status=405, message=checks.NOT_A_PROXY)
     # A target naming scheme and host (as to a proxy) is answered as its path is (RFC 9112).
     origin_form = await send_raw(client, f"{method} {path} HTTP/1.1")
     for origin in (f"http://{authority}", f"https://{authority}", "http://example.com"):
@@ -588,7 +602,7 @@ async def test_form_text_that_is_not_utf8_is_the_same_400_encoded_or_raw(
     content_type, body = form_request(fields, how)
     before = database_state()
     answer = await send_raw(client, f"POST {addresses[door]} HTTP/1.1", {b"Content-Type": content_type}, body)
-    assert_site_answer(answer, api=False, status=400, message=forms.NOT_UTF8)
+    assert_site_answer(answer, api=False, status=400, message=web_forms.NOT_UTF8)
     assert "set-cookie" not in answer.headers  # the language switch's either
     assert database_state() == before
 
@@ -597,11 +611,11 @@ async def test_form_text_that_is_not_utf8_is_the_same_400_encoded_or_raw(
 # fine: UTF-7's "+2AA-" and unicode_escape's "\ud800" are U+D800. A part's name escaped in
 # RFC 2231 form (name*=) may not decode at all, and a part's header may hold a NUL.
 UNDECODABLE_FORMS = {
-    "form in UTF-7": (b"; charset=utf-7", b"+2AA-", forms.NOT_UTF8),
-    "form in unicode_escape": (b"; charset=unicode_escape", b"\\ud800", forms.NOT_UTF8),
-    "multipart part in UTF-7": (b"Content-Type: text/plain; charset=utf-7\r\n", b"+2AA-", forms.NOT_UTF8),
-    "multipart name* not UTF-8": (b"", b"name*=utf-8''x%ED%A0%80", forms.FORM_MALFORMED),
-    "multipart header with a NUL": (b"", b'name="x\x00"', forms.FORM_MALFORMED),
+    "form in UTF-7": (b"; charset=utf-7", b"+2AA-", web_forms.NOT_UTF8),
+    "form in unicode_escape": (b"; charset=unicode_escape", b"\\ud800", web_forms.NOT_UTF8),
+    "multipart part in UTF-7": (b"Content-Type: text/plain; charset=utf-7\r\n", b"+2AA-", web_forms.NOT_UTF8),
+    "multipart name* not UTF-8": (b"", b"name*=utf-8''x%ED%A0%80", web_forms.FORM_MALFORMED),
+    "multipart header with a NUL": (b"", b'name="x\x00"', web_forms.FORM_MALFORMED),
 }
 
 
@@ -700,13 +714,13 @@ async def test_json_no_program_means_is_a_400_problem_saying_what(
 
 
 def _address_junk(bad: bytes, before: str, after: str) -> tuple[str, str]:
-    return quote(before) + quote_from_bytes(bad, safe="") + quote(after), middlewares.ADDRESS_NOT_UTF8
+    return quote(before) + quote_from_bytes(bad, safe="") + quote(after), checks.ADDRESS_NOT_UTF8
 
 
 address_junk = st.one_of(
     st.builds(_address_junk, not_utf8, around, around),
     st.builds(  # text, but with a control character: an escaped NUL, newline, DEL, C1 control
-        lambda before, control, after: (quote(before + control + after), middlewares.ADDRESS_CONTROL),
+        lambda before, control, after: (quote(before + control + after), checks.ADDRESS_CONTROL),
         around,
         st.characters(categories=["Cc"]),
         around,

@@ -27,8 +27,8 @@ import pytest
 import sqlalchemy as sa
 from descriptors import open_files_limit
 
-from aiohttpdemo_polls import db
-from aiohttpdemo_polls.views import ALREADY_VOTED, NOT_COUNTED, VOTE_UNKNOWN, VOTER_COOKIE, VOTING_CLOSED
+from aiohttpdemo_polls.store import making, schema
+from aiohttpdemo_polls.web.voting import ALREADY_VOTED, NOT_COUNTED, VOTE_UNKNOWN, VOTER_COOKIE, VOTING_CLOSED
 
 pytestmark = pytest.mark.slow
 
@@ -64,13 +64,15 @@ def make_question(
     engine: sa.engine.Engine, text: str, choices: tuple[str, ...], **columns: Any
 ) -> tuple[int, list[int]]:
     with engine.begin() as conn:
-        return db.add_poll(conn, text, choices, pub_date=datetime.now(UTC) - timedelta(days=1), **columns)
+        return making.add_poll(conn, text, choices, pub_date=datetime.now(UTC) - timedelta(days=1), **columns)
 
 
 def counters(engine: sa.engine.Engine, question_id: int) -> dict[int, int]:
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(db.choice.c.id, db.choice.c.votes).where(db.choice.c.question_id == question_id)
+            sa.select(schema.choice.c.id, schema.choice.c.votes).where(
+                schema.choice.c.question_id == question_id
+            )
         )
         return dict(rows.all())
 
@@ -78,9 +80,9 @@ def counters(engine: sa.engine.Engine, question_id: int) -> dict[int, int]:
 def vote_rows(engine: sa.engine.Engine, question_id: int) -> dict[int, int]:
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(db.vote.c.choice_id, sa.func.count())
-            .where(db.vote.c.question_id == question_id)
-            .group_by(db.vote.c.choice_id)
+            sa.select(schema.vote.c.choice_id, sa.func.count())
+            .where(schema.vote.c.question_id == question_id)
+            .group_by(schema.vote.c.choice_id)
         )
         return dict(rows.all())
 
@@ -88,7 +90,9 @@ def vote_rows(engine: sa.engine.Engine, question_id: int) -> dict[int, int]:
 def ballot_voters(engine: sa.engine.Engine, question_id: int) -> set[str]:
     with engine.connect() as conn:
         return set(
-            conn.execute(sa.select(db.ballot.c.voter).where(db.ballot.c.question_id == question_id)).scalars()
+            conn.execute(
+                sa.select(schema.ballot.c.voter).where(schema.ballot.c.question_id == question_id)
+            ).scalars()
         )
 
 
@@ -672,8 +676,8 @@ async def test_host_cut_off_from_the_database_answers_503_then_recovers_by_itsel
             # A change made elsewhere meanwhile: its notice cannot reach the host now.
             with engine.begin() as conn:
                 conn.execute(
-                    sa.update(db.question)
-                    .where(db.question.c.id == renamed_id)
+                    sa.update(schema.question)
+                    .where(schema.question.c.id == renamed_id)
                     .values(question_text="Renamed while cut off")
                 )
             await asyncio.sleep(max(0.0, cut_at + CUT_S - time.monotonic()))

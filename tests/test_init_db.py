@@ -9,7 +9,8 @@ import psycopg2
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import db, migrate, settings, setup_db
+from aiohttpdemo_polls import settings
+from aiohttpdemo_polls.store import migrate, provision, schema
 
 
 def counts(engine) -> dict[str, int]:
@@ -22,7 +23,7 @@ def counts(engine) -> dict[str, int]:
 
 def run(monkeypatch, database_url, *args) -> int:
     monkeypatch.setenv("POLLS_DATABASE_URL", database_url)
-    return setup_db.main(["-c", "config/polls_test.yaml", *args])
+    return provision.main(["-c", "config/polls_test.yaml", *args])
 
 
 def test_init_db_adds_the_sample_polls_once(monkeypatch, database_url, sync_engine, capsys):
@@ -30,16 +31,18 @@ def test_init_db_adds_the_sample_polls_once(monkeypatch, database_url, sync_engi
     first = counts(sync_engine)
     assert run(monkeypatch, database_url) == 0
     assert counts(sync_engine) == first
-    assert first["question"] == len(setup_db.SAMPLE_POLLS)
+    assert first["question"] == len(provision.SAMPLE_POLLS)
     with sync_engine.connect() as conn:
         texts = (
-            conn.execute(sa.select(db.question.c.question_text).order_by(db.question.c.id)).scalars().all()
+            conn.execute(sa.select(schema.question.c.question_text).order_by(schema.question.c.id))
+            .scalars()
+            .all()
         )
         choices = (
             conn.execute(
-                sa.select(db.choice.c.choice_text)
-                .where(db.choice.c.question_id == 1)
-                .order_by(db.choice.c.id)
+                sa.select(schema.choice.c.choice_text)
+                .where(schema.choice.c.question_id == 1)
+                .order_by(schema.choice.c.id)
             )
             .scalars()
             .all()
@@ -52,7 +55,9 @@ def test_sample_data_has_open_closed_multiple_and_scheduled_polls(monkeypatch, d
     run(monkeypatch, database_url)
     with sync_engine.connect() as conn:
         rows = conn.execute(
-            sa.select(db.question.c.multiple, db.closed.label("closed"), db.published.label("published"))
+            sa.select(
+                schema.question.c.multiple, schema.closed.label("closed"), schema.published.label("published")
+            )
         ).all()
     assert any(r.published and not r.closed and not r.multiple for r in rows)
     assert any(r.closed for r in rows)
@@ -68,9 +73,9 @@ def test_sample_votes_match_vote_rows(monkeypatch, database_url, vote_rows_match
 def test_reset_drops_and_recreates(monkeypatch, database_url, sync_engine, make_question):
     run(monkeypatch, database_url)
     make_question("Extra poll?")
-    assert counts(sync_engine)["question"] == len(setup_db.SAMPLE_POLLS) + 1
+    assert counts(sync_engine)["question"] == len(provision.SAMPLE_POLLS) + 1
     assert run(monkeypatch, database_url, "--reset") == 0
-    assert counts(sync_engine)["question"] == len(setup_db.SAMPLE_POLLS)
+    assert counts(sync_engine)["question"] == len(provision.SAMPLE_POLLS)
 
 
 def test_polls_option_adds_generated_polls_with_progress(monkeypatch, database_url, sync_engine, capsys):
@@ -102,9 +107,9 @@ def test_script_and_init_db_command_set_up_the_same_database(database_url, sync_
         args, cwd=settings.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert f"added {len(setup_db.SAMPLE_POLLS)} sample polls" in result.stdout
+    assert f"added {len(provision.SAMPLE_POLLS)} sample polls" in result.stdout
     assert "generated 3/3 polls" in result.stdout
-    assert counts(sync_engine)["question"] == len(setup_db.SAMPLE_POLLS) + 3
+    assert counts(sync_engine)["question"] == len(provision.SAMPLE_POLLS) + 3
 
 
 def test_init_db_command_rejects_a_negative_poll_count():
@@ -155,7 +160,7 @@ def test_init_db_adds_the_notifying_triggers_to_a_database_made_before_them(
         listener = psycopg2.connect(database_url)
         try:
             listener.autocommit = True
-            listener.cursor().execute(f"LISTEN {db.CHANNEL}")
+            listener.cursor().execute(f"LISTEN {schema.CHANNEL}")
             with sync_engine.begin() as conn:
                 conn.execute(sa.text("UPDATE choice SET votes = votes + 1 WHERE question_id = 1"))
             assert select.select([listener], [], [], 10)[0], "no notice came"

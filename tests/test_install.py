@@ -14,7 +14,9 @@ import processes
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import i18n, migrate, pgserver, settings, setup_db
+from aiohttpdemo_polls import settings
+from aiohttpdemo_polls.store import migrate, pgserver, provision
+from aiohttpdemo_polls.web import i18n
 
 pytestmark = pytest.mark.slow
 
@@ -157,11 +159,11 @@ def test_installed_init_db_creates_role_database_schema_and_samples_once(
 
     first = run(*init_db, **elsewhere(POLLS_DATABASE_URL=app_url))
     assert "created role installed" in first.stdout and "created database installed_polls" in first.stdout
-    assert f"added {len(setup_db.SAMPLE_POLLS)} sample polls" in first.stdout
+    assert f"added {len(provision.SAMPLE_POLLS)} sample polls" in first.stdout
     # The migrations travel in the wheel: the schema came from them.
     assert f"database empty, upgraded to {migrate.head()}" in first.stdout
     created = table_counts(app_url)
-    assert created["question"] == len(setup_db.SAMPLE_POLLS) and created["vote"] > 0
+    assert created["question"] == len(provision.SAMPLE_POLLS) and created["vote"] > 0
 
     second = run(*init_db, **elsewhere(POLLS_DATABASE_URL=app_url))
     assert second.stdout == f"database already at {migrate.head()}\n"
@@ -172,7 +174,7 @@ async def test_installed_app_sets_up_and_serves_its_own_embedded_database(
     python, elsewhere, unused_tcp_port, eventually
 ):
     setup = run(python, "-m", "aiohttpdemo_polls", "init-db", **elsewhere())
-    assert f"added {len(setup_db.SAMPLE_POLLS)} sample polls" in setup.stdout
+    assert f"added {len(provision.SAMPLE_POLLS)} sample polls" in setup.stdout
     pgdata = Path(elsewhere()["env"]["XDG_DATA_HOME"]) / "aiohttpdemo_polls" / ".pgdata"
     assert (pgdata / "postmaster.pid").is_file(), "the data is not in the user's data folder"
 

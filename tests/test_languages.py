@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aiohttpdemo_polls import i18n
-from aiohttpdemo_polls.keys import cache_key
-from aiohttpdemo_polls.main import init_app
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.web import i18n
+from aiohttpdemo_polls.web.cache import cache_key
 
 NBSP = "\u00a0"
 # A known sentence of each kind of page, as each catalog says it.

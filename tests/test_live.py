@@ -16,9 +16,12 @@ import sqlalchemy as sa
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from aiohttpdemo_polls import forms, live, settings
-from aiohttpdemo_polls.keys import live_key, notices_key
-from aiohttpdemo_polls.main import init_app
+from aiohttpdemo_polls import settings
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.live import hub as live_hub
+from aiohttpdemo_polls.live.hub import live_key
+from aiohttpdemo_polls.maker import form as poll_form
+from aiohttpdemo_polls.web.database import changes_key
 
 TEST_CONFIG = settings.PROJECT_ROOT / "config" / "polls_test.yaml"
 
@@ -166,7 +169,7 @@ async def test_changes_while_the_listener_is_down_arrive_after_it_reconnects(
 ):
     question = make_question(choices=("Yes", "No"))
     yes, no = question["choices"]
-    bus = client.app[notices_key]
+    bus = client.app[changes_key]
     async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
         assert (await frame(ws))["total"] == 0
         listener = bus.backend_pid
@@ -267,7 +270,7 @@ async def test_subscribers_hear_each_poll_a_statement_changed_once(
     first, second, third = make_question(), make_question(), make_question()
     await settled()
     heard: list[int | None] = []
-    client.app[notices_key].subscribe(heard.append)
+    client.app[changes_key].subscribe(heard.append)
     with sync_engine.begin() as conn:  # six rows of two polls, in one statement
         conn.execute(
             sa.text("UPDATE choice SET votes = votes + 1 WHERE question_id IN (:a, :b)"),
@@ -288,7 +291,7 @@ async def test_own_vote_reaches_subscribers_before_its_redirect(client, anonymou
     question = make_question()
     await settled()
     heard: list[int | None] = []
-    client.app[notices_key].subscribe(heard.append)
+    client.app[changes_key].subscribe(heard.append)
     await vote(anonymous, question["id"], question["choices"][0])
     # Told at its commit, not when the notice comes back: the next page is already fresh.
     assert heard and set(heard) == {question["id"]}
@@ -410,7 +413,7 @@ async def test_watcher_that_stops_reading_is_dropped_within_one_and_a_half_heart
     heartbeat = 1.0  # the least live.heartbeat_s allows
     # docs/live-results.md: the next ping within a heartbeat, its pong within half of one, each
     # looked at once every SWEEP_S.
-    bound = 1.5 * heartbeat + 2 * live.SWEEP_S
+    bound = 1.5 * heartbeat + 2 * live_hub.SWEEP_S
     metrics_port = unused_tcp_port_factory()
     app = app_process(
         config=config_file(tmp_path, heartbeat_s=heartbeat), env={"POLLS_METRICS_PORT": str(metrics_port)}
@@ -463,10 +466,10 @@ async def test_watcher_that_never_reads_is_dropped_once_its_backlog_passes_the_b
     client = await aiohttp_client(init_app(config=config))
     hub = client.app[live_key]
     # As many choices as a poll may have: the biggest frames a real poll sends.
-    question = make_question(choices=tuple(f"Choice {n}" for n in range(forms.MAX_CHOICES)))
+    question = make_question(choices=tuple(f"Choice {n}" for n in range(poll_form.MAX_CHOICES)))
     first, second = question["choices"][:2]
     path = f"/poll/{question['id']}/live"
-    caplog.set_level(logging.INFO, logger="aiohttpdemo_polls.live")
+    caplog.set_level(logging.INFO, logger="aiohttpdemo_polls.live.hub")
     async with client.ws_connect(path) as reading:
         received = [await frame(reading)]
         reader = asyncio.create_task(_read_all(reading, received))
@@ -500,5 +503,5 @@ async def test_watcher_that_never_reads_is_dropped_once_its_backlog_passes_the_b
             stalled.close()
     # Checked before each frame: at most one frame (and a ping) past the bound, ever.
     biggest = max(len(json.dumps(message)) for message in received) + 4  # a frame's header
-    assert most <= live.MAX_BACKLOG + biggest + len(live.PING), most
+    assert most <= live_hub.MAX_BACKLOG + biggest + len(live_hub.PING), most
     assert any("dropped a slow watcher" in r.message and "bytes waiting" in r.message for r in caplog.records)

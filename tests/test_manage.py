@@ -9,9 +9,10 @@ import aiopg
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import db, views_manage
-from aiohttpdemo_polls.main import init_app
-from aiohttpdemo_polls.views import VOTING_CLOSED
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.maker import manage
+from aiohttpdemo_polls.store import schema
+from aiohttpdemo_polls.web.voting import VOTING_CLOSED
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ async def notices(database_url):
     """The `poll_changes` notices PostgreSQL delivers, as live results would hear them."""
     async with aiopg.connect(database_url) as conn:
         async with conn.cursor() as cur:
-            await cur.execute(f"LISTEN {db.CHANNEL}")
+            await cur.execute(f"LISTEN {schema.CHANNEL}")
         yield conn.notifies
 
 
@@ -149,7 +150,7 @@ async def test_close_stops_voting_now_and_reopen_starts_it_again(
     row = stored_poll(poll["id"]).question
     assert row.closed and row.closed_at is not None
     page = await (await client.get(response.headers["Location"])).text()
-    assert "Your poll is closed" in page and views_manage.NOTICES["closed"] in page
+    assert "Your poll is closed" in page and manage.NOTICES["closed"] in page
     assert 'value="reopen"' in page
 
     public = await (await anonymous.get(f"poll/{poll['id']}")).text()
@@ -171,7 +172,7 @@ async def test_close_stops_voting_now_and_reopen_starts_it_again(
 async def test_reopen_after_closes_at_passed_clears_it(client, make_poll, sync_engine, stored_poll):
     poll = await make_poll()
     with sync_engine.begin() as conn:
-        conn.execute(db.question.update().values(closes_at=sa.func.now() - sa.text("interval '1 hour'")))
+        conn.execute(schema.question.update().values(closes_at=sa.func.now() - sa.text("interval '1 hour'")))
     assert stored_poll(poll["id"]).question.closed is True
     await client.post(poll["manage"], data={"action": "reopen"})
     row = stored_poll(poll["id"]).question
@@ -205,7 +206,7 @@ async def test_confirmed_delete_removes_poll_choices_and_votes(
     assert await next_notice(notices) == str(poll["id"])
     assert stored_poll(poll["id"]).question is None
     with sync_engine.connect() as conn:
-        for table in (db.choice, db.ballot, db.vote):
+        for table in (schema.choice, schema.ballot, schema.vote):
             assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
     assert "The poll was deleted" in await (await client.get("/poll/deleted")).text()
     assert (await client.get(poll["manage"])).status == 404
@@ -253,7 +254,7 @@ async def test_edit_is_refused_once_someone_voted(client, anonymous, make_poll, 
     data = [("action", "edit"), ("question_text", "Dinner?"), ("choice", "Soup"), ("choice", "Bread")]
     response = await client.post(poll["manage"], data=data)
     assert response.status == 409
-    assert html.escape(views_manage.HAS_VOTES) in await response.text()
+    assert html.escape(manage.HAS_VOTES) in await response.text()
     assert stored_poll(poll["id"]).question.question_text == "Lunch?"
     assert stored_poll(poll["id"]).choices == ["Pizza", "Sushi"]
 
@@ -263,5 +264,5 @@ async def test_unknown_action_is_a_400_page(client, make_poll, stored_poll, data
     poll = await make_poll()
     response = await client.post(poll["manage"], data=data)
     assert response.status == 400
-    assert views_manage.UNKNOWN_ACTION in html.unescape(await response.text())
+    assert manage.UNKNOWN_ACTION in html.unescape(await response.text())
     assert stored_poll(poll["id"]).question.closed is False

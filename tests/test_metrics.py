@@ -19,8 +19,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from aiohttpdemo_polls import db, metrics, serve, settings
-from aiohttpdemo_polls.main import init_app
+from aiohttpdemo_polls import metrics, serve, settings
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.store import schema
 
 POOL_MAX = 10  # config/polls_test.yaml's database.pool_max
 
@@ -68,7 +69,7 @@ def terminate_listeners(sync_engine: sa.engine.Engine) -> int:
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND query = :listen AND pid <> pg_backend_pid()"
                 ),
-                {"listen": f"LISTEN {db.CHANNEL}"},
+                {"listen": f"LISTEN {schema.CHANNEL}"},
             ).all()
         )
 

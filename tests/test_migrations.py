@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from aiohttpdemo_polls import db, migrate
+from aiohttpdemo_polls.store import migrate, schema
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def differences(engine) -> list:
         # Alembic cannot compare an index on expressions (pub_date DESC) and says so.
         warnings.filterwarnings("ignore", "autogenerate skipping", UserWarning)
         context = MigrationContext.configure(conn, opts=migrate.CONTEXT_OPTIONS)
-        return compare_metadata(context, db.metadata)
+        return compare_metadata(context, schema.metadata)
 
 
 def test_migrated_schema_is_exactly_the_tables_db_py_declares(sync_engine):
@@ -62,9 +62,9 @@ def test_database_made_between_issue_11_and_alembic_is_stamped_and_upgraded(scra
     assert done.describe() == f"database at 0001_release_1_0, upgraded to {migrate.head()}"
     with scratch.connect() as conn:
         row = conn.execute(
-            sa.select(db.question.c.question_text, db.question.c.results, db.question.c.lock_votes).where(
-                db.question.c.id == poll["id"]
-            )
+            sa.select(
+                schema.question.c.question_text, schema.question.c.results, schema.question.c.lock_votes
+            ).where(schema.question.c.id == poll["id"])
         ).one()
     assert tuple(row) == ("Made before Alembic?", "always", False)
     assert differences(scratch) == []
@@ -78,12 +78,12 @@ def test_results_setting_takes_only_the_three_known_values(sync_engine, make_que
 
 def test_poll_creation_counts_rows_per_client(sync_engine):
     with sync_engine.begin() as conn:
-        conn.execute(db.poll_creation.insert(), [{"client": "192.0.2.1"}, {"client": "192.0.2.1"}])
+        conn.execute(schema.poll_creation.insert(), [{"client": "192.0.2.1"}, {"client": "192.0.2.1"}])
         counted = conn.execute(
             sa.select(sa.func.count()).where(
-                db.poll_creation.c.client == "192.0.2.1",
-                db.poll_creation.c.created_at > sa.func.now() - sa.text("interval '1 hour'"),
+                schema.poll_creation.c.client == "192.0.2.1",
+                schema.poll_creation.c.created_at > sa.func.now() - sa.text("interval '1 hour'"),
             )
         ).scalar_one()
-        conn.execute(db.poll_creation.delete())
+        conn.execute(schema.poll_creation.delete())
     assert counted == 2

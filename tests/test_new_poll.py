@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiohttpdemo_polls import db, forms
+from aiohttpdemo_polls.maker import form as poll_form
+from aiohttpdemo_polls.store import schema
 
 
 def fields(page: str, name: str) -> list[str]:
@@ -24,7 +25,7 @@ def form_data(question="Where shall we eat?", choices=("Pizza", "Sushi"), **extr
 
 def polls_in(sync_engine) -> list:
     with sync_engine.connect() as conn:
-        return conn.execute(sa.select(db.question)).all()
+        return conn.execute(sa.select(schema.question)).all()
 
 
 def future(hours: float = 24) -> str:
@@ -113,31 +114,35 @@ TOO_LONG = "x" * 201
 @pytest.mark.parametrize(
     ("data", "field", "message"),
     [
-        (form_data(question=""), "question_text", forms.QUESTION_REQUIRED),
-        (form_data(question="   "), "question_text", forms.QUESTION_REQUIRED),
-        (form_data(question=TOO_LONG), "question_text", forms.question_too_long(201)),
+        (form_data(question=""), "question_text", poll_form.QUESTION_REQUIRED),
+        (form_data(question="   "), "question_text", poll_form.QUESTION_REQUIRED),
+        (form_data(question=TOO_LONG), "question_text", poll_form.question_too_long(201)),
         (form_data(question="What\x00?"), "question_text", "Remove the control character"),
         (form_data(question="What\x1b[31m?"), "question_text", "Remove the control character"),
         (form_data(question="What\tnow?"), "question_text", "Remove the control character"),
         (form_data(question="What\x85?"), "question_text", "Remove the control character"),
-        ([("question_text", "Q?")], "choices", forms.TOO_FEW_CHOICES),
-        (form_data(choices=("Only one", "", " ")), "choices", forms.TOO_FEW_CHOICES),
-        (form_data(choices=[f"C{n}" for n in range(21)]), "choices", forms.TOO_MANY_CHOICES),
-        (form_data(choices=("Fine", TOO_LONG)), "choice-1", forms.choice_too_long(201)),
-        (form_data(choices=("Yes", "No", " yes ")), "choice-2", forms.DUPLICATE_CHOICE),
-        (form_data(choices=("Ünïcode", "ÜNÏCODE")), "choice-1", forms.DUPLICATE_CHOICE),
-        (form_data(choices=("Café", "CAFE\u0301")), "choice-1", forms.DUPLICATE_CHOICE),
+        ([("question_text", "Q?")], "choices", poll_form.TOO_FEW_CHOICES),
+        (form_data(choices=("Only one", "", " ")), "choices", poll_form.TOO_FEW_CHOICES),
+        (form_data(choices=[f"C{n}" for n in range(21)]), "choices", poll_form.TOO_MANY_CHOICES),
+        (form_data(choices=("Fine", TOO_LONG)), "choice-1", poll_form.choice_too_long(201)),
+        (form_data(choices=("Yes", "No", " yes ")), "choice-2", poll_form.DUPLICATE_CHOICE),
+        (form_data(choices=("Ünïcode", "ÜNÏCODE")), "choice-1", poll_form.DUPLICATE_CHOICE),
+        (form_data(choices=("Café", "CAFE\u0301")), "choice-1", poll_form.DUPLICATE_CHOICE),
         (form_data(choices=("Yes", "N\x00o")), "choice-1", "Remove the control character"),
-        (form_data(closes_at="tomorrow"), "closes_at", forms.CLOSES_AT_MALFORMED),
-        (form_data(closes_at="2031-13-01T10:00"), "closes_at", forms.CLOSES_AT_MALFORMED),
-        (form_data(closes_at="2031-02-30T10:00"), "closes_at", forms.CLOSES_AT_MALFORMED),
-        (form_data(closes_at="2031-01-01T24:00"), "closes_at", forms.CLOSES_AT_MALFORMED),
-        (form_data(closes_at="9999-12-31T23:59", tz_offset="-600"), "closes_at", forms.CLOSES_AT_MALFORMED),
+        (form_data(closes_at="tomorrow"), "closes_at", poll_form.CLOSES_AT_MALFORMED),
+        (form_data(closes_at="2031-13-01T10:00"), "closes_at", poll_form.CLOSES_AT_MALFORMED),
+        (form_data(closes_at="2031-02-30T10:00"), "closes_at", poll_form.CLOSES_AT_MALFORMED),
+        (form_data(closes_at="2031-01-01T24:00"), "closes_at", poll_form.CLOSES_AT_MALFORMED),
+        (
+            form_data(closes_at="9999-12-31T23:59", tz_offset="-600"),
+            "closes_at",
+            poll_form.CLOSES_AT_MALFORMED,
+        ),
         (form_data(closes_at="2031-01-01T10:00\x00"), "closes_at", "Remove the control character"),
-        (form_data(closes_at="2020-01-01T10:00"), "closes_at", forms.CLOSES_AT_PAST),
-        (form_data(closes_at="0001-01-01T00:00", tz_offset="60"), "closes_at", forms.CLOSES_AT_MALFORMED),
-        (form_data(closes_at=future(), tz_offset="east"), "closes_at", forms.BAD_OFFSET),
-        (form_data(closes_at=future(), tz_offset="9999"), "closes_at", forms.BAD_OFFSET),
+        (form_data(closes_at="2020-01-01T10:00"), "closes_at", poll_form.CLOSES_AT_PAST),
+        (form_data(closes_at="0001-01-01T00:00", tz_offset="60"), "closes_at", poll_form.CLOSES_AT_MALFORMED),
+        (form_data(closes_at=future(), tz_offset="east"), "closes_at", poll_form.BAD_OFFSET),
+        (form_data(closes_at=future(), tz_offset="9999"), "closes_at", poll_form.BAD_OFFSET),
     ],
 )
 async def test_each_rule_refuses_with_its_message_next_to_the_field(
@@ -155,7 +160,7 @@ async def test_closes_at_a_minute_ago_is_refused_as_past(client):
     past = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
     response = await client.post("/poll/new", data=form_data(closes_at=past))
     assert response.status == 400
-    assert forms.CLOSES_AT_PAST in await response.text()
+    assert poll_form.CLOSES_AT_PAST in await response.text()
 
 
 async def test_limits_count_after_trimming(client, sync_engine):
@@ -194,9 +199,9 @@ async def test_refused_form_keeps_everything_typed_with_a_message_per_field(clie
     assert "<b>&</b>" not in page  # shown as typed, escaped
     errors = dict(re.findall(r'<p class="field-error" id="([^"]+)-error">([^<]*)</p>', page))
     assert errors == {
-        "question_text": forms.QUESTION_REQUIRED,
-        "choice-1": forms.DUPLICATE_CHOICE,
-        "closes_at": forms.CLOSES_AT_PAST,
+        "question_text": poll_form.QUESTION_REQUIRED,
+        "choice-1": poll_form.DUPLICATE_CHOICE,
+        "closes_at": poll_form.CLOSES_AT_PAST,
     }
     assert (
         'id="question_text" name="question_text" value="" maxlength="200" required aria-invalid="true"'
@@ -220,7 +225,7 @@ async def test_file_upload_instead_of_text_is_a_form_message(client, sync_engine
     data.add_field("choice", "B")
     response = await client.post("/poll/new", data=data)
     assert response.status == 400
-    assert forms.NOT_TEXT in await response.text()
+    assert poll_form.NOT_TEXT in await response.text()
     assert polls_in(sync_engine) == []
 
 
@@ -254,12 +259,14 @@ def test_any_typed_input_is_either_a_clean_poll_or_messages(question, choices, c
             ("tz_offset", tz_offset),
         ]
     )
-    typed = forms.check_new_poll(form)
+    typed = poll_form.check_new_poll(form)
     if typed.valid:
         texts = [typed.question, *typed.choice_texts]
         assert all(0 < len(t) <= 200 and t == t.strip() for t in texts)
-        assert not any(forms.has_control(t) for t in texts)
+        assert not any(poll_form.has_control(t) for t in texts)
         assert 2 <= len(typed.choice_texts) <= 20
-        assert len({forms.same_text_key(c) for c in typed.choice_texts}) == len(typed.choice_texts)
+        assert len({poll_form.same_text_key(c) for c in typed.choice_texts}) == len(typed.choice_texts)
     else:
-        assert not any(forms.has_control(t) for t in [typed.question_text, *typed.choices, typed.closes_at])
+        assert not any(
+            poll_form.has_control(t) for t in [typed.question_text, *typed.choices, typed.closes_at]
+        )

@@ -5,8 +5,8 @@ import random
 
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import db
-from aiohttpdemo_polls.views import ALREADY_VOTED, VOTER_COOKIE
+from aiohttpdemo_polls.store import schema
+from aiohttpdemo_polls.web.voting import ALREADY_VOTED, VOTER_COOKIE
 
 SAME_BROWSER = "b" * 24  # a well-formed voter id, as the cookie would carry
 
@@ -14,7 +14,9 @@ SAME_BROWSER = "b" * 24  # a well-formed voter id, as the cookie would carry
 def ballots(sync_engine, question_id: int) -> int:
     with sync_engine.connect() as conn:
         return conn.execute(
-            sa.select(sa.func.count()).select_from(db.ballot).where(db.ballot.c.question_id == question_id)
+            sa.select(sa.func.count())
+            .select_from(schema.ballot)
+            .where(schema.ballot.c.question_id == question_id)
         ).scalar_one()
 
 

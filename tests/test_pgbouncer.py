@@ -30,8 +30,8 @@ import psycopg2
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls.views import VOTER_COOKIE
-from aiohttpdemo_polls.votes import VoteBatcher, VoteOutcome
+from aiohttpdemo_polls.store.votes import VoteBatcher, VoteOutcome
+from aiohttpdemo_polls.web.voting import VOTER_COOKIE
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import db
+from aiohttpdemo_polls.store import schema
 
-# Not digits (the router's 404), no such poll, past PostgreSQL's integer, or digits of another
 # script (`\d` in the route admits them): each a 404 page, never a 500.
 BAD_IDS = [
     "abc",
@@ -89,7 +88,7 @@ async def test_results_show_votes_percentages_bars_total_and_link_back(client, m
     red, green, blue = question["choices"]
     with sync_engine.begin() as conn:
         for choice_id, votes in ((red, 1), (green, 3), (blue, 0)):
-            conn.execute(sa.update(db.choice).where(db.choice.c.id == choice_id).values(votes=votes))
+            conn.execute(sa.update(schema.choice).where(schema.choice.c.id == choice_id).values(votes=votes))
     page = await (await client.get(f"/poll/{question['id']}/results")).text()
     assert re.search(r'<span class="votes">1</span> vote · <span class="percent">25.0%</span>', page)
     assert re.search(r'<span class="votes">3</span> votes · <span class="percent">75.0%</span>', page)

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from aiohttpdemo_polls.main import init_app
+from aiohttpdemo_polls.app import init_app
 
 BAD_IDS = ["abc", "0", "12345", "99999999999", "\u0661\u0662"]  # the last: Arabic-Indic digits
 

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from aiohttpdemo_polls import db
-from aiohttpdemo_polls.forms import RESULTS_UNKNOWN
-from aiohttpdemo_polls.rules import may_see_counts
-from aiohttpdemo_polls.views import VOTER_COOKIE
+from aiohttpdemo_polls.maker.form import RESULTS_UNKNOWN
+from aiohttpdemo_polls.store import schema
+from aiohttpdemo_polls.store.rules import may_see_counts
+from aiohttpdemo_polls.web.voting import VOTER_COOKIE
 
 AFTER_VOTE = "Results will be shown after you vote."
 AFTER_CLOSE = "Results will be shown when voting closes."
@@ -109,7 +109,7 @@ async def test_unknown_results_setting_is_the_form_again_with_a_message(client, 
 async def test_new_poll_form_offers_the_three_settings(client):
     page = await (await client.get("/poll/new")).text()
     assert re.search(r'type="radio" id="results-always" name="results" value="always" checked', page)
-    for value in db.RESULTS:
+    for value in schema.RESULTS:
         assert f'name="results" value="{value}"' in page
     assert "Voters cannot change their vote" in page
 

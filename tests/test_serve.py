@@ -16,9 +16,8 @@ import yaml
 from aiohttp import web
 
 from aiohttpdemo_polls import serve, settings
-from aiohttpdemo_polls.notices import Listener
+from aiohttpdemo_polls.store.changes import Listener
 
-# Apache "combined": host ident user [time] "request" status bytes "referer" "user agent"
 # Seconds from SIGTERM to exit: in-flight requests take milliseconds; the margin is for a busy CI.
 PROMPTLY = 5.0
 COMBINED = re.compile(r'^\S+ - - \[[^]]+\] "[A-Z]+ \S+ HTTP/1\.[01]" \d{3} \d+ "[^"]*" "[^"]*"$')

@@ -8,8 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from aiohttpdemo_polls import settings
-from aiohttpdemo_polls.keys import config_key, engine_key, notices_key
-from aiohttpdemo_polls.main import init_app
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.web.config import config_key
+from aiohttpdemo_polls.web.database import changes_key, engine_key
 
 
 def run_module(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -114,7 +115,7 @@ async def test_listener_connects_to_listen_url_and_the_pool_to_url(aiohttp_clien
         {"POLLS_DATABASE_URL": database_url, "POLLS_LISTEN_DATABASE_URL": marked},
     )
     client = await aiohttp_client(init_app(config=config))
-    bus = client.app[notices_key]
+    bus = client.app[changes_key]
     async with client.app[engine_key].acquire() as conn:
         pool_pid = await conn.scalar(sa.text("SELECT pg_backend_pid()"))
     with sync_engine.connect() as conn:
@@ -131,7 +132,7 @@ async def test_listener_uses_the_database_url_when_listen_url_is_unset(client, s
     with sync_engine.connect() as conn:
         listening = conn.execute(
             sa.text("SELECT query FROM pg_stat_activity WHERE pid = :pid"),
-            {"pid": client.app[notices_key].backend_pid},
+            {"pid": client.app[changes_key].backend_pid},
         ).scalar_one()
     assert "LISTEN" in listening
     assert client.app[config_key]["database"]["listen_url"] is None

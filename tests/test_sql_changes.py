@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import sqlalchemy as sa
 
-from aiohttpdemo_polls.keys import cache_key, notices_key
+from aiohttpdemo_polls.web.cache import cache_key
+from aiohttpdemo_polls.web.database import changes_key
 
 Check = Callable[[], Awaitable[bool]]
 
@@ -148,7 +149,7 @@ async def test_choice_moved_to_another_poll_with_sql_changes_both(
 ):
     first, second = make_question(), make_question()
     heard: list[int | None] = []
-    client.app[notices_key].subscribe(heard.append)
+    client.app[changes_key].subscribe(heard.append)
     run_sql(
         sync_engine,
         "UPDATE choice SET question_id = :to WHERE id = :id",

@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import db, notices, votes
-from aiohttpdemo_polls.keys import notices_key
-from aiohttpdemo_polls.views import NOT_COUNTED, VOTE_UNKNOWN, VOTER_COOKIE
+from aiohttpdemo_polls.store import changes, connections, polls, votes
+from aiohttpdemo_polls.web.database import changes_key
+from aiohttpdemo_polls.web.voting import NOT_COUNTED, VOTE_UNKNOWN, VOTER_COOKIE
 
 ANSWER_BOUND = 10.0  # seconds: far past a vote's own deadline (database.timeout, 5 s)
 
@@ -64,7 +64,9 @@ async def test_vote_writer_answers_its_batch_and_goes_on_after_an_unexpected_err
     yes, _ = question["choices"]
     async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
         assert (await frame(ws))["total"] == 0
-        monkeypatch.setattr(db, "connection", Once(db.connection))  # before anything is sent
+        monkeypatch.setattr(
+            connections, "connection", Once(connections.connection)
+        )  # before anything is sent
         async with asyncio.timeout(ANSWER_BOUND):  # a voter left waiting fails the test
             failed = await vote(new_browser(client), question["id"], yes)
         assert failed.status == 503
@@ -99,7 +101,7 @@ async def test_vote_writer_answers_the_api_with_a_problem_document_after_an_unex
 ):
     question = make_question(choices=("Yes", "No"))
     yes, _ = question["choices"]
-    monkeypatch.setattr(db, "connection", Once(db.connection))
+    monkeypatch.setattr(connections, "connection", Once(connections.connection))
     async with asyncio.timeout(ANSWER_BOUND):
         failed = await client.post(f"/api/polls/{question['id']}/vote", json={"choices": [yes]})
     assert failed.status == 503
@@ -116,7 +118,7 @@ async def test_live_fan_out_goes_on_after_an_unexpected_error(
     yes, no = question["choices"]
     async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
         assert (await frame(ws))["total"] == 0
-        monkeypatch.setattr(db, "live_counts", Once(db.live_counts))
+        monkeypatch.setattr(polls, "live_counts", Once(polls.live_counts))
         assert (await vote(new_browser(client), question["id"], yes)).status == 302
         # The round that failed is sent again: the update still arrives.
         assert (await next_total(ws, 1))["total"] == 1
@@ -132,10 +134,10 @@ async def test_listener_goes_on_after_an_unexpected_error(
 ):
     question = make_question(choices=("Yes", "No"))
     yes, _ = question["choices"]
-    bus = client.app[notices_key]
+    bus = client.app[changes_key]
     async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
         assert (await frame(ws))["total"] == 0
-        monkeypatch.setattr(notices, "_poll_ids", Once(notices._poll_ids))
+        monkeypatch.setattr(changes, "_poll_ids", Once(changes._poll_ids))
         # Changes made outside the app: only the listener can bring them.
         for total in (1, 2):
             with sync_engine.begin() as conn:
@@ -150,7 +152,7 @@ async def test_listener_goes_on_after_an_unexpected_error(
 
 
 def test_a_failing_subscriber_keeps_no_news_from_the_others(caplog):
-    bus = notices.Notices("postgresql:///unused")  # never started: only its fan-out is used
+    bus = changes.Changes("postgresql:///unused")  # never started: only its fan-out is used
     broken = Once(lambda question_id: None)
     heard: list[int | None] = []
     bus.subscribe(broken)

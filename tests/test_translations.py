@@ -9,7 +9,8 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from aiohttpdemo_polls import i18n, settings
+from aiohttpdemo_polls import settings
+from aiohttpdemo_polls.web import i18n
 
 ROOT = settings.PROJECT_ROOT
 TRANSLATIONS = ROOT / "translations"

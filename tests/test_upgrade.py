@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 from psycopg2 import sql
 
-from aiohttpdemo_polls import migrate, pgserver, settings, setup_db, tokens
-from aiohttpdemo_polls.main import init_app
+from aiohttpdemo_polls import settings
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.store import migrate, pgserver, provision, tokens
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +83,7 @@ def revision(url: str) -> str | None:
 
 def init_db(monkeypatch, url: str) -> int:
     monkeypatch.setenv("POLLS_DATABASE_URL", url)
-    return setup_db.main(["-c", str(TEST_CONFIG)])
+    return provision.main(["-c", str(TEST_CONFIG)])
 
 
 def test_fixture_is_a_release_1_0_0_database(released_database):

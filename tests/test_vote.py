@@ -5,7 +5,7 @@ import secrets
 import pytest
 from aiohttp import web
 
-from aiohttpdemo_polls.views import VOTER_COOKIE, VOTER_COOKIE_MAX_AGE, voter_cookie
+from aiohttpdemo_polls.web.voting import VOTER_COOKIE, VOTER_COOKIE_MAX_AGE, voter_cookie
 
 
 async def test_vote_adds_one_and_redirects_to_results(client, make_question, votes_of, vote):

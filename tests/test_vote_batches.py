@@ -9,8 +9,8 @@ import aiopg.sa
 import pytest
 import sqlalchemy as sa
 
-from aiohttpdemo_polls import db
-from aiohttpdemo_polls.votes import VoteBatcher, VoteNotCounted, VoteOutcome
+from aiohttpdemo_polls.store import schema
+from aiohttpdemo_polls.store.votes import VoteBatcher, VoteNotCounted, VoteOutcome
 
 Outcome = VoteOutcome
 
@@ -132,8 +132,8 @@ async def test_every_302_is_sent_after_its_vote_is_committed(
             return (
                 conn.execute(
                     sa.select(sa.func.count())
-                    .select_from(db.vote)
-                    .where(db.vote.c.question_id == question["id"], db.vote.c.voter == cookie)
+                    .select_from(schema.vote)
+                    .where(schema.vote.c.question_id == question["id"], schema.vote.c.voter == cookie)
                 ).scalar_one()
                 == 1
             )
@@ -166,7 +166,7 @@ async def test_two_processes_batching_the_same_voters_count_each_once_without_de
     assert sum(votes_of(question["id"]).values()) == 300
     assert vote_rows_match_counters()
     # Each batch went through whole: none failed (a deadlock would) and was retried alone.
-    assert not [r for r in caplog.records if r.name == "aiohttpdemo_polls.votes"]
+    assert not [r for r in caplog.records if r.name == "aiohttpdemo_polls.store.votes"]
     assert first.transactions + second.transactions < 100
 
 

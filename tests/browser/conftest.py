@@ -27,7 +27,7 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, P
 from playwright.sync_api import Error as PlaywrightError
 
 from aiohttpdemo_polls import settings
-from aiohttpdemo_polls.main import init_app
+from aiohttpdemo_polls.app import init_app
 
 CHROMIUM = os.environ.get("POLLS_CHROMIUM", "/usr/bin/chromium")
 # What this machine's chromium needs (see the env notes): no sandbox as root, no GPU, and no

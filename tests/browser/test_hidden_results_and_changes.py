@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from aiohttpdemo_polls import db
+from aiohttpdemo_polls.store import schema
 
 from .conftest import save_screenshot
 from .test_voting import result_row
@@ -44,8 +44,8 @@ def test_after_close_results_appear_live_the_moment_voting_closes(tab, make_ques
 
     with sync_engine.begin() as conn:  # the maker closes it (as close_poll does)
         conn.execute(
-            sa.update(db.question)
-            .where(db.question.c.id == question["id"])
+            sa.update(schema.question)
+            .where(schema.question.c.id == question["id"])
             .values(closed_at=datetime.now(UTC))
         )
     # The live frame now carries counts: the page fetches itself anew and shows them.

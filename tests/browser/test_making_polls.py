@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from aiohttpdemo_polls import db
+from aiohttpdemo_polls.store import schema
 
 from .conftest import save_screenshot
 
@@ -88,4 +88,4 @@ def test_make_a_poll_and_delete_it_without_javascript(open_tab, sync_engine, sto
     page.get_by_role("button", name="Yes, delete the poll").click()
     expect(page.get_by_role("heading", name="The poll was deleted")).to_be_visible()
     with sync_engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(db.question)).scalar_one() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.question)).scalar_one() == 0

@@ -28,7 +28,7 @@ from aiohttp import web
 from PIL import Image, ImageStat
 
 from aiohttpdemo_polls import settings
-from aiohttpdemo_polls.main import init_app
+from aiohttpdemo_polls.app import init_app
 
 from .conftest import CHROMIUM, LiveServer
 from .tour import make_tour

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiohttpdemo_polls import tokens
+from aiohttpdemo_polls.store import tokens
 
 from .conftest import BrowserTab
 

@@ -1,0 +1,349 @@
+"""The OpenAPI 3.1 document of the JSON API, written as data and served as is. Schemas give
+the JSON types; the rules beyond them are the new-poll form's, answered per field in a 422.
+"""
+
+import json
+from typing import Any
+
+from ..maker.form import MAX_CHOICES
+from ..store.schema import PG_INT_MAX
+from ..web.voting import VOTER_COOKIE
+
+PROBLEM = "application/problem+json"
+
+
+# A vote sets the voter cookie for a caller that sent none: counted, or perhaps counted.
+_SETS_VOTER_COOKIE = {
+    "Set-Cookie": {
+        "description": f"`{VOTER_COOKIE}`, for a caller that sent none.",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _ref(kind: str, name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _problems(*statuses: int) -> dict[str, Any]:
+    return {str(status): _ref("responses", f"Problem{status}") for status in statuses}
+
+
+_PROBLEM_DESCRIPTIONS = {
+    400: (
+        "The body is not JSON (not UTF-8, a lone surrogate escape, a field named twice, a number too"
+        " long, nesting too deep) or not an object; a query parameter is malformed; or (any"
+        " operation) the address is not text once unescaped, or the Host header names no host."
+    ),
+    403: "Refused: sent from another site's page, a wrong creation key, or polls are not made here.",
+    404: "No such published poll, or no such address.",
+    405: "The address does not take this method (see Allow).",
+    409: "Voting on this poll has closed.",
+    413: "The body is larger than the site takes.",
+    415: "The body is not declared as application/json.",
+    422: "Fields are missing, of the wrong type, or break the form's rules; `errors` says which.",
+    429: "Too many new polls from this client address in the last hour.",
+    503: "The database is unavailable; try again in a moment.",
+}
+
+_LINKS = {
+    "type": "object",
+    "properties": {name: {"type": "string"} for name in ("self", "vote", "page", "results")},
+    "required": ["self", "vote", "page", "results"],
+}
+_WHEN = {"type": ["string", "null"], "format": "date-time"}
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details.",
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string", "description": "What went wrong, for a person to read."},
+            "errors": {
+                "type": "object",
+                "description": "A message per field: `choices/2` is the third choice in the list.",
+                "additionalProperties": {"type": "string"},
+            },
+        },
+        "required": ["type", "title", "status", "detail"],
+    },
+    "PollSummary": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "question_text": {"type": "string"},
+            "published_at": {"type": "string", "format": "date-time"},
+            "closes_at": _WHEN,
+            "closed": {"type": "boolean"},
+            "links": _LINKS,
+        },
+        "required": ["id", "question_text", "published_at", "closes_at", "closed", "links"],
+    },
+    "PollList": {
+        "type": "object",
+        "properties": {
+            "polls": {"type": "array", "items": _ref("schemas", "PollSummary")},
+            "page": {"type": "integer", "minimum": 1},
+            "pages": {"type": "integer", "minimum": 1},
+            "next": {"type": ["string", "null"], "description": "The next page's address, if any."},
+        },
+        "required": ["polls", "page", "pages", "next"],
+    },
+    "Choice": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "choice_text": {"type": "string"},
+            "votes": {"type": "integer", "minimum": 0, "description": "Only where counts_visible."},
+            "percent": {"type": "number", "minimum": 0, "maximum": 100},
+        },
+        "required": ["id", "choice_text"],
+    },
+    "Poll": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "question_text": {"type": "string"},
+            "published_at": {"type": "string", "format": "date-time"},
+            "closes_at": _WHEN,
+            "closed_at": _WHEN,
+            "closed": {"type": "boolean"},
+            "multiple": {"type": "boolean", "description": "Voters may pick several choices."},
+            "counts_visible": {
+                "type": "boolean",
+                "description": "Whether this caller may see the counts (the poll maker's `results` setting).",
+            },
+            "choices": {"type": "array", "items": _ref("schemas", "Choice")},
+            "total": {"type": "integer", "minimum": 0, "description": "Only where counts_visible."},
+            "my_choices": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "description": "The choices this caller's voter cookie voted for.",
+            },
+            "links": _LINKS,
+        },
+        "required": [
+            "id",
+            "question_text",
+            "published_at",
+            "closes_at",
+            "closed_at",
+            "closed",
+            "multiple",
+            "counts_visible",
+            "choices",
+            "my_choices",
+            "links",
+        ],
+    },
+    "VoteRequest": {
+        "type": "object",
+        "properties": {
+            "choices": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1, "maximum": PG_INT_MAX},
+                "minItems": 1,
+                "maxItems": MAX_CHOICES,
+                "description": "Ids of the chosen choices: one, or several where the poll is `multiple`.",
+            }
+        },
+        "required": ["choices"],
+        "additionalProperties": False,
+    },
+    "Ballot": {
+        "type": "object",
+        "properties": {
+            "status": {"enum": ["counted", "changed", "already_voted", "unknown"]},
+            "message": {"type": "string"},
+            "choices": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "description": "The choices counted for this caller (an earlier ballot's, if it had one).",
+            },
+            "links": _LINKS,
+        },
+        "required": ["status", "message", "choices", "links"],
+    },
+    "NewPoll": {
+        "type": "object",
+        "description": "The new-poll form's fields, checked by the same rules.",
+        "properties": {
+            "question_text": {"type": "string", "description": "Up to 200 characters once trimmed."},
+            "choices": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "2 to 20 different texts; empty ones are left out.",
+            },
+            "multiple": {"type": "boolean", "default": False},
+            "closes_at": {
+                "type": ["string", "null"],
+                "description": "When voting closes, in the future: RFC 3339 (`2030-12-31T18:00:00+01:00`); "
+                "without an offset, UTC.",
+            },
+            "results": {
+                "enum": ["always", "after_vote", "after_close"],
+                "default": "always",
+                "description": "When voters see the counts.",
+            },
+            "lock_votes": {
+                "type": "boolean",
+                "default": False,
+                "description": "Voters cannot change their vote.",
+            },
+            "creation_key": {"type": "string", "description": "Needed where the site's `creation` is `key`."},
+        },
+        "additionalProperties": False,
+    },
+    "Created": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "manage_url": {
+                "type": "string",
+                "description": "The maker's private page; shown only in this answer.",
+            },
+            "message": {"type": "string"},
+            "links": _LINKS,
+        },
+        "required": ["id", "manage_url", "message", "links"],
+    },
+}
+
+_RESPONSES = {
+    f"Problem{status}": {
+        "description": description,
+        "content": {PROBLEM: {"schema": _ref("schemas", "Problem")}},
+        **(
+            {
+                "headers": {
+                    "Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+                }
+            }
+            if status == 429
+            else {"headers": {"Allow": {"required": True, "schema": {"type": "string"}}}}
+            if status == 405
+            else {}
+        ),
+    }
+    for status, description in _PROBLEM_DESCRIPTIONS.items()
+}
+
+_PARAMETERS = {
+    "QuestionId": {
+        "name": "question_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1, "maximum": PG_INT_MAX},
+    },
+    "Page": {
+        "name": "page",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 999_999_999, "default": 1},
+    },
+    "VoterCookie": {
+        "name": VOTER_COOKIE,
+        "in": "cookie",
+        "required": False,
+        "description": "The voter id, set by the first counted vote: one ballot per voter per poll.",
+        "schema": {"type": "string"},
+    },
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "aiohttpdemo_polls API",
+        "version": "1",
+        "description": "Read polls, vote and make polls with the same rules as the site's forms. "
+        "Errors are application/problem+json (RFC 9457).",
+    },
+    "paths": {
+        "/api/polls": {
+            "get": {
+                "operationId": "listPolls",
+                "summary": "Published polls, newest first, 20 a page",
+                "parameters": [_ref("parameters", "Page")],
+                "responses": {
+                    "200": {
+                        "description": "A page of polls; `next` and the Link header lead to the next one.",
+                        "headers": {"Link": {"schema": {"type": "string"}}},
+                        "content": _json(_ref("schemas", "PollList")),
+                    },
+                    **_problems(400, 405, 503),
+                },
+            },
+            "post": {
+                "operationId": "createPoll",
+                "summary": "Make a poll, as the new-poll form does",
+                "requestBody": {"required": True, "content": _json(_ref("schemas", "NewPoll"))},
+                "responses": {
+                    "201": {
+                        "description": "Published. Keep `manage_url`: it is not shown again.",
+                        "headers": {
+                            "Location": {"required": True, "schema": {"type": "string"}},
+                        },
+                        "content": _json(_ref("schemas", "Created")),
+                    },
+                    **_problems(400, 403, 405, 413, 415, 422, 429, 503),
+                },
+            },
+        },
+        "/api/polls/{question_id}": {
+            "get": {
+                "operationId": "getPoll",
+                "summary": "A published poll, its choices, and the counts where this caller may see them",
+                "parameters": [_ref("parameters", "QuestionId"), _ref("parameters", "VoterCookie")],
+                "responses": {
+                    "200": {"description": "The poll.", "content": _json(_ref("schemas", "Poll"))},
+                    **_problems(400, 404, 405, 503),
+                },
+            }
+        },
+        "/api/polls/{question_id}/vote": {
+            "post": {
+                "operationId": "vote",
+                "summary": "Vote, with the voting form's rules and voter cookie",
+                "parameters": [_ref("parameters", "QuestionId"), _ref("parameters", "VoterCookie")],
+                "requestBody": {"required": True, "content": _json(_ref("schemas", "VoteRequest"))},
+                "responses": {
+                    "200": {
+                        "description": "The caller's ballot: counted now, or counted before.",
+                        "headers": _SETS_VOTER_COOKIE,
+                        "content": _json(_ref("schemas", "Ballot")),
+                    },
+                    "202": {
+                        "description": (
+                            "Status `unknown`: the connection to the database was lost before it "
+                            "confirmed, so the vote may have been counted. Voting again with the "
+                            "cookie never counts twice."
+                        ),
+                        "headers": _SETS_VOTER_COOKIE,
+                        "content": _json(_ref("schemas", "Ballot")),
+                    },
+                    **_problems(400, 403, 404, 405, 409, 413, 415, 422, 503),
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "responses": {
+                    "200": {"description": "OpenAPI 3.1.", "content": _json({"type": "object"})},
+                    **_problems(400, 405),
+                },
+            }
+        },
+    },
+    "components": {"schemas": SCHEMAS, "responses": _RESPONSES, "parameters": _PARAMETERS},
+}
+
+BODY = json.dumps(DOCUMENT, indent=2).encode()

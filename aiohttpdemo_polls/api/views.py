@@ -1,0 +1,283 @@
+"""The JSON API: list and read polls, vote, make a poll. The same rules as the pages: votes
+through the VoteBatcher and voter cookie, new polls through check_new_poll and
+creation.py, errors as problem documents (problems.py), described by openapi.py.
+"""
+
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from ..maker import creation
+from ..maker.form import MAX_CHOICES, check_new_poll, json_fields, json_names
+from ..store import connections, polls, rules
+from ..store.schema import PG_INT_MAX
+from ..store.votes import VoteNotCounted, VoteOutcome, ballot_choices
+from ..web.cache import cache_key, expiry
+from ..web.config import config_key
+from ..web.content import poll_expiry, published_content, voters_poll
+from ..web.database import engine_key
+from ..web.links import absolute
+from ..web.request import PAGE_SIZE, poll_id
+from ..web.voting import (
+    ALREADY_VOTED,
+    NO_CHOICE,
+    NOT_COUNTED,
+    VOTE_CHANGED,
+    VOTE_UNKNOWN,
+    VOTING_CLOSED,
+    voter_cookie,
+    voter_id,
+    votes_key,
+)
+from . import json_body, openapi
+from .problems import Problem
+
+JSON_TYPES = ("application/json",)
+NOT_OBJECT = "The body must be a JSON object."
+UNKNOWN_FIELD = "This field is not known here."
+NOT_A_LIST_OF_IDS = "Give the ids of the chosen choices as a list of whole numbers."
+NOT_CHOICE = "One of these is not a choice of this poll, or the poll takes only one choice."
+KEEP_MANAGE_LINK = "Keep the manage link: it is shown only this once; it closes, edits and deletes the poll."
+BAD_PAGE = "The page must be a whole number from 1."
+_PAGE = re.compile(r"[1-9][0-9]{0,8}")
+NEW_POLL_FIELDS = frozenset(
+    {"question_text", "choices", "multiple", "closes_at", "results", "lock_votes", "creation_key"}
+)
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of this API."""
+    return web.Response(body=openapi.BODY, content_type="application/json")
+
+
+def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, ensure_ascii=False),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+async def read_object(request: web.Request, allowed: frozenset[str]) -> dict[str, Any]:
+    """The request's JSON object; a clear 4xx for any other body (never a 500).
+
+    413 past the size limit (aiohttp's `read` enforces `client_max_size`), 415 for a body
+    that is not declared JSON, 400 for one json_body refuses, 422 for unknown fields.
+    """
+    if request.content_type not in JSON_TYPES:
+        raise Problem(415)
+    if request.content_length is not None and request.content_length > request.client_max_size:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=request.client_max_size, actual_size=request.content_length
+        )
+    value = json_body.parse(await request.read())
+    if not isinstance(value, dict):
+        raise Problem(400, NOT_OBJECT)
+    unknown = sorted(name for name in value if name not in allowed)
+    if unknown:
+        raise Problem(422, errors={name[:100]: UNKNOWN_FIELD for name in unknown[:10]})
+    return value
+
+
+def _poll_links(request: web.Request, question_id: int) -> dict[str, str]:
+    ids = {"question_id": str(question_id)}
+    api, site = request.app.router, _site(request).router
+    return {
+        "self": str(api["api_poll"].url_for(**ids)),
+        "vote": str(api["api_vote"].url_for(**ids)),
+        "page": str(site["poll"].url_for(**ids)),
+        "results": str(site["results"].url_for(**ids)),
+    }
+
+
+def _site(request: web.Request) -> web.Application:
+    """The application the API is nested in, whose routes are the pages'."""
+    return request.match_info.apps[0]
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+async def list_polls(request: web.Request) -> web.Response:
+    """Published polls, newest first, a page at a time; `next` (and a Link header) leads on.
+
+    Kept in the page cache like the index (the same for every caller, dropped on any change)."""
+    raw = request.query.get("page", "1")
+    if not _PAGE.fullmatch(raw):
+        raise Problem(400, BAD_PAGE, errors={"page": BAD_PAGE})
+    page = int(raw)
+
+    async def load() -> tuple[tuple[bytes, str | None], float]:
+        async with connections.connection(request.config_dict[engine_key]) as conn:
+            listed, total, upcoming = await polls.published_list(conn, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        pages = max(1, -(-total // PAGE_SIZE))
+        url = request.app.router["api_polls"].url_for()
+        next_url = str(url.with_query(page=page + 1)) if page < pages else None
+        body = {
+            "polls": [
+                {
+                    "id": q.id,
+                    "question_text": q.question_text,
+                    "published_at": _iso(q.pub_date),
+                    "closes_at": _iso(q.closes_at),
+                    "closed": q.closed,
+                    "links": _poll_links(request, q.id),
+                }
+                for q in listed
+            ],
+            "page": page,
+            "pages": pages,
+            "next": next_url,
+        }
+        closing = [q.closes_at for q in listed if not q.closed]
+        return (json.dumps(body, ensure_ascii=False).encode(), next_url), expiry(upcoming, *closing)
+
+    body, next_url = await request.config_dict[cache_key].get(("api_polls", None, page), load)
+    headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
+    return web.Response(body=body, content_type="application/json", charset="utf-8", headers=headers)
+
+
+def _counts_visible(question: Any, voted: bool) -> bool:
+    """Whether this caller may see the counts: the poll's results setting, as on its pages."""
+    return rules.may_see_counts(question, voted, is_maker=False)
+
+
+async def poll(request: web.Request) -> web.Response:
+    """The poll, its choices, the caller's own choices, and the counts where they may see them.
+
+    A caller with no voter id gets the cached body (the same for all of them, like the page)."""
+    question_id = poll_id(request)
+    voter = voter_id(request)
+    if voter is None:
+
+        async def load() -> tuple[bytes, float]:
+            # Read inside the load, as the pages do: one lookup on a hit, and content that
+            # changed while the body was being made is never kept under the new state.
+            question, choices = await published_content(request, question_id)
+            return _poll_body(request, question, choices), poll_expiry(question)
+
+        body = await request.config_dict[cache_key].get(("api_poll", question_id), load)
+    else:  # read for them: their own vote, just committed, is in it
+        body = _poll_body(request, *await voters_poll(request, question_id, voter))
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
+def _poll_body(request: web.Request, question: Any, choices: list) -> bytes:
+    mine = [c.id for c in choices if c.mine]
+    visible = _counts_visible(question, voted=bool(mine))
+    body: dict[str, Any] = {
+        "id": question.id,
+        "question_text": question.question_text,
+        "published_at": _iso(question.pub_date),
+        "closes_at": _iso(question.closes_at),
+        "closed_at": _iso(question.closed_at),
+        "closed": question.closed,
+        "multiple": question.multiple,
+        "counts_visible": visible,
+        "choices": [
+            {
+                "id": c.id,
+                "choice_text": c.choice_text,
+                **({"votes": c.votes, "percent": c.percent} if visible else {}),
+            }
+            for c in choices
+        ],
+        "my_choices": mine,
+        "links": _poll_links(request, question.id),
+    }
+    if visible:
+        body["total"] = sum(c.votes for c in choices)
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def _chosen_ids(body: Mapping[str, Any]) -> list[int]:
+    chosen = body.get("choices")
+    if not isinstance(chosen, list) or not all(type(c) is int for c in chosen):
+        raise Problem(422, errors={"choices": NOT_A_LIST_OF_IDS})
+    if not chosen:
+        raise Problem(422, errors={"choices": NO_CHOICE})
+    if len(chosen) > MAX_CHOICES or not all(0 < c <= PG_INT_MAX for c in chosen):
+        raise Problem(422, errors={"choices": NOT_CHOICE})
+    return chosen
+
+
+# What the caller's ballot now is, for each outcome a vote that counted nothing new can have too.
+_BALLOT_STATUS = {
+    VoteOutcome.COUNTED: ("counted", "Your vote was counted."),
+    VoteOutcome.CHANGED: ("changed", VOTE_CHANGED),
+    VoteOutcome.ALREADY_VOTED: ("already_voted", ALREADY_VOTED),
+    VoteOutcome.UNKNOWN: ("unknown", VOTE_UNKNOWN),
+}
+
+
+async def vote(request: web.Request) -> web.Response:
+    """Cast the caller's ballot, as the voting form does; answer with their ballot."""
+    question_id = poll_id(request)
+    chosen = _chosen_ids(await read_object(request, frozenset({"choices"})))
+    voter = voter_id(request)
+    new_voter = voter is None
+    if voter is None:
+        voter = secrets.token_urlsafe(18)  # 144 random bits, as the form's
+    try:
+        outcome = await request.config_dict[votes_key].cast(question_id, chosen, voter)
+    except VoteNotCounted:
+        raise web.HTTPServiceUnavailable(text=NOT_COUNTED) from None
+    if outcome is VoteOutcome.INVALID_CHOICE:
+        content = await published_content(request, question_id)  # 404 when there is no poll
+        if not content.question.closed:
+            raise Problem(422, NOT_CHOICE, errors={"choices": NOT_CHOICE})
+        outcome = VoteOutcome.CLOSED
+    if outcome is VoteOutcome.CLOSED:
+        raise Problem(409, VOTING_CLOSED)
+    if outcome is VoteOutcome.ALREADY_VOTED:  # their earlier ballot, which may differ (lock_votes)
+        _, choices = await voters_poll(request, question_id, voter)
+        mine = [c.id for c in choices if c.mine]
+    else:  # committed as asked: no read needed, which would take a pool connection per vote
+        mine = ballot_choices(chosen)
+    # Counted, or perhaps (UNKNOWN): a new caller needs the cookie so that a retry counts once.
+    counted = outcome in (VoteOutcome.COUNTED, VoteOutcome.UNKNOWN)
+    status, message = _BALLOT_STATUS[outcome]
+    body = {
+        "status": status,
+        "message": message,
+        "choices": mine,
+        "links": _poll_links(request, question_id),
+    }
+    headers = {}
+    if new_voter and counted:
+        headers["Set-Cookie"] = voter_cookie(voter, secure=request.config_dict[config_key]["https"])
+    return _json(body, status=202 if outcome is VoteOutcome.UNKNOWN else 200, headers=headers)
+
+
+async def create_poll(request: web.Request) -> web.Response:
+    """Make a poll as the new-poll form does; answer 201 with its manage link (shown once)."""
+    config = request.config_dict[config_key]
+    creation.ensure_open(config)
+    body = await read_object(request, NEW_POLL_FIELDS)
+    form, wrong_types = json_fields(body)
+    if wrong_types:
+        raise Problem(422, errors=wrong_types)
+    refused = creation.key_problem(config, body.get("creation_key"))
+    if refused is not None:
+        raise Problem(403, refused, errors={"creation_key": refused})
+    typed = check_new_poll(form)
+    if not typed.valid:
+        raise Problem(422, errors=json_names(typed.errors))
+    made = await creation.publish(request, typed)
+    ids = {"question_id": str(made.question_id)}
+    manage = _site(request).router["manage"].url_for(**ids, token=made.token)
+    links = _poll_links(request, made.question_id)
+    body = {
+        "id": made.question_id,
+        "manage_url": absolute(request, manage),
+        "message": KEEP_MANAGE_LINK,
+        "links": links,
+    }
+    # The token is in the body: no cache, shared or private, may keep it.
+    return _json(body, status=201, headers={"Location": links["self"], "Cache-Control": "no-store"})

@@ -1,0 +1,472 @@
+"""Live results: each watched poll's counters, fanned out to its WebSockets on every change.
+A subscriber of the notice bus: at most one read and one frame per poll per window, built
+once for every watcher; those who may not see counts get a frame with none.
+"""
+
+import asyncio
+import fcntl
+import json
+import logging
+import socket
+import struct
+import sys
+import termios
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+import psycopg2
+from aiohttp import WSCloseCode, web
+from aiopg.sa import Engine
+
+from .. import metrics
+from ..store import changes, connections, polls, rules
+
+log = logging.getLogger(__name__)
+
+# Bytes a watcher may have waiting (in our transport's buffer, and in the kernel's send queue
+# unsent or unacknowledged) before it is dropped: docs/live-results.md. Under asyncio's 64 KiB
+# high-water mark, so a send never has to wait for a slow reader. The kernel's part must
+# count: its send buffer grows by itself, and would hide a reader that never reads.
+MAX_BACKLOG = 32 * 1024
+SWEEP_S = 1.0  # how often watchers are pinged when due, and unanswered pings looked for
+PING = b"\x89\x00"  # a WebSocket ping with no payload (RFC 6455 section 5.5.2), written as is
+# Linux tells a socket's unsent and unacknowledged bytes (SIOCOUTQ); elsewhere only ours count.
+KERNEL_QUEUE = termios.TIOCOUTQ if sys.platform == "linux" else None
+# SO_LINGER on with no time: closing resets the connection, so the kernel drops what waits
+# for a dropped watcher at once instead of trying to deliver it to a peer that does not read.
+RESET_ON_CLOSE = struct.pack("ii", 1, 0)
+SEND_SLICE = 1000  # watchers written to between two yields to the event loop
+CLOSES_AT_MARGIN = 0.05  # seconds after closes_at before re-reading, so the database agrees
+
+
+class Watcher:
+    """One open WebSocket watching one poll."""
+
+    __slots__ = (
+        "active",
+        "fd",
+        "is_maker",
+        "ping_due",
+        "pinged_at",
+        "question_id",
+        "transport",
+        "voted",
+        "ws",
+    )
+
+    def __init__(
+        self,
+        question_id: int,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        voted: bool = False,
+        is_maker: bool = False,
+        ping_due: float = 0.0,
+    ) -> None:
+        self.question_id = question_id
+        self.ws = ws
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        self.fd = -1 if sock is None else sock.fileno()
+        self.voted = voted  # its browser had voted in the poll when it joined
+        self.is_maker = is_maker  # the maker's manage page
+        self.active = True
+        self.ping_due = ping_due  # loop time of its next ping
+        self.pinged_at: float | None = None  # loop time of the ping it has not answered yet
+
+    def sees_counts(self, counts: polls.LiveCounts) -> bool:
+        return rules.may_see_counts(counts, self.voted, self.is_maker)
+
+    def backlog(self) -> int:
+        """Bytes written to it that its peer has not taken: in our buffer and the kernel's.
+        Only while the transport is open: its socket (and so `fd`) is closed after that."""
+        waiting = self.transport.get_write_buffer_size()
+        if KERNEL_QUEUE is not None and self.fd >= 0:
+            waiting += int.from_bytes(fcntl.ioctl(self.fd, KERNEL_QUEUE, b"\0\0\0\0"), sys.byteorder)
+        return waiting
+
+
+def encode(question_id: int, counts: polls.LiveCounts | None, hidden: bool = False) -> str:
+    """The frame for one poll: its counters (or, `hidden`, only its choices), or that it is gone."""
+    if counts is None:
+        return json.dumps({"question_id": question_id, "deleted": True})
+    if hidden:
+        return json.dumps(
+            {
+                "question_id": question_id,
+                "closed": counts.closed,
+                "hidden": True,
+                "choices": [{"id": c} for c, _, _ in counts.choices],
+            }
+        )
+    return json.dumps(
+        {
+            "question_id": question_id,
+            "total": sum(votes for _, votes, _ in counts.choices),
+            "closed": counts.closed,
+            "choices": [{"id": c, "votes": v, "percent": p} for c, v, p in counts.choices],
+        }
+    )
+
+
+def text_frame(text: str) -> bytes:
+    """A complete, unmasked WebSocket text frame (RFC 6455 section 5.2) carrying `text`.
+
+    One poll's update goes to thousands of sockets, so the frame is built once and the same
+    bytes written to each transport: safe because these sockets never compress and aiohttp
+    writes each of its own frames (pings, close) whole, in one `write` call.
+    """
+    payload = text.encode()
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x81, length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, length)
+    return header + payload
+
+
+class Live:
+    """The process's watchers, by poll; `changed` is its notice-bus subscription."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        listening: Callable[[], bool],
+        *,
+        window_ms: int,
+        max_watchers: int,
+        heartbeat_s: float,
+    ) -> None:
+        self.engine = engine
+        self.listening = listening  # False while no notice can arrive
+        self.window = window_ms / 1000
+        self.max_watchers = max_watchers
+        self.heartbeat = heartbeat_s
+        self.count = 0  # watchers open in this process, joining ones included
+        self._watchers: dict[int, set[Watcher]] = {}
+        self._joining: dict[int, list[Watcher]] = {}
+        self._dirty: set[int] = set()
+        self._not_before: dict[int, float] = {}  # poll -> earliest time of its next broadcast
+        # poll -> {hidden?: the last frame its watchers of that kind got}
+        self._sent: dict[int, dict[bool, bytes]] = {}
+        self._closes_at: dict[int, asyncio.TimerHandle] = {}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._shutting_down = False
+
+    # -- the app's lifetime -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the one reader that sends snapshots and updates, and the pings."""
+        self._spawn(self._flush_forever())
+        self._spawn(self._sweep_forever())
+
+    async def stop(self) -> None:
+        """Stop the reader (after `close_all`)."""
+        pending = set(self._tasks)
+        while pending:
+            # Cancelled again if a library swallowed the first cancellation.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1)
+        for timer in self._closes_at.values():
+            timer.cancel()
+
+    async def close_all(self, code: int = WSCloseCode.GOING_AWAY) -> None:
+        """Close every watcher's socket (1001 on shutdown) and take no new ones."""
+        self._shutting_down = True
+        watchers = [w for ws in self._watchers.values() for w in ws]
+        watchers += [w for ws in self._joining.values() for w in ws]
+        await asyncio.gather(
+            *(w.ws.close(code=code, message=b"Server shutdown") for w in watchers), return_exceptions=True
+        )
+
+    # -- watchers -------------------------------------------------------------------------
+
+    @property
+    def full(self) -> bool:
+        """True when this process takes no more watchers (at its limit, or shutting down)."""
+        return self._shutting_down or self.count >= self.max_watchers
+
+    def join(
+        self,
+        question_id: int,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        voted: bool = False,
+        is_maker: bool = False,
+    ) -> Watcher:
+        """Start watching: the snapshot comes from the reader task, then every update."""
+        ping_due = asyncio.get_running_loop().time() + self.heartbeat
+        watcher = Watcher(question_id, ws, transport, voted, is_maker, ping_due)
+        self._joining.setdefault(question_id, []).append(watcher)
+        self.count += 1
+        metrics.watchers(+1)
+        self._wake.set()
+        return watcher
+
+    def leave(self, watcher: Watcher) -> None:
+        if not watcher.active:
+            return
+        watcher.active = False
+        self.count -= 1
+        metrics.watchers(-1)
+        question_id = watcher.question_id
+        watching = self._watchers.get(question_id)
+        if watching is not None:
+            watching.discard(watcher)
+            if not watching:
+                del self._watchers[question_id]
+                self._sent.pop(question_id, None)
+                timer = self._closes_at.pop(question_id, None)
+                if timer is not None:
+                    timer.cancel()
+        joining = self._joining.get(question_id)
+        if joining is not None and watcher in joining:
+            joining.remove(watcher)
+            if not joining:
+                del self._joining[question_id]
+
+    def watchers_of(self, question_id: int) -> int:
+        """How many sockets watch this poll (joining ones included)."""
+        return len(self._watchers.get(question_id, ())) + len(self._joining.get(question_id, ()))
+
+    def backlogs(self, question_id: int) -> list[int]:
+        """Bytes waiting for each open socket watching this poll: what the slow-watcher rule weighs."""
+        watching = [*self._watchers.get(question_id, ()), *self._joining.get(question_id, ())]
+        return [w.backlog() for w in watching if not w.transport.is_closing()]
+
+    def answered(self, watcher: Watcher) -> None:
+        """Its pong came: it has read up to our ping. The next ping is due a heartbeat from now."""
+        if watcher.pinged_at is not None:  # a pong nobody asked for proves nothing
+            watcher.pinged_at = None
+            watcher.ping_due = asyncio.get_running_loop().time() + self.heartbeat
+
+    def drop(self, watcher: Watcher, reason: str, detail: str) -> None:
+        """Drop a slow watcher: its socket is reset, so nothing waits for it in this process or
+        the kernel. Its page reconnects and takes a fresh snapshot."""
+        log.info("live results: dropped a slow watcher of poll %s (%s)", watcher.question_id, detail)
+        metrics.watcher_dropped(reason)
+        self.leave(watcher)
+        transport = watcher.transport
+        if not transport.is_closing():
+            transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
+        transport.abort()
+
+    # -- notices --------------------------------------------------------------------------
+
+    def changed(self, question_id: int | None) -> None:
+        """This poll changed: its watchers get an update. None: anything may have changed,
+        so once notices flow again every watched poll is sent again, even if unchanged."""
+        if question_id is not None:
+            if question_id in self._watchers:
+                self._dirty.add(question_id)
+                self._wake.set()
+            return
+        if not self.listening():
+            return  # the listener's "back" brings the resync
+        self._dirty.update(self._watchers)
+        self._not_before.clear()
+        self._sent.clear()
+        self._wake.set()
+
+    # -- reading and sending --------------------------------------------------------------
+
+    async def _flush_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await self._flush(loop)
+            except Exception:
+                # A fault of ours: log it and go on; the failed round is sent again.
+                log.exception("live results: an update failed; sending it again")
+                await asyncio.sleep(changes.RECONNECT_MIN)
+
+    async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait until something is due, then send it: one round of the fan-out."""
+        timeout = self._next_flush(loop.time())
+        if timeout != 0:
+            # A timer rather than `asyncio.wait_for`, which on Python 3.11 can swallow the
+            # shutdown's cancellation when a wake-up comes at the same moment.
+            timer = None if timeout is None else loop.call_later(timeout, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
+        self._wake.clear()
+        now = loop.time()
+        due = {q for q in self._dirty if self._not_before.get(q, 0) <= now}
+        self._dirty -= due
+        for question_id, at in list(self._not_before.items()):
+            if at <= now:
+                del self._not_before[question_id]
+        for question_id in due:
+            self._not_before[question_id] = now + self.window
+        joining, self._joining = self._joining, {}
+        try:
+            await self._publish(due, joining)
+        except Exception:
+            self._again(due, joining)
+            raise
+
+    def _again(self, due: set[int], joining: dict[int, list[Watcher]]) -> None:
+        """A round that was not sent: its polls are due again, and joiners not yet served wait."""
+        for question_id, watchers in joining.items():
+            served = self._watchers.get(question_id, ())
+            waiting = [w for w in watchers if w.active and w not in served]
+            if waiting:
+                self._joining.setdefault(question_id, []).extend(waiting)
+        self._dirty |= {q for q in due if q in self._watchers}
+        self._sent.clear()  # which frame each watcher has is no longer known: send anew
+
+    def _next_flush(self, now: float) -> float | None:
+        """Seconds until something is due: 0 now, None when only a notice can start work."""
+        if self._joining:
+            return 0
+        if not self._dirty:
+            return None
+        return max(0.0, min(self._not_before.get(q, 0) for q in self._dirty) - now)
+
+    async def _publish(self, due: set[int], joining: dict[int, list[Watcher]]) -> None:
+        """One read for every poll concerned, then each poll's frame to its watchers."""
+        wanted = {q for q in due if q in self._watchers} | set(joining)
+        if not wanted:
+            return
+        try:
+            async with connections.connection(self.engine) as conn:
+                found = await polls.live_counts(conn, wanted)
+        except (psycopg2.Error, TimeoutError) as exc:
+            # The database is away (refused, or silent past `database.timeout` across a lost
+            # network): the listener notices too and resyncs once it is back.
+            log.warning("live results: cannot read polls (%s)", str(exc).strip()[:200] or "timeout")
+            self._again(due, joining)
+            await asyncio.sleep(changes.RECONNECT_MIN)
+            return
+        for question_id in wanted:
+            counts = found.get(question_id)
+            frames = _Frames(question_id, counts)
+            watching = self._watchers.get(question_id)
+            sent = self._sent.get(question_id, {})
+            targets: dict[bool, list[Watcher]] = {}
+            # A change this process made is heard twice (its own commit, then the notice):
+            # its watchers need the frame once.
+            if watching and question_id in due:
+                for hidden, group in _by_kind(watching, counts).items():
+                    if sent.get(hidden) != frames[hidden]:
+                        targets[hidden] = group
+                        sent[hidden] = frames[hidden]
+            new = [w for w in joining.get(question_id, ()) if w.active]
+            for hidden, group in _by_kind(new, counts).items():
+                if not watching:
+                    sent[hidden] = frames[hidden]  # now every watcher of it has this frame
+                targets.setdefault(hidden, []).extend(group)
+            if new:
+                self._watchers.setdefault(question_id, set()).update(new)
+            if question_id in self._watchers:
+                self._sent[question_id] = sent
+            for hidden, group in targets.items():
+                await self._send(group, frames[hidden])
+            if counts is None:
+                self._gone(question_id)
+            else:
+                self._schedule_close(question_id, counts)
+
+    async def _send(self, watchers: list[Watcher], frame: bytes) -> None:
+        """Write one ready-made frame to each watcher's socket, never waiting for any.
+
+        Each write is about 10 us (mostly the kernel's); every `SEND_SLICE` watchers the
+        loop lets other requests in, so a poll with 10,000 watchers does not stall them.
+        """
+        for sent, watcher in enumerate(watchers, 1):
+            if sent % SEND_SLICE == 0:
+                await asyncio.sleep(0)
+            transport = watcher.transport
+            if transport.is_closing() or watcher.ws.closed:
+                continue  # its handler is finishing and will leave
+            backlog = watcher.backlog()
+            if backlog > MAX_BACKLOG:
+                self.drop(watcher, "backlog", f"{backlog} bytes waiting")
+                continue
+            transport.write(frame)
+
+    async def _sweep_forever(self) -> None:
+        """Every SWEEP_S, ping the watchers due and drop those that left a ping unanswered."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            try:
+                self._sweep(loop.time())
+            except Exception:
+                # A fault of ours: log it and go on; the next sweep looks at every watcher again.
+                log.exception("live results: a sweep failed")
+
+    def _sweep(self, now: float) -> None:
+        """A watcher that does not answer a ping within half a heartbeat is not reading: its
+        peer's kernel may still take bytes for a while, but the page is not reading them."""
+        watchers = [w for group in self._watchers.values() for w in group]
+        watchers += [w for group in self._joining.values() for w in group]
+        patience = self.heartbeat / 2
+        for watcher in watchers:
+            transport = watcher.transport
+            if transport.is_closing() or watcher.ws.closed:
+                continue  # its handler is finishing and will leave
+            if watcher.pinged_at is None:
+                if now >= watcher.ping_due:
+                    transport.write(PING)
+                    watcher.pinged_at = now
+            elif now - watcher.pinged_at > patience:
+                self.drop(watcher, "no_pong", f"no pong {now - watcher.pinged_at:.1f} s after a ping")
+
+    def _gone(self, question_id: int) -> None:
+        """The poll was deleted or unpublished: its watchers got the notice; close them."""
+        for watcher in list(self._watchers.get(question_id, ())):
+            self.leave(watcher)
+            self._spawn(watcher.ws.close(message=b"Poll deleted"))
+
+    def _schedule_close(self, question_id: int, counts: polls.LiveCounts) -> None:
+        """Re-read a watched open poll when its `closes_at` passes: no notice comes then."""
+        timer = self._closes_at.pop(question_id, None)
+        if timer is not None:
+            timer.cancel()
+        if counts.closed or counts.closes_at is None or question_id not in self._watchers:
+            return
+        delay = (counts.closes_at - datetime.now(UTC)).total_seconds() + CLOSES_AT_MARGIN
+        loop = asyncio.get_running_loop()
+        self._closes_at[question_id] = loop.call_later(max(delay, 0), self.changed, question_id)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class _Frames(dict):
+    """One poll's frames by kind (hidden or not), each built once, when first asked for."""
+
+    def __init__(self, question_id: int, counts: polls.LiveCounts | None) -> None:
+        super().__init__()
+        self.question_id = question_id
+        self.counts = counts
+
+    def __missing__(self, hidden: bool) -> bytes:
+        frame = self[hidden] = text_frame(encode(self.question_id, self.counts, hidden))
+        return frame
+
+
+def _by_kind(watchers: Iterable[Watcher], counts: polls.LiveCounts | None) -> dict[bool, list[Watcher]]:
+    """Watchers by the frame they get: False, the counts; True, the choices without numbers.
+
+    When everyone may see the counts (the usual case) no watcher is asked one by one.
+    """
+    if counts is None or rules.may_see_counts(counts, voted=False, is_maker=False):
+        return {False: list(watchers)} if watchers else {}
+    kinds: dict[bool, list[Watcher]] = {}
+    for watcher in watchers:
+        kinds.setdefault(not watcher.sees_counts(counts), []).append(watcher)
+    return kinds
+
+
+live_key = web.AppKey("live", Live)

@@ -1,0 +1,133 @@
+"""The maker's private manage page: results, links, close, reopen, edit, delete. A wrong
+token is the same plain 404 as an unknown poll, so the page gives nothing away.
+"""
+
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from yarl import URL
+
+from ..store import connections, making, polls, tokens
+from ..web.database import changes_key, engine_key
+from ..web.forms import read_form
+from ..web.i18n import N_
+from ..web.links import absolute
+from ..web.request import poll_id
+from .form import PollForm, check_edit
+
+NOTICES = {
+    "closed": N_("Voting is closed. The results stay visible to everyone."),
+    "reopened": N_("Voting is open again."),
+    "edited": N_("Your changes are saved."),
+}
+HAS_VOTES = N_("People have already voted, so the texts can no longer be changed.")
+UNKNOWN_ACTION = N_("That is not something the manage page can do.")
+
+
+async def poll_or_404(request: web.Request, conn: Any) -> Any:
+    """The poll this manage address names, when its token is right; else the plain 404.
+
+    The exports (exports.py) stand behind it too, so all the maker's addresses answer alike."""
+    poll = await making.managed_poll(conn, poll_id(request))
+    if poll is None or not tokens.token_matches(request.match_info["token"], poll.token_hash):
+        raise web.HTTPNotFound()
+    return poll
+
+
+def _manage_url(request: web.Request, poll: Any) -> URL:
+    return request.app.router["manage"].url_for(question_id=str(poll.id), token=request.match_info["token"])
+
+
+async def _render(
+    request: web.Request,
+    conn: Any,
+    poll: Any,
+    edit_form: PollForm | None = None,
+    edit_error: str | None = None,
+    status: int = 200,
+) -> web.Response:
+    choices = await polls.choices(conn, poll.id)
+    if edit_form is None:
+        edit_form = PollForm(question_text=poll.question_text, choices=[c.choice_text for c in choices])
+    context = {
+        "request": request,
+        "question": poll,
+        "choices": choices,
+        "show_counts": True,  # the maker always sees them (rules.may_see_counts)
+        # The live socket learns it is the maker's page from the same token.
+        "live_query": {"token": request.match_info["token"]},
+        "public_link": absolute(request, request.app.router["poll"].url_for(question_id=str(poll.id))),
+        "private_link": absolute(request, _manage_url(request, poll)),
+        "manage_url": _manage_url(request, poll),
+        "notice": NOTICES.get(request.query.get("done", "")),
+        "edit_form": edit_form,
+        "edit_error": edit_error,
+    }
+    # Its address is the key to the poll: middlewares.PRIVATE_HEADERS keep it from caches and Referers.
+    return aiohttp_jinja2.render_template("manage.html", request, context, status=status)
+
+
+async def manage(request: web.Request) -> web.Response:
+    """The poll's state, its links and results, and what its maker can do."""
+    async with connections.connection(request.config_dict[engine_key]) as conn:
+        return await _render(request, conn, await poll_or_404(request, conn))
+
+
+async def manage_action(request: web.Request) -> web.Response:
+    """One maker's action from the form's `action` field, then back to the page (303)."""
+    form = await read_form(request)
+    action = form.get("action")
+    async with connections.connection(request.config_dict[engine_key]) as conn:
+        poll = await poll_or_404(request, conn)
+        if action == "close":
+            await making.close_poll(conn, poll.id)
+            done = "closed"
+        elif action == "reopen":
+            await making.reopen_poll(conn, poll.id)
+            done = "reopened"
+        elif action == "delete":
+            if form.get("confirm") != "yes":
+                return _confirm_delete(request, poll)
+            await making.delete_poll(conn, poll.id)
+            request.config_dict[changes_key].changed([poll.id])
+            raise web.HTTPSeeOther(request.app.router["poll_deleted"].url_for())
+        elif action == "edit":
+            refused = await _edit(request, conn, poll, form)
+            if refused is not None:
+                return refused
+            done = "edited"
+        else:
+            raise web.HTTPBadRequest(text=UNKNOWN_ACTION)
+    # Committed: this process's next page shows it without waiting for the notice.
+    request.config_dict[changes_key].changed([poll.id])
+    raise web.HTTPSeeOther(_manage_url(request, poll).with_query(done=done))
+
+
+async def _edit(request: web.Request, conn: Any, poll: Any, form: Any) -> web.Response | None:
+    """Save new texts, or the page again saying why not (400 bad input, 409 votes exist)."""
+    if poll.ballots:
+        return await _render(request, conn, poll, edit_error=HAS_VOTES, status=409)
+    count = len(await polls.choices(conn, poll.id))
+    typed = check_edit(form, count)
+    if not typed.valid:
+        return await _render(request, conn, poll, edit_form=typed, status=400)
+    outcome = await making.edit_poll(conn, poll.id, typed.question, [c.strip() for c in typed.choices])
+    if outcome is making.EditOutcome.HAS_VOTES:
+        poll = await poll_or_404(request, conn)
+        return await _render(request, conn, poll, edit_error=HAS_VOTES, status=409)
+    if outcome is making.EditOutcome.GONE:
+        raise web.HTTPNotFound()
+    return None
+
+
+def _confirm_delete(request: web.Request, poll: Any) -> web.Response:
+    """The step before deleting: the same form again, with `confirm=yes`."""
+    context = {"request": request, "question": poll, "manage_url": _manage_url(request, poll)}
+    return aiohttp_jinja2.render_template("confirm_delete.html", request, context)
+
+
+@aiohttp_jinja2.template("deleted.html")
+async def poll_deleted(request: web.Request) -> dict:
+    """Where the maker lands after deleting a poll."""
+    return {"request": request}

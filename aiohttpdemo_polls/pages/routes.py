@@ -1,0 +1,20 @@
+"""The public pages' addresses, each named for `url_for` and templates' `url()`."""
+
+from aiohttp import web
+
+from ..web.routes import POLL
+from . import health, language, present, robots, views
+
+
+def setup(app: web.Application) -> None:
+    router = app.router
+    router.add_get("/", views.index, name="index")
+    router.add_get(POLL, views.poll, name="poll")
+    router.add_post(POLL + "/vote", views.vote, name="vote")
+    router.add_get(POLL + "/results", views.results, name="results")
+    # For a projector: the question, a QR code of the poll's link, the live results.
+    router.add_get(POLL + "/present", present.present, name="present")
+    # The switch on every page: sets the polls_lang cookie, then back to the page.
+    router.add_post("/language", language.choose_language, name="language")
+    router.add_get("/healthz", health.healthz, name="healthz")
+    router.add_get("/robots.txt", robots.robots, name="robots")

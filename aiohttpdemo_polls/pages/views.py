@@ -1,0 +1,240 @@
+"""The public pages: the index, a poll, voting, its results. Read the request, ask the cache or
+the store, render.
+Pages the same for every reader are rendered once and cached until their poll changes.
+"""
+
+import re
+import secrets
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from multidict import MultiMapping
+
+from ..store import connections, polls, rules
+from ..store.votes import VoteNotCounted, VoteOutcome
+from ..web import forms
+from ..web.cache import cache_key, expiry
+from ..web.config import config_key
+from ..web.content import (
+    PollContent,
+    cached_page,
+    poll_expiry,
+    published_content,
+    render_page,
+    voters_poll,
+)
+from ..web.database import engine_key
+from ..web.i18n import N_
+from ..web.request import PAGE_SIZE, page_number, poll_id
+from ..web.voting import (
+    ALREADY_VOTED,
+    NO_CHOICE,
+    NOT_COUNTED,
+    VOTE_CHANGED,
+    VOTE_UNKNOWN,
+    VOTING_CLOSED,
+    voter_cookie,
+    voter_id,
+    votes_key,
+)
+
+# The results page's ?notice= after a vote that was not simply counted.
+VOTE_NOTICES = {"already": ALREADY_VOTED, "changed": VOTE_CHANGED}
+VOTE_NOT_CONFIRMED = N_("Vote not confirmed")
+_ID = re.compile(r"[A-Za-z0-9_-]{24}")
+_PAGE = re.compile(r"[1-9][0-9]{0,8}")
+_ID = re.compile(r"[1-9][0-9]{0,9}")
+
+
+def _chosen_ids(form: MultiMapping[str]) -> list[int] | None:
+    """Choice ids from the form, or None when they cannot be a valid ballot.
+
+    Whether the poll takes several is for the vote batcher to say (it reads the poll).
+    """
+    values = form.getall("choice", [])
+    if not values:
+        return None
+    if not all(isinstance(v, str) and _ID.fullmatch(v.strip()) for v in values):
+        return None
+    return [int(v) for v in values]
+
+
+async def index(request: web.Request) -> web.Response:
+    """Published polls, newest first, a page at a time."""
+    page = page_number(request)
+
+    async def render() -> tuple[bytes | None, float]:
+        async with connections.connection(request.config_dict[engine_key]) as conn:
+            questions, total, upcoming = await polls.published_list(conn, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        if not questions and page != 1:
+            return None, 0
+        context = {"questions": questions, "page": page, "pages": max(1, -(-total // PAGE_SIZE))}
+        closing = [q.closes_at for q in questions if not q.closed]
+        return render_page(request, "index.html", context), expiry(upcoming, *closing)
+
+    return await cached_page(request, ("index", None, page), render)
+
+
+async def poll(request: web.Request) -> web.Response:
+    """The voting form, or the results once voting has closed.
+
+    A browser that has voted gets the form with its choices ticked and a button to change
+    them (read for it: not cached); everyone else the cached page.
+    """
+    question_id = poll_id(request)
+    voter = voter_id(request)
+    if voter is not None:
+        content = await published_content(request, question_id)
+        if content.question.closed:
+            return await _voters_results(request, question_id, voter, notice=None)
+        question, choices = await voters_poll(request, question_id, voter)
+        if any(c.mine for c in choices):
+            context = {"request": request, "question": question, "choices": choices, "error": None}
+            return aiohttp_jinja2.render_template("detail.html", request, {**context, "voted": True})
+
+    async def render() -> tuple[bytes, float]:
+        content = await published_content(request, question_id)
+        if content.question.closed:
+            return _render_results(request, content)
+        context = {"question": content.question, "choices": content.choices, "error": None}
+        return render_page(request, "detail.html", context), poll_expiry(content.question)
+
+    return await cached_page(request, ("poll", question_id), render)
+
+
+async def vote(request: web.Request) -> web.Response:
+    """Count the browser's ballot, then redirect to the results (POST-redirect-GET).
+
+    The redirect is sent only once the ballot is committed (votes.VoteBatcher), so the
+    results page it leads to always shows it. A vote reads nothing before it is queued:
+    the batcher checks the poll (published, open, single or multiple choice) in its
+    transaction, so a busy poll's votes never wait for its cached page to be reloaded.
+    """
+    question_id = poll_id(request)
+    form = await forms.read_form(request)
+    voter = voter_id(request)
+    new_voter = voter is None
+    if new_voter:
+        voter = secrets.token_urlsafe(18)  # 144 random bits
+    chosen = _chosen_ids(form)
+    try:
+        outcome = (
+            VoteOutcome.INVALID_CHOICE
+            if chosen is None
+            else await request.config_dict[votes_key].cast(question_id, chosen, voter)
+        )
+    except VoteNotCounted:
+        # Nothing of it was kept (the database is away, most likely): the site's 503 page.
+        raise web.HTTPServiceUnavailable(text=NOT_COUNTED) from None
+    if outcome is VoteOutcome.INVALID_CHOICE:
+        # Refused: an unknown poll is a 404, a closed one a 409, else the form says why.
+        content = await published_content(request, question_id)
+        if content.question.closed:  # whatever was sent: a closed poll shows no form to fix
+            raise web.HTTPConflict(text=VOTING_CLOSED)
+        return aiohttp_jinja2.render_template(
+            "detail.html",
+            request,
+            {
+                "request": request,
+                "question": content.question,
+                "choices": content.choices,
+                "error": NO_CHOICE,
+            },
+            status=400,
+        )
+    if outcome is VoteOutcome.CLOSED:
+        raise web.HTTPConflict(text=VOTING_CLOSED)
+    if outcome is VoteOutcome.UNKNOWN:
+        return _vote_unknown(request, question_id, voter if new_voter else None)
+    results = request.app.router["results"].url_for(question_id=str(question_id))
+    if outcome is VoteOutcome.ALREADY_VOTED:
+        results = results.with_query(already="1")
+    elif outcome is VoteOutcome.CHANGED:
+        results = results.with_query(changed="1")
+    headers = {"Location": str(results)}
+    if new_voter and outcome is VoteOutcome.COUNTED:
+        headers["Set-Cookie"] = voter_cookie(voter, secure=request.config_dict[config_key]["https"])
+    # Returned, not raised: the hottest path in the app skips unwinding the middlewares.
+    return web.Response(status=302, headers=headers)
+
+
+def _vote_unknown(request: web.Request, question_id: int, new_voter: str | None) -> web.Response:
+    """202: the vote may or may not be in. With the results this process last read, if it has
+    them (the database is likely out of reach); a new voter gets the cookie, so that voting
+    again counts once whatever happened."""
+    content = request.config_dict[cache_key].peek(("content", question_id))
+    if content is not None:
+        response = _results_response(request, content.question, content.choices, VOTE_UNKNOWN, voted=False)
+        response.set_status(202)
+    else:
+        context = {"request": request, "status": 202, "reason": VOTE_NOT_CONFIRMED, "message": VOTE_UNKNOWN}
+        response = aiohttp_jinja2.render_template("error.html", request, context, status=202)
+    if new_voter is not None:
+        response.headers["Set-Cookie"] = voter_cookie(
+            new_voter, secure=request.config_dict[config_key]["https"]
+        )
+    return response
+
+
+async def results(request: web.Request) -> web.Response:
+    """Votes per choice with percentages and bars; the reader's own choice is marked.
+
+    From the cache for a reader who has no voter id and no notice to see, else read for them.
+    """
+    question_id = poll_id(request)
+    notice = _notice(request)
+    voter = voter_id(request)
+    if voter is not None:
+        return await _voters_results(request, question_id, voter, notice)
+    if notice is not None:
+        content = await published_content(request, question_id)
+        return _results_response(request, content.question, content.choices, notice, voted=False)
+
+    async def render() -> tuple[bytes, float]:
+        return _render_results(request, await published_content(request, question_id))
+
+    return await cached_page(request, ("results", question_id), render)
+
+
+def _notice(request: web.Request) -> str | None:
+    """What the results page says after a vote that was not simply counted (?already=1, ?changed=1)."""
+    if not request.query_string:  # nearly every request: skip parsing the query
+        return None
+    return next((text for key, text in VOTE_NOTICES.items() if request.query.get(key)), None)
+
+
+def _render_results(request: web.Request, content: PollContent) -> tuple[bytes, float]:
+    """The results page as every reader without a voter id sees it, and until when it holds."""
+    question = content.question
+    context = {
+        "question": question,
+        "choices": content.choices,
+        "notice": None,
+        "show_counts": rules.may_see_counts(question, voted=False, is_maker=False),
+    }
+    return render_page(request, "results.html", context), poll_expiry(question)
+
+
+async def _voters_results(
+    request: web.Request, question_id: int, voter: str, notice: str | None
+) -> web.Response:
+    """The results read for this voter, counts included: their own vote, just committed, is
+    on it even before this process hears of the change."""
+    question, choices = await voters_poll(request, question_id, voter)
+    return _results_response(request, question, choices, notice, voted=any(c.mine for c in choices))
+
+
+def _results_response(
+    request: web.Request, question: Any, choices: list, notice: str | None, voted: bool
+) -> web.Response:
+    """A results page made for one reader; counts, total and bars are left out for a reader
+    who may not see them yet (rules.may_see_counts)."""
+    context = {
+        "request": request,
+        "question": question,
+        "choices": choices,
+        "notice": notice,
+        "show_counts": rules.may_see_counts(question, voted=voted, is_maker=False),
+    }
+    return aiohttp_jinja2.render_template("results.html", request, context)

@@ -1,0 +1,212 @@
+"""The one path from a changed poll to what depends on it, in every process: `Listener`
+hears the schema's trigger notices, and `Notices` hands each changed poll to its subscribers
+(the page cache, live results), as it does for this process's own commits.
+"""
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Iterable
+
+import aiopg
+import psycopg2
+
+from .. import logs, metrics
+from . import connections, schema
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN = 0.1  # seconds; doubles up to RECONNECT_MAX, with jitter
+# Bounds how long after the database is back this process notices (and takes requests again).
+RECONNECT_MAX = 1.0
+# Seconds without notices before checking the connection. The page cache is trusted while
+# this connection is thought alive, so this (plus REACH_TIMEOUT) bounds how long a host cut
+# off from the database, its connection silently dead, serves pages no notice can reach,
+# and how long it takes to step aside (`away`).
+IDLE_PING = 0.5
+# Seconds the listening connection may take to connect or to answer a ping; past it, the
+# database counts as away. A healthy server answers in milliseconds.
+REACH_TIMEOUT = 1.0
+
+
+Subscriber = Callable[[int | None], None]
+
+
+class Listener:
+    """LISTEN on one dedicated aiopg connection; reconnect with backoff when it is lost.
+
+    PostgreSQL drops the notices sent while nobody listens, so the owner is told of every
+    gap: `on_lost` when the connection fails, `on_back` once it LISTENs again.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        on_notices: Callable[[set[int] | None], None],
+        on_lost: Callable[[], None],
+        on_back: Callable[[], None],
+        timeout: float = 5.0,
+    ) -> None:
+        self.dsn = dsn
+        # Bounds the connect and the idle ping, with REACH_TIMEOUT: across a lost network they
+        # would hang (for aiopg's default minute) instead of failing, and no gap would be told.
+        self.timeout = timeout
+        self.on_notices = on_notices
+        self.on_lost = on_lost
+        self.on_back = on_back
+        self.listening = False
+        # True from a failed connect or an unanswered ping until LISTEN works again: the
+        # database is out of reach, and waiting for it would only keep requests waiting.
+        self.away = False
+        self.backend_pid: int | None = None  # the listening connection's server process
+        self._conn: aiopg.Connection | None = None
+
+    async def connect(self) -> None:
+        """Open the connection and LISTEN; raises when the database cannot be reached."""
+        conn = await aiopg.connect(self.dsn, timeout=min(self.timeout, REACH_TIMEOUT))
+        try:
+            await connections.listen(conn)
+            self.backend_pid = await conn.get_backend_pid()
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        self.listening = True
+
+    async def run(self) -> None:
+        """Hear notices until cancelled, reconnecting whenever the connection fails."""
+        delay = RECONNECT_MIN
+        while True:
+            if self._conn is None:
+                try:
+                    await self.connect()
+                except Exception as exc:
+                    self.away = True
+                    _log_failure("notices: cannot listen yet (%s); retrying", exc)
+                    await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                    delay = min(delay * 2, RECONNECT_MAX)
+                    continue
+                log.info("notices: listening again")
+                self.away = False
+                self.on_back()
+                metrics.listener_reconnected()
+            delay = RECONNECT_MIN
+            try:
+                await self._drain(self._conn)
+            except Exception as exc:
+                # Whatever broke, the way back is the same: a new connection, then a resync.
+                self.away = isinstance(exc, TimeoutError)  # unanswered: not merely closed
+                _log_failure("notices: lost the listening connection (%s)", exc)
+            finally:
+                self.listening = False
+                conn, self._conn = self._conn, None
+                await conn.close()
+            self.on_lost()
+            # A restarting server refuses at once; give it a moment before the first try.
+            await asyncio.sleep(RECONNECT_MIN * random.uniform(0.5, 1.0))
+
+    async def _drain(self, conn: aiopg.Connection) -> None:
+        """Take notices as they come, a batch at a time, until the connection fails.
+
+        The pending `get` outlives an idle timeout (`asyncio.wait` does not cancel it), so
+        a notice arriving just then is not lost; and unlike `asyncio.wait_for` on Python
+        3.11, a cancellation (app shutdown) is never swallowed when a notice comes with it.
+        """
+        notifies = conn.notifies
+        getter: asyncio.Future | None = None
+        try:
+            while True:
+                if getter is None:
+                    getter = asyncio.ensure_future(notifies.get())
+                done, _ = await asyncio.wait({getter}, timeout=IDLE_PING)
+                if not done:
+                    async with asyncio.timeout(REACH_TIMEOUT):
+                        await connections.ping_raw(conn)  # a silently dead connection raises here
+                    continue
+                batch, getter = [getter.result()], None
+                while not notifies.empty():
+                    batch.append(notifies.get_nowait())
+                self.on_notices(_poll_ids(batch))
+        finally:
+            if getter is not None:
+                getter.cancel()
+
+
+def _log_failure(message: str, exc: Exception) -> None:
+    """The database's failures in a line; anything else, a fault of ours, with its traceback."""
+    if isinstance(exc, psycopg2.Error | TimeoutError | OSError):
+        log.warning(message, logs.first_line(exc))
+    else:
+        log.exception(message, type(exc).__name__)
+
+
+def _poll_ids(notices: list) -> set[int] | None:
+    """The polls these notices name; None when one says anything may have changed."""
+    ids = set()
+    for notice in notices:
+        if notice.payload == schema.EVERYTHING:
+            return None
+        try:
+            ids.add(int(notice.payload))
+        except ValueError:
+            log.warning("notices: ignoring a notice with payload %r", notice.payload[:40])
+    return ids
+
+
+class Changes:
+    """The process's notice bus: `changed(ids)` tells every subscriber, from the listener
+    or from a write this process just committed (so its next page is fresh at once)."""
+
+    def __init__(self, dsn: str, timeout: float = 5.0) -> None:
+        self.listener = Listener(dsn, self.changed, self._gap, self._gap, timeout)
+        self._subscribers: list[Subscriber] = []
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        """LISTEN before the app takes requests (so no early change is missed), then run."""
+        await self.listener.connect()
+        self._task = asyncio.create_task(self.listener.run())
+
+    async def stop(self) -> None:
+        """Stop listening and close the connection."""
+        if self._task is None:
+            return
+        while not self._task.done():
+            # Cancelled again if a library swallowed the first cancellation.
+            self._task.cancel()
+            await asyncio.wait([self._task], timeout=1)
+
+    @property
+    def listening(self) -> bool:
+        """False while the listening connection is down: no notice can arrive then."""
+        return self.listener.listening
+
+    @property
+    def away(self) -> bool:
+        """True while the database is known to be out of reach (see Listener.away)."""
+        return self.listener.away
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The PostgreSQL server process of the listening connection."""
+        return self.listener.backend_pid
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call `callback(question_id)` per changed poll, `callback(None)` when anything may
+        have changed (notices lost or back, a TRUNCATE); returns the undo."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def changed(self, question_ids: Iterable[int] | None) -> None:
+        """These polls changed (None: any may have); every subscriber hears it now."""
+        ids: list[int | None] = [None] if question_ids is None else list(question_ids)
+        for callback in list(self._subscribers):
+            for question_id in ids:
+                try:
+                    callback(question_id)
+                except Exception:
+                    # One subscriber's fault must not keep the news from the others.
+                    log.exception("notices: a subscriber failed on poll %s", question_id)
+
+    def _gap(self) -> None:
+        self.changed(None)

@@ -1,0 +1,226 @@
+"""Queries for polls made in the browser: create, look up for the maker, close, reopen,
+delete, edit. Changes lock the poll's row first, so votes in flight finish before them and
+later ones see the new state. Knows nothing of HTTP.
+"""
+
+import enum
+import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from .schema import ballot, choice, closed, poll_creation, question
+
+CREATION_WINDOW = timedelta(hours=1)
+
+
+class TooManyPolls(Exception):
+    """The client made its limit of polls in the last hour; nothing was written."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"retry after {retry_after} s")
+        self.retry_after = retry_after  # seconds until one of its creations leaves the window
+
+
+class EditOutcome(enum.Enum):
+    EDITED = "edited"
+    HAS_VOTES = "has votes"
+    GONE = "gone"
+
+
+async def create_poll(
+    conn: Any,
+    question_text: str,
+    choice_texts: Sequence[str],
+    multiple: bool,
+    closes_at: datetime | None,
+    token_hash: bytes,
+    client: str,
+    per_hour: int,
+    results: str = "always",
+    lock_votes: bool = False,
+) -> int:
+    """Publish a poll made in the browser, with its choices, all or nothing; its id.
+
+    Counted against `client`'s `per_hour` in the same transaction (TooManyPolls past it).
+    `results` says who sees the counts before voting closes (rules.py); `lock_votes` keeps
+    voters from changing their vote.
+    """
+    async with conn.begin():
+        await _count_creation(conn, client, per_hour)
+        question_id = await (
+            await conn.execute(
+                question.insert()
+                .values(
+                    question_text=question_text,
+                    multiple=multiple,
+                    closes_at=closes_at,
+                    token_hash=token_hash,
+                    results=results,
+                    lock_votes=lock_votes,
+                )
+                .returning(question.c.id)
+            )
+        ).scalar()
+        await conn.execute(
+            choice.insert().values([{"question_id": question_id, "choice_text": t} for t in choice_texts])
+        )
+    return question_id
+
+
+async def poll_made_with(conn: Any, token_hash: bytes) -> int | None:
+    """The poll stored under this manage token's hash, if any: whether a `create_poll` whose
+    answer was lost had committed. (No index: asked only then.)"""
+    found = await conn.execute(sa.select(question.c.id).where(question.c.token_hash == token_hash))
+    return await found.scalar()
+
+
+async def _count_creation(conn: Any, client: str, per_hour: int) -> None:
+    """Record one creation by `client`, or raise TooManyPolls when the window is full.
+
+    A lock on the client's name (held to the commit) makes concurrent creations by one
+    client, in any process or host, count one after the other, so none slips past the limit.
+    """
+    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(client, 0))))
+    window_start = sa.func.now() - CREATION_WINDOW
+    mine = poll_creation.c.client == client
+    await conn.execute(poll_creation.delete().where(mine, poll_creation.c.created_at <= window_start))
+    counted = await conn.scalar(sa.select(sa.func.count()).where(mine))
+    if counted >= per_hour:
+        # When enough of them have left the window for one more (the oldest, unless the
+        # limit was lowered since).
+        leaves_at = (
+            sa.select((poll_creation.c.created_at + CREATION_WINDOW - sa.func.now()).label("wait"))
+            .where(mine)
+            .order_by(poll_creation.c.created_at)
+            .offset(counted - per_hour)
+            .limit(1)
+        )
+        wait = await conn.scalar(leaves_at)
+        raise TooManyPolls(max(1, math.ceil(wait.total_seconds())))
+    await conn.execute(poll_creation.insert().values(client=client))
+
+
+async def managed_poll(conn: Any, question_id: int) -> Any:
+    """The poll as its maker sees it (published or not): with `token_hash` and `ballots`."""
+    ballots = (
+        sa.select(sa.func.count())
+        .select_from(ballot)
+        .where(ballot.c.question_id == question.c.id)
+        .scalar_subquery()
+    )
+    query = sa.select(
+        question.c.id,
+        question.c.question_text,
+        question.c.pub_date,
+        question.c.multiple,
+        question.c.closes_at,
+        question.c.closed_at,
+        question.c.token_hash,
+        question.c.results,
+        question.c.lock_votes,
+        closed.label("closed"),
+        ballots.label("ballots"),
+    ).where(question.c.id == question_id)
+    return await (await conn.execute(query)).first()
+
+
+async def _lock(conn: Any, question_id: int) -> Any:
+    """Lock the poll's row against votes (FOR UPDATE waits for those in flight); its state or None."""
+    query = (
+        sa.select(question.c.id, closed.label("closed")).where(question.c.id == question_id).with_for_update()
+    )
+    return await (await conn.execute(query)).first()
+
+
+async def close_poll(conn: Any, question_id: int) -> bool:
+    """Stop voting now; False when the poll was already closed or is gone."""
+    async with conn.begin():
+        state = await _lock(conn, question_id)
+        if state is None or state.closed:
+            return False
+        await conn.execute(
+            question.update().where(question.c.id == question_id).values(closed_at=sa.func.now())
+        )
+    return True
+
+
+async def reopen_poll(conn: Any, question_id: int) -> bool:
+    """Take votes again, also past a `closes_at` that has passed; False when it was open."""
+    async with conn.begin():
+        state = await _lock(conn, question_id)
+        if state is None or not state.closed:
+            return False
+        await conn.execute(
+            question.update()
+            .where(question.c.id == question_id)
+            .values(
+                closed_at=None,
+                closes_at=sa.case((question.c.closes_at <= sa.func.now(), None), else_=question.c.closes_at),
+            )
+        )
+    return True
+
+
+async def delete_poll(conn: Any, question_id: int) -> bool:
+    """Delete the poll with its choices and votes (one statement: its own transaction)."""
+    deleted = await conn.execute(question.delete().where(question.c.id == question_id))
+    return deleted.rowcount == 1
+
+
+async def edit_poll(
+    conn: Any, question_id: int, question_text: str, choice_texts: Sequence[str]
+) -> EditOutcome:
+    """New texts for the question and its choices (in id order), only while nobody has voted.
+
+    The row lock makes a vote in flight finish first (then the edit sees its ballot) or
+    wait for the edit, so a vote is never counted for a text it was not cast on.
+    """
+    async with conn.begin():
+        if await _lock(conn, question_id) is None:
+            return EditOutcome.GONE
+        voted = await (
+            await conn.execute(sa.select(sa.exists().where(ballot.c.question_id == question_id)))
+        ).scalar()
+        if voted:
+            return EditOutcome.HAS_VOTES
+        ids = [
+            row.id
+            for row in await (
+                await conn.execute(
+                    sa.select(choice.c.id).where(choice.c.question_id == question_id).order_by(choice.c.id)
+                )
+            ).fetchall()
+        ]
+        if len(ids) != len(choice_texts):
+            return EditOutcome.GONE
+        await conn.execute(
+            question.update().where(question.c.id == question_id).values(question_text=question_text)
+        )
+        for choice_id, text in zip(ids, choice_texts, strict=True):
+            await conn.execute(choice.update().where(choice.c.id == choice_id).values(choice_text=text))
+    return EditOutcome.EDITED
+
+
+def add_poll(
+    connection: Any, question_text: str, choices: Sequence[str], **columns: Any
+) -> tuple[int, list[int]]:
+    """Insert a question and its choices (a sync SQLAlchemy connection: init_db.py, tests).
+
+    Returns the question's id and its choices' ids, in the order given.
+    """
+    question_id = connection.execute(
+        question.insert().values(question_text=question_text, **columns).returning(question.c.id)
+    ).scalar_one()
+    choice_ids = (
+        connection.execute(
+            choice.insert()
+            .values([{"question_id": question_id, "choice_text": c} for c in choices])
+            .returning(choice.c.id)
+        )
+        .scalars()
+        .all()
+    )
+    return question_id, sorted(choice_ids)

@@ -1,0 +1,238 @@
+"""The reads behind the poll pages, compiled to SQL once at import: aiopg.sa would compile
+each expression again on every call, and these run on every cache miss and every voter's
+results page. No HTTP here.
+"""
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+
+from . import connections, schema
+
+
+class Question(NamedTuple):
+    id: int
+    question_text: str
+    pub_date: datetime
+    multiple: bool
+    closes_at: datetime | None
+    closed_at: datetime | None
+    closed: bool
+    results: str  # who may see the counts (rules.may_see_counts)
+    lock_votes: bool
+
+
+class Choice(NamedTuple):
+    id: int
+    choice_text: str
+    votes: int
+    percent: float
+    mine: bool
+
+
+def _poll_query(mine: Any) -> connections.Compiled:
+    """A published poll with its choices (none: one row with no choice_id), in choice order."""
+    q, c = schema.question, schema.choice
+    return connections.compile_once(
+        sa.select(
+            q.c.id,
+            q.c.question_text,
+            q.c.pub_date,
+            q.c.multiple,
+            q.c.closes_at,
+            q.c.closed_at,
+            schema.closed.label("closed"),
+            q.c.results,
+            q.c.lock_votes,
+            c.c.id.label("choice_id"),
+            c.c.choice_text,
+            c.c.votes,
+            schema.percent(sa.func.sum(c.c.votes).over()).label("percent"),
+            mine.label("mine"),
+        )
+        .select_from(q.outerjoin(c, c.c.question_id == q.c.id))
+        .where(q.c.id == sa.bindparam("question_id"), schema.published)
+        .order_by(c.c.id)
+    )
+
+
+_POLL_FOR_ANYONE = _poll_query(sa.false())
+_POLL_FOR_VOTER = _poll_query(
+    sa.exists().where(
+        schema.vote.c.question_id == schema.question.c.id,
+        schema.vote.c.voter == sa.bindparam("voter"),
+        schema.vote.c.choice_id == schema.choice.c.id,
+    )
+)
+
+
+async def published_poll(
+    conn: Any, question_id: int, voter: str | None = None
+) -> tuple[Question, list[Choice]] | None:
+    """The published poll and its choices (`mine` marks the voter's), or None.
+
+    `question_id` is one `views.poll_id` let through, so PostgreSQL's integer holds it.
+    """
+    if voter is None:
+        result = await connections.execute_compiled(conn, _POLL_FOR_ANYONE, question_id=question_id)
+    else:
+        result = await connections.execute_compiled(
+            conn, _POLL_FOR_VOTER, question_id=question_id, voter=voter
+        )
+    rows = await result.fetchall()
+    if not rows:
+        return None
+    first = rows[0]
+    question = Question(
+        first["id"],
+        first["question_text"],
+        first["pub_date"],
+        first["multiple"],
+        first["closes_at"],
+        first["closed_at"],
+        first["closed"],
+        first["results"],
+        first["lock_votes"],
+    )
+    choices = [
+        Choice(row["choice_id"], row["choice_text"], row["votes"], float(row["percent"]), row["mine"])
+        for row in rows
+        if row["choice_id"] is not None
+    ]
+    return question, choices
+
+
+_VOTED = connections.compile_once(
+    sa.select(
+        sa.exists().where(
+            schema.ballot.c.question_id == sa.bindparam("question_id"),
+            schema.ballot.c.voter == sa.bindparam("voter"),
+        )
+    )
+)
+
+
+async def has_voted(conn: Any, question_id: int, voter: str) -> bool:
+    """Whether this voter has a ballot in this poll (rules.may_see_counts asks)."""
+    result = await connections.execute_compiled(conn, _VOTED, question_id=question_id, voter=voter)
+    return bool(await result.scalar())
+
+
+class Listed(NamedTuple):
+    id: int
+    question_text: str
+    pub_date: datetime
+    closes_at: datetime | None
+    closed: bool
+
+
+# When the next scheduled poll is published: the list changes then by itself.
+_next_publication = sa.select(sa.func.min(schema.question.c.pub_date)).where(
+    schema.question.c.pub_date > sa.func.now()
+)
+_INDEX = connections.compile_once(
+    sa.select(
+        schema.question.c.id,
+        schema.question.c.question_text,
+        schema.question.c.pub_date,
+        schema.question.c.closes_at,
+        schema.closed.label("closed"),
+        sa.func.count().over().label("total"),
+        _next_publication.scalar_subquery().label("upcoming"),
+    )
+    .where(schema.published)
+    .order_by(schema.question.c.pub_date.desc(), schema.question.c.id.desc())
+    .limit(sa.bindparam("limit"))
+    .offset(sa.bindparam("offset"))
+)
+_NEXT_PUBLICATION = connections.compile_once(_next_publication)
+
+
+async def published_list(conn: Any, limit: int, offset: int) -> tuple[list[Listed], int, datetime | None]:
+    """One page of published polls (newest first), how many are published in all, and
+    when the next scheduled poll is published (the list changes then by itself), or None.
+
+    One query whenever the page lists anything.
+    """
+    rows = await (await connections.execute_compiled(conn, _INDEX, limit=limit, offset=offset)).fetchall()
+    listed = [Listed(r["id"], r["question_text"], r["pub_date"], r["closes_at"], r["closed"]) for r in rows]
+    if rows:
+        return listed, rows[0]["total"], rows[0]["upcoming"]
+    # Nothing on this page, so no row to carry `upcoming`: the one case with a second query.
+    return listed, 0, await (await connections.execute_compiled(conn, _NEXT_PUBLICATION)).scalar()
+
+
+async def choices(conn: Any, question_id: int, voter: str | None = None) -> list:
+    """The question's choices in order, with votes, percent of the total, and `mine`."""
+    total = sa.func.sum(schema.choice.c.votes).over()
+    mine = (
+        sa.select(schema.vote.c.choice_id)
+        .where(
+            schema.vote.c.question_id == question_id,
+            schema.vote.c.choice_id == schema.choice.c.id,
+            schema.vote.c.voter == voter,
+        )
+        .exists()
+        if voter
+        else sa.false()
+    )
+    query = (
+        sa.select(
+            schema.choice.c.id,
+            schema.choice.c.choice_text,
+            schema.choice.c.votes,
+            schema.percent(total).label("percent"),
+            mine.label("mine"),
+        )
+        .where(schema.choice.c.question_id == question_id)
+        .order_by(schema.choice.c.id)
+    )
+    return await (await conn.execute(query)).fetchall()
+
+
+class LiveCounts(NamedTuple):
+    """One poll's counters as live results show them."""
+
+    closed: bool
+    closes_at: datetime | None
+    results: str  # who may see the counts (rules.may_see_counts)
+    # (choice id, votes, percent of the poll's total), in choice order.
+    choices: list[tuple[int, int, float]]
+
+
+async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, LiveCounts]:
+    """Counters of several published polls in one query; a poll missing from the answer is gone.
+
+    Live results read many polls at once after a burst of changes, so this is one query
+    for all of them rather than a poll page's query per poll.
+    """
+    wanted = sorted(q for q in set(question_ids) if 0 < q <= schema.PG_INT_MAX)
+    if not wanted:
+        return {}
+    total = sa.func.sum(schema.choice.c.votes).over(partition_by=schema.question.c.id)
+    query = (
+        sa.select(
+            schema.question.c.id.label("question_id"),
+            schema.closed.label("closed"),
+            schema.question.c.closes_at,
+            schema.question.c.results,
+            schema.choice.c.id.label("choice_id"),
+            schema.choice.c.votes,
+            schema.percent(total).label("percent"),
+        )
+        .select_from(
+            schema.question.outerjoin(schema.choice, schema.choice.c.question_id == schema.question.c.id)
+        )
+        .where(schema.question.c.id.in_(wanted), schema.published)
+        .order_by(schema.question.c.id, schema.choice.c.id)
+    )
+    found: dict[int, LiveCounts] = {}
+    for row in await (await conn.execute(query)).fetchall():
+        counts = found.get(row.question_id)
+        if counts is None:
+            counts = found[row.question_id] = LiveCounts(bool(row.closed), row.closes_at, row.results, [])
+        if row.choice_id is not None:
+            counts.choices.append((row.choice_id, row.votes, float(row.percent)))
+    return found

@@ -1,0 +1,109 @@
+"""The tables (SQLAlchemy Core) and the expressions every query shares. Names are the original
+demo's, so a psql user finds `question` and `choice`; `ballot` and `vote` record who voted for
+what. The schema itself is made by the migrations (migrate.py), which these must match.
+"""
+
+from typing import Any
+
+import sqlalchemy as sa
+
+# The schema's triggers notify this channel with the id of every poll a committed change
+# touched (its question, choices, counters or ballots), whoever made it; EVERYTHING after
+# a TRUNCATE. Each process's caches and live results listen to it (changes.py).
+CHANNEL = "poll_changes"
+EVERYTHING = "*"
+PG_INT_MAX = 2**31 - 1
+TEXT_MAX = 200
+# question.results: counts shown always, once the reader voted, or once voting closed.
+RESULTS = ("always", "after_vote", "after_close")
+
+# The migrations (migrate.py) make the schema; these definitions are what the queries use,
+# and must match the newest revision (tests/test_migrations.py compares the two).
+metadata = sa.MetaData()
+
+question = sa.Table(
+    "question",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("question_text", sa.String(TEXT_MAX), nullable=False),
+    sa.Column("pub_date", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("multiple", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("closes_at", sa.DateTime(timezone=True)),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+    # sha256 of the maker's private manage token; NULL for polls made with SQL or init_db.py.
+    sa.Column("token_hash", sa.LargeBinary(32)),
+    # When readers other than the maker see the counts (rules.may_see_counts).
+    sa.Column("results", sa.Text, nullable=False, server_default=RESULTS[0]),
+    # True: a voter's first ballot is final; else it may be changed while the poll is open.
+    sa.Column("lock_votes", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Index("question_pub_date_idx", sa.text("pub_date DESC"), sa.text("id DESC")),
+    sa.CheckConstraint(
+        "results IN (" + ", ".join(f"'{r}'" for r in RESULTS) + ")", name="question_results_check"
+    ),
+)
+
+choice = sa.Table(
+    "choice",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("question_id", sa.Integer, sa.ForeignKey("question.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("choice_text", sa.String(TEXT_MAX), nullable=False),
+    sa.Column("votes", sa.Integer, nullable=False, server_default="0"),
+    # Lets `vote` name (question, choice) together, so a vote can never cross polls;
+    # also the index for "choices of a question".
+    sa.UniqueConstraint("question_id", "id", name="choice_question_id_id_key"),
+    sa.CheckConstraint("votes >= 0", name="choice_votes_check"),
+)
+
+ballot = sa.Table(
+    "ballot",
+    metadata,
+    sa.Column("question_id", sa.Integer, sa.ForeignKey("question.id", ondelete="CASCADE"), primary_key=True),
+    # The voter cookie's random id: the primary key makes one ballot per voter per poll.
+    sa.Column("voter", sa.String(64), primary_key=True),
+    sa.Column("cast_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    # How often the voter changed it: votes.py applies a change only to the count it read.
+    sa.Column("changes", sa.Integer, nullable=False, server_default="0"),
+)
+
+vote = sa.Table(
+    "vote",
+    metadata,
+    sa.Column("question_id", sa.Integer, primary_key=True),
+    sa.Column("voter", sa.String(64), primary_key=True),
+    sa.Column("choice_id", sa.Integer, primary_key=True),
+    sa.Column("voted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.ForeignKeyConstraint(
+        ["question_id", "voter"], ["ballot.question_id", "ballot.voter"], ondelete="CASCADE"
+    ),
+    sa.ForeignKeyConstraint(
+        ["question_id", "choice_id"], ["choice.question_id", "choice.id"], ondelete="CASCADE"
+    ),
+    sa.Index("vote_question_id_choice_id_idx", "question_id", "choice_id"),
+)
+
+# One row per poll made, by client address: the creation limit counts them here, so every
+# process and host shares the count.
+poll_creation = sa.Table(
+    "poll_creation",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("client", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Index("poll_creation_client_created_at_idx", "client", "created_at"),
+)
+
+
+published = question.c.pub_date <= sa.func.now()
+
+
+def percent(total: Any) -> Any:
+    """A choice's share of `total` votes in percent, one decimal; 0 while there are none."""
+    return sa.func.coalesce(sa.func.round(100.0 * choice.c.votes / sa.func.nullif(total, 0), 1), 0)
+
+
+# True or false, never NULL (a bare `closes_at <= now()` is NULL when there is no closes_at).
+closed = sa.or_(
+    question.c.closed_at.isnot(None),
+    sa.and_(question.c.closes_at.isnot(None), question.c.closes_at <= sa.func.now()),
+)

@@ -1,0 +1,497 @@
+"""Votes arriving together, written in one statement (group commit): the one place the rules
+of a vote live. One row can be updated only as fast as transactions commit one after another,
+so each process writes the ballots that queue up while a batch commits as the next batch.
+"""
+
+import asyncio
+import enum
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg2
+from aiopg.sa import Engine
+
+from .. import logs, metrics
+from . import connections, schema
+
+log = logging.getLogger(__name__)
+
+# A process reads a statement's answer only between the requests it serves, so one huge batch
+# leaves it and PostgreSQL idle in turn: batches are capped, and a second writer starts only
+# once enough ballots wait (taking whatever waits would only split the queue into small batches).
+MAX_BATCH = 64
+WRITERS = 2  # batches in flight per process
+SPILL = 32  # ballots waiting before a second writer starts, or goes on after its batch
+
+# One statement is one round trip, committing by itself, whole or not at all. In order: lock
+# the polls FOR KEY SHARE (a maker's close, edit or delete in flight is waited for) and judge
+# each ballot; insert each voter's first valid ballot (ON CONFLICT DO NOTHING: one per voter
+# per poll, also against other processes); change the ballots of voters who ask for other
+# choices (see below); insert and delete the `vote` rows; then lock the touched choices in id
+# order and move each (`votes = votes + n`, n may be negative), so the hot counter is locked
+# only from there to the commit. Polls, then ballots, then choices, each in order: no deadlocks.
+# The outcomes are what one transaction per ballot would give: the same choices again are
+# "already voted" (any choices, on a `lock_votes` poll), others a change.
+# A change locks the ballot and updates it only if its `changes` count is still the one the
+# statement read (its snapshot), so the `vote` rows read with it are still its own: a ballot
+# changed meanwhile by another statement is left alone and its vote tried again in the next
+# batch (RETRY), as is a voter's second ballot in one batch. Two changes are never applied
+# from one reading, so no vote is doubled or lost. Array parameters keep the statement the
+# same for any batch size, so it is prepared once per server connection (planning it cost
+# more than running it). Parameters: each ballot's poll ($1), voter ($2) and whether it
+# names several choices ($3); then each choice asked for ($5) with its ballot's place ($4).
+_PUBLISHED = connections.compile_once(schema.published).sql
+_CLOSED = connections.compile_once(schema.closed).sql
+_STATEMENT = f"""
+WITH ballots AS (
+    SELECT * FROM unnest($1::int[], $2::varchar[], $3::bool[])
+        WITH ORDINALITY AS b(question_id, voter, many, idx)
+), asked AS (
+    SELECT * FROM unnest($4::int[], $5::int[]) AS a(idx, choice_id)
+), polls AS (
+    SELECT id, ({_CLOSED}) AS closed, multiple, lock_votes
+    FROM {schema.question.name} WHERE id IN (SELECT question_id FROM ballots) AND {_PUBLISHED}
+    ORDER BY id FOR KEY SHARE
+), judged AS (
+    SELECT b.idx, b.question_id, b.voter, p.id IS NOT NULL AS found, p.closed,
+           p.multiple OR NOT b.many AS fits, coalesce(p.lock_votes, true) AS lock_votes,
+           NOT EXISTS (
+               SELECT FROM asked a
+               LEFT JOIN {schema.choice.name} c ON c.id = a.choice_id AND c.question_id = b.question_id
+               WHERE a.idx = b.idx AND c.id IS NULL
+           ) AS choices_ok
+    FROM ballots b LEFT JOIN polls p ON p.id = b.question_id
+), firsts AS (
+    SELECT DISTINCT ON (question_id, voter) idx, question_id, voter, lock_votes
+    FROM judged WHERE found AND NOT closed AND fits AND choices_ok
+    ORDER BY question_id, voter, idx
+), new AS (
+    INSERT INTO {schema.ballot.name} (question_id, voter)
+    SELECT question_id, voter FROM firsts ORDER BY question_id, voter
+    ON CONFLICT DO NOTHING
+    RETURNING question_id, voter
+), prior AS (
+    -- Voters of this batch who had a ballot, with its choices, as of the statement's start.
+    SELECT f.idx, f.question_id, f.voter, f.lock_votes, b.changes,
+           ARRAY(SELECT v.choice_id FROM {schema.vote.name} v
+                 WHERE v.question_id = f.question_id AND v.voter = f.voter ORDER BY 1) AS had,
+           ARRAY(SELECT a.choice_id FROM asked a WHERE a.idx = f.idx ORDER BY 1) AS wants
+    FROM firsts f JOIN {schema.ballot.name} b USING (question_id, voter)
+), changing AS (
+    SELECT b.question_id, b.voter FROM {schema.ballot.name} b JOIN prior p USING (question_id, voter)
+    WHERE NOT p.lock_votes AND p.had <> p.wants
+    ORDER BY b.question_id, b.voter FOR NO KEY UPDATE OF b
+), changed AS (
+    -- Only a ballot still as read: one another statement changed meanwhile fails the
+    -- `changes` check on its newest version, is left alone, and its vote is tried again.
+    UPDATE {schema.ballot.name} b SET changes = b.changes + 1
+    FROM prior p
+    WHERE (b.question_id, b.voter) IN (SELECT question_id, voter FROM changing)
+      AND b.question_id = p.question_id AND b.voter = p.voter AND b.changes = p.changes
+    RETURNING p.idx, p.question_id, p.voter, p.had, p.wants
+), dropped AS (
+    DELETE FROM {schema.vote.name} v USING changed c
+    WHERE v.question_id = c.question_id AND v.voter = c.voter AND v.choice_id <> ALL (c.wants)
+    RETURNING v.choice_id
+), picked AS (
+    SELECT f.idx, f.question_id, f.voter, a.choice_id
+    FROM firsts f JOIN new USING (question_id, voter) JOIN asked a ON a.idx = f.idx
+    UNION ALL
+    SELECT c.idx, c.question_id, c.voter, w.choice_id
+    FROM changed c, unnest(c.wants) AS w(choice_id) WHERE w.choice_id <> ALL (c.had)
+), recorded AS (
+    INSERT INTO {schema.vote.name} (question_id, voter, choice_id)
+    SELECT question_id, voter, choice_id FROM picked
+    RETURNING choice_id
+), tallies AS (
+    SELECT choice_id, sum(n) AS n FROM (
+        SELECT choice_id, 1 AS n FROM recorded UNION ALL SELECT choice_id, -1 FROM dropped
+    ) AS d GROUP BY choice_id HAVING sum(n) <> 0
+), locked AS (
+    SELECT id FROM {schema.choice.name} WHERE id IN (SELECT choice_id FROM tallies)
+    ORDER BY id FOR NO KEY UPDATE
+), counted AS (
+    UPDATE {schema.choice.name} c SET votes = c.votes + t.n
+    FROM tallies t WHERE c.id = t.choice_id AND c.id IN (SELECT id FROM locked)
+    RETURNING c.id
+)
+SELECT j.idx, j.found, j.closed, j.fits, j.choices_ok, j.lock_votes,
+       j.idx IN (SELECT f.idx FROM firsts f JOIN new USING (question_id, voter)) AS counted,
+       j.idx IN (SELECT idx FROM changed) AS changed,
+       j.idx IN (SELECT idx FROM prior WHERE lock_votes OR had = wants) AS unchanged,
+       -- For a ballot naming a choice not in its poll: did this voter vote here before?
+       -- (the statement's snapshot: ballots from before this batch)
+       NOT j.choices_ok AND EXISTS (
+           SELECT FROM {schema.ballot.name} x WHERE x.question_id = j.question_id AND x.voter = j.voter
+       ) AS voted_before,
+       -- Named here so that they run: a CTE no one reads is skipped unless it writes.
+       (SELECT count(*) FROM tallies) AS tallied,
+       (SELECT count(*) FROM counted) AS counters
+FROM judged j
+ORDER BY j.idx
+"""
+# A name per statement text: app versions sharing a pooler's server connections during a
+# rolling upgrade never run each other's statement under one name.
+_NAME = "polls_vote_batch_" + hashlib.sha256(_STATEMENT.encode()).hexdigest()[:12]
+# A prepared statement lives on one server connection, and a new one (the server restarted,
+# or a pooler replaced its connections or, in transaction pooling, lent another) has none. So
+# each batch is one string, one implicit transaction that a pooler keeps on one server
+# connection: it prepares the statement there unless it is ready, then runs it. No statement
+# has to fail first, so a vote never takes an error path.
+# It also refuses to start past the batch's deadline, and waits for locks only until then: a
+# batch delivered late (a frozen server, a network that held it) then keeps nothing, so a
+# voter already answered "not counted" is never counted afterwards.
+LATE = "PV001"  # the SQLSTATE of that refusal
+_RUN = f"""DO $prepare$ BEGIN
+    IF clock_timestamp() > %(deadline)s THEN
+        RAISE EXCEPTION 'vote batch past its deadline' USING ERRCODE = '{LATE}';
+    END IF;
+    PERFORM set_config('lock_timeout', %(lock_timeout)s, true);
+    IF NOT EXISTS (SELECT FROM pg_prepared_statements WHERE name = '{_NAME}') THEN
+        EXECUTE $statement$
+            PREPARE {_NAME}(int[], varchar[], bool[], int[], int[]) AS {_STATEMENT}
+        $statement$;
+    END IF;
+END $prepare$;
+EXECUTE {_NAME}(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s)"""
+
+
+class VoteOutcome(enum.Enum):
+    COUNTED = "counted"
+    CHANGED = "changed"  # the voter's earlier choices were replaced by these
+    ALREADY_VOTED = "already voted"
+    INVALID_CHOICE = "invalid choice"
+    CLOSED = "closed"
+    # Sent, then the connection was lost (or the deadline came) with no answer, even after
+    # sending again: it may have been committed. The ballot key keeps a retry single.
+    UNKNOWN = "unknown"
+    RETRY = "retry"  # only inside the batcher: decided in the next batch, never returned
+
+
+# A vote raced by other changes of the same ballot this often is refused with an error
+# rather than tried for ever (each try is a batch in which another change committed).
+MAX_RETRIES = 100
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out: the deadline came while it waited
+# Seconds before a ballot's deadline after which the database refuses its batch, left for
+# the answer to travel back: a commit the app hears of after the deadline would be a lie.
+ANSWER_MARGIN = 0.2
+
+
+class VoteNotCounted(Exception):
+    """The ballot could not be written, even alone; nothing of it was kept."""
+
+
+class _Ballot:
+    __slots__ = (
+        "choices",
+        "deadline",
+        "future",
+        "in_flight",
+        "many",
+        "question_id",
+        "resent",
+        "retries",
+        "uncertain",
+        "voter",
+    )
+
+    def __init__(
+        self,
+        question_id: int,
+        choices: list[int],
+        many: bool,
+        voter: str,
+        future: asyncio.Future,
+        deadline: float,
+    ) -> None:
+        self.question_id = question_id
+        self.choices = choices
+        self.many = many  # more than one choice was sent: only a `multiple` poll takes that
+        self.voter = voter
+        self.future = future
+        self.deadline = deadline  # loop time after which it is answered, and never written
+        self.retries = 0
+        self.in_flight = False  # sent in the batch now running, no answer yet
+        self.uncertain = False  # an attempt ended with no answer: it may have been committed
+        self.resent = False  # sent again after a lost connection (once at most)
+
+
+def ballot_choices(choice_ids: Iterable[int]) -> list[int]:
+    """The choices a ballot for these records: each once, in id order."""
+    return sorted(set(choice_ids))
+
+
+class VoteBatcher:
+    """The process's vote writer: `await cast(...)` returns once the ballot is committed."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = MAX_BATCH,
+        writers: int = WRITERS,
+        spill: int = SPILL,
+        on_commit: Callable[[Iterable[int]], None] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self.engine = engine
+        # Seconds from a vote's arrival to its answer, whatever happens: queued, sent or retried.
+        self.timeout = engine.timeout if timeout is None else timeout
+        self.max_batch = max_batch
+        self.writers = writers
+        self.spill = spill
+        self.on_commit = on_commit
+        self._queue: list[_Ballot] = []
+        self._running = 0
+        self.transactions = 0  # batches committed, for tests and curiosity
+        self._tasks: set[asyncio.Task] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def cast(self, question_id: int, choice_ids: Sequence[int], voter: str) -> VoteOutcome:
+        """Count one voter's ballot for these choices, all or nothing, together with the
+        ballots arriving meanwhile. More than one choice for a poll that is not `multiple`
+        is INVALID_CHOICE, so a vote needs no read of its poll before it is queued."""
+        wanted = ballot_choices(choice_ids)
+        if not wanted or any(not 0 < c <= schema.PG_INT_MAX for c in wanted):
+            return VoteOutcome.INVALID_CHOICE
+        if not 0 < question_id <= schema.PG_INT_MAX:
+            return VoteOutcome.INVALID_CHOICE
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        deadline = loop.time() + self.timeout
+        self._queue.append(_Ballot(question_id, wanted, len(choice_ids) > 1, voter, future, deadline))
+        if not self._running or (self._running < self.writers and len(self._queue) >= self.spill):
+            self._running += 1
+            self._idle.clear()
+            task = asyncio.ensure_future(self._write_queue())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        # A request cancelled meanwhile cancels only this future, not the ballot: that is
+        # written (or not) whole with its batch either way.
+        return await future
+
+    async def wait_idle(self) -> None:
+        """Until every queued ballot is written (graceful shutdown)."""
+        await self._idle.wait()
+
+    async def _write_queue(self) -> None:
+        try:
+            # One turn of the loop lets requests parsed together join this batch.
+            await asyncio.sleep(0)
+            # The last writer running takes everything; another only a full enough queue.
+            while self._queue and (self._running == 1 or len(self._queue) >= self.spill):
+                batch = self._queue[: self.max_batch]
+                del self._queue[: self.max_batch]
+                try:
+                    await self._write(batch)
+                except Exception:
+                    # A fault of ours, not the database's: this writer must go on, and every
+                    # voter of the batch still hears now. The ballot key keeps a retry single.
+                    log.exception("vote batch of %d failed: unexpected error", len(batch))
+                    _give_up(batch, "unexpected error")
+        finally:
+            self._running -= 1
+            if not self._running:
+                self._idle.set()
+
+    async def _write(self, batch: list[_Ballot]) -> None:
+        # A ballot too close to its deadline is answered now and never sent (again).
+        last_send = asyncio.get_running_loop().time() + ANSWER_MARGIN
+        late = [b for b in batch if b.deadline <= last_send]
+        if late:
+            log.warning("%d votes not sent: their deadline passed", len(late))
+            _give_up(late, "deadline passed")
+            batch = [b for b in batch if b.deadline > last_send]
+            if not batch:
+                return
+        try:
+            outcomes = await self._transaction(batch)
+        except psycopg2.Error as exc:
+            if connections.ordinary_sql_error(exc):
+                await self._refused(batch, exc)
+            else:
+                self._lost(batch, exc)
+            return
+        except TimeoutError:
+            # No connection, or no answer, by the batch's deadline; had it arrived later, the
+            # database would have refused it. Sent and unanswered: it may have been committed.
+            log.warning("vote batch of %d: the database did not answer in time", len(batch))
+            _in_doubt(batch)
+            _give_up(batch, "database timeout")
+            return
+        except Exception:
+            _in_doubt(batch)
+            raise
+        again = []
+        for ballot, outcome in zip(batch, outcomes, strict=True):
+            ballot.in_flight = False  # its outcome is known now
+            if outcome is not VoteOutcome.RETRY:
+                _settle(ballot.future, outcome)
+            elif ballot.retries >= MAX_RETRIES:
+                log.warning("vote not counted: its ballot kept changing under it")
+                _settle(ballot.future, exception=VoteNotCounted("too many concurrent changes"))
+            else:
+                ballot.retries += 1
+                again.append(ballot)
+        metrics.vote_batch(outcomes)  # after the answers, before the retries are queued
+        # First in line: the writer running this batch takes them next (it is the one
+        # that goes on while anything waits).
+        self._queue[:0] = again
+
+    async def _refused(self, batch: list[_Ballot], exc: psycopg2.Error) -> None:
+        """The database answered with an error and kept nothing of this attempt."""
+        for ballot in batch:
+            ballot.in_flight = False
+        if len(batch) == 1 or exc.pgcode in (LATE, LOCK_NOT_AVAILABLE):
+            reason = logs.first_line(exc)
+            log.warning("%d votes not counted: %s", len(batch), reason)
+            _give_up(batch, reason)
+            return
+        # One bad ballot fails the statement for all: find it by writing them one by one.
+        log.warning("vote batch of %d failed (%s); retrying one by one", len(batch), type(exc).__name__)
+        for ballot in batch:
+            await self._write([ballot])
+
+    def _lost(self, batch: list[_Ballot], exc: psycopg2.Error) -> None:
+        """The connection failed: send each ballot once more, on another connection, while
+        its deadline allows. The ballot key makes that safe, and the new attempt's outcome
+        tells whether the lost one had been committed."""
+        _in_doubt(batch)
+        again = [b for b in batch if not b.resent]
+        for ballot in again:
+            ballot.resent = True
+        log.warning(
+            "vote batch of %d: connection lost (%s); sending %d again",
+            len(batch),
+            logs.first_line(exc),
+            len(again),
+        )
+        _give_up([b for b in batch if b not in again], logs.first_line(exc))
+        self._queue[:0] = again
+
+    async def _transaction(self, batch: list[_Ballot]) -> list[VoteOutcome]:
+        asked_by: list[int] = []  # for each choice asked for, its ballot's place (from 1)
+        asked: list[int] = []
+        for i, b in enumerate(batch, 1):
+            asked_by += [i] * len(b.choices)
+            asked += b.choices
+        # Waiting for a pooled connection counts too: across a lost network every new one
+        # hangs for the whole timeout, one after another, and the proxy gives up first.
+        loop = asyncio.get_running_loop()
+        deadline = min(b.deadline for b in batch)
+        async with asyncio.timeout_at(deadline) as timer, connections.connection(self.engine) as conn:
+            # The database's own clock judges it: the time left, counted from now on ours.
+            left = deadline - ANSWER_MARGIN - loop.time()
+            for ballot in batch:
+                ballot.in_flight = True
+            rows = await _execute(
+                conn,
+                deadline=datetime.now(UTC) + timedelta(seconds=left),
+                lock_timeout=f"{max(1, int(left * 1000))}ms",
+                polls=[b.question_id for b in batch],
+                voters=[b.voter for b in batch],
+                many=[b.many for b in batch],
+                asked_by=asked_by,
+                asked=asked,
+            )
+            # Answered: handing the connection back must not become a timeout.
+            timer.reschedule(None)
+        self.transactions += 1
+        outcomes = _outcomes(batch, rows)
+        if rows[0].counters != rows[0].tallied:  # the foreign keys make this an error first
+            log.error("vote batch counted %d of %d choices", rows[0].counters, rows[0].tallied)
+        changed = sorted(
+            {
+                b.question_id
+                for b, o in zip(batch, outcomes, strict=True)
+                if o in (VoteOutcome.COUNTED, VoteOutcome.CHANGED)
+            }
+        )
+        if changed and self.on_commit is not None:
+            try:
+                self.on_commit(changed)
+            except Exception:
+                # Committed is committed: the voters are answered as counted all the same.
+                log.exception("vote batch committed, but telling the notice bus failed")
+        return outcomes
+
+
+def _outcomes(batch: list[_Ballot], rows: list) -> list[VoteOutcome]:
+    """Each ballot's outcome from the batch statement's row for it (rows in batch order)."""
+    pairs = list(zip(batch, rows, strict=True))
+    counted_at = {(b.question_id, b.voter): row.idx for b, row in pairs if row.counted or row.changed}
+    # What each voter's ballot holds once this batch commits, where the batch decided it.
+    holds = {
+        (b.question_id, b.voter): b.choices for b, row in pairs if row.counted or row.changed or row.unchanged
+    }
+    outcomes = [_outcome(b, row, counted_at) for b, row in pairs]
+    return [
+        # A repeat, in one batch, of the choices the voter's ballot now holds: as if sent after it.
+        VoteOutcome.ALREADY_VOTED
+        if o is VoteOutcome.RETRY and holds.get((b.question_id, b.voter)) == b.choices
+        else o
+        for (b, _), o in zip(pairs, outcomes, strict=True)
+    ]
+
+
+def _outcome(b: _Ballot, row: Any, counted_at: dict[tuple[int, str], int]) -> VoteOutcome:
+    if not row.found:
+        return VoteOutcome.INVALID_CHOICE
+    if row.closed:
+        return VoteOutcome.CLOSED
+    if not row.fits:
+        return VoteOutcome.INVALID_CHOICE
+    if not row.choices_ok:
+        # A choice not in its poll: "already voted" if the voter's ballot was in first
+        # (the ballot is checked before the choices), else refused.
+        earlier = counted_at.get((b.question_id, b.voter), row.idx)
+        voted = row.voted_before or earlier < row.idx
+        return VoteOutcome.ALREADY_VOTED if voted else VoteOutcome.INVALID_CHOICE
+    if row.counted:
+        return VoteOutcome.COUNTED
+    if row.changed:
+        return VoteOutcome.CHANGED
+    if row.unchanged:
+        return VoteOutcome.ALREADY_VOTED  # the same choices again, or a poll that locks votes
+    if row.lock_votes:
+        return VoteOutcome.ALREADY_VOTED  # an earlier ballot of this voter's, here or elsewhere
+    # A change that raced another one of the same ballot (or the voter's second ballot in
+    # this batch): decided in the next batch, against the ballot as it is then.
+    return VoteOutcome.RETRY
+
+
+async def _execute(conn: Any, **params: Any) -> list:
+    """The batch statement's rows, one per ballot in batch order."""
+    return await (await conn.execute(_RUN, params)).fetchall()
+
+
+def _in_doubt(batch: list[_Ballot]) -> None:
+    """An attempt ended with no answer: those of its ballots that were sent may be committed."""
+    for ballot in batch:
+        if ballot.in_flight:
+            ballot.in_flight = False
+            ballot.uncertain = True
+
+
+def _give_up(batch: list[_Ballot], reason: str) -> None:
+    """Answer now: UNKNOWN where an attempt may have been committed, else not counted."""
+    for ballot in batch:
+        if ballot.uncertain:
+            _settle(ballot.future, VoteOutcome.UNKNOWN)
+        else:
+            _settle(ballot.future, exception=VoteNotCounted(reason))
+
+
+def _settle(
+    future: asyncio.Future, outcome: VoteOutcome | None = None, exception: BaseException | None = None
+) -> None:
+    if future.done():  # its request was cancelled; the ballot was written (or not) regardless
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(outcome)

@@ -1,0 +1,30 @@
+"""Reading what a request names: the poll in its address, the page of a listing. A value no
+poll or page can have is a 404, here, so views never see it."""
+
+import re
+
+from aiohttp import web
+
+from ..store.schema import PG_INT_MAX
+
+PAGE_SIZE = 20
+_PAGE = re.compile(r"[1-9][0-9]{0,8}")
+
+
+def poll_id(request: web.Request) -> int:
+    """The question id in the URL, or a 404 for one no poll can have (past PostgreSQL's integer).
+
+    The routes admit digits only, but of any length and in any script: `\\d` is Unicode.
+    """
+    raw = request.match_info["question_id"]
+    if not raw.isascii() or len(raw.lstrip("0")) > 10 or not 0 < int(raw) <= PG_INT_MAX:
+        raise web.HTTPNotFound()
+    return int(raw)
+
+
+def page_number(request: web.Request) -> int:
+    """The `page` of a listing from the query (1 when absent); a 404 for one no listing has."""
+    raw = request.query.get("page", "1")
+    if not _PAGE.fullmatch(raw):
+        raise web.HTTPNotFound()
+    return int(raw)
