@@ -76,7 +76,9 @@ def render_error(
     request: web.Request, status: int, message: str | None = None, errors: Mapping[str, str] | None = None
 ) -> web.Response:
     """The error answer of the application that took the request."""
-    writer = next(app[error_writer_key] for app in reversed(request.match_info.apps) if error_writer_key in app)
+    writer = next(
+        app[error_writer_key] for app in reversed(request.match_info.apps) if error_writer_key in app
+    )
     return writer(request, status, message, errors)
 
 
