@@ -41,12 +41,17 @@ def _problems(*answered: int, notes: dict[int, str] | None = None) -> dict[str, 
     }
 
 
-# The body of a POST that json_body or read_object refuses.
+# What a status means for one operation, where that says more than statuses.py's general text.
 _BAD_BODY = (
     "The body is not JSON (not UTF-8, a lone surrogate escape, a field named twice, a number too"
     " long, nesting too deep) or not an object."
 )
-_CROSS_SITE = "Sent from another site's page"
+_CREATE_NOTES = {
+    400: _BAD_BODY,
+    403: "Sent from another site's page, a wrong creation key, or polls are not made here.",
+    429: "Too many new polls from this client address in the last hour.",
+}
+_VOTE_NOTES = {400: _BAD_BODY, 403: "Sent from another site's page.", 409: "Voting on this poll has closed."}
 
 _LINKS = {
     "type": "object",
@@ -286,14 +291,7 @@ DOCUMENT: dict[str, Any] = {
                         },
                         "content": _json(_ref("schemas", "Created")),
                     },
-                    **_problems(
-                        *(400, 403, 405, 413, 415, 422, 429, 503),
-                        notes={
-                            400: _BAD_BODY,
-                            403: f"{_CROSS_SITE}, a wrong creation key, or polls are not made here.",
-                            429: "Too many new polls from this client address in the last hour.",
-                        },
-                    ),
+                    **_problems(400, 403, 405, 413, 415, 422, 429, 503, notes=_CREATE_NOTES),
                 },
             },
         },
@@ -329,14 +327,7 @@ DOCUMENT: dict[str, Any] = {
                         "headers": _SETS_VOTER_COOKIE,
                         "content": _json(_ref("schemas", "Ballot")),
                     },
-                    **_problems(
-                        *(400, 403, 404, 405, 409, 413, 415, 422, 503),
-                        notes={
-                            400: _BAD_BODY,
-                            403: f"{_CROSS_SITE}.",
-                            409: "Voting on this poll has closed.",
-                        },
-                    ),
+                    **_problems(400, 403, 404, 405, 409, 413, 415, 422, 503, notes=_VOTE_NOTES),
                 },
             }
         },
