@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from aiohttpdemo_polls.maker import form as poll_form
 from aiohttpdemo_polls.store import schema
-from aiohttpdemo_polls.web import voting
+from aiohttpdemo_polls.web import statuses, voting
 from aiohttpdemo_polls.web.cache import cache_key
 from tests.routing import resources
 
@@ -275,9 +275,24 @@ async def test_create_uses_the_forms_rules_and_messages(client, sync_engine):
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.question)).scalar_one() == 0
 
 
-async def test_non_api_errors_are_still_html_pages(client):
-    response = await client.get("/poll/99999")
-    assert response.status == 404 and response.content_type == "text/html"
+@pytest.mark.parametrize(
+    ("method", "page_path", "api_path", "status"),
+    [
+        ("GET", "/nothing", "/api/nothing", 404),
+        ("GET", "/poll/99999", "/api/polls/99999", 404),
+        ("DELETE", "/", "/api/openapi.json", 405),
+    ],
+)
+async def test_the_app_that_took_the_request_writes_its_error_a_page_or_a_problem(
+    client, method, page_path, api_path, status
+):
+    page = await client.request(method, page_path)
+    assert page.status == status and page.content_type == "text/html"
+    assert statuses.STATUSES[status].page in await page.text()
+    answer = await client.request(method, api_path)
+    assert (await problem(answer, status))["detail"] == statuses.STATUSES[status].api
+    if status == 405:
+        assert "GET" in page.headers["Allow"] and "GET" in answer.headers["Allow"]
 
 
 async def test_openapi_document_describes_every_api_route(client):

@@ -32,11 +32,11 @@ from markupsafe import escape
 from yarl import URL
 
 from aiohttpdemo_polls import settings as polls_settings
-from aiohttpdemo_polls.api import json_body, problems
+from aiohttpdemo_polls.api import json_body
 from aiohttpdemo_polls.app import init_app
 from aiohttpdemo_polls.maker.form import same_text_key
 from aiohttpdemo_polls.store import schema
-from aiohttpdemo_polls.web import checks, errors
+from aiohttpdemo_polls.web import checks, statuses
 from aiohttpdemo_polls.web import forms as web_forms
 from aiohttpdemo_polls.web.voting import VOTER_COOKIE
 from tests.routing import resources
@@ -488,7 +488,7 @@ async def test_any_method_at_any_door_is_a_4xx_answer_of_the_site(
     elif method == "CONNECT":  # its target is a host, not a path of ours
         assert_site_answer(answer, api=False, status=405, message=checks.NOT_A_PROXY)
     else:
-        message = problems.DETAILS[405] if is_api(path) else errors.MESSAGES[405]
+        message = statuses.STATUSES[405].api if is_api(path) else statuses.STATUSES[405].page
         assert_site_answer(answer, api=is_api(path), status=405, message=message)
         assert {"GET", "POST"} & set(answer.headers["allow"].split(",")), answer.headers
 

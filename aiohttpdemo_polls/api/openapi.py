@@ -7,6 +7,7 @@ from typing import Any
 
 from ..maker.form import MAX_CHOICES
 from ..store.schema import PG_INT_MAX
+from ..web import statuses
 from ..web.voting import VOTER_COOKIE
 
 PROBLEM = "application/problem+json"
@@ -29,26 +30,28 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _problems(*statuses: int) -> dict[str, Any]:
-    return {str(status): _ref("responses", f"Problem{status}") for status in statuses}
+def _problems(*answered: int, notes: dict[int, str] | None = None) -> dict[str, Any]:
+    """The problem documents an operation answers with. A note says what a status means there, in
+    place of the general text: an OpenAPI 3.1 reference may carry its own description."""
+    notes = notes or {}
+    return {
+        str(status): _ref("responses", f"Problem{status}")
+        | ({"description": notes[status]} if status in notes else {})
+        for status in answered
+    }
 
 
-_PROBLEM_DESCRIPTIONS = {
-    400: (
-        "The body is not JSON (not UTF-8, a lone surrogate escape, a field named twice, a number too"
-        " long, nesting too deep) or not an object; a query parameter is malformed; or (any"
-        " operation) the address is not text once unescaped, or the Host header names no host."
-    ),
-    403: "Refused: sent from another site's page, a wrong creation key, or polls are not made here.",
-    404: "No such published poll, or no such address.",
-    405: "The address does not take this method (see Allow).",
-    409: "Voting on this poll has closed.",
-    413: "The body is larger than the site takes.",
-    415: "The body is not declared as application/json.",
-    422: "Fields are missing, of the wrong type, or break the form's rules; `errors` says which.",
+# What a status means for one operation, where that says more than statuses.py's general text.
+_BAD_BODY = (
+    "The body is not JSON (not UTF-8, a lone surrogate escape, a field named twice, a number too"
+    " long, nesting too deep) or not an object."
+)
+_CREATE_NOTES = {
+    400: _BAD_BODY,
+    403: "Sent from another site's page, a wrong creation key, or polls are not made here.",
     429: "Too many new polls from this client address in the last hour.",
-    503: "The database is unavailable; try again in a moment.",
 }
+_VOTE_NOTES = {400: _BAD_BODY, 403: "Sent from another site's page.", 409: "Voting on this poll has closed."}
 
 _LINKS = {
     "type": "object",
@@ -216,23 +219,19 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+# The headers RFC 9110 asks of these statuses' answers.
+_PROBLEM_HEADERS = {
+    405: {"Allow": {"required": True, "schema": {"type": "string"}}},
+    429: {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+}
+
 _RESPONSES = {
     f"Problem{status}": {
-        "description": description,
+        "description": statuses.api_text(status),
         "content": {PROBLEM: {"schema": _ref("schemas", "Problem")}},
-        **(
-            {
-                "headers": {
-                    "Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}
-                }
-            }
-            if status == 429
-            else {"headers": {"Allow": {"required": True, "schema": {"type": "string"}}}}
-            if status == 405
-            else {}
-        ),
+        **({"headers": _PROBLEM_HEADERS[status]} if status in _PROBLEM_HEADERS else {}),
     }
-    for status, description in _PROBLEM_DESCRIPTIONS.items()
+    for status in statuses.STATUSES
 }
 
 _PARAMETERS = {
@@ -277,7 +276,7 @@ DOCUMENT: dict[str, Any] = {
                         "headers": {"Link": {"schema": {"type": "string"}}},
                         "content": _json(_ref("schemas", "PollList")),
                     },
-                    **_problems(400, 405, 503),
+                    **_problems(400, 405, 503, notes={400: "`page` is not a whole number from 1."}),
                 },
             },
             "post": {
@@ -292,7 +291,7 @@ DOCUMENT: dict[str, Any] = {
                         },
                         "content": _json(_ref("schemas", "Created")),
                     },
-                    **_problems(400, 403, 405, 413, 415, 422, 429, 503),
+                    **_problems(400, 403, 405, 413, 415, 422, 429, 503, notes=_CREATE_NOTES),
                 },
             },
         },
@@ -328,7 +327,7 @@ DOCUMENT: dict[str, Any] = {
                         "headers": _SETS_VOTER_COOKIE,
                         "content": _json(_ref("schemas", "Ballot")),
                     },
-                    **_problems(400, 403, 404, 405, 409, 413, 415, 422, 503),
+                    **_problems(400, 403, 404, 405, 409, 413, 415, 422, 503, notes=_VOTE_NOTES),
                 },
             }
         },

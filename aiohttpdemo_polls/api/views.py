@@ -4,7 +4,6 @@ creation.py, errors as problem documents (problems.py), described by openapi.py.
 """
 
 import json
-import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +20,7 @@ from ..web.config import config_key
 from ..web.content import poll_expiry, published_content, voters_poll
 from ..web.database import engine_key
 from ..web.links import absolute
-from ..web.request import PAGE_SIZE, poll_id
+from ..web.request import PAGE_SIZE, page_count, page_number, poll_id
 from ..web.voting import (
     ALREADY_VOTED,
     NO_CHOICE,
@@ -43,7 +42,6 @@ NOT_A_LIST_OF_IDS = "Give the ids of the chosen choices as a list of whole numbe
 NOT_CHOICE = "One of these is not a choice of this poll, or the poll takes only one choice."
 KEEP_MANAGE_LINK = "Keep the manage link: it is shown only this once; it closes, edits and deletes the poll."
 BAD_PAGE = "The page must be a whole number from 1."
-_PAGE = re.compile(r"[1-9][0-9]{0,8}")
 NEW_POLL_FIELDS = frozenset(
     {"question_text", "choices", "multiple", "closes_at", "results", "lock_votes", "creation_key"}
 )
@@ -108,15 +106,14 @@ async def list_polls(request: web.Request) -> web.Response:
     """Published polls, newest first, a page at a time; `next` (and a Link header) leads on.
 
     Kept in the page cache like the index (the same for every caller, dropped on any change)."""
-    raw = request.query.get("page", "1")
-    if not _PAGE.fullmatch(raw):
+    page = page_number(request)
+    if page is None:
         raise Problem(400, BAD_PAGE, errors={"page": BAD_PAGE})
-    page = int(raw)
 
     async def load() -> tuple[tuple[bytes, str | None], float]:
         async with connections.connection(request.config_dict[engine_key]) as conn:
             listed, total, upcoming = await polls.published_list(conn, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-        pages = max(1, -(-total // PAGE_SIZE))
+        pages = page_count(total)
         url = request.app.router["api_polls"].url_for()
         next_url = str(url.with_query(page=page + 1)) if page < pages else None
         body = {

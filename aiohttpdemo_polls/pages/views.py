@@ -26,7 +26,7 @@ from ..web.content import (
 )
 from ..web.database import engine_key
 from ..web.i18n import N_
-from ..web.request import PAGE_SIZE, page_number, poll_id
+from ..web.request import PAGE_SIZE, page_count, page_number, poll_id
 from ..web.voting import (
     ALREADY_VOTED,
     NO_CHOICE,
@@ -63,13 +63,15 @@ def _chosen_ids(form: MultiMapping[str]) -> list[int] | None:
 async def index(request: web.Request) -> web.Response:
     """Published polls, newest first, a page at a time."""
     page = page_number(request)
+    if page is None:
+        raise web.HTTPNotFound()
 
     async def render() -> tuple[bytes | None, float]:
         async with connections.connection(request.config_dict[engine_key]) as conn:
             questions, total, upcoming = await polls.published_list(conn, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         if not questions and page != 1:
             return None, 0
-        context = {"questions": questions, "page": page, "pages": max(1, -(-total // PAGE_SIZE))}
+        context = {"questions": questions, "page": page, "pages": page_count(total)}
         closing = [q.closes_at for q in questions if not q.closed]
         return render_page(request, "index.html", context), expiry(upcoming, *closing)
 

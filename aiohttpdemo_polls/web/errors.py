@@ -3,7 +3,6 @@
 import errno
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from http import HTTPStatus
 
 import aiohttp_jinja2
 import psycopg2
@@ -11,36 +10,12 @@ from aiohttp import web
 
 from .. import logs
 from ..store import connections
+from . import statuses
 from .checks import SAFE_METHODS
-from .i18n import N_
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-MESSAGES = {
-    400: N_("The request could not be understood."),
-    403: N_("You are not allowed to do that."),
-    404: N_("There is no such page. The poll may not exist or may not be published yet."),
-    405: N_("That address does not accept this kind of request."),
-    409: N_("That cannot be done in the poll's current state."),
-    413: N_("The request was too large."),
-    429: N_("Too many requests from your address. Please try again later."),
-    500: N_("Something went wrong on our side. It has been logged; please try again later."),
-    503: N_("The service is unavailable right now. Please try again in a moment."),
-}
-# The page titles of those statuses (HTTPStatus's phrases, for the catalogs).
-REASONS = {
-    400: N_("Bad Request"),
-    403: N_("Forbidden"),
-    404: N_("Not Found"),
-    405: N_("Method Not Allowed"),
-    409: N_("Conflict"),
-    413: N_("Content Too Large"),
-    429: N_("Too Many Requests"),
-    500: N_("Internal Server Error"),
-    503: N_("Service Unavailable"),
-}
 
 
 class Refused(Exception):
@@ -86,29 +61,19 @@ def error_page(
     request: web.Request, status: int, message: str | None, errors: Mapping[str, str] | None
 ) -> web.Response:
     """The site's own error page for `status`, with a link back to the index."""
-    reason = _reason(status)
     context = {
         "request": request,
         "status": status,
-        "reason": reason,
-        "message": message or MESSAGES.get(status, reason),
+        "reason": statuses.title(status),
+        "message": message or statuses.page_text(status),
     }
     return aiohttp_jinja2.render_template("error.html", request, context, status=status)
-
-
-def _reason(status: int) -> str:
-    if status in REASONS:
-        return REASONS[status]
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return N_("Error")
 
 
 def _custom_text(exc: web.HTTPException) -> str | None:
     """A message a view gave the exception, rather than aiohttp's default '404: Not Found'.
 
-    aiohttp's own 413 names byte counts in English only: the page says MESSAGES[413] instead."""
+    aiohttp's own 413 names byte counts in English only: the answer takes statuses.py's text instead."""
     text = exc.text or ""
     if text == f"{exc.status}: {exc.reason}" or isinstance(exc, web.HTTPRequestEntityTooLarge):
         return None

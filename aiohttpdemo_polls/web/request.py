@@ -1,5 +1,5 @@
-"""Reading what a request names: the poll in its address, the page of a listing. A value no
-poll or page can have is a 404, here, so views never see it."""
+"""Reading what a request names: the poll in its address, the page of a listing. A poll id no poll
+can have is a 404, here, so views never see it; a bad page number each caller refuses its own way."""
 
 import re
 
@@ -22,9 +22,12 @@ def poll_id(request: web.Request) -> int:
     return int(raw)
 
 
-def page_number(request: web.Request) -> int:
-    """The `page` of a listing from the query (1 when absent); a 404 for one no listing has."""
+def page_number(request: web.Request) -> int | None:
+    """The `page` of a listing from the query (1 when absent); None for one no listing has."""
     raw = request.query.get("page", "1")
-    if not _PAGE.fullmatch(raw):
-        raise web.HTTPNotFound()
-    return int(raw)
+    return int(raw) if _PAGE.fullmatch(raw) else None
+
+
+def page_count(total: int) -> int:
+    """How many pages `total` items fill, PAGE_SIZE a page: one, even when there are none."""
+    return max(1, -(-total // PAGE_SIZE))
