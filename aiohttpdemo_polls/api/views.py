@@ -14,7 +14,6 @@ from aiohttp import web
 from ..maker import creation
 from ..maker.form import MAX_CHOICES, check_new_poll, json_fields, json_names
 from ..store import connections, polls, rules
-from ..store.schema import PG_INT_MAX
 from ..store.votes import VoteNotCounted, VoteOutcome, ballot_choices
 from ..web.cache import cache_key, expiry
 from ..web.config import config_key
@@ -29,6 +28,7 @@ from ..web.voting import (
     VOTE_CHANGED,
     VOTE_UNKNOWN,
     VOTING_CLOSED,
+    possible_ballot,
     voter_cookie,
     voter_id,
     votes_key,
@@ -202,7 +202,7 @@ def _chosen_ids(body: Mapping[str, Any]) -> list[int]:
         raise Problem(422, errors={"choices": NOT_A_LIST_OF_IDS})
     if not chosen:
         raise Problem(422, errors={"choices": NO_CHOICE})
-    if len(chosen) > MAX_CHOICES or not all(0 < c <= PG_INT_MAX for c in chosen):
+    if len(chosen) > MAX_CHOICES or not possible_ballot(chosen):
         raise Problem(422, errors={"choices": NOT_CHOICE})
     return chosen
 

@@ -34,6 +34,7 @@ from ..web.voting import (
     VOTE_CHANGED,
     VOTE_UNKNOWN,
     VOTING_CLOSED,
+    possible_ballot,
     voter_cookie,
     voter_id,
     votes_key,
@@ -42,9 +43,7 @@ from ..web.voting import (
 # The results page's ?notice= after a vote that was not simply counted.
 VOTE_NOTICES = {"already": ALREADY_VOTED, "changed": VOTE_CHANGED}
 VOTE_NOT_CONFIRMED = N_("Vote not confirmed")
-_ID = re.compile(r"[A-Za-z0-9_-]{24}")
-_PAGE = re.compile(r"[1-9][0-9]{0,8}")
-_ID = re.compile(r"[1-9][0-9]{0,9}")
+_ID = re.compile(r"[1-9][0-9]{0,9}")  # written as a choice id is: no sign, no leading zeros
 
 
 def _chosen_ids(form: MultiMapping[str]) -> list[int] | None:
@@ -53,11 +52,10 @@ def _chosen_ids(form: MultiMapping[str]) -> list[int] | None:
     Whether the poll takes several is for the vote batcher to say (it reads the poll).
     """
     values = form.getall("choice", [])
-    if not values:
-        return None
     if not all(isinstance(v, str) and _ID.fullmatch(v.strip()) for v in values):
         return None
-    return [int(v) for v in values]
+    chosen = [int(v) for v in values]
+    return chosen if possible_ballot(chosen) else None
 
 
 async def index(request: web.Request) -> web.Response:

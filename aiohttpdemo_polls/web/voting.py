@@ -2,10 +2,11 @@
 cookie, the group-commit writer (store.votes) on the application, and what each outcome says."""
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
+from ..store.schema import PG_INT_MAX
 from ..store.votes import VoteBatcher
 from .database import changes_key, engine_key
 from .i18n import N_
@@ -45,6 +46,12 @@ def voter_id(request: web.Request) -> str | None:
     """The browser's voter id from its cookie, if it sent a well-formed one."""
     value = request.cookies.get(VOTER_COOKIE, "")
     return value if _VOTER_ID.fullmatch(value) else None
+
+
+def possible_ballot(choice_ids: Sequence[int]) -> bool:
+    """Whether these ids can be a ballot: at least one, each an id a choice can have (1..PG_INT_MAX).
+    Whether they are the poll's choices is for the vote batcher to say."""
+    return bool(choice_ids) and all(0 < c <= PG_INT_MAX for c in choice_ids)
 
 
 def voter_cookie(voter: str, secure: bool) -> str:
