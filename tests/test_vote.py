@@ -1,11 +1,9 @@
 """Voting: POST-redirect-GET, counted by the database, bad input counting nothing."""
 
-import secrets
-
 import pytest
-from aiohttp import web
 
-from aiohttpdemo_polls.web.voting import VOTER_COOKIE, VOTER_COOKIE_MAX_AGE, voter_cookie
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.web.voting import VOTER_COOKIE
 
 
 async def test_vote_adds_one_and_redirects_to_results(client, make_question, votes_of, vote):
@@ -83,11 +81,22 @@ async def test_vote_sets_a_long_lived_http_only_voter_cookie(client, make_questi
     assert not cookie["secure"]
 
 
-@pytest.mark.parametrize("secure", [False, True])
-def test_voter_cookie_is_the_header_aiohttps_set_cookie_writes(secure):
-    voter = secrets.token_urlsafe(18)
-    response = web.Response()
-    response.set_cookie(
-        VOTER_COOKIE, voter, max_age=VOTER_COOKIE_MAX_AGE, httponly=True, samesite="Lax", secure=secure
-    )
-    assert voter_cookie(voter, secure=secure) == response.cookies[VOTER_COOKIE].output(header="").strip()
+@pytest.mark.parametrize("https", [False, True])
+@pytest.mark.parametrize("via", ["form", "api"])
+async def test_new_voter_gets_one_set_cookie_header_with_these_attributes(
+    aiohttp_client, config, make_question, https, via
+):
+    client = await aiohttp_client(init_app(config={**config, "https": https}))
+    question = make_question()
+    scheme = "https" if https else "http"
+    origin = {"Origin": f"{scheme}://{client.make_url('/').authority}"}
+    if via == "form":
+        url, body = f"/poll/{question['id']}/vote", {"data": {"choice": str(question["choices"][0])}}
+    else:
+        url, body = f"/api/polls/{question['id']}/vote", {"json": {"choices": [question["choices"][0]]}}
+    response = await client.post(url, **body, headers=origin, allow_redirects=False)
+    assert response.status == (302 if via == "form" else 200), await response.text()
+    [header] = response.headers.getall("Set-Cookie")
+    voter = response.cookies[VOTER_COOKIE].value
+    secure = "; Secure" if https else ""
+    assert header == f"{VOTER_COOKIE}={voter}; HttpOnly; Max-Age=31536000; Path=/; SameSite=Lax{secure}"

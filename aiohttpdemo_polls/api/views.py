@@ -4,7 +4,6 @@ creation.py, errors as problem documents (problems.py), described by openapi.py.
 """
 
 import json
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,8 +12,7 @@ from aiohttp import web
 from ..maker import creation
 from ..maker.form import MAX_CHOICES, check_new_poll, json_fields, json_names
 from ..store import connections, polls, rules
-from ..store.schema import PG_INT_MAX
-from ..store.votes import VoteNotCounted, VoteOutcome, ballot_choices
+from ..store.votes import VoteOutcome, ballot_choices
 from ..web.cache import cache_key, expiry
 from ..web.config import config_key
 from ..web.content import poll_expiry, published_content, voters_poll
@@ -24,13 +22,13 @@ from ..web.request import PAGE_SIZE, page_count, page_number, poll_id
 from ..web.voting import (
     ALREADY_VOTED,
     NO_CHOICE,
-    NOT_COUNTED,
     VOTE_CHANGED,
     VOTE_UNKNOWN,
     VOTING_CLOSED,
-    voter_cookie,
+    cast,
+    possible_ballot,
+    set_voter_cookie,
     voter_id,
-    votes_key,
 )
 from . import json_body, openapi
 from .problems import Problem
@@ -199,7 +197,7 @@ def _chosen_ids(body: Mapping[str, Any]) -> list[int]:
         raise Problem(422, errors={"choices": NOT_A_LIST_OF_IDS})
     if not chosen:
         raise Problem(422, errors={"choices": NO_CHOICE})
-    if len(chosen) > MAX_CHOICES or not all(0 < c <= PG_INT_MAX for c in chosen):
+    if len(chosen) > MAX_CHOICES or not possible_ballot(chosen):
         raise Problem(422, errors={"choices": NOT_CHOICE})
     return chosen
 
@@ -217,14 +215,8 @@ async def vote(request: web.Request) -> web.Response:
     """Cast the caller's ballot, as the voting form does; answer with their ballot."""
     question_id = poll_id(request)
     chosen = _chosen_ids(await read_object(request, frozenset({"choices"})))
-    voter = voter_id(request)
-    new_voter = voter is None
-    if voter is None:
-        voter = secrets.token_urlsafe(18)  # 144 random bits, as the form's
-    try:
-        outcome = await request.config_dict[votes_key].cast(question_id, chosen, voter)
-    except VoteNotCounted:
-        raise web.HTTPServiceUnavailable(text=NOT_COUNTED) from None
+    ballot = await cast(request, question_id, chosen)
+    outcome = ballot.outcome
     if outcome is VoteOutcome.INVALID_CHOICE:
         content = await published_content(request, question_id)  # 404 when there is no poll
         if not content.question.closed:
@@ -233,12 +225,10 @@ async def vote(request: web.Request) -> web.Response:
     if outcome is VoteOutcome.CLOSED:
         raise Problem(409, VOTING_CLOSED)
     if outcome is VoteOutcome.ALREADY_VOTED:  # their earlier ballot, which may differ (lock_votes)
-        _, choices = await voters_poll(request, question_id, voter)
+        _, choices = await voters_poll(request, question_id, ballot.voter)
         mine = [c.id for c in choices if c.mine]
     else:  # committed as asked: no read needed, which would take a pool connection per vote
         mine = ballot_choices(chosen)
-    # Counted, or perhaps (UNKNOWN): a new caller needs the cookie so that a retry counts once.
-    counted = outcome in (VoteOutcome.COUNTED, VoteOutcome.UNKNOWN)
     status, message = _BALLOT_STATUS[outcome]
     body = {
         "status": status,
@@ -246,10 +236,9 @@ async def vote(request: web.Request) -> web.Response:
         "choices": mine,
         "links": _poll_links(request, question_id),
     }
-    headers = {}
-    if new_voter and counted:
-        headers["Set-Cookie"] = voter_cookie(voter, secure=request.config_dict[config_key]["https"])
-    return _json(body, status=202 if outcome is VoteOutcome.UNKNOWN else 200, headers=headers)
+    response = _json(body, status=202 if outcome is VoteOutcome.UNKNOWN else 200)
+    set_voter_cookie(request, response, ballot)
+    return response
 
 
 async def create_poll(request: web.Request) -> web.Response:

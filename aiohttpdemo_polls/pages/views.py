@@ -4,7 +4,6 @@ Pages the same for every reader are rendered once and cached until their poll ch
 """
 
 import re
-import secrets
 from typing import Any
 
 import aiohttp_jinja2
@@ -12,10 +11,9 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from ..store import connections, polls, rules
-from ..store.votes import VoteNotCounted, VoteOutcome
+from ..store.votes import VoteOutcome
 from ..web import forms
 from ..web.cache import cache_key, expiry
-from ..web.config import config_key
 from ..web.content import (
     PollContent,
     cached_page,
@@ -30,21 +28,20 @@ from ..web.request import PAGE_SIZE, page_count, page_number, poll_id
 from ..web.voting import (
     ALREADY_VOTED,
     NO_CHOICE,
-    NOT_COUNTED,
     VOTE_CHANGED,
     VOTE_UNKNOWN,
     VOTING_CLOSED,
-    voter_cookie,
+    Cast,
+    cast,
+    possible_ballot,
+    set_voter_cookie,
     voter_id,
-    votes_key,
 )
 
 # The results page's ?notice= after a vote that was not simply counted.
 VOTE_NOTICES = {"already": ALREADY_VOTED, "changed": VOTE_CHANGED}
 VOTE_NOT_CONFIRMED = N_("Vote not confirmed")
-_ID = re.compile(r"[A-Za-z0-9_-]{24}")
-_PAGE = re.compile(r"[1-9][0-9]{0,8}")
-_ID = re.compile(r"[1-9][0-9]{0,9}")
+_ID = re.compile(r"[1-9][0-9]{0,9}")  # written as a choice id is: no sign, no leading zeros
 
 
 def _chosen_ids(form: MultiMapping[str]) -> list[int] | None:
@@ -53,11 +50,10 @@ def _chosen_ids(form: MultiMapping[str]) -> list[int] | None:
     Whether the poll takes several is for the vote batcher to say (it reads the poll).
     """
     values = form.getall("choice", [])
-    if not values:
-        return None
     if not all(isinstance(v, str) and _ID.fullmatch(v.strip()) for v in values):
         return None
-    return [int(v) for v in values]
+    chosen = [int(v) for v in values]
+    return chosen if possible_ballot(chosen) else None
 
 
 async def index(request: web.Request) -> web.Response:
@@ -114,54 +110,40 @@ async def vote(request: web.Request) -> web.Response:
     transaction, so a busy poll's votes never wait for its cached page to be reloaded.
     """
     question_id = poll_id(request)
-    form = await forms.read_form(request)
-    voter = voter_id(request)
-    new_voter = voter is None
-    if new_voter:
-        voter = secrets.token_urlsafe(18)  # 144 random bits
-    chosen = _chosen_ids(form)
-    try:
-        outcome = (
-            VoteOutcome.INVALID_CHOICE
-            if chosen is None
-            else await request.config_dict[votes_key].cast(question_id, chosen, voter)
-        )
-    except VoteNotCounted:
-        # Nothing of it was kept (the database is away, most likely): the site's 503 page.
-        raise web.HTTPServiceUnavailable(text=NOT_COUNTED) from None
+    chosen = _chosen_ids(await forms.read_form(request))
+    if chosen is None:
+        return await _refused(request, question_id)
+    ballot = await cast(request, question_id, chosen)
+    outcome = ballot.outcome
     if outcome is VoteOutcome.INVALID_CHOICE:
-        # Refused: an unknown poll is a 404, a closed one a 409, else the form says why.
-        content = await published_content(request, question_id)
-        if content.question.closed:  # whatever was sent: a closed poll shows no form to fix
-            raise web.HTTPConflict(text=VOTING_CLOSED)
-        return aiohttp_jinja2.render_template(
-            "detail.html",
-            request,
-            {
-                "request": request,
-                "question": content.question,
-                "choices": content.choices,
-                "error": NO_CHOICE,
-            },
-            status=400,
-        )
+        return await _refused(request, question_id)
     if outcome is VoteOutcome.CLOSED:
         raise web.HTTPConflict(text=VOTING_CLOSED)
     if outcome is VoteOutcome.UNKNOWN:
-        return _vote_unknown(request, question_id, voter if new_voter else None)
+        return _vote_unknown(request, question_id, ballot)
     results = request.app.router["results"].url_for(question_id=str(question_id))
     if outcome is VoteOutcome.ALREADY_VOTED:
         results = results.with_query(already="1")
     elif outcome is VoteOutcome.CHANGED:
         results = results.with_query(changed="1")
-    headers = {"Location": str(results)}
-    if new_voter and outcome is VoteOutcome.COUNTED:
-        headers["Set-Cookie"] = voter_cookie(voter, secure=request.config_dict[config_key]["https"])
     # Returned, not raised: the hottest path in the app skips unwinding the middlewares.
-    return web.Response(status=302, headers=headers)
+    response = web.Response(status=302, headers={"Location": str(results)})
+    set_voter_cookie(request, response, ballot)
+    return response
 
 
-def _vote_unknown(request: web.Request, question_id: int, new_voter: str | None) -> web.Response:
+async def _refused(request: web.Request, question_id: int) -> web.Response:
+    """A ballot the poll does not take: an unknown poll is a 404, a closed one a 409, else the
+    form again (400) saying why."""
+    content = await published_content(request, question_id)
+    if content.question.closed:  # whatever was sent: a closed poll shows no form to fix
+        raise web.HTTPConflict(text=VOTING_CLOSED)
+    question, choices = content
+    context = {"request": request, "question": question, "choices": choices, "error": NO_CHOICE}
+    return aiohttp_jinja2.render_template("detail.html", request, context, status=400)
+
+
+def _vote_unknown(request: web.Request, question_id: int, ballot: Cast) -> web.Response:
     """202: the vote may or may not be in. With the results this process last read, if it has
     them (the database is likely out of reach); a new voter gets the cookie, so that voting
     again counts once whatever happened."""
@@ -172,10 +154,7 @@ def _vote_unknown(request: web.Request, question_id: int, new_voter: str | None)
     else:
         context = {"request": request, "status": 202, "reason": VOTE_NOT_CONFIRMED, "message": VOTE_UNKNOWN}
         response = aiohttp_jinja2.render_template("error.html", request, context, status=202)
-    if new_voter is not None:
-        response.headers["Set-Cookie"] = voter_cookie(
-            new_voter, secure=request.config_dict[config_key]["https"]
-        )
+    set_voter_cookie(request, response, ballot)
     return response
 
 

@@ -2,17 +2,20 @@
 cookie, the group-commit writer (store.votes) on the application, and what each outcome says."""
 
 import re
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from typing import NamedTuple
 
 from aiohttp import web
 
-from ..store.votes import VoteBatcher
+from ..store.schema import PG_INT_MAX
+from ..store.votes import VoteBatcher, VoteNotCounted, VoteOutcome
+from .config import config_key
 from .database import changes_key, engine_key
 from .i18n import N_
 
 VOTER_COOKIE = "polls_voter"
 VOTER_COOKIE_MAX_AGE = 365 * 24 * 3600
-_VOTER_COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={VOTER_COOKIE_MAX_AGE}; Path=/; SameSite=Lax"
 NO_CHOICE = N_("You didn't select a choice.")
 ALREADY_VOTED = N_("You already voted in this poll.")
 VOTE_CHANGED = N_("Your vote was changed.")
@@ -23,6 +26,8 @@ VOTE_UNKNOWN = N_(
     "confirm. Voting again from this browser will never count twice."
 )
 _VOTER_ID = re.compile(r"[A-Za-z0-9_-]{24}")
+# Counted, or perhaps (UNKNOWN): a new voter needs the cookie so that voting again counts once.
+_COOKIE_DUE = frozenset({VoteOutcome.COUNTED, VoteOutcome.UNKNOWN})
 
 votes_key = web.AppKey("votes", VoteBatcher)
 
@@ -47,10 +52,43 @@ def voter_id(request: web.Request) -> str | None:
     return value if _VOTER_ID.fullmatch(value) else None
 
 
-def voter_cookie(voter: str, secure: bool) -> str:
-    """The Set-Cookie value `response.set_cookie` writes for the voter id, a year long.
+def possible_ballot(choice_ids: Sequence[int]) -> bool:
+    """Whether these ids can be a ballot: at least one, each an id a choice can have (1..PG_INT_MAX).
+    Whether they are the poll's choices is for the vote batcher to say."""
+    return bool(choice_ids) and all(0 < c <= PG_INT_MAX for c in choice_ids)
 
-    Written out because every new voter's vote needs one and aiohttp's builds a
-    `http.cookies.Morsel` each time; a voter id is URL-safe base64, so nothing needs quoting.
-    """
-    return f"{VOTER_COOKIE}={voter}{_VOTER_COOKIE_ATTRIBUTES}{'; Secure' if secure else ''}"
+
+class Cast(NamedTuple):
+    """What casting a ballot came to, for the view to answer with."""
+
+    outcome: VoteOutcome
+    voter: str  # the request's voter id, or the new one the ballot was cast under
+    cookie_due: bool  # a new voter whose vote may be in: set_voter_cookie gives them the cookie
+
+
+async def cast(request: web.Request, question_id: int, chosen: Sequence[int]) -> Cast:
+    """Cast the ballot under the caller's voter id, or a new one; a 503 when nothing of it was kept
+    (the database is away, most likely)."""
+    voter = voter_id(request)
+    new_voter = voter is None
+    if voter is None:
+        voter = secrets.token_urlsafe(18)  # 144 random bits
+    try:
+        outcome = await request.config_dict[votes_key].cast(question_id, chosen, voter)
+    except VoteNotCounted:
+        raise web.HTTPServiceUnavailable(text=NOT_COUNTED) from None
+    return Cast(outcome, voter, new_voter and outcome in _COOKIE_DUE)
+
+
+def set_voter_cookie(request: web.Request, response: web.StreamResponse, ballot: Cast) -> None:
+    """Give the voter cookie, a year long, to a new voter whose vote may be in; nobody else."""
+    if ballot.cookie_due:
+        response.set_cookie(
+            VOTER_COOKIE,
+            ballot.voter,
+            max_age=VOTER_COOKIE_MAX_AGE,
+            path="/",
+            httponly=True,
+            samesite="Lax",
+            secure=request.config_dict[config_key]["https"],
+        )
