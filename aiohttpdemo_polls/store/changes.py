@@ -4,9 +4,11 @@ hears the schema's trigger notices, and `Notices` hands each changed poll to its
 """
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
 import aiopg
 import psycopg2
@@ -207,6 +209,23 @@ class Changes:
                 except Exception:
                     # One subscriber's fault must not keep the news from the others.
                     log.exception("notices: a subscriber failed on poll %s", question_id)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, conn: Any) -> AsyncIterator[set[int]]:
+        """A transaction on `conn`; once it commits, every subscriber hears of the polls added to
+        the set it yields, so this process's next page shows them without waiting for PostgreSQL."""
+        changed: set[int] = set()
+        try:
+            async with conn.begin():
+                yield changed
+        except BaseException as exc:
+            # The connection failed before the commit's answer: it may have committed, and
+            # telling of a poll that did not change costs only a read.
+            if changed and connections.connection_lost(exc):
+                self.changed(changed)
+            raise
+        if changed:
+            self.changed(changed)
 
     def _gap(self) -> None:
         self.changed(None)
