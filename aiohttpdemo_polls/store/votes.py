@@ -248,7 +248,6 @@ class VoteBatcher:
         self.spill = spill
         self._queue: list[_Ballot] = []
         self._running = 0
-        self.transactions = 0  # batches committed, for tests and curiosity
         self._tasks: set[asyncio.Task] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -402,7 +401,6 @@ class VoteBatcher:
             )
             # Answered: handing the connection back must not become a timeout.
             timer.reschedule(None)
-        self.transactions += 1
         outcomes = _outcomes(batch, rows)
         if rows[0].counters != rows[0].tallied:  # the foreign keys make this an error first
             log.error("vote batch counted %d of %d choices", rows[0].counters, rows[0].tallied)
