@@ -216,9 +216,9 @@ async def edit_poll(
 def add_poll(
     connection: Any, question_text: str, choices: Sequence[str], **columns: Any
 ) -> tuple[int, list[int]]:
-    """Insert a question and its choices (a sync SQLAlchemy connection: init_db.py, tests).
+    """Insert a poll, its question and choices (a sync SQLAlchemy connection: init_db.py, tests).
 
-    Returns the question's id and its choices' ids, in the order given.
+    Returns the poll's id and its choices' ids, in the order given.
     """
     question_id = connection.execute(
         question.insert().values(question_text=question_text, **columns).returning(question.c.id)
