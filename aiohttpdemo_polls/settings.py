@@ -86,7 +86,7 @@ SCHEMA = t.Dict(
         # Peers whose X-Forwarded-For is believed (nginx's address, a load balancer's network):
         # the client address is then the last untrusted hop in it. Anyone else's is ignored.
         t.Key("trusted_proxies", default=[]): t.Call(_networks),
-        # Live results (live.py): how notices are coalesced, and how many watchers a process takes.
+        # Live results (live/hub.py): how changes are coalesced, and how many watchers a process takes.
         t.Key("live", default={}): t.Dict(
             {
                 t.Key("window_ms", default=100): t.ToInt(gte=0, lte=10_000),

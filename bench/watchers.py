@@ -60,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 
 from aiohttpdemo_polls import settings  # noqa: E402
 from aiohttpdemo_polls.store import pgserver, schema  # noqa: E402
+from aiohttpdemo_polls.store.changes import Changes  # noqa: E402
 from aiohttpdemo_polls.store.votes import VoteBatcher, VoteNotCounted, VoteOutcome  # noqa: E402
 from bench import faults  # noqa: E402
 
@@ -250,9 +251,10 @@ class Votes:
 
     @contextlib.asynccontextmanager
     async def writer(self) -> AsyncIterator[VoteBatcher]:
-        """The app's own vote writer, on an engine of ours."""
+        """The app's own vote writer, on an engine of ours. Its bus of changes has no subscriber:
+        the watchers' app hears of each vote from PostgreSQL, as from another process."""
         async with aiopg.sa.create_engine(self.url, minsize=1, maxsize=2) as engine:
-            yield VoteBatcher(engine)
+            yield VoteBatcher(engine, Changes(self.url))
 
     async def timed(self, batcher: VoteBatcher, count: int) -> None:
         for _ in range(count):

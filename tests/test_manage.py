@@ -6,12 +6,14 @@ import html
 import re
 
 import aiopg
+import aiopg.sa
 import pytest
 import sqlalchemy as sa
 
 from aiohttpdemo_polls.app import init_app
 from aiohttpdemo_polls.maker import manage
-from aiohttpdemo_polls.store import schema
+from aiohttpdemo_polls.store import making, schema
+from aiohttpdemo_polls.store.changes import Changes
 from aiohttpdemo_polls.web.voting import VOTING_CLOSED
 
 
@@ -266,3 +268,31 @@ async def test_unknown_action_is_a_400_page(client, make_poll, stored_poll, data
     assert response.status == 400
     assert manage.UNKNOWN_ACTION in html.unescape(await response.text())
     assert stored_poll(poll["id"]).question.closed is False
+
+
+async def test_the_makers_writes_tell_the_bus_of_changes_once_committed_and_only_when_they_change(
+    database_url, make_question, add_votes
+):
+    bus = Changes(database_url)  # never started: only the store's own commits can reach it
+    heard: list[int | None] = []
+    bus.subscribe(heard.append)
+    async with aiopg.sa.create_engine(database_url, minsize=1, maxsize=1) as engine, engine.acquire() as conn:
+        made = await making.create_poll(conn, bus, "Told?", ["Yes", "No"], False, None, b"\x03" * 32, "t", 5)
+        assert heard == [made]
+        heard.clear()
+        assert await making.close_poll(conn, bus, made)
+        assert not await making.close_poll(conn, bus, made)  # closed already: nothing changed
+        assert await making.reopen_poll(conn, bus, made)
+        assert not await making.reopen_poll(conn, bus, made)
+        assert await making.edit_poll(conn, bus, made, "Told again?", ["Y", "N"]) is making.EditOutcome.EDITED
+        assert heard == [made, made, made]
+        heard.clear()
+        voted = make_question(choices=("A", "B"))
+        add_votes(voted["id"], {voted["choices"][0]: 1})
+        assert (
+            await making.edit_poll(conn, bus, voted["id"], "New?", ["C", "D"]) is making.EditOutcome.HAS_VOTES
+        )
+        assert heard == []
+        assert await making.delete_poll(conn, bus, made)
+        assert not await making.delete_poll(conn, bus, made)  # gone already
+        assert heard == [made]

@@ -30,6 +30,7 @@ import psycopg2
 import pytest
 import sqlalchemy as sa
 
+from aiohttpdemo_polls.store.changes import Changes
 from aiohttpdemo_polls.store.votes import VoteBatcher, VoteOutcome
 from aiohttpdemo_polls.web.voting import VOTER_COOKIE
 
@@ -354,7 +355,7 @@ async def test_batcher_counts_a_vote_on_a_connection_that_lost_its_prepared_stat
     question = make_question(choices=("Yes", "No"))
     yes, no = question["choices"]
     async with aiopg.sa.create_engine(database_url, minsize=1, maxsize=1) as engine:
-        batcher = VoteBatcher(engine)
+        batcher = VoteBatcher(engine, Changes(database_url))  # a bus nobody listens to
         assert await batcher.cast(question["id"], [yes], secrets.token_urlsafe(18)) is VoteOutcome.COUNTED
         async with engine.acquire() as conn:
             await conn.execute("DEALLOCATE ALL")  # as on a server connection PgBouncer just opened

@@ -1,5 +1,5 @@
 """Nothing the app runs in the background dies for good: the vote writer, the live fan-out,
-the listener and the notice bus each take an unexpected exception, once, and go on.
+the listener and the bus of changes each take an unexpected exception, once, and go on.
 
 Each test injects a fault of ours (a RuntimeError where none is expected), then proves the
 next vote is answered and counted and the next update reaches a watcher; no task is left

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from aiohttpdemo_polls.store import schema
+from aiohttpdemo_polls.store.changes import Changes
 from aiohttpdemo_polls.store.votes import VoteBatcher, VoteNotCounted, VoteOutcome
 
 Outcome = VoteOutcome
@@ -19,53 +20,103 @@ def voter() -> str:
     return secrets.token_urlsafe(18)
 
 
+class CountingEngine:
+    """An engine that counts the connections taken from it: a batcher takes one per batch it sends."""
+
+    def __init__(self, engine: aiopg.sa.Engine) -> None:
+        self.engine = engine
+        self.taken = 0
+
+    def acquire(self):
+        self.taken += 1
+        return self.engine.acquire()
+
+    def __getattr__(self, name: str):
+        return getattr(self.engine, name)
+
+
 @pytest.fixture
 async def engine(database_url):
     async with aiopg.sa.create_engine(database_url, minsize=1, maxsize=4) as engine:
-        yield engine
+        yield CountingEngine(engine)
+
+
+@pytest.fixture
+def changes(database_url):
+    """A bus of changes that is never started: only the batcher's own commits reach it."""
+    return Changes(database_url)
 
 
 async def test_many_voters_at_once_are_all_counted_in_few_transactions(
-    engine, make_question, votes_of, vote_rows_match_counters
+    engine, changes, make_question, votes_of, vote_rows_match_counters
 ):
     question = make_question(choices=("Hot", "Cold"))
     hot, cold = question["choices"]
-    batcher = VoteBatcher(engine)
+    batcher = VoteBatcher(engine, changes)
     outcomes = await asyncio.gather(
         *(batcher.cast(question["id"], [hot if n % 3 else cold], voter()) for n in range(300))
     )
     assert outcomes == [Outcome.COUNTED] * 300
     assert votes_of(question["id"]) == {hot: 200, cold: 100}
     assert vote_rows_match_counters()
-    assert batcher.transactions < 30  # they were grouped, not one transaction each
+    assert engine.taken < 30  # they were grouped, not one transaction each
 
 
-async def test_repeated_voter_within_one_batch_counts_once(engine, make_question, votes_of):
+async def test_repeated_voter_within_one_batch_counts_once(engine, changes, make_question, votes_of):
     question = make_question(choices=("Yes", "No"), lock_votes=True)
     yes, no = question["choices"]
-    batcher = VoteBatcher(engine, writers=1)
+    batcher = VoteBatcher(engine, changes, writers=1)
     same = voter()
     outcomes = await asyncio.gather(
         batcher.cast(question["id"], [yes], same),
         batcher.cast(question["id"], [no], same),
         batcher.cast(question["id"], [no], voter()),
     )
-    assert batcher.transactions == 1
+    assert engine.taken == 1
     assert outcomes == [Outcome.COUNTED, Outcome.ALREADY_VOTED, Outcome.COUNTED]
     assert votes_of(question["id"]) == {yes: 1, no: 1}
     # ...and exactly as across batches: the same voter again later is refused too.
     assert await batcher.cast(question["id"], [no], same) is Outcome.ALREADY_VOTED
 
 
+async def test_each_committed_batch_tells_the_bus_of_changes_the_polls_it_changed(
+    engine, changes, make_question
+):
+    question = make_question("One?", choices=("Yes", "No"))
+    other = make_question("Two?", choices=("A", "B"))
+    closed = make_question("Closed?", choices=("X", "Y"), closed_at=datetime.now(UTC))
+    heard: list[int | None] = []
+    changes.subscribe(heard.append)
+    batcher = VoteBatcher(engine, changes, writers=1)
+    same = voter()
+    outcomes = await asyncio.gather(
+        batcher.cast(question["id"], [question["choices"][0]], voter()),
+        batcher.cast(question["id"], [question["choices"][1]], voter()),
+        batcher.cast(other["id"], [other["choices"][0]], same),
+        batcher.cast(closed["id"], [closed["choices"][0]], voter()),
+    )
+    assert engine.taken == 1
+    assert outcomes == [Outcome.COUNTED, Outcome.COUNTED, Outcome.COUNTED, Outcome.CLOSED]
+    assert sorted(heard) == sorted([question["id"], other["id"]])  # each once, none for the refusal
+    # A batch that changed nothing (the same choice again, a closed poll) tells nothing.
+    heard.clear()
+    assert await batcher.cast(other["id"], [other["choices"][0]], same) is Outcome.ALREADY_VOTED
+    assert await batcher.cast(closed["id"], [closed["choices"][1]], voter()) is Outcome.CLOSED
+    assert heard == []
+    # A changed vote changes its poll's counts: told.
+    assert await batcher.cast(other["id"], [other["choices"][1]], same) is Outcome.CHANGED
+    assert heard == [other["id"]]
+
+
 async def test_invalid_choices_and_closed_polls_are_refused_without_touching_the_others(
-    engine, make_question, votes_of, vote_rows_match_counters
+    engine, changes, make_question, votes_of, vote_rows_match_counters
 ):
     question = make_question("Open?", choices=("Yes", "No"), lock_votes=True)
     other = make_question("Other?", choices=("A", "B"))
     closed = make_question("Closed?", choices=("X", "Y"), closed_at=datetime.now(UTC))
     future = make_question("Later?", days=3, choices=("P", "Q"))
     yes, no = question["choices"]
-    batcher = VoteBatcher(engine, writers=1)
+    batcher = VoteBatcher(engine, changes, writers=1)
     already = voter()
     assert await batcher.cast(question["id"], [yes], already) is Outcome.COUNTED
     outcomes = await asyncio.gather(
@@ -97,11 +148,11 @@ async def test_invalid_choices_and_closed_polls_are_refused_without_touching_the
 
 
 async def test_failed_batch_is_retried_one_by_one_and_only_the_bad_ballot_fails(
-    engine, make_question, votes_of, vote_rows_match_counters
+    engine, changes, make_question, votes_of, vote_rows_match_counters
 ):
     question = make_question(choices=("Yes", "No"))
     yes, _ = question["choices"]
-    batcher = VoteBatcher(engine, writers=1)
+    batcher = VoteBatcher(engine, changes, writers=1)
     # A voter id longer than the column makes PostgreSQL reject the whole batch's INSERT.
     outcomes = await asyncio.gather(
         batcher.cast(question["id"], [yes], voter()),
@@ -144,7 +195,7 @@ async def test_every_302_is_sent_after_its_vote_is_committed(
 
 
 async def test_two_processes_batching_the_same_voters_count_each_once_without_deadlock(
-    database_url, make_question, votes_of, vote_rows_match_counters, caplog
+    database_url, changes, make_question, votes_of, vote_rows_match_counters, caplog
 ):
     question = make_question(choices=("Hot", "Cold"), lock_votes=True)
     hot, cold = question["choices"]
@@ -152,10 +203,11 @@ async def test_two_processes_batching_the_same_voters_count_each_once_without_de
     # Two engines and batchers: two processes' vote writers, racing for the same ballots
     # (each voter votes through both at once) and the same two counters.
     async with (
-        aiopg.sa.create_engine(database_url, minsize=1, maxsize=2) as one,
-        aiopg.sa.create_engine(database_url, minsize=1, maxsize=2) as other,
+        aiopg.sa.create_engine(database_url, minsize=1, maxsize=2) as one_pool,
+        aiopg.sa.create_engine(database_url, minsize=1, maxsize=2) as other_pool,
     ):
-        first, second = VoteBatcher(one), VoteBatcher(other)
+        one, other = CountingEngine(one_pool), CountingEngine(other_pool)
+        first, second = VoteBatcher(one, changes), VoteBatcher(other, changes)
         casts = []
         for n, v in enumerate(voters):
             casts.append(first.cast(question["id"], [hot], v))
@@ -167,13 +219,15 @@ async def test_two_processes_batching_the_same_voters_count_each_once_without_de
     assert vote_rows_match_counters()
     # Each batch went through whole: none failed (a deadlock would) and was retried alone.
     assert not [r for r in caplog.records if r.name == "aiohttpdemo_polls.store.votes"]
-    assert first.transactions + second.transactions < 100
+    assert one.taken + other.taken < 100
 
 
-async def test_two_batchers_on_one_engine_share_its_prepared_connections(engine, make_question, votes_of):
+async def test_two_batchers_on_one_engine_share_its_prepared_connections(
+    engine, changes, make_question, votes_of
+):
     question = make_question(choices=("Yes", "No"))
     yes, no = question["choices"]
-    first, second = VoteBatcher(engine), VoteBatcher(engine)
+    first, second = VoteBatcher(engine, changes), VoteBatcher(engine, changes)
     assert await first.cast(question["id"], [yes], voter()) is Outcome.COUNTED
     # The same pooled connection, on which `first` prepared the batch statement.
     assert await second.cast(question["id"], [no], voter()) is Outcome.COUNTED

@@ -229,15 +229,6 @@ class Live:
             if not joining:
                 del self._joining[question_id]
 
-    def watchers_of(self, question_id: int) -> int:
-        """How many sockets watch this poll (joining ones included)."""
-        return len(self._watchers.get(question_id, ())) + len(self._joining.get(question_id, ()))
-
-    def backlogs(self, question_id: int) -> list[int]:
-        """Bytes waiting for each open socket watching this poll: what the slow-watcher rule weighs."""
-        watching = [*self._watchers.get(question_id, ()), *self._joining.get(question_id, ())]
-        return [w.backlog() for w in watching if not w.transport.is_closing()]
-
     def answered(self, watcher: Watcher) -> None:
         """Its pong came: it has read up to our ping. The next ping is due a heartbeat from now."""
         if watcher.pinged_at is not None:  # a pong nobody asked for proves nothing

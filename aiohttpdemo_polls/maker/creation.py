@@ -68,8 +68,6 @@ async def publish(request: web.Request, typed: PollForm) -> Made:
         question_id = await _store(request, typed, token_hash)
     except making.TooManyPolls as exc:
         raise web.HTTPTooManyRequests(text=TOO_MANY, headers={"Retry-After": str(exc.retry_after)}) from None
-    # Committed: this process's index lists it at once, without waiting for the notice.
-    request.config_dict[changes_key].changed([question_id])
     return Made(question_id, token)
 
 
@@ -84,6 +82,7 @@ async def _store(request: web.Request, typed: PollForm, token_hash: bytes) -> in
                     return made
                 return await making.create_poll(
                     conn,
+                    request.config_dict[changes_key],
                     typed.question,
                     typed.choice_texts,
                     typed.multiple,

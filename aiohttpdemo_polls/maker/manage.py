@@ -78,19 +78,19 @@ async def manage_action(request: web.Request) -> web.Response:
     """One maker's action from the form's `action` field, then back to the page (303)."""
     form = await read_form(request)
     action = form.get("action")
+    changes = request.config_dict[changes_key]
     async with connections.connection(request.config_dict[engine_key]) as conn:
         poll = await poll_or_404(request, conn)
         if action == "close":
-            await making.close_poll(conn, poll.id)
+            await making.close_poll(conn, changes, poll.id)
             done = "closed"
         elif action == "reopen":
-            await making.reopen_poll(conn, poll.id)
+            await making.reopen_poll(conn, changes, poll.id)
             done = "reopened"
         elif action == "delete":
             if form.get("confirm") != "yes":
                 return _confirm_delete(request, poll)
-            await making.delete_poll(conn, poll.id)
-            request.config_dict[changes_key].changed([poll.id])
+            await making.delete_poll(conn, changes, poll.id)
             raise web.HTTPSeeOther(request.app.router["poll_deleted"].url_for())
         elif action == "edit":
             refused = await _edit(request, conn, poll, form)
@@ -99,8 +99,6 @@ async def manage_action(request: web.Request) -> web.Response:
             done = "edited"
         else:
             raise web.HTTPBadRequest(text=UNKNOWN_ACTION)
-    # Committed: this process's next page shows it without waiting for the notice.
-    request.config_dict[changes_key].changed([poll.id])
     raise web.HTTPSeeOther(_manage_url(request, poll).with_query(done=done))
 
 
@@ -112,7 +110,8 @@ async def _edit(request: web.Request, conn: Any, poll: Any, form: Any) -> web.Re
     typed = check_edit(form, count)
     if not typed.valid:
         return await _render(request, conn, poll, edit_form=typed, status=400)
-    outcome = await making.edit_poll(conn, poll.id, typed.question, [c.strip() for c in typed.choices])
+    texts = [c.strip() for c in typed.choices]
+    outcome = await making.edit_poll(conn, request.config_dict[changes_key], poll.id, typed.question, texts)
     if outcome is making.EditOutcome.HAS_VOTES:
         poll = await poll_or_404(request, conn)
         return await _render(request, conn, poll, edit_error=HAS_VOTES, status=409)

@@ -1,12 +1,15 @@
 """The one path from a changed poll to what depends on it, in every process: `Listener`
-hears the schema's trigger notices, and `Notices` hands each changed poll to its subscribers
-(the page cache, live results), as it does for this process's own commits.
+hears the changes the schema's triggers send (NOTIFY), and `Changes`, the bus of changes,
+hands each changed poll to its subscribers (the page cache, live results), as it does for
+this process's own commits.
 """
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
 import aiopg
 import psycopg2
@@ -17,11 +20,11 @@ from . import connections, schema
 log = logging.getLogger(__name__)
 
 RECONNECT_MIN = 0.1  # seconds; doubles up to RECONNECT_MAX, with jitter
-# Bounds how long after the database is back this process notices (and takes requests again).
+# Bounds how long after the database is back this process learns it (and takes requests again).
 RECONNECT_MAX = 1.0
-# Seconds without notices before checking the connection. The page cache is trusted while
+# Seconds without changes heard before checking the connection. The page cache is trusted while
 # this connection is thought alive, so this (plus REACH_TIMEOUT) bounds how long a host cut
-# off from the database, its connection silently dead, serves pages no notice can reach,
+# off from the database, its connection silently dead, serves pages no change can reach,
 # and how long it takes to step aside (`away`).
 IDLE_PING = 0.5
 # Seconds the listening connection may take to connect or to answer a ping; past it, the
@@ -35,14 +38,14 @@ Subscriber = Callable[[int | None], None]
 class Listener:
     """LISTEN on one dedicated aiopg connection; reconnect with backoff when it is lost.
 
-    PostgreSQL drops the notices sent while nobody listens, so the owner is told of every
+    PostgreSQL drops the changes sent while nobody listens, so the owner is told of every
     gap: `on_lost` when the connection fails, `on_back` once it LISTENs again.
     """
 
     def __init__(
         self,
         dsn: str,
-        on_notices: Callable[[set[int] | None], None],
+        on_changes: Callable[[set[int] | None], None],
         on_lost: Callable[[], None],
         on_back: Callable[[], None],
         timeout: float = 5.0,
@@ -51,7 +54,7 @@ class Listener:
         # Bounds the connect and the idle ping, with REACH_TIMEOUT: across a lost network they
         # would hang (for aiopg's default minute) instead of failing, and no gap would be told.
         self.timeout = timeout
-        self.on_notices = on_notices
+        self.on_changes = on_changes
         self.on_lost = on_lost
         self.on_back = on_back
         self.listening = False
@@ -74,7 +77,7 @@ class Listener:
         self.listening = True
 
     async def run(self) -> None:
-        """Hear notices until cancelled, reconnecting whenever the connection fails."""
+        """Hear changes until cancelled, reconnecting whenever the connection fails."""
         delay = RECONNECT_MIN
         while True:
             if self._conn is None:
@@ -82,11 +85,11 @@ class Listener:
                     await self.connect()
                 except Exception as exc:
                     self.away = True
-                    _log_failure("notices: cannot listen yet (%s); retrying", exc)
+                    _log_failure("changes: cannot listen yet (%s); retrying", exc)
                     await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                     delay = min(delay * 2, RECONNECT_MAX)
                     continue
-                log.info("notices: listening again")
+                log.info("changes: listening again")
                 self.away = False
                 self.on_back()
                 metrics.listener_reconnected()
@@ -96,7 +99,7 @@ class Listener:
             except Exception as exc:
                 # Whatever broke, the way back is the same: a new connection, then a resync.
                 self.away = isinstance(exc, TimeoutError)  # unanswered: not merely closed
-                _log_failure("notices: lost the listening connection (%s)", exc)
+                _log_failure("changes: lost the listening connection (%s)", exc)
             finally:
                 self.listening = False
                 conn, self._conn = self._conn, None
@@ -106,11 +109,11 @@ class Listener:
             await asyncio.sleep(RECONNECT_MIN * random.uniform(0.5, 1.0))
 
     async def _drain(self, conn: aiopg.Connection) -> None:
-        """Take notices as they come, a batch at a time, until the connection fails.
+        """Take changes as they come, a batch at a time, until the connection fails.
 
         The pending `get` outlives an idle timeout (`asyncio.wait` does not cancel it), so
-        a notice arriving just then is not lost; and unlike `asyncio.wait_for` on Python
-        3.11, a cancellation (app shutdown) is never swallowed when a notice comes with it.
+        a change arriving just then is not lost; and unlike `asyncio.wait_for` on Python
+        3.11, a cancellation (app shutdown) is never swallowed when a change comes with it.
         """
         notifies = conn.notifies
         getter: asyncio.Future | None = None
@@ -126,7 +129,7 @@ class Listener:
                 batch, getter = [getter.result()], None
                 while not notifies.empty():
                     batch.append(notifies.get_nowait())
-                self.on_notices(_poll_ids(batch))
+                self.on_changes(_poll_ids(batch))
         finally:
             if getter is not None:
                 getter.cancel()
@@ -140,21 +143,21 @@ def _log_failure(message: str, exc: Exception) -> None:
         log.exception(message, type(exc).__name__)
 
 
-def _poll_ids(notices: list) -> set[int] | None:
-    """The polls these notices name; None when one says anything may have changed."""
+def _poll_ids(notifications: list) -> set[int] | None:
+    """The polls these NOTIFY messages name; None when one says anything may have changed."""
     ids = set()
-    for notice in notices:
-        if notice.payload == schema.EVERYTHING:
+    for notification in notifications:
+        if notification.payload == schema.EVERYTHING:
             return None
         try:
-            ids.add(int(notice.payload))
+            ids.add(int(notification.payload))
         except ValueError:
-            log.warning("notices: ignoring a notice with payload %r", notice.payload[:40])
+            log.warning("changes: ignoring a change with payload %r", notification.payload[:40])
     return ids
 
 
 class Changes:
-    """The process's notice bus: `changed(ids)` tells every subscriber, from the listener
+    """The process's bus of changes: `changed(ids)` tells every subscriber, from the listener
     or from a write this process just committed (so its next page is fresh at once)."""
 
     def __init__(self, dsn: str, timeout: float = 5.0) -> None:
@@ -178,7 +181,7 @@ class Changes:
 
     @property
     def listening(self) -> bool:
-        """False while the listening connection is down: no notice can arrive then."""
+        """False while the listening connection is down: no change can be heard then."""
         return self.listener.listening
 
     @property
@@ -193,7 +196,7 @@ class Changes:
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call `callback(question_id)` per changed poll, `callback(None)` when anything may
-        have changed (notices lost or back, a TRUNCATE); returns the undo."""
+        have changed (changes lost, listening again, a TRUNCATE); returns the undo."""
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback)
 
@@ -206,7 +209,24 @@ class Changes:
                     callback(question_id)
                 except Exception:
                     # One subscriber's fault must not keep the news from the others.
-                    log.exception("notices: a subscriber failed on poll %s", question_id)
+                    log.exception("changes: a subscriber failed on poll %s", question_id)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, conn: Any) -> AsyncIterator[set[int]]:
+        """A transaction on `conn`; once it commits, every subscriber hears of the polls added to
+        the set it yields, so this process's next page shows them without waiting for PostgreSQL."""
+        changed: set[int] = set()
+        try:
+            async with conn.begin():
+                yield changed
+        except BaseException as exc:
+            # The connection failed before the commit's answer: it may have committed, and
+            # telling of a poll that did not change costs only a read.
+            if changed and connections.connection_lost(exc):
+                self.changed(changed)
+            raise
+        if changed:
+            self.changed(changed)
 
     def _gap(self) -> None:
         self.changed(None)

@@ -1,6 +1,6 @@
 """Queries for polls made in the browser: create, look up for the maker, close, reopen,
 delete, edit. Changes lock the poll's row first, so votes in flight finish before them and
-later ones see the new state. Knows nothing of HTTP.
+later ones see the new state; once committed, they go on the bus of changes. Knows nothing of HTTP.
 """
 
 import enum
@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .changes import Changes
 from .schema import ballot, choice, closed, poll_creation, question
 
 CREATION_WINDOW = timedelta(hours=1)
@@ -32,6 +33,7 @@ class EditOutcome(enum.Enum):
 
 async def create_poll(
     conn: Any,
+    changes: Changes,
     question_text: str,
     choice_texts: Sequence[str],
     multiple: bool,
@@ -48,7 +50,7 @@ async def create_poll(
     `results` says who sees the counts before voting closes (rules.py); `lock_votes` keeps
     voters from changing their vote.
     """
-    async with conn.begin():
+    async with changes.transaction(conn) as changed:
         await _count_creation(conn, client, per_hour)
         question_id = await (
             await conn.execute(
@@ -67,6 +69,7 @@ async def create_poll(
         await conn.execute(
             choice.insert().values([{"question_id": question_id, "choice_text": t} for t in choice_texts])
         )
+        changed.add(question_id)
     return question_id
 
 
@@ -135,21 +138,22 @@ async def _lock(conn: Any, question_id: int) -> Any:
     return await (await conn.execute(query)).first()
 
 
-async def close_poll(conn: Any, question_id: int) -> bool:
+async def close_poll(conn: Any, changes: Changes, question_id: int) -> bool:
     """Stop voting now; False when the poll was already closed or is gone."""
-    async with conn.begin():
+    async with changes.transaction(conn) as changed:
         state = await _lock(conn, question_id)
         if state is None or state.closed:
             return False
         await conn.execute(
             question.update().where(question.c.id == question_id).values(closed_at=sa.func.now())
         )
+        changed.add(question_id)
     return True
 
 
-async def reopen_poll(conn: Any, question_id: int) -> bool:
+async def reopen_poll(conn: Any, changes: Changes, question_id: int) -> bool:
     """Take votes again, also past a `closes_at` that has passed; False when it was open."""
-    async with conn.begin():
+    async with changes.transaction(conn) as changed:
         state = await _lock(conn, question_id)
         if state is None or not state.closed:
             return False
@@ -161,24 +165,28 @@ async def reopen_poll(conn: Any, question_id: int) -> bool:
                 closes_at=sa.case((question.c.closes_at <= sa.func.now(), None), else_=question.c.closes_at),
             )
         )
+        changed.add(question_id)
     return True
 
 
-async def delete_poll(conn: Any, question_id: int) -> bool:
-    """Delete the poll with its choices and votes (one statement: its own transaction)."""
-    deleted = await conn.execute(question.delete().where(question.c.id == question_id))
+async def delete_poll(conn: Any, changes: Changes, question_id: int) -> bool:
+    """Delete the poll with its choices and votes; False when it was gone already."""
+    async with changes.transaction(conn) as changed:
+        deleted = await conn.execute(question.delete().where(question.c.id == question_id))
+        if deleted.rowcount == 1:
+            changed.add(question_id)
     return deleted.rowcount == 1
 
 
 async def edit_poll(
-    conn: Any, question_id: int, question_text: str, choice_texts: Sequence[str]
+    conn: Any, changes: Changes, question_id: int, question_text: str, choice_texts: Sequence[str]
 ) -> EditOutcome:
     """New texts for the question and its choices (in id order), only while nobody has voted.
 
     The row lock makes a vote in flight finish first (then the edit sees its ballot) or
     wait for the edit, so a vote is never counted for a text it was not cast on.
     """
-    async with conn.begin():
+    async with changes.transaction(conn) as changed:
         if await _lock(conn, question_id) is None:
             return EditOutcome.GONE
         voted = await (
@@ -201,15 +209,16 @@ async def edit_poll(
         )
         for choice_id, text in zip(ids, choice_texts, strict=True):
             await conn.execute(choice.update().where(choice.c.id == choice_id).values(choice_text=text))
+        changed.add(question_id)
     return EditOutcome.EDITED
 
 
 def add_poll(
     connection: Any, question_text: str, choices: Sequence[str], **columns: Any
 ) -> tuple[int, list[int]]:
-    """Insert a question and its choices (a sync SQLAlchemy connection: init_db.py, tests).
+    """Insert a poll, its question and choices (a sync SQLAlchemy connection: init_db.py, tests).
 
-    Returns the question's id and its choices' ids, in the order given.
+    Returns the poll's id and its choices' ids, in the order given.
     """
     question_id = connection.execute(
         question.insert().values(question_text=question_text, **columns).returning(question.c.id)

@@ -165,7 +165,7 @@ async def published_list(conn: Any, limit: int, offset: int) -> tuple[list[Liste
 
 
 async def choices(conn: Any, question_id: int, voter: str | None = None) -> list:
-    """The question's choices in order, with votes, percent of the total, and `mine`."""
+    """The poll's choices in order, with votes, percent of the total, and `mine`."""
     total = sa.func.sum(schema.choice.c.votes).over()
     mine = (
         sa.select(schema.vote.c.choice_id)

@@ -50,7 +50,7 @@ choice = sa.Table(
     sa.Column("choice_text", sa.String(TEXT_MAX), nullable=False),
     sa.Column("votes", sa.Integer, nullable=False, server_default="0"),
     # Lets `vote` name (question, choice) together, so a vote can never cross polls;
-    # also the index for "choices of a question".
+    # also the index for "a poll's choices".
     sa.UniqueConstraint("question_id", "id", name="choice_question_id_id_key"),
     sa.CheckConstraint("votes >= 0", name="choice_votes_check"),
 )

@@ -7,7 +7,7 @@ import asyncio
 import enum
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ from aiopg.sa import Engine
 
 from .. import logs, metrics
 from . import connections, schema
+from .changes import Changes
 
 log = logging.getLogger(__name__)
 
@@ -225,28 +226,28 @@ def ballot_choices(choice_ids: Iterable[int]) -> list[int]:
 
 
 class VoteBatcher:
-    """The process's vote writer: `await cast(...)` returns once the ballot is committed."""
+    """The process's vote writer: `await cast(...)` returns once the ballot is committed, and
+    the polls of each committed batch go on the bus of changes `changes` at once."""
 
     def __init__(
         self,
         engine: Engine,
+        changes: Changes,
         *,
         max_batch: int = MAX_BATCH,
         writers: int = WRITERS,
         spill: int = SPILL,
-        on_commit: Callable[[Iterable[int]], None] | None = None,
         timeout: float | None = None,
     ) -> None:
         self.engine = engine
+        self.changes = changes
         # Seconds from a vote's arrival to its answer, whatever happens: queued, sent or retried.
         self.timeout = engine.timeout if timeout is None else timeout
         self.max_batch = max_batch
         self.writers = writers
         self.spill = spill
-        self.on_commit = on_commit
         self._queue: list[_Ballot] = []
         self._running = 0
-        self.transactions = 0  # batches committed, for tests and curiosity
         self._tasks: set[asyncio.Task] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -400,7 +401,6 @@ class VoteBatcher:
             )
             # Answered: handing the connection back must not become a timeout.
             timer.reschedule(None)
-        self.transactions += 1
         outcomes = _outcomes(batch, rows)
         if rows[0].counters != rows[0].tallied:  # the foreign keys make this an error first
             log.error("vote batch counted %d of %d choices", rows[0].counters, rows[0].tallied)
@@ -411,12 +411,9 @@ class VoteBatcher:
                 if o in (VoteOutcome.COUNTED, VoteOutcome.CHANGED)
             }
         )
-        if changed and self.on_commit is not None:
-            try:
-                self.on_commit(changed)
-            except Exception:
-                # Committed is committed: the voters are answered as counted all the same.
-                log.exception("vote batch committed, but telling the notice bus failed")
+        if changed:
+            # The bus keeps a subscriber's fault to itself: the voters hear "counted" all the same.
+            self.changes.changed(changed)
         return outcomes
 
 

@@ -1,5 +1,5 @@
 """Published poll content in process memory, dropped the moment a poll changes: a subscriber
-of the notice bus (notices.py), trusted only while that listens, so most page loads need no
+of the bus of changes (store/changes.py), trusted only while that listens, so most page loads need no
 database round trip and no render, yet every change shows on the next one.
 """
 
@@ -89,7 +89,7 @@ class Cache:
                 del self._by_poll[key[1]]
 
     def changed(self, question_id: int | None) -> None:
-        """A notice-bus subscriber: drop what shows this poll and every index page; None: all."""
+        """A subscriber of the bus of changes: drop what shows this poll and every index page; None: all."""
         if question_id is None:
             self._generation += 1
             self._poll_generation.clear()

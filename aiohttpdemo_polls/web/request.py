@@ -12,7 +12,7 @@ _PAGE = re.compile(r"[1-9][0-9]{0,8}")
 
 
 def poll_id(request: web.Request) -> int:
-    """The question id in the URL, or a 404 for one no poll can have (past PostgreSQL's integer).
+    """The poll's id in the URL, or a 404 for one no poll can have (past PostgreSQL's integer).
 
     The routes admit digits only, but of any length and in any script: `\\d` is Unicode.
     """

@@ -39,8 +39,8 @@ def setup(app: web.Application) -> None:
 async def _vote_batcher(app: web.Application) -> AsyncIterator[None]:
     """The process's group-commit vote writer (store/votes.py); lets queued votes finish on shutdown.
 
-    Its commits go on the bus of changes at once, so this process's next page shows them."""
-    batcher = VoteBatcher(app[engine_key], on_commit=app[changes_key].changed)
+    It tells the bus of changes of its commits at once, so this process's next page shows them."""
+    batcher = VoteBatcher(app[engine_key], app[changes_key])
     app[votes_key] = batcher
     yield
     await batcher.wait_idle()
