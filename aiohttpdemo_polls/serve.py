@@ -21,6 +21,7 @@ from gunicorn.glogging import Logger as GunicornLogger
 
 from . import logs, metrics
 from .app import create_app, init_app
+from .web import aiohttp_private
 from .web.config import config_key
 
 log = logging.getLogger(__name__)
@@ -212,10 +213,16 @@ class DrainingRunner(web.AppRunner):
     def __init__(self, app: web.Application, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.draining = False
+        self.websockets: set[web.RequestHandler] = set()  # connections upgraded to a WebSocket, open
         app.on_response_prepare.append(self._close_when_draining)
 
     async def _close_when_draining(self, request: web.Request, response: web.StreamResponse) -> None:
-        if self.draining and not isinstance(response, web.WebSocketResponse):
+        if isinstance(response, web.WebSocketResponse):
+            # Its handler runs as long as the socket is open; then aiohttp closes the connection.
+            connection = request.protocol
+            self.websockets.add(connection)
+            request.task.add_done_callback(lambda _: self.websockets.discard(connection))
+        elif self.draining:
             response.force_close()  # the app closes the connection after this response
             # aiohttp has chosen the Connection header before this hook: say it, or nginx puts
             # the connection back in its pool and sends the next vote on it as it closes.
@@ -225,7 +232,7 @@ class DrainingRunner(web.AppRunner):
         """Stop listening, wait for the proxy to close its connections, then aiohttp's cleanup."""
         self.draining = True
         loop = asyncio.get_running_loop()
-        servers = [site._server for site in self.sites]  # asyncio's servers: aiohttp does not publish them
+        servers = [aiohttp_private.listening_server(site) for site in self.sites]
         for server in servers:
             for sock in server.sockets if server is not None else ():
                 loop.remove_reader(sock.fileno())  # asyncio accepts no more by itself
@@ -244,9 +251,13 @@ class DrainingRunner(web.AppRunner):
         # among the server's connections until its first turn.
         deadline = time.monotonic() + DRAIN_TIMEOUT
         await asyncio.sleep(0.05)
-        while self.server is not None and _held(self.server) and time.monotonic() < deadline:
+        while self.server is not None and self._held(self.server) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await super().cleanup()
+
+    def _held(self, server: web.Server) -> int:
+        """Connections still open other than WebSockets (those close with 1001 in cleanup)."""
+        return sum(conn not in self.websockets for conn in server.connections)
 
 
 def _stop_listening(server: asyncio.Server | None) -> list[socket.socket]:
@@ -269,12 +280,6 @@ def _stop_listening(server: asyncio.Server | None) -> list[socket.socket]:
                 taken.append(conn)
     server.close()
     return taken
-
-
-def _held(server: web.Server) -> int:
-    """Connections still open other than WebSockets (those close with 1001 in cleanup)."""
-    # aiohttp keeps no public flag for it; an upgraded connection has one.
-    return sum(not getattr(conn, "_upgraded", False) for conn in server.connections)
 
 
 def _uvloop(config: dict[str, Any]) -> ModuleType | None:

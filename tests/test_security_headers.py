@@ -14,6 +14,8 @@ import aiohttp
 import pytest
 
 from aiohttpdemo_polls import settings
+from aiohttpdemo_polls.app import init_app
+from aiohttpdemo_polls.web import headers
 
 TEMPLATES = settings.PROJECT_ROOT / "templates"
 STATIC = settings.PROJECT_ROOT / "static"
@@ -162,3 +164,11 @@ async def test_websocket_handshake_carries_no_page_headers(client, make_question
     assert head.startswith("http/1.1 101")
     assert "content-security-policy" not in head
     assert "x-frame-options" not in head
+
+
+def test_every_address_holding_a_manage_token_is_marked_private(config):
+    # The private headers follow the mark (web.headers.private), not the address: a route under
+    # the token added without it would be cached and named in Referers.
+    app = init_app(config=config)
+    behind_token = {resource for resource in app.router.resources() if "{token" in resource.canonical}
+    assert len(behind_token) == 4 and behind_token <= app[headers.private_resources_key]

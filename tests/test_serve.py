@@ -269,6 +269,43 @@ async def test_shutdown_answers_connections_accepted_just_before_it(unused_tcp_p
     assert all(b"\r\nConnection: close\r\n" in a for a in answers), answers
 
 
+async def test_shutdown_does_not_wait_for_open_websockets_nor_remember_closed_ones(unused_tcp_port):
+    # The proxy lets go of kept-alive connections; a WebSocket stays open until cleanup sends 1001.
+    sockets: set[web.WebSocketResponse] = set()
+
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        sockets.add(ws)
+        async for _ in ws:
+            pass
+        return ws
+
+    async def going_away(app: web.Application) -> None:
+        for ws in set(sockets):
+            await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY)
+
+    app = web.Application()
+    app.router.add_get("/ws", echo)
+    app.on_shutdown.append(going_away)
+    runner = serve.DrainingRunner(app, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+    url = f"http://127.0.0.1:{unused_tcp_port}/ws"
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url) as gone:
+            pass  # this one's handler has ended: it must not count as a WebSocket still open
+        assert gone.closed
+        async with session.ws_connect(url):
+            deadline = time.monotonic() + 5
+            while len(runner.websockets) != 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert len(runner.websockets) == 1  # the open one, not the one that ended
+            started = time.monotonic()
+            await asyncio.wait_for(runner.cleanup(), timeout=serve.CLEANUP_TIMEOUT)
+            assert time.monotonic() - started < serve.DRAIN_TIMEOUT
+
+
 async def test_a_stuck_shutdown_names_the_coroutines_it_waits_in():
     async def waits_for_ever() -> None:
         await asyncio.Event().wait()

@@ -20,6 +20,7 @@ from aiopg.sa import Engine
 
 from .. import metrics
 from ..store import changes, connections, polls, rules
+from ..web import aiohttp_private
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 # count: its send buffer grows by itself, and would hide a reader that never reads.
 MAX_BACKLOG = 32 * 1024
 SWEEP_S = 1.0  # how often watchers are pinged when due, and unanswered pings looked for
-PING = b"\x89\x00"  # a WebSocket ping with no payload (RFC 6455 section 5.5.2), written as is
 # Linux tells a socket's unsent and unacknowledged bytes (SIOCOUTQ); elsewhere only ours count.
 KERNEL_QUEUE = termios.TIOCOUTQ if sys.platform == "linux" else None
 # SO_LINGER on with no time: closing resets the connection, so the kernel drops what waits
@@ -107,24 +107,6 @@ def encode(question_id: int, counts: polls.LiveCounts | None, hidden: bool = Fal
             "choices": [{"id": c, "votes": v, "percent": p} for c, v, p in counts.choices],
         }
     )
-
-
-def text_frame(text: str) -> bytes:
-    """A complete, unmasked WebSocket text frame (RFC 6455 section 5.2) carrying `text`.
-
-    One poll's update goes to thousands of sockets, so the frame is built once and the same
-    bytes written to each transport: safe because these sockets never compress and aiohttp
-    writes each of its own frames (pings, close) whole, in one `write` call.
-    """
-    payload = text.encode()
-    length = len(payload)
-    if length < 126:
-        header = struct.pack("!BB", 0x81, length)
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", 0x81, 126, length)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, length)
-    return header + payload
 
 
 class Live:
@@ -366,7 +348,7 @@ class Live:
                 self._schedule_close(question_id, counts)
 
     async def _send(self, watchers: list[Watcher], frame: bytes) -> None:
-        """Write one ready-made frame to each watcher's socket, never waiting for any.
+        """Write one frame, built once, to each watcher's socket, never waiting for any.
 
         Each write is about 10 us (mostly the kernel's); every `SEND_SLICE` watchers the
         loop lets other requests in, so a poll with 10,000 watchers does not stall them.
@@ -381,7 +363,7 @@ class Live:
             if backlog > MAX_BACKLOG:
                 self.drop(watcher, "backlog", f"{backlog} bytes waiting")
                 continue
-            transport.write(frame)
+            aiohttp_private.write_frame(transport, frame)
 
     async def _sweep_forever(self) -> None:
         """Every SWEEP_S, ping the watchers due and drop those that left a ping unanswered."""
@@ -389,12 +371,12 @@ class Live:
         while True:
             await asyncio.sleep(SWEEP_S)
             try:
-                self._sweep(loop.time())
+                await self._sweep(loop.time())
             except Exception:
                 # A fault of ours: log it and go on; the next sweep looks at every watcher again.
                 log.exception("live results: a sweep failed")
 
-    def _sweep(self, now: float) -> None:
+    async def _sweep(self, now: float) -> None:
         """A watcher that does not answer a ping within half a heartbeat is not reading: its
         peer's kernel may still take bytes for a while, but the page is not reading them."""
         watchers = [w for group in self._watchers.values() for w in group]
@@ -406,8 +388,8 @@ class Live:
                 continue  # its handler is finishing and will leave
             if watcher.pinged_at is None:
                 if now >= watcher.ping_due:
-                    transport.write(PING)
-                    watcher.pinged_at = now
+                    watcher.pinged_at = now  # first: its pong may come while the ping is sent
+                    await watcher.ws.ping()
             elif now - watcher.pinged_at > patience:
                 self.drop(watcher, "no_pong", f"no pong {now - watcher.pinged_at:.1f} s after a ping")
 
@@ -443,7 +425,7 @@ class _Frames(dict):
         self.counts = counts
 
     def __missing__(self, hidden: bool) -> bytes:
-        frame = self[hidden] = text_frame(encode(self.question_id, self.counts, hidden))
+        frame = self[hidden] = aiohttp_private.text_frame(encode(self.question_id, self.counts, hidden))
         return frame
 
 

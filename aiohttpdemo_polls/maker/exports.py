@@ -50,7 +50,6 @@ def content_disposition(question_text: str, question_id: int, what: str) -> str:
 def _file(poll: Any, what: str, body: str, content_type: str) -> web.Response:
     response = web.Response(text=body, content_type=content_type, charset="utf-8")
     response.headers["Content-Disposition"] = content_disposition(poll.question_text, poll.id, what)
-    # Its address holds the maker's token: middlewares.PRIVATE_HEADERS keep it from caches and Referers.
     return response
 
 

@@ -2,6 +2,7 @@
 
 from aiohttp import web
 
+from ..web import headers
 from ..web.routes import POLL, add_get
 from . import exports, manage, new
 
@@ -14,11 +15,16 @@ def setup(app: web.Application) -> None:
     add_get(new_poll, new.new_poll)
     new_poll.add_route("POST", new.create_poll)
     router.add_get("/poll/deleted", manage.poll_deleted, name="poll_deleted")
-    # The maker's private page; the token is checked against its stored hash by the view.
-    managed = router.add_resource(MANAGE, name="manage")
+    # The maker's page; the token is checked against its stored hash by the view.
+    managed = _behind_token(app, "", "manage")
     add_get(managed, manage.manage)
     managed.add_route("POST", manage.manage_action)
     # The maker's results as files, behind the same token.
-    router.add_get(MANAGE + "/results.csv", exports.results_csv, name="results_csv")
-    router.add_get(MANAGE + "/results.json", exports.results_json, name="results_json")
-    router.add_get(MANAGE + "/ballots.csv", exports.ballots_csv, name="ballots_csv")
+    add_get(_behind_token(app, "/results.csv", "results_csv"), exports.results_csv)
+    add_get(_behind_token(app, "/results.json", "results_json"), exports.results_json)
+    add_get(_behind_token(app, "/ballots.csv", "ballots_csv"), exports.ballots_csv)
+
+
+def _behind_token(app: web.Application, suffix: str, name: str) -> web.Resource:
+    """The resource at MANAGE + `suffix`: private, as every address holding the token must be."""
+    return headers.private(app, app.router.add_resource(MANAGE + suffix, name=name))

@@ -1,6 +1,5 @@
-"""robots.txt: crawlers may fetch every page. A manage page is kept private by the secret token in
-its address, which no public page links to and no Referer carries (web.headers.PRIVATE_HEADERS),
-not by robots rules: a crawler never learns the address.
+"""robots.txt: crawlers may fetch every page. A manage page is kept private by the secret in its
+address (web.headers.private), not by robots rules: a crawler never learns the address.
 """
 
 from aiohttp import web

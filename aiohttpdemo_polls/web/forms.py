@@ -3,9 +3,8 @@ says what text a form may carry. A body that cannot be read is a 400, never a 50
 
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import BadContentDispositionHeader, BadContentDispositionParam, web
 from aiohttp.http_exceptions import BadHttpMessage
-from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 from multidict import MultiDict, MultiDictProxy
 
 from .i18n import N_

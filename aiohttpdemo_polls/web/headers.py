@@ -1,9 +1,15 @@
 """The security headers of every response, and the stricter ones of a maker's private pages."""
 
+from typing import TypeVar
+
 from aiohttp import web
+
+R = TypeVar("R", bound=web.AbstractResource)
+private_resources_key = web.AppKey("private_resources", set[web.AbstractResource])
 
 
 def setup(app: web.Application) -> None:
+    app[private_resources_key] = set()
     app.on_response_prepare.append(security_headers)
 
 
@@ -18,11 +24,17 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
-# An address holding a poll's manage token ({token} in routes.MANAGE: the manage page, its
-# confirm-delete step, the exports) is the key to that poll. A Referer from it names the site
-# alone, even to our own pages (access logs write Referers), and no cache keeps the answer.
+# Every answer of a private resource (see `private`), refusals included. A Referer from it names
+# the site alone, even to our own pages (access logs write Referers), and no cache keeps it.
 # (Not no-referrer: browsers then send `Origin: null` with the page's forms, as a foreign page.)
 PRIVATE_HEADERS = {"Referrer-Policy": "strict-origin", "Cache-Control": "private, no-store"}
+
+
+def private(app: web.Application, resource: R) -> R:
+    """Mark `resource` private: its address holds a secret (a poll's manage token, the key to
+    that poll), which no public page links to and no Referer or cache may carry further."""
+    app[private_resources_key].add(resource)
+    return resource
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -33,7 +45,7 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     if response.status == 101:
         return
     headers = response.headers
-    if "token" in request.match_info:
+    if request.match_info.route.resource in request.config_dict[private_resources_key]:
         for name, value in PRIVATE_HEADERS.items():
             headers[name] = value
     headers.setdefault("X-Content-Type-Options", "nosniff")
