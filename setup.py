@@ -95,6 +95,8 @@ setup(
             # Drives the system's chromium for tests/browser; never `playwright install`.
             "playwright>=1.55",
             "ruff>=0.15",
+            # Checks the layers against the imports (lint-imports; contracts in pyproject.toml).
+            "import-linter>=2.17",
             # The presenter view's browser test reads its QR code back from a screenshot.
             "zxing-cpp>=2.2",
             "pillow>=10",
