@@ -26,6 +26,7 @@ import hosts
 import pytest
 import sqlalchemy as sa
 from descriptors import open_files_limit
+from live_frames import counts, frame
 
 from aiohttpdemo_polls.store import making, schema
 from aiohttpdemo_polls.web.voting import ALREADY_VOTED, NOT_COUNTED, VOTE_UNKNOWN, VOTER_COOKIE, VOTING_CLOSED
@@ -102,16 +103,6 @@ def assert_counters_match_vote_rows(engine: sa.engine.Engine, question_id: int) 
     rows = vote_rows(engine, question_id)
     assert counts == {choice: rows.get(choice, 0) for choice in counts}
     return sum(counts.values())
-
-
-async def frame(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> dict[str, Any]:
-    message = await ws.receive(timeout=timeout)
-    assert message.type is aiohttp.WSMsgType.TEXT, message
-    return json.loads(message.data)
-
-
-def totals(message: dict[str, Any]) -> dict[int, int]:
-    return {c["id"]: c["votes"] for c in message["choices"]}
 
 
 def upstreams_of(
@@ -267,7 +258,7 @@ async def test_live_results_upgrade_through_nginx_gets_snapshot_and_updates(site
         seen = await frame(ws, timeout=10)
         while seen["total"] < 3:
             seen = await frame(ws, timeout=10)
-    assert totals(seen) == {yes: 3, no: 0}
+    assert counts(seen) == {yes: 3, no: 0}
     report(
         "live through nginx",
         websocket_upgrades=1,
@@ -293,7 +284,7 @@ async def test_watcher_on_one_host_sees_votes_cast_on_the_others_within_a_second
             answered = time.monotonic()
             update = await frame(ws, timeout=1.0)
             latencies.append(time.monotonic() - answered)
-            assert totals(update) == {yes: 0, no: n}
+            assert counts(update) == {yes: 0, no: n}
     assert max(latencies) < 1.0
     report(
         "watcher on host 1, votes on hosts 2 and 3",

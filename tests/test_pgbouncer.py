@@ -8,7 +8,6 @@ every server connection (RECONNECT). Figures are printed (run with `pytest -s`).
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import secrets
@@ -20,7 +19,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiohttp
@@ -29,6 +27,7 @@ import processes
 import psycopg2
 import pytest
 import sqlalchemy as sa
+from live_frames import frame
 
 from aiohttpdemo_polls.store.votes import VoteBatcher, VoteOutcome
 from aiohttpdemo_polls.web.voting import VOTER_COOKIE
@@ -224,12 +223,6 @@ def ballots(sync_engine, question_id: int) -> set[str]:
     with sync_engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT voter FROM ballot WHERE question_id = :q"), {"q": question_id})
         return set(rows.scalars())
-
-
-async def frame(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> dict[str, Any]:
-    message = await ws.receive(timeout=timeout)
-    assert message.type is aiohttp.WSMsgType.TEXT, message
-    return json.loads(message.data)
 
 
 async def test_pages_forms_and_manage_actions_work_through_transaction_pooling(pooled_app, sync_engine):
