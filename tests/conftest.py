@@ -456,6 +456,19 @@ def app_process(tmp_path: Path, unused_tcp_port_factory, database_url: str) -> I
 
 
 @pytest.fixture
+def run_sql(sync_engine) -> Callable[..., float]:
+    """`run_sql(statement, **params)`: SQL in a transaction of its own, as psql would run it,
+    outside the app; returns the moment it had committed (`time.monotonic()`)."""
+
+    def run(statement: str, **params: Any) -> float:
+        with sync_engine.begin() as conn:
+            conn.execute(sa.text(statement), params)
+        return time.monotonic()
+
+    return run
+
+
+@pytest.fixture
 def unnoticed(sync_engine):
     """`with unnoticed() as conn:` a transaction that sends no notice (its tables' triggers
     are off for it alone, as others see them), as if its notices were lost."""
