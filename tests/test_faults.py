@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 import sqlalchemy as sa
+import stored
 from aiohttp import web
 from live_frames import frame
 from relay import Relay
@@ -347,12 +348,7 @@ async def test_votes_across_a_frozen_database_link_are_never_counted_after_a_fai
     statuses = set(answers.values())
     assert statuses <= {302, 202, 503}, statuses
     assert {302, 503} <= statuses, statuses  # counted before and after; refused while cut
-    with sync_engine.connect() as conn:
-        counted = set(
-            conn.execute(sa.text("SELECT voter FROM ballot WHERE question_id = :q"), {"q": question["id"]})
-            .scalars()
-            .all()
-        )
+    counted = stored.voters(sync_engine, question["id"])
     told_counted = {v for v, status in answers.items() if status == 302}
     told_not = {v for v, status in answers.items() if status == 503}
     assert told_counted <= counted  # every 302 is in the database

@@ -27,6 +27,7 @@ import processes
 import psycopg2
 import pytest
 import sqlalchemy as sa
+import stored
 from live_frames import frame
 
 from aiohttpdemo_polls.store.votes import VoteBatcher, VoteOutcome
@@ -219,12 +220,6 @@ async def storm(base: str, question_id: int, choices: list[int], votes: int = ST
     return Storm(answered, statuses, seconds)
 
 
-def ballots(sync_engine, question_id: int) -> set[str]:
-    with sync_engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT voter FROM ballot WHERE question_id = :q"), {"q": question_id})
-        return set(rows.scalars())
-
-
 async def test_pages_forms_and_manage_actions_work_through_transaction_pooling(pooled_app, sync_engine):
     base = pooled_app.url
     jar = aiohttp.CookieJar(unsafe=True)  # keeps cookies from an IP address, as a browser does
@@ -292,7 +287,7 @@ async def test_vote_storms_through_pgbouncer_count_every_vote_also_after_it_repl
         assert (await frame(ws, timeout=10))["total"] == 0
         first = await storm(base, question_id, choices)
         assert first.statuses == {"302": STORM_VOTES}, pgbouncer.log()
-        assert ballots(sync_engine, question_id) == first.answered
+        assert stored.voters(sync_engine, question_id) == first.answered
         assert vote_rows_match_counters()
 
         before = pgbouncer.server_pids()
@@ -305,7 +300,7 @@ async def test_vote_storms_through_pgbouncer_count_every_vote_also_after_it_repl
         await eventually(replaced, timeout=30)  # idle ones at once, busy ones once released
         second = await storm(base, question_id, choices)
         assert second.statuses == {"302": STORM_VOTES}, pgbouncer.log()
-        assert ballots(sync_engine, question_id) == first.answered | second.answered
+        assert stored.voters(sync_engine, question_id) == first.answered | second.answered
         assert vote_rows_match_counters()
         assert not (pgbouncer.server_pids() & before)
 
@@ -331,7 +326,7 @@ async def test_vote_storms_through_pgbouncer_count_every_vote_also_after_it_repl
     other = make_question("Direct storm?", choices=("Red", "Green", "Blue"))
     straight = await storm(direct.url, other["id"], other["choices"])
     assert straight.statuses == {"302": STORM_VOTES}
-    assert ballots(sync_engine, other["id"]) == straight.answered
+    assert stored.voters(sync_engine, other["id"]) == straight.answered
     print(
         f"\n[pgbouncer] votes {STORM_VOTES} per storm, {STORM_CONNECTIONS} connections, 2 processes: "
         f"through PgBouncer {first.per_second:.0f}/s, after RECONNECT {second.per_second:.0f}/s, "
