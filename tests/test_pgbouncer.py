@@ -12,7 +12,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -40,12 +39,6 @@ ADMIN, ADMIN_PASSWORD = "polls_pgbouncer_admin", "admin-secret"
 POOL_SIZE = 6  # server connections: fewer than the app's clients, so they are shared
 STORM_VOTES = 500
 STORM_CONNECTIONS = 32
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -152,12 +145,12 @@ server_lifetime = 3600
 
 
 @pytest.fixture
-def pgbouncer(database_url: str) -> Iterator[PgBouncer]:
+def pgbouncer(database_url: str, unused_tcp_port: int) -> Iterator[PgBouncer]:
     if not os.access(PGBOUNCER, os.X_OK):
         pytest.fail(f"pgbouncer is not installed at {PGBOUNCER}: run tests/install-hosts", pytrace=False)
     folder = Path(tempfile.mkdtemp(prefix="polls-pgbouncer-"))
     folder.chmod(0o755)  # run as root, PgBouncer reads its files as the server's user
-    bouncer = PgBouncer(folder, database_url, free_port())
+    bouncer = PgBouncer(folder, database_url, unused_tcp_port)
     try:
         bouncer.start()
         yield bouncer
