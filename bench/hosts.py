@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from aiohttpdemo_polls.store import making  # noqa: E402
-from bench import load, run  # noqa: E402  (wrk, its scripts, the vote checks)
+from bench import load  # noqa: E402  (wrk, its scripts, the vote checks)
 from tests import hosts as harness  # noqa: E402  (the multi-host test's cluster)
 
 CONNECTIONS = 64
@@ -80,7 +80,7 @@ def seed(url: str, polls: int) -> list[tuple[int, int]]:
 
 
 async def pages(base: str, poll_ids: list[int], duration: float, tmp: Path) -> dict:
-    lua = run.LUA_RANDOM_PAGE % {"lo": poll_ids[0], "hi": poll_ids[-1], "prefix": "/poll/", "suffix": ""}
+    lua = load.LUA_RANDOM_PAGE % {"lo": poll_ids[0], "hi": poll_ids[-1], "prefix": "/poll/", "suffix": ""}
     await load.wrk(base + "/", CONNECTIONS, min(duration, 3), lua, tmp)  # warm every host's cache
     return await load.wrk(base + "/", CONNECTIONS, duration, lua, tmp)
 
@@ -92,12 +92,12 @@ async def votes(
     before = await asyncio.to_thread(load.vote_state, url, polls)
     stopfile = tmp / f"stop{random.randrange(1 << 30)}"
     lua = load.lua_writes("form_vote", stopfile, base, pairs)
-    stopper = run.stop_later(stopfile, duration)
+    stopper = load.stop_later(stopfile, duration)
     done = [Path(f"{stopfile}.{n}") for n in (1, 2)]
     result = await load.wrk(base + "/", CONNECTIONS, duration + 30, lua, tmp, done)
     window = await stopper
     after = await asyncio.to_thread(load.settled_vote_state, url, polls)
-    _, check = run.write_check("form_vote", result, before, after)
+    _, check = load.write_check("form_vote", result, before, after)
     errors = load.errors_of(result)
     return result["ndone"] / window, check + (f", errors {errors}" if errors else "")
 

@@ -56,6 +56,12 @@ end
 # their last writes come back, then stop and leave STOPFILE.<n>; the runner then ends wrk
 # (SIGINT). So every write sent is answered and counted, and "writes answered as done" can
 # be compared exactly with the database.
+LUA_RANDOM_PAGE = r"""
+local lo, hi, prefix, suffix = %(lo)d, %(hi)d, "%(prefix)s", "%(suffix)s"
+function init(args) math.randomseed(os.time() * 7919 + (thread_no or 0)) end
+function request() return wrk.format("GET", prefix .. math.random(lo, hi) .. suffix) end
+"""
+
 LUA_WRITE = r"""
 local stopfile = "%(stopfile)s"
 local origin = "%(origin)s"
@@ -308,3 +314,40 @@ async def wrk(
 
 def errors_of(result: dict[str, Any]) -> int:
     return sum(result[k] for k in ("connect", "read", "write", "timeout", "status"))
+
+
+def write_check(
+    kind: str, result: dict[str, Any], before: dict[str, int], after: dict[str, int]
+) -> tuple[bool, str]:
+    """Whether the database gained exactly the writes answered as done (WRITES), and the line
+    saying so: a vote's counter, ballot and `vote` row each, or a poll with its choices."""
+    done, status = result["ndone"], WRITES[kind].done
+    if kind == "api_create":
+        made = after["polls"] - before["polls"]
+        choices = after["choices"] - before["choices"]
+        ok = made == done and choices == made * len(NEW_POLL_CHOICES) and result["nwrite"] >= done
+        if ok:
+            return True, f"{status}s {done} = polls made {made}"
+        return False, f"MISMATCH: {status}s {done}, polls made {made}, choices added {choices}"
+    counted = after["counted"] - before["counted"]
+    ballots = after["ballots"] - before["ballots"]
+    ok = counted == done == ballots and after["mismatched"] == 0 and result["nwrite"] >= done
+    if ok:
+        return True, f"{status}s {done} = counted {counted}"
+    return False, (
+        f"MISMATCH: {status}s {done}, counted {counted}, ballots {ballots}, "
+        f"counters≠rows {after['mismatched']}"
+    )
+
+
+def stop_later(stopfile: Path, duration: float) -> "asyncio.Task[float]":
+    """Touch `stopfile` after `duration` seconds (the vote scripts stop sending at it); the
+    task's result is the seconds the window really lasted."""
+    started = time.monotonic()
+
+    async def stop() -> float:
+        await asyncio.sleep(duration)
+        stopfile.touch()
+        return time.monotonic() - started
+
+    return asyncio.create_task(stop())

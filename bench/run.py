@@ -31,7 +31,6 @@ import os
 import platform
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from aiohttpdemo_polls import settings  # noqa: E402
 from aiohttpdemo_polls.store import pgserver  # noqa: E402
 from bench.load import (  # noqa: E402
-    NEW_POLL_CHOICES,
+    LUA_RANDOM_PAGE,
     WRITES,
     WRK,
     Data,
@@ -60,9 +59,12 @@ from bench.load import (  # noqa: E402
     load_data,
     lua_writes,
     settled_vote_state,
+    stop_later,
     vote_state,
+    write_check,
     wrk,
 )
+from bench.processes import cpu_seconds, free_port, rss_kib  # noqa: E402
 
 BENCH_CONFIG = ROOT / "config" / "polls_bench.yaml"
 HELLO = Path(__file__).with_name("hello.py")
@@ -132,12 +134,6 @@ WRITE_KINDS = {
 }
 HOT = {"vote_hot", "api_vote_hot"}
 ONLY_GROUPS = {"exports": list(EXPORT_FILES)}  # names `--only` takes for several scenarios
-# --- wrk scripts (the shared ones are in bench/load.py) ------------------------------------
-LUA_RANDOM_PAGE = r"""
-local lo, hi, prefix, suffix = %(lo)d, %(hi)d, "%(prefix)s", "%(suffix)s"
-function init(args) math.randomseed(os.time() * 7919 + (thread_no or 0)) end
-function request() return wrk.format("GET", prefix .. math.random(lo, hi) .. suffix) end
-"""
 
 
 @dataclass
@@ -152,48 +148,6 @@ class Run:
     check: str = ""
     ok: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process and all its descendants, in MiB."""
-    total = 0
-    for p in [pid, *descendants(pid)]:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total / 1024
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process and all its descendants have used so far."""
-    ticks = 0
-    for p in [pid, *descendants(pid)]:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                ppid = int(Path(entry, "stat").read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 class Server:
@@ -224,7 +178,7 @@ class Server:
         raise SystemExit(f"{self.name} did not answer within {timeout} s; see {self.log.name}")
 
     def rss(self) -> float:
-        return rss_mib(self.proc.pid)
+        return rss_kib(self.proc.pid) / 1024
 
     async def settle(self, timeout: float = 30) -> None:
         """Until the server is idle: wrk leaves requests in flight when its time is up, and
@@ -285,44 +239,7 @@ def seed(config_path: Path, polls: int) -> None:
     )
 
 
-def write_check(
-    kind: str, result: dict[str, Any], before: dict[str, int], after: dict[str, int]
-) -> tuple[bool, str]:
-    """Whether the database gained exactly the writes answered as done (WRITES), and the line
-    saying so: a vote's counter, ballot and `vote` row each, or a poll with its choices."""
-    done, status = result["ndone"], WRITES[kind].done
-    if kind == "api_create":
-        made = after["polls"] - before["polls"]
-        choices = after["choices"] - before["choices"]
-        ok = made == done and choices == made * len(NEW_POLL_CHOICES) and result["nwrite"] >= done
-        if ok:
-            return True, f"{status}s {done} = polls made {made}"
-        return False, f"MISMATCH: {status}s {done}, polls made {made}, choices added {choices}"
-    counted = after["counted"] - before["counted"]
-    ballots = after["ballots"] - before["ballots"]
-    ok = counted == done == ballots and after["mismatched"] == 0 and result["nwrite"] >= done
-    if ok:
-        return True, f"{status}s {done} = counted {counted}"
-    return False, (
-        f"MISMATCH: {status}s {done}, counted {counted}, ballots {ballots}, "
-        f"counters≠rows {after['mismatched']}"
-    )
-
-
 # --- load generators -------------------------------------------------------------------------
-
-
-def stop_later(stopfile: Path, duration: float) -> "asyncio.Task[float]":
-    """Touch `stopfile` after `duration` seconds (the vote scripts stop sending at it); the
-    task's result is the seconds the window really lasted."""
-    started = time.monotonic()
-
-    async def stop() -> float:
-        await asyncio.sleep(duration)
-        stopfile.touch()
-        return time.monotonic() - started
-
-    return asyncio.create_task(stop())
 
 
 async def python_load(

@@ -63,6 +63,7 @@ from aiohttpdemo_polls.store import pgserver, schema  # noqa: E402
 from aiohttpdemo_polls.store.changes import Changes  # noqa: E402
 from aiohttpdemo_polls.store.votes import VoteBatcher, VoteNotCounted, VoteOutcome  # noqa: E402
 from bench import faults  # noqa: E402
+from bench.processes import cpu_seconds, free_port, rss_kib  # noqa: E402
 
 # The benchmark's own database (shared with bench/run.py), not the development data.
 BENCH_CONFIG = ROOT / "config" / "polls_bench.yaml"
@@ -325,25 +326,6 @@ class Result:
     recovery_ms: float | None = None  # None: no termination, or no recovery
     ended: int = 0  # the app's connections PostgreSQL ended
     errors: Errors = field(default_factory=Errors)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def raise_open_files_limit() -> None:

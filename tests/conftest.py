@@ -25,6 +25,7 @@ import processes
 import psutil
 import pytest
 import sqlalchemy as sa
+import stored
 
 from aiohttpdemo_polls import settings
 from aiohttpdemo_polls.app import init_app
@@ -226,13 +227,7 @@ def votes_of(sync_engine):
     """Current counters of a question's choices, by choice id."""
 
     def votes(question_id: int) -> dict[int, int]:
-        with sync_engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(schema.choice.c.id, schema.choice.c.votes).where(
-                    schema.choice.c.question_id == question_id
-                )
-            )
-            return dict(rows.all())
+        return stored.counters(sync_engine, question_id)
 
     return votes
 
@@ -453,6 +448,19 @@ def app_process(tmp_path: Path, unused_tcp_port_factory, database_url: str) -> I
             for worker in workers:
                 if worker.is_running():
                     worker.kill()
+
+
+@pytest.fixture
+def run_sql(sync_engine) -> Callable[..., float]:
+    """`run_sql(statement, **params)`: SQL in a transaction of its own, as psql would run it,
+    outside the app; returns the moment it had committed (`time.monotonic()`)."""
+
+    def run(statement: str, **params: Any) -> float:
+        with sync_engine.begin() as conn:
+            conn.execute(sa.text(statement), params)
+        return time.monotonic()
+
+    return run
 
 
 @pytest.fixture

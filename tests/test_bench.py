@@ -1,9 +1,12 @@
 """bench/run.py drives the API and export scenarios, and its database checks catch lost or
 doubled writes; a short run on a database of its own (its seeding resets that database).
 bench/watchers.py counts a vote some watcher never shows as an error, and runs through
-PostgreSQL ending the app's connections."""
+PostgreSQL ending the app's connections. The bench modules share code without importing in a
+circle."""
 
+import ast
 import asyncio
+import graphlib
 import json
 import os
 import re
@@ -19,7 +22,7 @@ import sqlalchemy as sa
 from aiohttpdemo_polls import settings
 from aiohttpdemo_polls.store import pgserver, provision
 from aiohttpdemo_polls.store.votes import VoteNotCounted, VoteOutcome
-from bench import run, watchers
+from bench import load, run, watchers
 
 BENCH_DATABASE = "aiohttpdemo_polls_bench_test"
 WATCHERS_DATABASE = "aiohttpdemo_polls_watchers_test"  # its run ends every connection to it
@@ -65,6 +68,27 @@ def table_rows(results: str) -> dict[str, list[str]]:
     return rows
 
 
+def bench_imports(path: Path) -> set[str]:
+    """The bench modules `path` imports, those a function imports when it runs included."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "bench":
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bench."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[1] for alias in node.names if alias.name.startswith("bench.")}
+    return found
+
+
+def test_bench_modules_import_no_circle_and_share_code_outside_the_scripts():
+    """What several benchmarks use lives in a module of its own (bench/load.py, bench/processes.py),
+    not in the script bench/run.py, which no other bench module imports."""
+    imports = {path.stem: bench_imports(path) for path in (settings.PROJECT_ROOT / "bench").glob("*.py")}
+    graphlib.TopologicalSorter(imports).prepare()  # raises CycleError on a circle
+    assert [name for name, found in imports.items() if "run" in found] == []
+
+
 VOTE_BEFORE = {"counted": 10, "ballots": 10, "rows": 10, "mismatched": 0, "polls": 5, "choices": 15}
 
 
@@ -84,7 +108,7 @@ VOTE_BEFORE = {"counted": 10, "ballots": 10, "rows": 10, "mismatched": 0, "polls
 def test_write_check_holds_only_when_the_database_has_exactly_the_answered_writes(
     kind: str, answered: int, after: dict[str, int], exact: bool
 ) -> None:
-    ok, line = run.write_check(
+    ok, line = load.write_check(
         kind, {"ndone": answered, "nwrite": answered}, VOTE_BEFORE, VOTE_BEFORE | after
     )
     assert ok is exact

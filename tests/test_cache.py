@@ -12,11 +12,6 @@ from aiohttpdemo_polls.web.cache import Cache, cache_key
 from aiohttpdemo_polls.web.database import changes_key
 
 
-def run_sql(sync_engine, statement: str, **params: Any) -> None:
-    with sync_engine.begin() as conn:
-        conn.execute(sa.text(statement), params)
-
-
 async def page(session, path: str) -> str:
     response = await session.get(path)
     assert response.status == 200
@@ -54,14 +49,13 @@ async def test_own_vote_shows_right_after_redirect_even_with_a_warm_cache(client
 
 
 async def test_change_committed_elsewhere_shows_once_its_notice_arrives(
-    eventually, client, anonymous, make_question, sync_engine
+    eventually, client, anonymous, make_question, run_sql
 ):
     question = make_question("Before the edit")
     assert "Before the edit" in await page(anonymous, f"/poll/{question['id']}")
     assert "Before the edit" in await page(anonymous, "/")
     # Another process (here: plain SQL) edits the poll; the schema's triggers tell the app.
     run_sql(
-        sync_engine,
         "UPDATE question SET question_text = 'After the edit' WHERE id = :id",
         id=question["id"],
     )
@@ -75,11 +69,11 @@ async def test_change_committed_elsewhere_shows_once_its_notice_arrives(
 
 
 async def test_poll_closed_elsewhere_shows_results_instead_of_the_form(
-    eventually, client, anonymous, make_question, sync_engine
+    eventually, client, anonymous, make_question, run_sql
 ):
     question = make_question()
     assert 'name="choice"' in await page(anonymous, f"/poll/{question['id']}")
-    run_sql(sync_engine, "UPDATE question SET closed_at = now() WHERE id = :id", id=question["id"])
+    run_sql("UPDATE question SET closed_at = now() WHERE id = :id", id=question["id"])
 
     async def closed() -> bool:
         return "Voting closed" in await page(anonymous, f"/poll/{question['id']}")
@@ -118,7 +112,7 @@ async def test_scheduled_poll_appears_at_its_pub_date_without_any_notice(
 
 
 async def test_lost_listener_bypasses_and_empties_the_cache(
-    eventually, client, anonymous, make_question, sync_engine, unnoticed, settled
+    eventually, client, anonymous, make_question, run_sql, unnoticed, settled
 ):
     question = make_question("Watched")
     await settled()
@@ -126,7 +120,7 @@ async def test_lost_listener_bypasses_and_empties_the_cache(
     assert ("poll", question["id"], f"{client.host}:{client.port}", "en") in client.app[cache_key]
     bus = client.app[changes_key]
     pid = bus.backend_pid
-    run_sql(sync_engine, "SELECT pg_terminate_backend(:pid)", pid=pid)
+    run_sql("SELECT pg_terminate_backend(:pid)", pid=pid)
 
     async def reconnected() -> bool:
         return bus.listening and bus.backend_pid != pid

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import sqlalchemy as sa
+import stored
 from markupsafe import escape
 
 from aiohttpdemo_polls import settings
@@ -16,11 +17,6 @@ from aiohttpdemo_polls.web import clients
 FORM = [("question_text", "Who comes?"), ("choice", "Me"), ("choice", "Not me")]
 API_BODY = {"question_text": "Who comes?", "choices": ["Me", "Not me"]}
 JSON = {"Content-Type": "application/json"}
-
-
-def count(sync_engine, table) -> int:
-    with sync_engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
 
 @pytest.fixture
@@ -83,12 +79,12 @@ async def test_key_mode_form_asks_for_the_key_and_refuses_a_wrong_one_with_403(a
         assert response.status == 403
         assert f'<p class="field-error" id="creation_key-error">{escape(message)}</p>' in page
         assert 'value="Who comes?"' in page and "open sesam" not in page  # kept as typed, key not shown
-    assert count(sync_engine, schema.question) == 0
+    assert stored.rows(sync_engine, schema.question) == 0
     response = await client.post(
         "/poll/new", data=[*FORM, ("creation_key", "open sesame")], allow_redirects=False
     )
     assert response.status == 303 and "/manage/" in response.headers["Location"]
-    assert count(sync_engine, schema.question) == 1
+    assert stored.rows(sync_engine, schema.question) == 1
 
 
 async def test_key_mode_api_takes_the_key_in_the_same_field(app_with, sync_engine):
@@ -102,7 +98,7 @@ async def test_key_mode_api_takes_the_key_in_the_same_field(app_with, sync_engin
         "/api/polls", data=json.dumps({**API_BODY, "creation_key": "open sesame"}), headers=JSON
     )
     assert right.status == 201
-    assert count(sync_engine, schema.question) == 1
+    assert stored.rows(sync_engine, schema.question) == 1
 
 
 async def test_open_mode_shows_no_key_field(client):
@@ -121,7 +117,7 @@ async def test_closed_mode_refuses_form_and_api_with_403(app_with, sync_engine, 
         assert creation.CLOSED in page and "Back to all polls" in page
     api = await client.post("/api/polls", data=json.dumps(API_BODY), headers=JSON)
     assert api.status == 403 and (await api.json())["detail"] == creation.CLOSED
-    assert count(sync_engine, schema.question) == 0
+    assert stored.rows(sync_engine, schema.question) == 0
     made = make_question("Made with SQL?")  # the host's way in: still shown and open to votes
     assert (await client.get(f"/api/polls/{made['id']}")).status == 200
 
@@ -139,7 +135,7 @@ async def test_past_the_hourly_limit_the_form_gets_a_429_page_with_retry_after(a
     assert api.status == 429 and api.content_type == "application/problem+json"
     assert (await api.json())["detail"] == creation.TOO_MANY
     assert 3590 <= int(api.headers["Retry-After"]) <= 3600
-    assert count(sync_engine, schema.question) == count(sync_engine, schema.poll_creation) == 3
+    assert stored.rows(sync_engine, schema.question) == stored.rows(sync_engine, schema.poll_creation) == 3
 
 
 async def test_retry_after_counts_down_to_when_the_oldest_creation_leaves_the_hour(app_with, sync_engine):
@@ -163,7 +159,7 @@ async def test_retry_after_counts_down_to_when_the_oldest_creation_leaves_the_ho
             .values(created_at=sa.func.now() - sa.text("interval '61 minutes'"))
         )
     assert (await client.post("/poll/new", data=FORM, allow_redirects=False)).status == 303
-    assert count(sync_engine, schema.question) == 3
+    assert stored.rows(sync_engine, schema.question) == 3
 
 
 async def test_racing_creations_never_pass_the_limit(app_with, sync_engine, new_browser):
@@ -176,7 +172,7 @@ async def test_racing_creations_never_pass_the_limit(app_with, sync_engine, new_
 
     statuses = await asyncio.gather(*(make(b) for b in browsers))
     assert sorted(statuses) == [201] * 3 + [429] * 9
-    assert count(sync_engine, schema.question) == 3
+    assert stored.rows(sync_engine, schema.question) == 3
 
 
 def creators(sync_engine) -> list[str]:

@@ -2,6 +2,7 @@
 
 import pytest
 import sqlalchemy as sa
+import stored
 
 from aiohttpdemo_polls.app import init_app
 from aiohttpdemo_polls.store import schema
@@ -24,11 +25,6 @@ def own_origin(client) -> str:
     return str(client.make_url("/").origin())
 
 
-def count(sync_engine, table) -> int:
-    with sync_engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-
-
 @pytest.mark.parametrize("headers", FOREIGN)
 async def test_cross_site_vote_is_refused_and_counts_nothing(client, make_question, votes_of, vote, headers):
     question = make_question()
@@ -45,7 +41,7 @@ async def test_cross_site_new_poll_is_refused(client, sync_engine, headers):
     data = [("question_text", "Q?"), ("choice", "A"), ("choice", "B")]
     response = await client.post("/poll/new", data=data, headers=headers, allow_redirects=False)
     assert response.status == 403
-    assert count(sync_engine, schema.question) == 0
+    assert stored.rows(sync_engine, schema.question) == 0
 
 
 @pytest.mark.parametrize("action", ["close", "delete"])

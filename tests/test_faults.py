@@ -14,7 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 import sqlalchemy as sa
+import stored
 from aiohttp import web
+from live_frames import frame
 from relay import Relay
 
 from aiohttpdemo_polls.app import init_app
@@ -81,12 +83,6 @@ async def timed(call) -> tuple[aiohttp.ClientResponse, str, float]:
     return response, text, time.monotonic() - started
 
 
-async def next_frame(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) -> dict[str, Any]:
-    message = await ws.receive(timeout=timeout)
-    assert message.type is aiohttp.WSMsgType.TEXT, message
-    return message.json()
-
-
 @pytest.mark.slow  # a PostgreSQL server of its own: initdb, stop, start
 async def test_pages_answer_503_quickly_while_postgresql_is_down_then_recover(
     aiohttp_client, config, stoppable_database, eventually, vote_rows_match_counters
@@ -98,7 +94,7 @@ async def test_pages_answer_503_quickly_while_postgresql_is_down_then_recover(
     pid = poll["id"]
     assert (await client.get(f"/poll/{pid}/results")).status == 200
     watcher = await client.ws_connect(f"/poll/{pid}/live")
-    assert (await next_frame(watcher))["total"] == 0
+    assert (await frame(watcher))["total"] == 0
 
     requests = {
         "index": lambda: client.get("/"),
@@ -137,9 +133,9 @@ async def test_pages_answer_503_quickly_while_postgresql_is_down_then_recover(
     )
     assert response.status == 302
     deadline = time.monotonic() + RECOVERY_BOUND
-    while (frame := await next_frame(watcher, timeout=RECOVERY_BOUND))["total"] != 1:
-        assert time.monotonic() < deadline, frame
-    assert [c["votes"] for c in frame["choices"]] == [0, 1]
+    while (update := await frame(watcher, timeout=RECOVERY_BOUND))["total"] != 1:
+        assert time.monotonic() < deadline, update
+    assert [c["votes"] for c in update["choices"]] == [0, 1]
     await watcher.close()
     assert votes_counted(stoppable_database.url) == 1
     assert vote_rows_match_counters(stoppable_database.url)
@@ -352,12 +348,7 @@ async def test_votes_across_a_frozen_database_link_are_never_counted_after_a_fai
     statuses = set(answers.values())
     assert statuses <= {302, 202, 503}, statuses
     assert {302, 503} <= statuses, statuses  # counted before and after; refused while cut
-    with sync_engine.connect() as conn:
-        counted = set(
-            conn.execute(sa.text("SELECT voter FROM ballot WHERE question_id = :q"), {"q": question["id"]})
-            .scalars()
-            .all()
-        )
+    counted = stored.voters(sync_engine, question["id"])
     told_counted = {v for v, status in answers.items() if status == 302}
     told_not = {v for v, status in answers.items() if status == 503}
     assert told_counted <= counted  # every 302 is in the database

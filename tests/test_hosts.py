@@ -25,7 +25,9 @@ import aiohttp
 import hosts
 import pytest
 import sqlalchemy as sa
+import stored
 from descriptors import open_files_limit
+from live_frames import counts, frame
 
 from aiohttpdemo_polls.store import making, schema
 from aiohttpdemo_polls.web.voting import ALREADY_VOTED, NOT_COUNTED, VOTE_UNKNOWN, VOTER_COOKIE, VOTING_CLOSED
@@ -60,21 +62,13 @@ def engine(site: hosts.Cluster) -> Iterator[sa.engine.Engine]:
     engine.dispose()
 
 
-def make_question(
+def publish_poll(
     engine: sa.engine.Engine, text: str, choices: tuple[str, ...], **columns: Any
 ) -> tuple[int, list[int]]:
+    """A poll published yesterday on the site's database (not the tests' own, which the
+    `make_question` fixture fills): its id and its choices' ids."""
     with engine.begin() as conn:
         return making.add_poll(conn, text, choices, pub_date=datetime.now(UTC) - timedelta(days=1), **columns)
-
-
-def counters(engine: sa.engine.Engine, question_id: int) -> dict[int, int]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(schema.choice.c.id, schema.choice.c.votes).where(
-                schema.choice.c.question_id == question_id
-            )
-        )
-        return dict(rows.all())
 
 
 def vote_rows(engine: sa.engine.Engine, question_id: int) -> dict[int, int]:
@@ -87,31 +81,12 @@ def vote_rows(engine: sa.engine.Engine, question_id: int) -> dict[int, int]:
         return dict(rows.all())
 
 
-def ballot_voters(engine: sa.engine.Engine, question_id: int) -> set[str]:
-    with engine.connect() as conn:
-        return set(
-            conn.execute(
-                sa.select(schema.ballot.c.voter).where(schema.ballot.c.question_id == question_id)
-            ).scalars()
-        )
-
-
 def assert_counters_match_vote_rows(engine: sa.engine.Engine, question_id: int) -> int:
     """Each choice's counter equals its `vote` rows; the total."""
-    counts = counters(engine, question_id)
+    counts = stored.counters(engine, question_id)
     rows = vote_rows(engine, question_id)
     assert counts == {choice: rows.get(choice, 0) for choice in counts}
     return sum(counts.values())
-
-
-async def frame(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> dict[str, Any]:
-    message = await ws.receive(timeout=timeout)
-    assert message.type is aiohttp.WSMsgType.TEXT, message
-    return json.loads(message.data)
-
-
-def totals(message: dict[str, Any]) -> dict[int, int]:
-    return {c["id"]: c["votes"] for c in message["choices"]}
 
 
 def upstreams_of(
@@ -138,7 +113,7 @@ def report(scenario: str, **figures: Any) -> None:
 
 
 async def test_pages_through_nginx_come_from_every_host(site, engine):
-    question_id, _ = make_question(engine, "Which host answers?", ("One", "Two"))
+    question_id, _ = publish_poll(engine, "Which host answers?", ("One", "Two"))
     origin = site.nginx.origin
     since = time.time()
     paths = ["/", f"/poll/{question_id}", f"/poll/{question_id}/results"] * 3
@@ -169,7 +144,7 @@ async def test_pages_through_nginx_come_from_every_host(site, engine):
 
 
 async def test_vote_through_nginx_redirects_to_results_that_show_it_on_any_host(site, engine):
-    question_id, (one, two) = make_question(engine, "Vote behind nginx?", ("One", "Two"))
+    question_id, (one, two) = publish_poll(engine, "Vote behind nginx?", ("One", "Two"))
     origin = site.nginx.origin
     vote_url = f"{origin}/poll/{question_id}/vote"
     async with hosts.site_session() as browser:
@@ -199,7 +174,7 @@ async def test_vote_through_nginx_redirects_to_results_that_show_it_on_any_host(
             allow_redirects=False,
         )
         assert forged.status == 403
-    assert counters(engine, question_id) == {one: 0, two: 1}
+    assert stored.counters(engine, question_id) == {one: 0, two: 1}
     assert assert_counters_match_vote_rows(engine, question_id) == 1
     report("vote", requests_sent=3 + len(site.hosts) + 1, failed=0, votes_answered=1, votes_counted=1)
 
@@ -233,19 +208,19 @@ async def test_new_poll_form_and_manage_page_through_nginx(site, engine, eventua
         )
         assert closed.status == 303
         assert closed.headers["Location"] == f"{manage}?done=closed"
-        yes = next(iter(counters(engine, question_id)))
+        yes = next(iter(stored.counters(engine, question_id)))
         for host in site.hosts:  # each host refuses at once: the vote checks the poll in its transaction
             refused = await direct.post(f"{host.url}/poll/{question_id}/vote", data={"choice": str(yes)})
             assert refused.status == 409
             assert html.escape(VOTING_CLOSED) in await refused.text()
-    assert set(counters(engine, question_id).values()) == {0}
+    assert set(stored.counters(engine, question_id).values()) == {0}
     report(
         "new poll and manage", requests_sent=4 + len(site.hosts) * 2, failed=0, votes_refused=len(site.hosts)
     )
 
 
 async def test_live_results_upgrade_through_nginx_gets_snapshot_and_updates(site, engine):
-    question_id, (yes, no) = make_question(engine, "Live behind nginx?", ("Yes", "No"))
+    question_id, (yes, no) = publish_poll(engine, "Live behind nginx?", ("Yes", "No"))
     origin = site.nginx.origin
     live = f"wss://{hosts.SERVER_NAME}:{site.nginx.https_port}/poll/{question_id}/live"
     async with (
@@ -267,17 +242,17 @@ async def test_live_results_upgrade_through_nginx_gets_snapshot_and_updates(site
         seen = await frame(ws, timeout=10)
         while seen["total"] < 3:
             seen = await frame(ws, timeout=10)
-    assert totals(seen) == {yes: 3, no: 0}
+    assert counts(seen) == {yes: 3, no: 0}
     report(
         "live through nginx",
         websocket_upgrades=1,
         votes_answered=3,
-        votes_counted=sum(counters(engine, question_id).values()),
+        votes_counted=sum(stored.counters(engine, question_id).values()),
     )
 
 
 async def test_watcher_on_one_host_sees_votes_cast_on_the_others_within_a_second(site, engine):
-    question_id, (yes, no) = make_question(engine, "Across hosts?", ("Yes", "No"))
+    question_id, (yes, no) = publish_poll(engine, "Across hosts?", ("Yes", "No"))
     watched, *others = site.hosts
     latencies = []
     async with (
@@ -293,7 +268,7 @@ async def test_watcher_on_one_host_sees_votes_cast_on_the_others_within_a_second
             answered = time.monotonic()
             update = await frame(ws, timeout=1.0)
             latencies.append(time.monotonic() - answered)
-            assert totals(update) == {yes: 0, no: n}
+            assert counts(update) == {yes: 0, no: n}
     assert max(latencies) < 1.0
     report(
         "watcher on host 1, votes on hosts 2 and 3",
@@ -365,7 +340,7 @@ async def test_killed_host_mid_storm_loses_no_answered_vote_and_nginx_routes_aro
     site, engine, eventually
 ):
     choices_text = ("North", "South", "East", "West")
-    question_id, choices = make_question(engine, "Storm?", choices_text)
+    question_id, choices = publish_poll(engine, "Storm?", choices_text)
     origin = site.nginx.origin
     victim = site.hosts[-1]
     jobs: list[tuple[str, str, int | None]] = []
@@ -437,7 +412,7 @@ async def test_killed_host_mid_storm_loses_no_answered_vote_and_nginx_routes_aro
             await asyncio.gather(*(send(client, pending) for _ in range(CONNECTIONS)))
             storm_s = time.monotonic() - started
             pids = await killer
-            final = len(ballot_voters(engine, question_id))
+            final = len(stored.voters(engine, question_id))
 
             async def watchers_caught_up() -> bool:
                 for task in watching:
@@ -469,7 +444,7 @@ async def test_killed_host_mid_storm_loses_no_answered_vote_and_nginx_routes_aro
     assert hops_after and not any(hop[-1] == address(victim) for hop in hops_after)  # the others answer
     retried = sum(len(hop) > 1 for hop in hops_after)  # tried the dead host first, then another
 
-    voters = ballot_voters(engine, question_id)
+    voters = stored.voters(engine, question_id)
     answered = {r.voter for r in done if r.method == "POST" and r.ok}
     assert len(answered) == answered_votes  # every voter distinct
     assert answered <= voters  # every vote answered with a redirect is counted
@@ -614,8 +589,8 @@ async def test_host_cut_off_from_the_database_answers_503_then_recovers_by_itsel
     site, engine, eventually
 ):
     # Votes locked: a voter's retry with any choice must hear "already voted", never change it.
-    question_id, choices = make_question(engine, "Cut off?", ("Up", "Down", "Sideways"), lock_votes=True)
-    renamed_id, _ = make_question(engine, "Renamed during the cut?", ("Yes", "No"))
+    question_id, choices = publish_poll(engine, "Cut off?", ("Up", "Down", "Sideways"), lock_votes=True)
+    renamed_id, _ = publish_poll(engine, "Renamed during the cut?", ("Yes", "No"))
     victim = site.hosts[1]
     storm = StormThroughNginx(site, question_id, choices)
     direct_timeout = aiohttp.ClientTimeout(total=60)
@@ -701,7 +676,7 @@ async def test_host_cut_off_from_the_database_answers_503_then_recovers_by_itsel
         await back_in_rotation(site, victim, time.time(), eventually)
         storm.stop.set()
         await storming
-        final = len(ballot_voters(engine, question_id))
+        final = len(stored.voters(engine, question_id))
 
         async def watcher_resynced() -> bool:
             return bool(totals_seen) and totals_seen[-1] == final
@@ -721,7 +696,7 @@ async def test_host_cut_off_from_the_database_answers_503_then_recovers_by_itsel
         resynced_s = time.monotonic() - restored_at
         watching.cancel()
 
-    voters = ballot_voters(engine, question_id)
+    voters = stored.voters(engine, question_id)
     answered = storm.answered_voters()
     assert answered <= voters  # every vote answered with the redirect is counted
     # A ballot with no redirect: only a vote answered "may have counted" (202), sent by the
@@ -743,7 +718,7 @@ async def test_host_cut_off_from_the_database_answers_503_then_recovers_by_itsel
             )
             assert again.status == 302
             assert again.headers["Location"] == f"/poll/{question_id}/results?already=1"
-    assert ballot_voters(engine, question_id) == voters
+    assert stored.voters(engine, question_id) == voters
     counted = assert_counters_match_vote_rows(engine, question_id)
     assert counted == len(voters)
     report(
@@ -839,7 +814,7 @@ PARTITION_S = 40.0
 async def test_host_cut_off_for_40_s_in_a_storm_fails_no_read_and_never_counts_a_vote_answered_as_failed(
     site, engine, eventually
 ):
-    question_id, choices = make_question(engine, "Partitioned?", ("Ay", "Nay", "Abstain"))
+    question_id, choices = publish_poll(engine, "Partitioned?", ("Ay", "Nay", "Abstain"))
     victim = site.hosts[0]
     storm = StormThroughNginx(site, question_id, choices)
     storming = asyncio.create_task(storm.run())
@@ -860,7 +835,7 @@ async def test_host_cut_off_for_40_s_in_a_storm_fails_no_read_and_never_counts_a
         storm.stop.set()
         await storming
 
-    voters = ballot_voters(engine, question_id)
+    voters = stored.voters(engine, question_id)
     votes = storm.votes
     answered = {r.voter for r in votes if r.status == 302}
     maybe = {r.voter for r in votes if r.status == 202}  # "may have counted": either way is true
@@ -926,7 +901,7 @@ TERMINATIONS = (3, 20)
 async def test_terminated_server_connections_in_a_storm_are_voted_on_again_and_counted_once(
     site, engine, eventually
 ):
-    question_id, choices = make_question(engine, "Terminated?", ("Here", "There"))
+    question_id, choices = publish_poll(engine, "Terminated?", ("Here", "There"))
     storm = StormThroughNginx(site, question_id, choices)
     logged_before = set(resends(site))
     storming = asyncio.create_task(storm.run())
@@ -950,7 +925,7 @@ async def test_terminated_server_connections_in_a_storm_are_voted_on_again_and_c
         storm.stop.set()
         await storming
 
-    voters = ballot_voters(engine, question_id)
+    voters = stored.voters(engine, question_id)
     votes = storm.votes
     answered = storm.answered_voters()
     maybe = {r.voter for r in votes if r.status == 202}
@@ -1033,7 +1008,7 @@ def resends(site: hosts.Cluster) -> list[str]:
 
 
 async def test_rolling_restart_under_a_storm_fails_no_request_and_loses_no_vote(site, engine, eventually):
-    question_id, choices = make_question(engine, "Rolling?", ("Left", "Right"))
+    question_id, choices = publish_poll(engine, "Rolling?", ("Left", "Right"))
     storm = StormThroughNginx(site, question_id, choices)
     storming = asyncio.create_task(storm.run())
     restarts = []
@@ -1069,7 +1044,7 @@ async def test_rolling_restart_under_a_storm_fails_no_request_and_loses_no_vote(
 
     failed = storm.failed
     assert failed == [], "\n".join(map(placed, failed[:10])) + f"\n{site.nginx.error_log()}"
-    voters = ballot_voters(engine, question_id)
+    voters = stored.voters(engine, question_id)
     assert voters == storm.answered_voters()
     counted = assert_counters_match_vote_rows(engine, question_id)
     assert counted == len(voters)
@@ -1125,7 +1100,7 @@ async def follow(session: aiohttp.ClientSession, url: str, failed: Counter) -> F
 async def test_one_host_carries_two_thousand_watchers_through_nginx_and_each_gets_the_next_update(
     site, engine, eventually
 ):
-    question_id, (yes, _) = make_question(engine, "A crowd on one host?", ("Yes", "No"))
+    question_id, (yes, _) = publish_poll(engine, "A crowd on one host?", ("Yes", "No"))
     host = site.hosts[0]
     followers: list[Follower] = []
     failed: Counter = Counter()

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 import yaml
+from live_frames import counts, frame
 from prometheus_client.parser import text_string_to_metric_families
 
 from aiohttpdemo_polls import settings
@@ -26,30 +27,11 @@ from aiohttpdemo_polls.web.database import changes_key
 TEST_CONFIG = settings.PROJECT_ROOT / "config" / "polls_test.yaml"
 
 
-async def frame(ws: aiohttp.ClientWebSocketResponse, timeout: float = 1.0) -> dict[str, Any]:
-    """The next JSON text frame, within `timeout` seconds."""
-    message = await ws.receive(timeout=timeout)
-    assert message.type is aiohttp.WSMsgType.TEXT, message
-    return json.loads(message.data)
-
-
-async def vote(session: aiohttp.ClientSession, question_id: int, choice_id: int) -> None:
-    """One vote from a new browser (the session keeps no cookies)."""
-    response = await session.post(
-        f"/poll/{question_id}/vote", data={"choice": str(choice_id)}, allow_redirects=False
-    )
-    assert response.status == 302
-
-
-def counts(message: dict[str, Any]) -> dict[int, int]:
-    return {c["id"]: c["votes"] for c in message["choices"]}
-
-
-async def test_snapshot_on_connect_has_counts_percentages_and_state(client, anonymous, make_question):
+async def test_snapshot_on_connect_has_counts_percentages_and_state(client, anonymous, make_question, vote):
     question = make_question(choices=("Yes", "No", "Maybe"))
     yes, no, maybe = question["choices"]
     for choice in (yes, yes, no):
-        await vote(anonymous, question["id"], choice)
+        assert (await vote(anonymous, question["id"], choice)).status == 302
     async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
         assert await frame(ws) == {
             "question_id": question["id"],
@@ -63,13 +45,13 @@ async def test_snapshot_on_connect_has_counts_percentages_and_state(client, anon
         }
 
 
-async def test_vote_reaches_watcher_within_a_second(client, anonymous, make_question):
+async def test_vote_reaches_watcher_within_a_second(client, anonymous, make_question, vote):
     question = make_question(choices=("Yes", "No"))
     yes, no = question["choices"]
     async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
         assert (await frame(ws))["total"] == 0
         started = time.monotonic()
-        await vote(anonymous, question["id"], no)
+        assert (await vote(anonymous, question["id"], no)).status == 302
         update = await frame(ws, timeout=1.0)
         assert time.monotonic() - started < 1.0
     assert update["total"] == 1
@@ -77,12 +59,13 @@ async def test_vote_reaches_watcher_within_a_second(client, anonymous, make_ques
     assert [c["percent"] for c in update["choices"]] == [0.0, 100.0]
 
 
-async def test_burst_of_votes_is_coalesced_and_ends_exact(client, anonymous, make_question):
+async def test_burst_of_votes_is_coalesced_and_ends_exact(client, anonymous, make_question, vote):
     question = make_question(choices=("Yes", "No"))
     yes, _ = question["choices"]
     async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
         await frame(ws)
-        await asyncio.gather(*(vote(anonymous, question["id"], yes) for _ in range(30)))
+        answers = await asyncio.gather(*(vote(anonymous, question["id"], yes) for _ in range(30)))
+        assert {answer.status for answer in answers} == {302}
         updates = [await frame(ws)]
         while updates[-1]["total"] < 30:
             updates.append(await frame(ws))
@@ -91,7 +74,7 @@ async def test_burst_of_votes_is_coalesced_and_ends_exact(client, anonymous, mak
     assert counts(updates[-1])[yes] == 30
 
 
-async def test_vote_through_one_process_reaches_watcher_of_another(app_process, make_question):
+async def test_vote_through_one_process_reaches_watcher_of_another(app_process, make_question, vote):
     question = make_question(choices=("Yes", "No"))
     yes, no = question["choices"]
     processes = app_process(), app_process()
@@ -104,12 +87,12 @@ async def test_vote_through_one_process_reaches_watcher_of_another(app_process, 
         watcher.ws_connect(f"{second}/poll/{question['id']}/live") as ws,
     ):
         assert (await frame(ws, timeout=5))["total"] == 0
-        await vote(voter, question["id"], yes)
+        assert (await vote(voter, question["id"], yes)).status == 302
         update = await frame(ws, timeout=1.0)
     assert counts(update) == {yes: 1, no: 0}
 
 
-async def test_thousand_watchers_of_one_poll_all_receive_an_update(client, anonymous, make_question):
+async def test_thousand_watchers_of_one_poll_all_receive_an_update(client, anonymous, make_question, vote):
     question = make_question(choices=("Yes", "No"))
     yes, _ = question["choices"]
     url = client.make_url(f"/poll/{question['id']}/live")
@@ -122,7 +105,7 @@ async def test_thousand_watchers_of_one_poll_all_receive_an_update(client, anony
                 sockets.extend(batch)
                 assert {(await frame(ws, timeout=10))["total"] for ws in batch} == {0}
             assert client.app[live_key].count == 1000  # the app's watchers: all of them this poll's
-            await vote(anonymous, question["id"], yes)
+            assert (await vote(anonymous, question["id"], yes)).status == 302
             updates = await asyncio.gather(*(frame(ws, timeout=10) for ws in sockets))
         finally:
             await asyncio.gather(*(ws.close() for ws in sockets))
@@ -165,7 +148,7 @@ async def test_poll_reaching_closes_at_is_sent_as_closed(client, make_question):
 
 
 async def test_changes_while_the_listener_is_down_arrive_after_it_reconnects(
-    client, anonymous, unnoticed, make_question
+    client, anonymous, unnoticed, make_question, vote
 ):
     question = make_question(choices=("Yes", "No"))
     yes, no = question["choices"]
@@ -181,7 +164,7 @@ async def test_changes_while_the_listener_is_down_arrive_after_it_reconnects(
         resync = await frame(ws, timeout=5)
         assert counts(resync) == {yes: 0, no: 1}
         assert bus.listening and bus.backend_pid != listener
-        await vote(anonymous, question["id"], yes)
+        assert (await vote(anonymous, question["id"], yes)).status == 302
         assert counts(await frame(ws)) == {yes: 1, no: 1}
 
 
@@ -287,12 +270,14 @@ async def test_subscribers_hear_each_poll_a_statement_changed_once(
     assert heard[2:] == [third["id"]]
 
 
-async def test_own_vote_reaches_subscribers_before_its_redirect(client, anonymous, make_question, settled):
+async def test_own_vote_reaches_subscribers_before_its_redirect(
+    client, anonymous, make_question, settled, vote
+):
     question = make_question()
     await settled()
     heard: list[int | None] = []
     client.app[changes_key].subscribe(heard.append)
-    await vote(anonymous, question["id"], question["choices"][0])
+    assert (await vote(anonymous, question["id"], question["choices"][0])).status == 302
     # Told at its commit, not when the notice comes back: the next page is already fresh.
     assert heard and set(heard) == {question["id"]}
 

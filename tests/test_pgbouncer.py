@@ -8,19 +8,16 @@ every server connection (RECONNECT). Figures are printed (run with `pytest -s`).
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiohttp
@@ -29,6 +26,8 @@ import processes
 import psycopg2
 import pytest
 import sqlalchemy as sa
+import stored
+from live_frames import frame
 
 from aiohttpdemo_polls.store.changes import Changes
 from aiohttpdemo_polls.store.votes import VoteBatcher, VoteOutcome
@@ -41,12 +40,6 @@ ADMIN, ADMIN_PASSWORD = "polls_pgbouncer_admin", "admin-secret"
 POOL_SIZE = 6  # server connections: fewer than the app's clients, so they are shared
 STORM_VOTES = 500
 STORM_CONNECTIONS = 32
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -153,12 +146,12 @@ server_lifetime = 3600
 
 
 @pytest.fixture
-def pgbouncer(database_url: str) -> Iterator[PgBouncer]:
+def pgbouncer(database_url: str, unused_tcp_port: int) -> Iterator[PgBouncer]:
     if not os.access(PGBOUNCER, os.X_OK):
         pytest.fail(f"pgbouncer is not installed at {PGBOUNCER}: run tests/install-hosts", pytrace=False)
     folder = Path(tempfile.mkdtemp(prefix="polls-pgbouncer-"))
     folder.chmod(0o755)  # run as root, PgBouncer reads its files as the server's user
-    bouncer = PgBouncer(folder, database_url, free_port())
+    bouncer = PgBouncer(folder, database_url, unused_tcp_port)
     try:
         bouncer.start()
         yield bouncer
@@ -219,18 +212,6 @@ async def storm(base: str, question_id: int, choices: list[int], votes: int = ST
         await asyncio.gather(*(sender(session) for _ in range(STORM_CONNECTIONS)))
         seconds = time.monotonic() - started
     return Storm(answered, statuses, seconds)
-
-
-def ballots(sync_engine, question_id: int) -> set[str]:
-    with sync_engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT voter FROM ballot WHERE question_id = :q"), {"q": question_id})
-        return set(rows.scalars())
-
-
-async def frame(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> dict[str, Any]:
-    message = await ws.receive(timeout=timeout)
-    assert message.type is aiohttp.WSMsgType.TEXT, message
-    return json.loads(message.data)
 
 
 async def test_pages_forms_and_manage_actions_work_through_transaction_pooling(pooled_app, sync_engine):
@@ -300,7 +281,7 @@ async def test_vote_storms_through_pgbouncer_count_every_vote_also_after_it_repl
         assert (await frame(ws, timeout=10))["total"] == 0
         first = await storm(base, question_id, choices)
         assert first.statuses == {"302": STORM_VOTES}, pgbouncer.log()
-        assert ballots(sync_engine, question_id) == first.answered
+        assert stored.voters(sync_engine, question_id) == first.answered
         assert vote_rows_match_counters()
 
         before = pgbouncer.server_pids()
@@ -313,7 +294,7 @@ async def test_vote_storms_through_pgbouncer_count_every_vote_also_after_it_repl
         await eventually(replaced, timeout=30)  # idle ones at once, busy ones once released
         second = await storm(base, question_id, choices)
         assert second.statuses == {"302": STORM_VOTES}, pgbouncer.log()
-        assert ballots(sync_engine, question_id) == first.answered | second.answered
+        assert stored.voters(sync_engine, question_id) == first.answered | second.answered
         assert vote_rows_match_counters()
         assert not (pgbouncer.server_pids() & before)
 
@@ -339,7 +320,7 @@ async def test_vote_storms_through_pgbouncer_count_every_vote_also_after_it_repl
     other = make_question("Direct storm?", choices=("Red", "Green", "Blue"))
     straight = await storm(direct.url, other["id"], other["choices"])
     assert straight.statuses == {"302": STORM_VOTES}
-    assert ballots(sync_engine, other["id"]) == straight.answered
+    assert stored.voters(sync_engine, other["id"]) == straight.answered
     print(
         f"\n[pgbouncer] votes {STORM_VOTES} per storm, {STORM_CONNECTIONS} connections, 2 processes: "
         f"through PgBouncer {first.per_second:.0f}/s, after RECONNECT {second.per_second:.0f}/s, "

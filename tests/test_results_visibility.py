@@ -2,12 +2,12 @@
 may not see the counts gets the choices and when the counts will show, and no number that
 gives them away; the maker always sees them; live sockets obey the same rule."""
 
-import json
 import re
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
+from live_frames import frame
 
 from aiohttpdemo_polls.maker.form import RESULTS_UNKNOWN
 from aiohttpdemo_polls.store import schema
@@ -114,10 +114,6 @@ async def test_new_poll_form_offers_the_three_settings(client):
     assert "Voters cannot change their vote" in page
 
 
-async def frames(ws, count: int) -> list[dict]:
-    return [json.loads((await ws.receive()).data) for _ in range(count)]
-
-
 async def test_live_frames_carry_counts_only_to_watchers_who_may_see_them(
     client, new_browser, make_poll, vote, eventually
 ):
@@ -125,9 +121,9 @@ async def test_live_frames_carry_counts_only_to_watchers_who_may_see_them(
     stranger = await new_browser(client).ws_connect(f"/poll/{poll['id']}/live")
     maker = await client.ws_connect(f"/poll/{poll['id']}/live?token={poll['token']}")
     forged = await new_browser(client).ws_connect(f"/poll/{poll['id']}/live?token=not-the-token")
-    (hidden,) = await frames(stranger, 1)
-    (counted,) = await frames(maker, 1)
-    (forged_frame,) = await frames(forged, 1)
+    hidden = await frame(stranger)
+    counted = await frame(maker)
+    forged_frame = await frame(forged)
     assert hidden["hidden"] is True and "total" not in hidden
     assert all(set(choice) == {"id"} for choice in hidden["choices"])
     assert forged_frame == hidden
@@ -135,11 +131,11 @@ async def test_live_frames_carry_counts_only_to_watchers_who_may_see_them(
 
     up = hidden["choices"][0]["id"]
     assert (await vote(new_browser(client), poll["id"], up)).status == 302
-    (counted,) = await frames(maker, 1)
+    counted = await frame(maker)
     assert counted["total"] == 1
     # The close is the moment everyone may see them: the stranger's next frame has counts.
     await client.post(poll["manage"], data={"action": "close"})
-    (opened,) = await frames(stranger, 1)
+    opened = await frame(stranger)
     assert opened["closed"] is True and opened["total"] == 1
     for ws in (stranger, maker, forged):
         await ws.close()
@@ -149,8 +145,8 @@ async def test_after_vote_watcher_who_voted_gets_counts(client, make_question, v
     question = make_question("Voted watcher?", choices=("A", "B"), results="after_vote")
     assert (await vote(client, question["id"], question["choices"][0])).status == 302
     ws = await client.ws_connect(f"/poll/{question['id']}/live")  # the client keeps the cookie
-    (frame,) = await frames(ws, 1)
-    assert frame["total"] == 1 and "hidden" not in frame
+    snapshot = await frame(ws)
+    assert snapshot["total"] == 1 and "hidden" not in snapshot
     await ws.close()
 
 

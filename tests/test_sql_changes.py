@@ -2,24 +2,16 @@
 within a second of their commit: the schema's triggers notify, whoever writes."""
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
-import sqlalchemy as sa
+from live_frames import frame
 
 from aiohttpdemo_polls.web.cache import cache_key
 from aiohttpdemo_polls.web.database import changes_key
 
 Check = Callable[[], Awaitable[bool]]
-
-
-def run_sql(sync_engine, statement: str, **params) -> float:
-    """Run SQL in its own transaction, as psql would; the moment it had committed."""
-    with sync_engine.begin() as conn:
-        conn.execute(sa.text(statement), params)
-    return time.monotonic()
 
 
 async def seconds_until(check: Check, since: float) -> float:
@@ -45,12 +37,11 @@ async def cached(client, anonymous, path: str, key: tuple) -> str:
 
 
 async def test_poll_inserted_with_sql_appears_on_the_index_within_a_second(
-    client, anonymous, sync_engine, settled
+    client, anonymous, run_sql, settled
 ):
     await settled()
     assert "No polls are available." in await cached(client, anonymous, "/", ("index", None, 1))
     committed = run_sql(
-        sync_engine,
         "WITH q AS (INSERT INTO question (question_text) VALUES ('Made in psql?') RETURNING id) "
         "INSERT INTO choice (question_id, choice_text) SELECT id, c FROM q, unnest(ARRAY['Yes', 'No']) AS c",
     )
@@ -62,7 +53,7 @@ async def test_poll_inserted_with_sql_appears_on_the_index_within_a_second(
 
 
 async def test_votes_changed_with_sql_reach_the_results_page_and_a_live_socket_within_a_second(
-    client, anonymous, sync_engine, make_question, settled
+    client, anonymous, run_sql, make_question, settled
 ):
     question = make_question(choices=("Yes", "No"))
     yes, no = question["choices"]
@@ -72,11 +63,9 @@ async def test_votes_changed_with_sql_reach_the_results_page_and_a_live_socket_w
         client, anonymous, results, ("results", question["id"])
     )
     async with client.ws_connect(f"/poll/{question['id']}/live") as ws:
-        assert json.loads((await ws.receive(timeout=5)).data)["total"] == 0
-        committed = run_sql(
-            sync_engine, "UPDATE choice SET votes = CASE id WHEN :yes THEN 5 ELSE 2 END", yes=yes
-        )
-        update = json.loads((await ws.receive(timeout=5)).data)
+        assert (await frame(ws))["total"] == 0
+        committed = run_sql("UPDATE choice SET votes = CASE id WHEN :yes THEN 5 ELSE 2 END", yes=yes)
+        update = await frame(ws)
         socket_took = time.monotonic() - committed
 
         async def shown() -> bool:
@@ -89,7 +78,7 @@ async def test_votes_changed_with_sql_reach_the_results_page_and_a_live_socket_w
 
 
 async def test_question_renamed_with_sql_shows_on_its_pages_and_the_index_within_a_second(
-    client, anonymous, sync_engine, make_question, settled
+    client, anonymous, run_sql, make_question, settled
 ):
     question = make_question("Old name?")
     await settled()
@@ -98,9 +87,7 @@ async def test_question_renamed_with_sql_shows_on_its_pages_and_the_index_within
     assert "Old name?" in await cached(client, anonymous, "/", ("index", None, 1))
     present = f"{path}/present"
     assert "Old name?" in await cached(client, anonymous, present, ("present", question["id"], True))
-    committed = run_sql(
-        sync_engine, "UPDATE question SET question_text = 'New name?' WHERE id = :id", id=question["id"]
-    )
+    committed = run_sql("UPDATE question SET question_text = 'New name?' WHERE id = :id", id=question["id"])
 
     async def renamed() -> bool:
         pages = [(await get(anonymous, where))[1] for where in (path, "/", present)]
@@ -110,7 +97,7 @@ async def test_question_renamed_with_sql_shows_on_its_pages_and_the_index_within
 
 
 async def test_poll_deleted_with_sql_is_a_404_and_leaves_the_index_within_a_second(
-    client, anonymous, sync_engine, make_question, settled
+    client, anonymous, run_sql, make_question, settled
 ):
     make_question("Staying?")
     question = make_question("Going?")
@@ -118,7 +105,7 @@ async def test_poll_deleted_with_sql_is_a_404_and_leaves_the_index_within_a_seco
     path = f"/poll/{question['id']}"
     assert "Going?" in await cached(client, anonymous, path, ("poll", question["id"]))
     assert "Going?" in await cached(client, anonymous, "/", ("index", None, 1))
-    committed = run_sql(sync_engine, "DELETE FROM question WHERE id = :id", id=question["id"])
+    committed = run_sql("DELETE FROM question WHERE id = :id", id=question["id"])
 
     async def gone() -> bool:
         index = (await get(anonymous, "/"))[1]
@@ -128,14 +115,14 @@ async def test_poll_deleted_with_sql_is_a_404_and_leaves_the_index_within_a_seco
 
 
 async def test_truncate_with_sql_empties_every_cached_page_within_a_second(
-    client, anonymous, sync_engine, make_question, settled
+    client, anonymous, run_sql, make_question, settled
 ):
     question = make_question("Soon truncated?")
     await settled()
     path = f"/poll/{question['id']}"
     await cached(client, anonymous, path, ("poll", question["id"]))
     await cached(client, anonymous, "/", ("index", None, 1))
-    committed = run_sql(sync_engine, "TRUNCATE question, choice, ballot, vote")
+    committed = run_sql("TRUNCATE question, choice, ballot, vote")
 
     async def emptied() -> bool:
         index = (await get(anonymous, "/"))[1]
@@ -144,14 +131,11 @@ async def test_truncate_with_sql_empties_every_cached_page_within_a_second(
     assert await seconds_until(emptied, committed) < 1.0
 
 
-async def test_choice_moved_to_another_poll_with_sql_changes_both(
-    eventually, client, sync_engine, make_question
-):
+async def test_choice_moved_to_another_poll_with_sql_changes_both(eventually, client, run_sql, make_question):
     first, second = make_question(), make_question()
     heard: list[int | None] = []
     client.app[changes_key].subscribe(heard.append)
     run_sql(
-        sync_engine,
         "UPDATE choice SET question_id = :to WHERE id = :id",
         to=second["id"],
         id=first["choices"][0],

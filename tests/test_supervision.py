@@ -7,13 +7,13 @@ with an exception nobody retrieved.
 """
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 import aiohttp
 import pytest
 import sqlalchemy as sa
+from live_frames import frame
 
 from aiohttpdemo_polls.store import changes, connections, polls, votes
 from aiohttpdemo_polls.web.database import changes_key
@@ -34,12 +34,6 @@ class Once:
         if self.calls == 1:
             raise RuntimeError("injected fault")
         return self.real(*args, **kwargs)
-
-
-async def frame(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) -> dict[str, Any]:
-    message = await ws.receive(timeout=timeout)
-    assert message.type is aiohttp.WSMsgType.TEXT, message
-    return json.loads(message.data)
 
 
 async def next_total(ws: aiohttp.ClientWebSocketResponse, total: int) -> dict[str, Any]:
