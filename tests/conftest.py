@@ -492,12 +492,12 @@ def settled(client, sync_engine) -> Callable[[], Awaitable[None]]:
 
     async def wait() -> None:
         heard = asyncio.Event()
-        unsubscribe = client.app[changes_key].subscribe(lambda q: q == marker and heard.set())
+        subscription = client.app[changes_key].subscribe(lambda q: q == marker and heard.set())
         try:
             with sync_engine.begin() as conn:
                 conn.execute(sa.select(sa.func.pg_notify(schema.CHANNEL, str(marker))))
             await asyncio.wait_for(heard.wait(), 10)
         finally:
-            unsubscribe()
+            subscription.cancel()
 
     return wait

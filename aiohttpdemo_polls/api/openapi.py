@@ -59,6 +59,15 @@ _LINKS = {
     "required": ["self", "vote", "page", "results"],
 }
 _WHEN = {"type": ["string", "null"], "format": "date-time"}
+# What a poll in the list and a poll read alone both say of it; "closed" is true once closed_at
+# is set or closes_at has passed.
+_POLL_HEAD = {
+    "id": {"type": "integer"},
+    "question_text": {"type": "string"},
+    "published_at": {"type": "string", "format": "date-time"},
+    "closes_at": _WHEN,
+    "closed": {"type": "boolean"},
+}
 
 SCHEMAS: dict[str, Any] = {
     "Problem": {
@@ -79,14 +88,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "PollSummary": {
         "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "question_text": {"type": "string"},
-            "published_at": {"type": "string", "format": "date-time"},
-            "closes_at": _WHEN,
-            "closed": {"type": "boolean"},
-            "links": _LINKS,
-        },
+        "properties": {**_POLL_HEAD, "links": _LINKS},
         "required": ["id", "question_text", "published_at", "closes_at", "closed", "links"],
     },
     "PollList": {
@@ -112,12 +114,8 @@ SCHEMAS: dict[str, Any] = {
     "Poll": {
         "type": "object",
         "properties": {
-            "id": {"type": "integer"},
-            "question_text": {"type": "string"},
-            "published_at": {"type": "string", "format": "date-time"},
-            "closes_at": _WHEN,
+            **_POLL_HEAD,
             "closed_at": _WHEN,
-            "closed": {"type": "boolean"},
             "multiple": {"type": "boolean", "description": "Voters may pick several choices."},
             "counts_visible": {
                 "type": "boolean",

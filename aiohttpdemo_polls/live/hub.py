@@ -61,7 +61,6 @@ class Watcher:
         transport: asyncio.Transport,
         voted: bool = False,
         is_maker: bool = False,
-        ping_due: float = 0.0,
     ) -> None:
         self.question_id = question_id
         self.ws = ws
@@ -71,7 +70,7 @@ class Watcher:
         self.voted = voted  # its browser had voted in the poll when it joined
         self.is_maker = is_maker  # the maker's manage page
         self.active = True
-        self.ping_due = ping_due  # loop time of its next ping
+        self.ping_due = 0.0  # loop time of its next ping (set on joining)
         self.pinged_at: float | None = None  # loop time of the ping it has not answered yet
 
     def sees_counts(self, counts: polls.LiveCounts) -> bool:
@@ -172,22 +171,14 @@ class Live:
         """True when this process takes no more watchers (at its limit, or shutting down)."""
         return self._shutting_down or self.count >= self.max_watchers
 
-    def join(
-        self,
-        question_id: int,
-        ws: web.WebSocketResponse,
-        transport: asyncio.Transport,
-        voted: bool = False,
-        is_maker: bool = False,
-    ) -> Watcher:
+    def join(self, watcher: Watcher) -> None:
         """Start watching: the snapshot comes from the reader task, then every update."""
-        ping_due = asyncio.get_running_loop().time() + self.heartbeat
-        watcher = Watcher(question_id, ws, transport, voted, is_maker, ping_due)
+        question_id = watcher.question_id
+        watcher.ping_due = asyncio.get_running_loop().time() + self.heartbeat
         self._joining.setdefault(question_id, []).append(watcher)
         self.count += 1
         metrics.watchers(+1)
         self._wake.set()
-        return watcher
 
     def leave(self, watcher: Watcher) -> None:
         if not watcher.active:

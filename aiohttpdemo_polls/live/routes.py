@@ -22,12 +22,11 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     bus = app[changes_key]
     hub = Live(app[engine_key], lambda: bus.listening, **app[config_key]["live"])
     await hub.start()
-    unsubscribe = bus.subscribe(hub.changed)
     app[live_key] = hub
     try:
-        yield
+        with bus.subscribe(hub.changed):
+            yield
     finally:
-        unsubscribe()
         await hub.stop()
 
 

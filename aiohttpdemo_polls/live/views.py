@@ -10,7 +10,7 @@ from ..web.database import engine_key
 from ..web.i18n import N_
 from ..web.request import poll_id
 from ..web.voting import voter_id
-from .hub import live_key
+from .hub import Watcher, live_key
 
 # Clients have nothing to say; anything bigger than this closes the socket (1009).
 MAX_CLIENT_MESSAGE = 1024
@@ -44,7 +44,8 @@ async def live(request: web.Request) -> web.StreamResponse:
     if hub.full:  # checked again: others may have joined while we asked the database
         raise web.HTTPServiceUnavailable(text=FULL)
     await ws.prepare(request)
-    watcher = hub.join(question_id, ws, request.transport, voted=voted, is_maker=is_maker)
+    watcher = Watcher(question_id, ws, request.transport, voted=voted, is_maker=is_maker)
+    hub.join(watcher)
     try:
         async for message in ws:
             if message.type is WSMsgType.PONG:

@@ -194,11 +194,10 @@ class Changes:
         """The PostgreSQL server process of the listening connection."""
         return self.listener.backend_pid
 
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+    def subscribe(self, callback: Subscriber) -> "Subscription":
         """Call `callback(question_id)` per changed poll, `callback(None)` when anything may
-        have changed (changes lost, listening again, a TRUNCATE); returns the undo."""
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback)
+        have changed (changes lost, listening again, a TRUNCATE), until the subscription ends."""
+        return Subscription(self._subscribers, callback)
 
     def changed(self, question_ids: Iterable[int] | None) -> None:
         """These polls changed (None: any may have); every subscriber hears it now."""
@@ -230,3 +229,22 @@ class Changes:
 
     def _gap(self) -> None:
         self.changed(None)
+
+
+class Subscription:
+    """A subscriber's place on the bus, given up by `cancel()` or at the end of a `with` block."""
+
+    def __init__(self, subscribers: list[Subscriber], callback: Subscriber) -> None:
+        self._subscribers = subscribers
+        self._callback = callback
+        subscribers.append(callback)
+
+    def cancel(self) -> None:
+        if self._callback in self._subscribers:
+            self._subscribers.remove(self._callback)
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cancel()

@@ -25,9 +25,9 @@ MAX_ENTRIES = 20_000
 class Cache:
     """Values computed from published polls, keyed by tuples naming the poll they show."""
 
-    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, max_entries: int = MAX_ENTRIES, trusted: Callable[[], bool] = lambda: True) -> None:
         self.max_entries = max_entries
-        self.trusted: Callable[[], bool] = lambda: True
+        self.trusted = trusted
         self._entries: dict[Key, tuple[Any, float]] = {}
         self._by_poll: dict[int | None, set[Key]] = {}
         self._loading: dict[Key, tuple[tuple[int, int], asyncio.Future]] = {}
@@ -118,11 +118,6 @@ def setup(app: web.Application) -> None:
 async def _page_cache(app: web.Application) -> AsyncIterator[None]:
     """Poll content in memory, trusted only while the bus of changes can hear of them."""
     bus = app[changes_key]
-    pages = Cache()
-    pages.trusted = lambda: bus.listening
-    unsubscribe = bus.subscribe(pages.changed)
-    app[cache_key] = pages
-    try:
+    app[cache_key] = pages = Cache(trusted=lambda: bus.listening)
+    with bus.subscribe(pages.changed):
         yield
-    finally:
-        unsubscribe()
