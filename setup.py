@@ -101,7 +101,7 @@ setup(
             "zxing-cpp>=2.2",
             "pillow>=10",
             # Generates requests from /api/openapi.json, valid and invalid, against the running
-            # app and checks every answer against the document (tests/test_api_schema.py).
+            # app and checks every answer against the document (tests/api/test_api_schema.py).
             "schemathesis==4.32.5",
         ],
         # bench/run.py draws its chart with matplotlib; the app never imports it.

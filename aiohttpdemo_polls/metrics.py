@@ -131,7 +131,7 @@ def _observed(histogram: Any, buckets: list[float]) -> None:
             value.inc(n)
 
 
-# The one per process: metrics are counted wherever the event happens (votes.py, cache.py...).
+# The one per process: metrics are counted wherever the event happens (store/votes.py, web/cache.py...).
 _metrics: _Metrics | None = None
 
 

@@ -1,6 +1,6 @@
 // Live results: keeps a results list (templates/_results.html) up to date over a WebSocket.
 // Progressive enhancement only: without JavaScript the page shows the numbers it was served.
-// The server sends the poll's counters on connect and after every change (see live.py):
+// The server sends the poll's counters on connect and after every change (see aiohttpdemo_polls/live/hub.py):
 //   {"question_id": 1, "total": 7, "closed": false, "choices": [{"id": 3, "votes": 4, "percent": 57.1}]}
 //   {"question_id": 1, "deleted": true}
 //   {"question_id": 1, "closed": false, "hidden": true, "choices": [{"id": 3}]}  (counts not shown yet)

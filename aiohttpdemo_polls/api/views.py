@@ -1,6 +1,6 @@
-"""The JSON API: list and read polls, vote, make a poll. The same rules as the pages: votes
-through the VoteBatcher and voter cookie, new polls through check_new_poll and
-creation.py, errors as problem documents (problems.py), described by openapi.py.
+"""The JSON API: list and read polls, vote, make a poll. The same rules as the pages: votes cast
+as the form's (web/voting.py), new polls checked and made as the maker's form's (maker/), errors
+as problem documents (problems.py), described by openapi.py.
 """
 
 import json

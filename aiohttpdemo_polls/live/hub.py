@@ -1,5 +1,5 @@
 """Live results: each watched poll's counters, fanned out to its WebSockets on every change.
-A subscriber of the notice bus: at most one read and one frame per poll per window, built
+A subscriber of the bus of changes: at most one read and one frame per poll per window, built
 once for every watcher; those who may not see counts get a frame with none.
 """
 
@@ -109,7 +109,7 @@ def encode(question_id: int, counts: polls.LiveCounts | None, hidden: bool = Fal
 
 
 class Live:
-    """The process's watchers, by poll; `changed` is its notice-bus subscription."""
+    """The process's watchers, by poll; `changed` is its subscription to the bus of changes."""
 
     def __init__(
         self,
@@ -121,7 +121,7 @@ class Live:
         heartbeat_s: float,
     ) -> None:
         self.engine = engine
-        self.listening = listening  # False while no notice can arrive
+        self.listening = listening  # False while no change can be heard
         self.window = window_ms / 1000
         self.max_watchers = max_watchers
         self.heartbeat = heartbeat_s
@@ -219,11 +219,11 @@ class Live:
             transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
         transport.abort()
 
-    # -- notices --------------------------------------------------------------------------
+    # -- changes --------------------------------------------------------------------------
 
     def changed(self, question_id: int | None) -> None:
         """This poll changed: its watchers get an update. None: anything may have changed,
-        so once notices flow again every watched poll is sent again, even if unchanged."""
+        so once changes flow again every watched poll is sent again, even if unchanged."""
         if question_id is not None:
             if question_id in self._watchers:
                 self._dirty.add(question_id)
@@ -287,7 +287,7 @@ class Live:
         self._sent.clear()  # which frame each watcher has is no longer known: send anew
 
     def _next_flush(self, now: float) -> float | None:
-        """Seconds until something is due: 0 now, None when only a notice can start work."""
+        """Seconds until something is due: 0 now, None when only a change can start work."""
         if self._joining:
             return 0
         if not self._dirty:
@@ -315,7 +315,7 @@ class Live:
             watching = self._watchers.get(question_id)
             sent = self._sent.get(question_id, {})
             targets: dict[bool, list[Watcher]] = {}
-            # A change this process made is heard twice (its own commit, then the notice):
+            # A change this process made is heard twice (its own commit, then PostgreSQL's NOTIFY):
             # its watchers need the frame once.
             if watching and question_id in due:
                 for hidden, group in _by_kind(watching, counts).items():
@@ -385,13 +385,13 @@ class Live:
                 self.drop(watcher, "no_pong", f"no pong {now - watcher.pinged_at:.1f} s after a ping")
 
     def _gone(self, question_id: int) -> None:
-        """The poll was deleted or unpublished: its watchers got the notice; close them."""
+        """The poll was deleted or unpublished: its watchers were told; close them."""
         for watcher in list(self._watchers.get(question_id, ())):
             self.leave(watcher)
             self._spawn(watcher.ws.close(message=b"Poll deleted"))
 
     def _schedule_close(self, question_id: int, counts: polls.LiveCounts) -> None:
-        """Re-read a watched open poll when its `closes_at` passes: no notice comes then."""
+        """Re-read a watched open poll when its `closes_at` passes: no change is announced then."""
         timer = self._closes_at.pop(question_id, None)
         if timer is not None:
             timer.cancel()

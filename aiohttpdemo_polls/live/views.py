@@ -1,4 +1,4 @@
-"""The live-results endpoint: a WebSocket per open results or manage page (see live.py)."""
+"""The live-results endpoint: a WebSocket per open results or manage page (see hub.py)."""
 
 from typing import Any
 
@@ -33,7 +33,7 @@ async def live(request: web.Request) -> web.StreamResponse:
     content = await published_content(request, question_id)
     voted, is_maker = await _reader(request, content.question)
     ws = web.WebSocketResponse(
-        # The hub pings (live.py), and must see each pong: one proves the page reads.
+        # The hub pings (hub.py), and must see each pong: one proves the page reads.
         autoping=False,
         max_msg_size=MAX_CLIENT_MESSAGE,
         compress=False,  # frames are small; compressing each copy costs more than it saves

@@ -28,7 +28,7 @@ UNKNOWN_ACTION = N_("That is not something the manage page can do.")
 async def poll_or_404(request: web.Request, conn: Any) -> Any:
     """The poll this manage address names, when its token is right; else the plain 404.
 
-    The exports (exports.py) stand behind it too, so all the maker's addresses answer alike."""
+    The exports (maker/exports.py) stand behind it too, so all the maker's addresses answer alike."""
     poll = await making.managed_poll(conn, poll_id(request))
     if poll is None or not tokens.token_matches(request.match_info["token"], poll.token_hash):
         raise web.HTTPNotFound()
@@ -64,7 +64,7 @@ async def _render(
         "edit_form": edit_form,
         "edit_error": edit_error,
     }
-    # Its address is the key to the poll: middlewares.PRIVATE_HEADERS keep it from caches and Referers.
+    # Its address is the key to the poll: web/headers.py keeps it from caches and Referers.
     return aiohttp_jinja2.render_template("manage.html", request, context, status=status)
 
 

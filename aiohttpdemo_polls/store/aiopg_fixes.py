@@ -1,7 +1,7 @@
 """Where this app relies on aiopg 1.4 beyond its public API, or corrects it: this module only.
 
 aiopg has had no release since 1.4.0, and its fix for descriptors of 1024 and more
-(aio-libs/aiopg pull request #668) was never merged. tests/test_aiopg_fixes.py fails when an
+(aio-libs/aiopg pull request #668) was never merged. tests/store/test_aiopg_fixes.py fails when an
 installed aiopg changes what this module relies on.
 """
 

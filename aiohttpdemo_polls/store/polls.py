@@ -73,7 +73,7 @@ async def published_poll(
 ) -> tuple[Question, list[Choice]] | None:
     """The published poll and its choices (`mine` marks the voter's), or None.
 
-    `question_id` is one `views.poll_id` let through, so PostgreSQL's integer holds it.
+    `question_id` is one `web.request.poll_id` let through, so PostgreSQL's integer holds it.
     """
     if voter is None:
         result = await connections.execute_compiled(conn, _POLL_FOR_ANYONE, question_id=question_id)

@@ -18,7 +18,7 @@ TEXT_MAX = 200
 RESULTS = ("always", "after_vote", "after_close")
 
 # The migrations (migrate.py) make the schema; these definitions are what the queries use,
-# and must match the newest revision (tests/test_migrations.py compares the two).
+# and must match the newest revision (tests/store/test_migrations.py compares the two).
 metadata = sa.MetaData()
 
 question = sa.Table(
@@ -62,7 +62,7 @@ ballot = sa.Table(
     # The voter cookie's random id: the primary key makes one ballot per voter per poll.
     sa.Column("voter", sa.String(64), primary_key=True),
     sa.Column("cast_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    # How often the voter changed it: votes.py applies a change only to the count it read.
+    # How often the voter changed it: store/votes.py applies a change only to the count it read.
     sa.Column("changes", sa.Integer, nullable=False, server_default="0"),
 )
 

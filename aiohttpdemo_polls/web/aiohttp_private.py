@@ -1,5 +1,5 @@
 """The one place that reaches past aiohttp's public API, where it has none for what we need or
-its public way costs real speed. tests/test_aiohttp_private.py fails when aiohttp changes it.
+its public way costs real speed. tests/web/test_aiohttp_private.py fails when aiohttp changes it.
 """
 
 import asyncio

@@ -18,7 +18,7 @@ _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=-]+)(?::[0-9]
 
 @functools.lru_cache(maxsize=256)
 def _origin(scheme: str, host: str) -> URL | None:
-    # Cached: every request asks (middlewares.refuse_unreadable), from the same few hosts.
+    # Cached: every request asks (checks.refuse_unreadable), from the same few hosts.
     if not _HOST.fullmatch(host):
         return None
     try:

@@ -8,7 +8,7 @@ from aiohttp import hdrs
 from multidict import MutableMultiMapping
 
 # What every HTML page depends on: gzip or not (compression.py), the language (Accept-Language
-# or the switch's cookie, i18n.py) and the voter's cookie (views.py).
+# or the switch's cookie, i18n.py) and the voter's cookie (voting.py).
 PAGE = (hdrs.ACCEPT_ENCODING, hdrs.ACCEPT_LANGUAGE, hdrs.COOKIE)
 PAGE_VALUE = ", ".join(PAGE)
 

@@ -17,7 +17,7 @@ from aiohttpdemo_polls.store import migrate, pgserver, provision, tokens
 
 pytestmark = pytest.mark.slow
 
-FIXTURE = Path(__file__).parent / "fixtures" / "release-1.0.0.sql"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "release-1.0.0.sql"
 TEST_CONFIG = settings.PROJECT_ROOT / "config" / "polls_test.yaml"
 KNOWN_TOKEN = "release-1-0-0-known-manage-token-poll-6"  # its sha256 is poll 6's token_hash
 OPEN_POLL, MULTIPLE_POLL, CLOSED_POLL = 6, 7, 8
