@@ -14,7 +14,7 @@ from ..maker.form import MAX_CHOICES, check_new_poll, json_fields, json_names
 from ..store import connections, polls, rules
 from ..store.votes import VoteOutcome, ballot_choices
 from ..web.cache import cache_key, expiry
-from ..web.config import config_key
+from ..web.config import config_key, site
 from ..web.content import poll_expiry, published_content, voters_poll
 from ..web.database import engine_key
 from ..web.links import absolute
@@ -44,10 +44,14 @@ NEW_POLL_FIELDS = frozenset(
     {"question_text", "choices", "multiple", "closes_at", "results", "lock_votes", "creation_key"}
 )
 
+# Given whole: a Content-Type set through `content_type=` is parsed again on every response.
+_JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+_OPENAPI_HEADERS = {"Content-Type": "application/json"}
+
 
 async def openapi_json(request: web.Request) -> web.Response:
     """The OpenAPI 3.1 document of this API."""
-    return web.Response(body=openapi.BODY, content_type="application/json")
+    return web.Response(body=openapi.BODY, headers=_OPENAPI_HEADERS)
 
 
 def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -109,7 +113,7 @@ async def list_polls(request: web.Request) -> web.Response:
         raise Problem(400, BAD_PAGE, errors={"page": BAD_PAGE})
 
     async def load() -> tuple[tuple[bytes, str | None], float]:
-        async with connections.connection(request.config_dict[engine_key]) as conn:
+        async with connections.connection(site(request)[engine_key]) as conn:
             listed, total, upcoming = await polls.published_list(conn, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         pages = page_count(total)
         url = request.app.router["api_polls"].url_for()
@@ -133,9 +137,9 @@ async def list_polls(request: web.Request) -> web.Response:
         closing = [q.closes_at for q in listed if not q.closed]
         return (json.dumps(body, ensure_ascii=False).encode(), next_url), expiry(upcoming, *closing)
 
-    body, next_url = await request.config_dict[cache_key].get(("api_polls", None, page), load)
+    body, next_url = await site(request)[cache_key].get(("api_polls", None, page), load)
     headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
-    return web.Response(body=body, content_type="application/json", charset="utf-8", headers=headers)
+    return web.Response(body=body, headers={**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS)
 
 
 def _counts_visible(question: Any, voted: bool) -> bool:
@@ -157,10 +161,10 @@ async def poll(request: web.Request) -> web.Response:
             question, choices = await published_content(request, question_id)
             return _poll_body(request, question, choices), poll_expiry(question)
 
-        body = await request.config_dict[cache_key].get(("api_poll", question_id), load)
+        body = await site(request)[cache_key].get(("api_poll", question_id), load)
     else:  # read for them: their own vote, just committed, is in it
         body = _poll_body(request, *await voters_poll(request, question_id, voter))
-    return web.Response(body=body, content_type="application/json", charset="utf-8")
+    return web.Response(body=body, headers=_JSON_HEADERS)
 
 
 def _poll_body(request: web.Request, question: Any, choices: list) -> bytes:
@@ -237,13 +241,13 @@ async def vote(request: web.Request) -> web.Response:
         "links": _poll_links(request, question_id),
     }
     response = _json(body, status=202 if outcome is VoteOutcome.UNKNOWN else 200)
-    set_voter_cookie(request, response, ballot)
+    set_voter_cookie(response, ballot)
     return response
 
 
 async def create_poll(request: web.Request) -> web.Response:
     """Make a poll as the new-poll form does; answer 201 with its manage link (shown once)."""
-    config = request.config_dict[config_key]
+    config = site(request)[config_key]
     creation.ensure_open(config)
     body = await read_object(request, NEW_POLL_FIELDS)
     form, wrong_types = json_fields(body)

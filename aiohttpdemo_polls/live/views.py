@@ -5,6 +5,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..store import connections, making, polls, rules, tokens
+from ..web.config import site
 from ..web.content import published_content
 from ..web.database import engine_key
 from ..web.i18n import N_
@@ -24,7 +25,7 @@ NOT_WEBSOCKET = N_("This address serves live results to the results page over We
 
 async def live(request: web.Request) -> web.StreamResponse:
     """Upgrade to a WebSocket that gets the poll's counters now and after every change."""
-    hub = request.config_dict[live_key]
+    hub = site(request)[live_key]
     if hub.full:
         raise web.HTTPServiceUnavailable(text=FULL)
     question_id = poll_id(request)
@@ -68,7 +69,7 @@ async def _reader(request: web.Request, question: Any) -> tuple[bool, bool]:
         return False, False
     voter, token = voter_id(request), request.query.get("token")
     voted = is_maker = False
-    async with connections.connection(request.config_dict[engine_key]) as conn:
+    async with connections.connection(site(request)[engine_key]) as conn:
         if token:
             managed = await making.managed_poll(conn, question.id)
             is_maker = managed is not None and tokens.token_matches(token, managed.token_hash)

@@ -14,7 +14,7 @@ from aiohttp import web
 from .. import logs
 from ..store import connections, making, tokens
 from ..web import clients
-from ..web.config import config_key
+from ..web.config import config_key, site
 from ..web.database import changes_key, engine_key
 from ..web.i18n import N_
 from .form import PollForm
@@ -76,20 +76,20 @@ async def _store(request: web.Request, typed: PollForm, token_hash: bytes) -> in
     poll already stored under the token means the first try had committed: made once."""
     for again in (False, True):
         try:
-            async with connections.connection(request.config_dict[engine_key]) as conn:
+            async with connections.connection(site(request)[engine_key]) as conn:
                 made = await making.poll_made_with(conn, token_hash) if again else None
                 if made is not None:
                     return made
                 return await making.create_poll(
                     conn,
-                    request.config_dict[changes_key],
+                    site(request)[changes_key],
                     typed.question,
                     typed.choice_texts,
                     typed.multiple,
                     typed.closes_at_utc,
                     token_hash,
                     client=clients.of_request(request),
-                    per_hour=request.config_dict[config_key]["limits"]["polls_per_hour"],
+                    per_hour=site(request)[config_key]["limits"]["polls_per_hour"],
                     results=typed.results,
                     lock_votes=typed.lock_votes,
                 )

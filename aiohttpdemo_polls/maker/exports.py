@@ -15,6 +15,7 @@ from aiohttp import web
 
 from ..store import connections, polls
 from ..store import exports as store_exports
+from ..web.config import site
 from ..web.database import engine_key
 from . import manage
 
@@ -66,7 +67,7 @@ def _iso(value: datetime | None) -> str | None:
 
 async def results_csv(request: web.Request) -> web.Response:
     """`choice,votes,percent`, a row per choice in the poll's order."""
-    async with connections.connection(request.config_dict[engine_key]) as conn:
+    async with connections.connection(site(request)[engine_key]) as conn:
         poll = await manage.poll_or_404(request, conn)
         choices = await polls.choices(conn, poll.id)
     rows = [["choice", "votes", "percent"], *([c.choice_text, c.votes, c.percent] for c in choices)]
@@ -75,7 +76,7 @@ async def results_csv(request: web.Request) -> web.Response:
 
 async def results_json(request: web.Request) -> web.Response:
     """The question, its dates, whether it is closed, each choice's count and share, the total."""
-    async with connections.connection(request.config_dict[engine_key]) as conn:
+    async with connections.connection(site(request)[engine_key]) as conn:
         poll = await manage.poll_or_404(request, conn)
         choices = await polls.choices(conn, poll.id)
     document = {
@@ -99,7 +100,7 @@ async def results_json(request: web.Request) -> web.Response:
 
 async def ballots_csv(request: web.Request) -> web.Response:
     """`ballot,cast_at,choice`: a row per chosen choice, ballots numbered in the order cast."""
-    async with connections.connection(request.config_dict[engine_key]) as conn:
+    async with connections.connection(site(request)[engine_key]) as conn:
         poll = await manage.poll_or_404(request, conn)
         ballots = await store_exports.ballots(conn, poll.id)
     table = [["ballot", "cast_at", "choice"]]

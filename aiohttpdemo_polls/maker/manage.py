@@ -9,6 +9,7 @@ from aiohttp import web
 from yarl import URL
 
 from ..store import connections, making, polls, tokens
+from ..web.config import site
 from ..web.database import changes_key, engine_key
 from ..web.forms import read_form
 from ..web.i18n import N_
@@ -70,7 +71,7 @@ async def _render(
 
 async def manage(request: web.Request) -> web.Response:
     """The poll's state, its links and results, and what its maker can do."""
-    async with connections.connection(request.config_dict[engine_key]) as conn:
+    async with connections.connection(site(request)[engine_key]) as conn:
         return await _render(request, conn, await poll_or_404(request, conn))
 
 
@@ -78,8 +79,8 @@ async def manage_action(request: web.Request) -> web.Response:
     """One maker's action from the form's `action` field, then back to the page (303)."""
     form = await read_form(request)
     action = form.get("action")
-    changes = request.config_dict[changes_key]
-    async with connections.connection(request.config_dict[engine_key]) as conn:
+    changes = site(request)[changes_key]
+    async with connections.connection(site(request)[engine_key]) as conn:
         poll = await poll_or_404(request, conn)
         if action == "close":
             await making.close_poll(conn, changes, poll.id)
@@ -111,7 +112,7 @@ async def _edit(request: web.Request, conn: Any, poll: Any, form: Any) -> web.Re
     if not typed.valid:
         return await _render(request, conn, poll, edit_form=typed, status=400)
     texts = [c.strip() for c in typed.choices]
-    outcome = await making.edit_poll(conn, request.config_dict[changes_key], poll.id, typed.question, texts)
+    outcome = await making.edit_poll(conn, site(request)[changes_key], poll.id, typed.question, texts)
     if outcome is making.EditOutcome.HAS_VOTES:
         poll = await poll_or_404(request, conn)
         return await _render(request, conn, poll, edit_error=HAS_VOTES, status=409)

@@ -3,7 +3,7 @@
 import aiohttp_jinja2
 from aiohttp import web
 
-from ..web.config import config_key
+from ..web.config import config_key, site
 from ..web.forms import read_form
 from . import creation
 from .form import PollForm, check_new_poll, with_another_choice
@@ -16,14 +16,14 @@ def render_form(
         "request": request,
         "form": form,
         "focus_last": focus_last,
-        "needs_key": creation.needs_key(request.config_dict[config_key]),
+        "needs_key": creation.needs_key(site(request)[config_key]),
     }
     return aiohttp_jinja2.render_template("new_poll.html", request, context, status=status)
 
 
 async def new_poll(request: web.Request) -> web.Response:
     """The empty form (a 403 page where polls are not made through the site)."""
-    creation.ensure_open(request.config_dict[config_key])
+    creation.ensure_open(site(request)[config_key])
     return render_form(request, PollForm())
 
 
@@ -34,7 +34,7 @@ async def create_poll(request: web.Request) -> web.Response:
     then the form comes back as typed, with one more choice field. A wrong creation key is
     the form again with a 403; past the hourly limit, a 429 page.
     """
-    config = request.config_dict[config_key]
+    config = site(request)[config_key]
     creation.ensure_open(config)
     form = await read_form(request)
     if "add_choice" in form:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .. import logs
 from ..store import connections
+from ..web.config import site
 from ..web.database import engine_key
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ async def healthz(request: web.Request) -> web.Response:
     """200 when `SELECT 1` through the pool answers within TIMEOUT, else 503."""
     try:
         async with asyncio.timeout(TIMEOUT):
-            async with connections.connection(request.config_dict[engine_key]) as conn:
+            async with connections.connection(site(request)[engine_key]) as conn:
                 await connections.ping(conn)
     except TimeoutError:
         log.warning("health check: the database did not answer within %.1f s", TIMEOUT)

@@ -3,7 +3,7 @@
 from aiohttp import web
 
 from ..web import i18n
-from ..web.config import config_key
+from ..web.config import config_key, site
 from ..web.forms import read_form
 from ..web.i18n import N_
 
@@ -32,5 +32,5 @@ async def choose_language(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=UNKNOWN_LANGUAGE)
     back = same_site_path(form.get("next")) or str(request.app.router["index"].url_for())
     response = web.Response(status=303, headers={"Location": back})
-    i18n.set_cookie(response, chosen, secure=request.config_dict[config_key]["https"])
+    i18n.set_cookie(response, chosen, secure=site(request)[config_key]["https"])
     return response

@@ -14,6 +14,7 @@ from ..store import connections, polls, rules
 from ..store.votes import VoteOutcome
 from ..web import forms
 from ..web.cache import cache_key, expiry
+from ..web.config import site
 from ..web.content import (
     PollContent,
     cached_page,
@@ -63,7 +64,7 @@ async def index(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
 
     async def render() -> tuple[bytes | None, float]:
-        async with connections.connection(request.config_dict[engine_key]) as conn:
+        async with connections.connection(site(request)[engine_key]) as conn:
             questions, total, upcoming = await polls.published_list(conn, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         if not questions and page != 1:
             return None, 0
@@ -128,7 +129,7 @@ async def vote(request: web.Request) -> web.Response:
         results = results.with_query(changed="1")
     # Returned, not raised: the hottest path in the app skips unwinding the middlewares.
     response = web.Response(status=302, headers={"Location": str(results)})
-    set_voter_cookie(request, response, ballot)
+    set_voter_cookie(response, ballot)
     return response
 
 
@@ -147,14 +148,14 @@ def _vote_unknown(request: web.Request, question_id: int, ballot: Cast) -> web.R
     """202: the vote may or may not be in. With the results this process last read, if it has
     them (the database is likely out of reach); a new voter gets the cookie, so that voting
     again counts once whatever happened."""
-    content = request.config_dict[cache_key].peek(("content", question_id))
+    content = site(request)[cache_key].peek(("content", question_id))
     if content is not None:
         response = _results_response(request, content.question, content.choices, VOTE_UNKNOWN, voted=False)
         response.set_status(202)
     else:
         context = {"request": request, "status": 202, "reason": VOTE_NOT_CONFIRMED, "message": VOTE_UNKNOWN}
         response = aiohttp_jinja2.render_template("error.html", request, context, status=202)
-    set_voter_cookie(request, response, ballot)
+    set_voter_cookie(response, ballot)
     return response
 
 

@@ -39,3 +39,12 @@ def write_frame(transport: asyncio.Transport, frame: bytes) -> None:
     (its writer keeps no state between frames) and aiohttp writes each of its own frames
     (pong, ping, close) at once, so ours never land inside one of them."""
     transport.write(frame)
+
+
+def cookie_header(name: str, value: str, max_age: int, secure: bool) -> str:
+    """The Set-Cookie value `response.set_cookie(name, value, max_age=max_age, path="/",
+    httponly=True, samesite="Lax", secure=secure)` writes, for a value that needs no quoting.
+
+    Every new voter's vote sets one; aiohttp's way builds and formats an `http.cookies.Morsel`
+    each time, which costs the vote path about a twentieth of its speed."""
+    return f"{name}={value}; HttpOnly; Max-Age={max_age}; Path=/; SameSite=Lax{'; Secure' if secure else ''}"

@@ -11,7 +11,7 @@ from aiohttp import web
 from yarl import URL
 
 from . import links
-from .config import config_key
+from .config import config_key, site
 from .database import changes_key
 from .i18n import N_
 
@@ -55,7 +55,7 @@ def refuse_unreadable(request: web.Request, handler: Handler) -> Answer:
     CONNECT, a Host naming no host, an address that is not text. `error_pages` renders it."""
     if request.method == "CONNECT":
         raise web.HTTPMethodNotAllowed("CONNECT", (), text=NOT_A_PROXY)
-    if links.origin(request) is None:
+    if not links.names_a_host(request):
         raise web.HTTPBadRequest(text=HOST_NAMES_NO_HOST)
     problem = address_problem(request.raw_path)
     if problem is not None:
@@ -88,7 +88,7 @@ def _origin_key(url: str) -> tuple[str, str | None, int | None] | None:
 
 def _own_origin(request: web.Request) -> tuple[str, str | None, int | None] | None:
     """The origin a browser names when our own pages post: scheme and host as it reached us."""
-    scheme = "https" if request.config_dict[config_key]["https"] else request.scheme
+    scheme = "https" if site(request)[config_key]["https"] else request.scheme
     return _origin_key(f"{scheme}://{request.host}")
 
 
@@ -134,6 +134,6 @@ def step_aside(request: web.Request, handler: Handler) -> Answer:
     """While the database is known to be out of reach, a 503 at once instead of a wait for
     the timeout: nginx then sends reads to another host (config/nginx.conf), and a voter
     hears at once that nothing was counted."""
-    if request.config_dict[changes_key].away and request.match_info.route.name not in NO_DATABASE:
+    if site(request)[changes_key].away and request.match_info.route.name not in NO_DATABASE:
         raise web.HTTPServiceUnavailable(headers={"Retry-After": "1"})
     return handler(request)

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 
 from aiohttp import web
 
-from .config import config_key
+from .config import config_key, site
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -66,5 +66,5 @@ def of_request(request: web.Request) -> str:
     return client_address(
         request.remote,
         request.headers.getall("X-Forwarded-For", []),
-        request.config_dict[config_key]["trusted_proxies"],
+        site(request)[config_key]["trusted_proxies"],
     )

@@ -86,7 +86,8 @@ async def compress_pages(request: web.Request, handler: Handler) -> web.StreamRe
     response = await handler(request)
     if type(response) is not web.Response or response.headers.get(hdrs.VARY) == vary.PAGE_VALUE:
         return response
-    if response.content_type == "text/html":
+    # The header as set, not `content_type`, which parses it: JSON answers pass here too.
+    if response.headers.get(hdrs.CONTENT_TYPE, "").startswith("text/html"):
         vary.add(response.headers, *vary.PAGE)
         body = response.body
         if (

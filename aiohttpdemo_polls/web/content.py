@@ -10,6 +10,7 @@ from aiohttp import web
 from ..store import connections, polls, rules
 from . import compression, i18n
 from .cache import cache_key, expiry
+from .config import site
 from .database import engine_key
 from .voting import voter_id
 
@@ -30,14 +31,14 @@ async def published_content(request: web.Request, question_id: int) -> PollConte
     """The published poll (cached until it changes or reaches `closes_at`), else a 404."""
 
     async def load() -> tuple[PollContent | None, float]:
-        async with connections.connection(request.config_dict[engine_key]) as conn:
+        async with connections.connection(site(request)[engine_key]) as conn:
             found = await polls.published_poll(conn, question_id)
         if found is None:
             return None, 0
         question, choices = found
         return PollContent(question, choices), poll_expiry(question)
 
-    content = await request.config_dict[cache_key].get(("content", question_id), load)
+    content = await site(request)[cache_key].get(("content", question_id), load)
     if content is None:
         raise web.HTTPNotFound()
     return content
@@ -45,7 +46,7 @@ async def published_content(request: web.Request, question_id: int) -> PollConte
 
 async def voters_poll(request: web.Request, question_id: int, voter: str) -> tuple[Any, list]:
     """The poll read for this voter (their own choices marked, just-committed votes in it), or 404."""
-    async with connections.connection(request.config_dict[engine_key]) as conn:
+    async with connections.connection(site(request)[engine_key]) as conn:
         found = await polls.published_poll(conn, question_id, voter)
     if found is None:  # gone since the cached copy was made
         raise web.HTTPNotFound()
@@ -60,7 +61,7 @@ async def may_see_counts(request: web.Request, question: Any) -> bool:
     voter = voter_id(request)
     if voter is None or not rules.may_see_counts(question, voted=True, is_maker=False):
         return False
-    async with connections.connection(request.config_dict[engine_key]) as conn:
+    async with connections.connection(site(request)[engine_key]) as conn:
         return await polls.has_voted(conn, question.id, voter)
 
 
@@ -77,7 +78,7 @@ async def cached_page(request: web.Request, key: tuple, render: Render) -> web.R
     # Per host: a page names its own full address (og:url) from the host it was reached by,
     # and one reader's Host header must not become every reader's link. Per language: each
     # is its own page.
-    cached = await request.config_dict[cache_key].get((*key, request.host, i18n.language(request)), load)
+    cached = await site(request)[cache_key].get((*key, request.host, i18n.language(request)), load)
     if cached is None:
         raise web.HTTPNotFound()
     return compression.page_response(request, cached)

@@ -1,5 +1,6 @@
 """The security headers of every response, and the stricter ones of a maker's private pages."""
 
+import functools
 from typing import TypeVar
 
 from aiohttp import web
@@ -9,8 +10,9 @@ private_resources_key = web.AppKey("private_resources", set[web.AbstractResource
 
 
 def setup(app: web.Application) -> None:
-    app[private_resources_key] = set()
-    app.on_response_prepare.append(security_headers)
+    # The signal holds the set itself: every response is checked, and this costs no lookup.
+    private = app[private_resources_key] = set()
+    app.on_response_prepare.append(functools.partial(security_headers, private))
 
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -37,7 +39,9 @@ def private(app: web.Application, resource: R) -> R:
     return resource
 
 
-async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+async def security_headers(
+    private: set[web.AbstractResource], request: web.Request, response: web.StreamResponse
+) -> None:
     """Headers that keep browsers from sniffing, framing and leaking referrers.
 
     Not on a WebSocket's 101, which has no document to protect: a live socket keeps its
@@ -45,7 +49,7 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     if response.status == 101:
         return
     headers = response.headers
-    if request.match_info.route.resource in request.config_dict[private_resources_key]:
+    if request.match_info.route.resource in private:
         for name, value in PRIVATE_HEADERS.items():
             headers[name] = value
     headers.setdefault("X-Content-Type-Options", "nosniff")

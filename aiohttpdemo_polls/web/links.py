@@ -9,7 +9,7 @@ import jinja2
 from aiohttp import web
 from yarl import URL
 
-from .config import config_key
+from .config import config_key, site
 
 # A Host header as RFC 9110 allows it: a name or an address, then perhaps a port. Anything
 # else (spaces, bytes past ASCII, a path, user info) names no host a link could lead to.
@@ -27,12 +27,17 @@ def _origin(scheme: str, host: str) -> URL | None:
         return None
 
 
+def names_a_host(request: web.Request) -> bool:
+    """Whether the request's Host header names a host a link could lead to."""
+    return _origin("http", request.host) is not None
+
+
 def origin(request: web.Request) -> URL | None:
     """The site's origin as this request reached it, or None when its Host names no host.
 
     Built from the scheme and Host alone, not `request.url`: a CONNECT's or an
     absolute-form request's target says nothing about where this site is."""
-    scheme = "https" if request.config_dict[config_key]["https"] else request.scheme
+    scheme = "https" if site(request)[config_key]["https"] else request.scheme
     return _origin(scheme, request.host)
 
 

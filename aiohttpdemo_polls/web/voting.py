@@ -10,7 +10,8 @@ from aiohttp import web
 
 from ..store.schema import PG_INT_MAX
 from ..store.votes import VoteBatcher, VoteNotCounted, VoteOutcome
-from .config import config_key
+from . import aiohttp_private
+from .config import config_key, site
 from .database import changes_key, engine_key
 from .i18n import N_
 
@@ -29,7 +30,15 @@ _VOTER_ID = re.compile(r"[A-Za-z0-9_-]{24}")
 # Counted, or perhaps (UNKNOWN): a new voter needs the cookie so that voting again counts once.
 _COOKIE_DUE = frozenset({VoteOutcome.COUNTED, VoteOutcome.UNKNOWN})
 
-votes_key = web.AppKey("votes", VoteBatcher)
+
+class Ballots(NamedTuple):
+    """The process's vote writer, and whether the voter cookie is `Secure`: one lookup a vote."""
+
+    writer: VoteBatcher
+    secure_cookie: bool
+
+
+votes_key = web.AppKey("votes", Ballots)
 
 
 def setup(app: web.Application) -> None:
@@ -41,7 +50,7 @@ async def _vote_batcher(app: web.Application) -> AsyncIterator[None]:
 
     It tells the bus of changes of its commits at once, so this process's next page shows them."""
     batcher = VoteBatcher(app[engine_key], app[changes_key])
-    app[votes_key] = batcher
+    app[votes_key] = Ballots(batcher, secure_cookie=app[config_key]["https"])
     yield
     await batcher.wait_idle()
 
@@ -64,6 +73,7 @@ class Cast(NamedTuple):
     outcome: VoteOutcome
     voter: str  # the request's voter id, or the new one the ballot was cast under
     cookie_due: bool  # a new voter whose vote may be in: set_voter_cookie gives them the cookie
+    secure_cookie: bool
 
 
 async def cast(request: web.Request, question_id: int, chosen: Sequence[int]) -> Cast:
@@ -74,21 +84,17 @@ async def cast(request: web.Request, question_id: int, chosen: Sequence[int]) ->
     if voter is None:
         voter = secrets.token_urlsafe(18)  # 144 random bits
     try:
-        outcome = await request.config_dict[votes_key].cast(question_id, chosen, voter)
+        ballots = site(request)[votes_key]
+        outcome = await ballots.writer.cast(question_id, chosen, voter)
     except VoteNotCounted:
         raise web.HTTPServiceUnavailable(text=NOT_COUNTED) from None
-    return Cast(outcome, voter, new_voter and outcome in _COOKIE_DUE)
+    return Cast(outcome, voter, new_voter and outcome in _COOKIE_DUE, ballots.secure_cookie)
 
 
-def set_voter_cookie(request: web.Request, response: web.StreamResponse, ballot: Cast) -> None:
+def set_voter_cookie(response: web.StreamResponse, ballot: Cast) -> None:
     """Give the voter cookie, a year long, to a new voter whose vote may be in; nobody else."""
-    if ballot.cookie_due:
-        response.set_cookie(
-            VOTER_COOKIE,
-            ballot.voter,
-            max_age=VOTER_COOKIE_MAX_AGE,
-            path="/",
-            httponly=True,
-            samesite="Lax",
-            secure=request.config_dict[config_key]["https"],
+    if ballot.cookie_due:  # a voter id is URL-safe base64: nothing in it needs quoting
+        cookie = aiohttp_private.cookie_header(
+            VOTER_COOKIE, ballot.voter, VOTER_COOKIE_MAX_AGE, ballot.secure_cookie
         )
+        response.headers.add("Set-Cookie", cookie)

@@ -105,3 +105,13 @@ async def test_a_site_listens_with_an_asyncio_server_we_can_reach():
         assert sorted(listening) == sorted(runner.addresses)
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_our_cookie_header_is_the_one_set_cookie_writes(secure):
+    response = web.Response()
+    response.set_cookie(
+        "polls_voter", "AbC-_x" * 4, max_age=31536000, path="/", httponly=True, samesite="Lax", secure=secure
+    )
+    written = response.cookies.output(header="").strip()
+    assert aiohttp_private.cookie_header("polls_voter", "AbC-_x" * 4, 31536000, secure) == written
