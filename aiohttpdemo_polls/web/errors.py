@@ -1,4 +1,5 @@
-"""Every 4xx and 5xx answer in the site's layout, whoever raised it; unexpected errors logged."""
+"""Every 4xx and 5xx answer, whoever raised it, written by the application that took the request
+(the site's page, the API's problem document); unexpected errors logged."""
 
 import errno
 import logging
