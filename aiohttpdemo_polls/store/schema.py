@@ -16,6 +16,8 @@ PG_INT_MAX = 2**31 - 1
 TEXT_MAX = 200
 # question.results: counts shown always, once the reader voted, or once voting closed.
 RESULTS = ("always", "after_vote", "after_close")
+# question.kind: a question with choices, finding a date, or voters ranking the choices.
+KINDS = ("choices", "dates", "ranked")
 
 # The migrations (migrate.py) make the schema; these definitions are what the queries use,
 # and must match the newest revision (tests/store/test_migrations.py compares the two).
@@ -36,10 +38,12 @@ question = sa.Table(
     sa.Column("results", sa.Text, nullable=False, server_default=RESULTS[0]),
     # True: a voter's first ballot is final; else it may be changed while the poll is open.
     sa.Column("lock_votes", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("kind", sa.Text, nullable=False, server_default=KINDS[0]),
     sa.Index("question_pub_date_idx", sa.text("pub_date DESC"), sa.text("id DESC")),
     sa.CheckConstraint(
         "results IN (" + ", ".join(f"'{r}'" for r in RESULTS) + ")", name="question_results_check"
     ),
+    sa.CheckConstraint("kind IN (" + ", ".join(f"'{k}'" for k in KINDS) + ")", name="question_kind_check"),
 )
 
 choice = sa.Table(
