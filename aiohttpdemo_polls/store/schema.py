@@ -39,6 +39,8 @@ question = sa.Table(
     # True: a voter's first ballot is final; else it may be changed while the poll is open.
     sa.Column("lock_votes", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("kind", sa.Text, nullable=False, server_default=KINDS[0]),
+    # True: a vote needs one of the poll's voter codes (codes.py), and the ballot is the code's.
+    sa.Column("requires_code", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("question_pub_date_idx", sa.text("pub_date DESC"), sa.text("id DESC")),
     sa.CheckConstraint(
         "results IN (" + ", ".join(f"'{r}'" for r in RESULTS) + ")", name="question_results_check"
@@ -84,6 +86,16 @@ vote = sa.Table(
         ["question_id", "choice_id"], ["choice.question_id", "choice.id"], ondelete="CASCADE"
     ),
     sa.Index("vote_question_id_choice_id_idx", "question_id", "choice_id"),
+)
+
+# One row per voter code made for a poll: its keyed hash (codes.py), never the code. A code is
+# used once a ballot stands under its voter id (codes.code_voter).
+voter_code = sa.Table(
+    "voter_code",
+    metadata,
+    sa.Column("question_id", sa.Integer, sa.ForeignKey("question.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("code_hash", sa.LargeBinary(24), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
 # One row per poll made, by client address: the creation limit counts them here, so every

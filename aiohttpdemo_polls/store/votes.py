@@ -15,7 +15,7 @@ import psycopg2
 from aiopg.sa import Engine
 
 from .. import logs, metrics
-from . import connections, schema
+from . import codes, connections, schema
 from .changes import Changes
 
 log = logging.getLogger(__name__)
@@ -42,22 +42,33 @@ SPILL = 32  # ballots waiting before a second writer starts, or goes on after it
 # batch (RETRY), as is a voter's second ballot in one batch. Two changes are never applied
 # from one reading, so no vote is doubled or lost. Array parameters keep the statement the
 # same for any batch size, so it is prepared once per server connection (planning it cost
-# more than running it). Parameters: each ballot's poll ($1), voter ($2) and whether it
-# names several choices ($3); then each choice asked for ($5) with its ballot's place ($4).
+# more than running it). Parameters: each ballot's poll ($1), voter ($2), whether it names
+# several choices ($3) and its voter code's hash or NULL ($6); then each choice asked for ($5)
+# with its ballot's place ($4).
+# A poll that `requires_code` takes a ballot only with one of its codes (codes.py), and the
+# ballot's voter is then the code's, not the browser's: one ballot per code, which the code
+# changes from any browser, and two browsers racing with one code meet on one ballot key.
 _PUBLISHED = connections.compile_once(schema.published).sql
 _CLOSED = connections.compile_once(schema.closed).sql
 _STATEMENT = f"""
 WITH ballots AS (
-    SELECT * FROM unnest($1::int[], $2::varchar[], $3::bool[])
-        WITH ORDINALITY AS b(question_id, voter, many, idx)
+    SELECT * FROM unnest($1::int[], $2::varchar[], $3::bool[], $6::bytea[])
+        WITH ORDINALITY AS b(question_id, browser, many, code_hash, idx)
 ), asked AS (
     SELECT * FROM unnest($4::int[], $5::int[]) AS a(idx, choice_id)
 ), polls AS (
-    SELECT id, ({_CLOSED}) AS closed, multiple, lock_votes
+    SELECT id, ({_CLOSED}) AS closed, multiple, lock_votes, requires_code
     FROM {schema.question.name} WHERE id IN (SELECT question_id FROM ballots) AND {_PUBLISHED}
     ORDER BY id FOR KEY SHARE
 ), judged AS (
-    SELECT b.idx, b.question_id, b.voter, p.id IS NOT NULL AS found, p.closed,
+    SELECT b.idx, b.question_id, p.id IS NOT NULL AS found, p.closed,
+           CASE WHEN p.requires_code THEN '{codes.VOTER_PREFIX}' || encode(b.code_hash, 'hex')
+                ELSE b.browser END AS voter,
+           coalesce(p.requires_code, false) AS requires_code,
+           NOT coalesce(p.requires_code, false) OR EXISTS (
+               SELECT FROM {schema.voter_code.name} vc
+               WHERE vc.question_id = b.question_id AND vc.code_hash = b.code_hash
+           ) AS code_ok,
            p.multiple OR NOT b.many AS fits, coalesce(p.lock_votes, true) AS lock_votes,
            NOT EXISTS (
                SELECT FROM asked a
@@ -67,7 +78,7 @@ WITH ballots AS (
     FROM ballots b LEFT JOIN polls p ON p.id = b.question_id
 ), firsts AS (
     SELECT DISTINCT ON (question_id, voter) idx, question_id, voter, lock_votes
-    FROM judged WHERE found AND NOT closed AND fits AND choices_ok
+    FROM judged WHERE found AND NOT closed AND code_ok AND fits AND choices_ok
     ORDER BY question_id, voter, idx
 ), new AS (
     INSERT INTO {schema.ballot.name} (question_id, voter)
@@ -119,7 +130,7 @@ WITH ballots AS (
     FROM tallies t WHERE c.id = t.choice_id AND c.id IN (SELECT id FROM locked)
     RETURNING c.id
 )
-SELECT j.idx, j.found, j.closed, j.fits, j.choices_ok, j.lock_votes,
+SELECT j.idx, j.voter, j.found, j.closed, j.code_ok, j.requires_code, j.fits, j.choices_ok, j.lock_votes,
        j.idx IN (SELECT f.idx FROM firsts f JOIN new USING (question_id, voter)) AS counted,
        j.idx IN (SELECT idx FROM changed) AS changed,
        j.idx IN (SELECT idx FROM prior WHERE lock_votes OR had = wants) AS unchanged,
@@ -153,11 +164,11 @@ _RUN = f"""DO $prepare$ BEGIN
     PERFORM set_config('lock_timeout', %(lock_timeout)s, true);
     IF NOT EXISTS (SELECT FROM pg_prepared_statements WHERE name = '{_NAME}') THEN
         EXECUTE $statement$
-            PREPARE {_NAME}(int[], varchar[], bool[], int[], int[]) AS {_STATEMENT}
+            PREPARE {_NAME}(int[], varchar[], bool[], int[], int[], bytea[]) AS {_STATEMENT}
         $statement$;
     END IF;
 END $prepare$;
-EXECUTE {_NAME}(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s)"""
+EXECUTE {_NAME}(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s, %(codes)s::bytea[])"""
 
 
 class VoteOutcome(enum.Enum):
@@ -166,6 +177,8 @@ class VoteOutcome(enum.Enum):
     ALREADY_VOTED = "already voted"
     INVALID_CHOICE = "invalid choice"
     CLOSED = "closed"
+    CODE_REFUSED = "code refused"  # the poll requires a voter code, and this is none of its codes
+    CODE_USED = "code used"  # the code's ballot stands, and the poll locks votes
     # Sent, then the connection was lost (or the deadline came) with no answer, even after
     # sending again: it may have been committed. The ballot key keeps a retry single.
     UNKNOWN = "unknown"
@@ -188,6 +201,7 @@ class VoteNotCounted(Exception):
 class _Ballot:
     __slots__ = (
         "choices",
+        "code_hash",
         "deadline",
         "future",
         "in_flight",
@@ -207,8 +221,10 @@ class _Ballot:
         voter: str,
         future: asyncio.Future,
         deadline: float,
+        code_hash: bytes | None = None,
     ) -> None:
         self.question_id = question_id
+        self.code_hash = code_hash  # the voter code's hash (codes.code_hash), if one came
         self.choices = choices
         self.many = many  # more than one choice was sent: only a `multiple` poll takes that
         self.voter = voter
@@ -252,10 +268,14 @@ class VoteBatcher:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def cast(self, question_id: int, choice_ids: Sequence[int], voter: str) -> VoteOutcome:
+    async def cast(
+        self, question_id: int, choice_ids: Sequence[int], voter: str, code_hash: bytes | None = None
+    ) -> VoteOutcome:
         """Count one voter's ballot for these choices, all or nothing, together with the
         ballots arriving meanwhile. More than one choice for a poll that is not `multiple`
-        is INVALID_CHOICE, so a vote needs no read of its poll before it is queued."""
+        is INVALID_CHOICE, so a vote needs no read of its poll before it is queued. On a poll
+        that requires a voter code, the ballot is `code_hash`'s code's (CODE_REFUSED without
+        one of its codes), whatever `voter` is."""
         wanted = ballot_choices(choice_ids)
         if not wanted or any(not 0 < c <= schema.PG_INT_MAX for c in wanted):
             return VoteOutcome.INVALID_CHOICE
@@ -264,7 +284,8 @@ class VoteBatcher:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         deadline = loop.time() + self.timeout
-        self._queue.append(_Ballot(question_id, wanted, len(choice_ids) > 1, voter, future, deadline))
+        ballot = _Ballot(question_id, wanted, len(choice_ids) > 1, voter, future, deadline, code_hash)
+        self._queue.append(ballot)
         if not self._running or (self._running < self.writers and len(self._queue) >= self.spill):
             self._running += 1
             self._idle.clear()
@@ -398,6 +419,7 @@ class VoteBatcher:
                 many=[b.many for b in batch],
                 asked_by=asked_by,
                 asked=asked,
+                codes=[b.code_hash for b in batch],
             )
             # Answered: handing the connection back must not become a timeout.
             timer.reschedule(None)
@@ -419,33 +441,45 @@ class VoteBatcher:
 
 def _outcomes(batch: list[_Ballot], rows: list) -> list[VoteOutcome]:
     """Each ballot's outcome from the batch statement's row for it (rows in batch order)."""
+    # Keyed by the ballot's voter as the statement chose it: the browser's, or its code's.
     pairs = list(zip(batch, rows, strict=True))
-    counted_at = {(b.question_id, b.voter): row.idx for b, row in pairs if row.counted or row.changed}
+    counted_at = {(b.question_id, row.voter): row.idx for b, row in pairs if row.counted or row.changed}
     # What each voter's ballot holds once this batch commits, where the batch decided it.
     holds = {
-        (b.question_id, b.voter): b.choices for b, row in pairs if row.counted or row.changed or row.unchanged
+        (b.question_id, row.voter): b.choices
+        for b, row in pairs
+        if row.counted or row.changed or row.unchanged
     }
     outcomes = [_outcome(b, row, counted_at) for b, row in pairs]
     return [
         # A repeat, in one batch, of the choices the voter's ballot now holds: as if sent after it.
         VoteOutcome.ALREADY_VOTED
-        if o is VoteOutcome.RETRY and holds.get((b.question_id, b.voter)) == b.choices
+        if o is VoteOutcome.RETRY and holds.get((b.question_id, row.voter)) == b.choices
         else o
-        for (b, _), o in zip(pairs, outcomes, strict=True)
+        for (b, row), o in zip(pairs, outcomes, strict=True)
     ]
 
 
 def _outcome(b: _Ballot, row: Any, counted_at: dict[tuple[int, str], int]) -> VoteOutcome:
+    outcome = _judged(b, row, counted_at)
+    if outcome is VoteOutcome.ALREADY_VOTED and row.requires_code and row.lock_votes:
+        return VoteOutcome.CODE_USED  # the code cast its one ballot, for good
+    return outcome
+
+
+def _judged(b: _Ballot, row: Any, counted_at: dict[tuple[int, str], int]) -> VoteOutcome:
     if not row.found:
         return VoteOutcome.INVALID_CHOICE
     if row.closed:
         return VoteOutcome.CLOSED
+    if not row.code_ok:
+        return VoteOutcome.CODE_REFUSED
     if not row.fits:
         return VoteOutcome.INVALID_CHOICE
     if not row.choices_ok:
         # A choice not in its poll: "already voted" if the voter's ballot was in first
         # (the ballot is checked before the choices), else refused.
-        earlier = counted_at.get((b.question_id, b.voter), row.idx)
+        earlier = counted_at.get((b.question_id, row.voter), row.idx)
         voted = row.voted_before or earlier < row.idx
         return VoteOutcome.ALREADY_VOTED if voted else VoteOutcome.INVALID_CHOICE
     if row.counted:

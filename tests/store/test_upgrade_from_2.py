@@ -143,3 +143,30 @@ def test_every_release_2_poll_becomes_a_poll_with_choices(release_2_database, mo
     finally:
         engine.dispose()
     assert kinds == [(OPEN, "choices"), (MULTIPLE, "choices"), (CLOSED, "choices"), (LOCKED, "choices")]
+
+
+async def test_release_2_polls_vote_without_codes_until_their_maker_requires_them(
+    release_2_database, monkeypatch, aiohttp_client, vote, new_browser, vote_rows_match_counters
+):
+    before = rows(release_2_database)
+    assert init_db(monkeypatch, release_2_database) == 0
+    assert rows(release_2_database) == before
+    engine = sa.create_engine(release_2_database, future=True)
+    try:
+        with engine.connect() as conn:
+            required = conn.exec_driver_sql("SELECT id, requires_code FROM question ORDER BY id").all()
+            made = conn.exec_driver_sql("SELECT count(*) FROM voter_code").scalar_one()
+    finally:
+        engine.dispose()
+    assert required == [(OPEN, False), (MULTIPLE, False), (CLOSED, False), (LOCKED, False)]
+    assert made == 0
+    config = settings.load(TEST_CONFIG, {"POLLS_DATABASE_URL": release_2_database})
+    client = await aiohttp_client(init_app(config=config))
+    manage = f"/poll/{OPEN}/manage/{TOKEN}"
+    required = await client.post(manage, data={"action": "require_code"}, allow_redirects=False)
+    assert required.status == 303
+    assert (await vote(new_browser(client), OPEN, 3)).status == 403  # no code: refused
+    page = await (await client.get(manage)).text()
+    assert "3 ballots were cast before codes were required" in page  # and they stay counted
+    assert rows(release_2_database) == before
+    assert vote_rows_match_counters(release_2_database)
