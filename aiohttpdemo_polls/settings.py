@@ -77,6 +77,9 @@ SCHEMA = t.Dict(
         # through the site (`closed`: polls come from init_db.py or SQL).
         t.Key("creation", default="open"): t.Enum("open", "key", "closed"),
         t.Key("creation_key", default=None): t.Null() | t.String(),
+        # The secret that voter codes are hashed with (store/codes.py): kept out of the database,
+        # so a copy of it gives no code. The same on every host; changing it voids every code.
+        t.Key("voter_codes_key", default=""): t.String(allow_blank=True),
         t.Key("limits", default={}): t.Dict(
             {
                 # New polls per client address in any hour, counted in the database.
@@ -118,6 +121,7 @@ ENVIRONMENT = {
     "POLLS_METRICS_PORT": ("metrics", "port"),
     "POLLS_CREATION": (None, "creation"),
     "POLLS_CREATION_KEY": (None, "creation_key"),
+    "POLLS_VOTER_CODES_KEY": (None, "voter_codes_key"),
     "POLLS_TRUSTED_PROXIES": (None, "trusted_proxies"),
 }
 

@@ -29,7 +29,7 @@ import stored
 
 from aiohttpdemo_polls import settings
 from aiohttpdemo_polls.app import init_app
-from aiohttpdemo_polls.store import making, migrate, pgserver, provision, schema
+from aiohttpdemo_polls.store import codes, making, migrate, pgserver, provision, schema
 from aiohttpdemo_polls.web.database import changes_key
 
 TEST_CONFIG = settings.PROJECT_ROOT / "config" / "polls_test.yaml"
@@ -192,6 +192,26 @@ def make_question(sync_engine):
                 conn, text, choices, pub_date=datetime.now(UTC) + timedelta(days=days), **columns
             )
         return {"id": question_id, "choices": choice_ids}
+
+    return make
+
+
+@pytest.fixture
+def make_code_poll(make_question, sync_engine, config):
+    """`make_code_poll(count, **columns)`: a published poll ("Yes", "No") that requires a voter
+    code, and `count` codes stored for it as the app stores them (hashed under the test key)."""
+
+    def make(count: int = 3, **columns: Any) -> tuple[dict[str, Any], list[str]]:
+        question = make_question("Who chairs the club?", choices=("Yes", "No"), requires_code=True, **columns)
+        made = codes.batch_codes(codes.new_seed(), count)
+        key = config["voter_codes_key"].encode()
+        rows = [
+            {"question_id": question["id"], "code_hash": codes.code_hash(key, question["id"], c)}
+            for c in made
+        ]
+        with sync_engine.begin() as conn:
+            conn.execute(schema.voter_code.insert(), rows)
+        return question, made
 
     return make
 

@@ -51,7 +51,16 @@ _CREATE_NOTES = {
     403: "Sent from another site's page, a wrong creation key, or polls are not made here.",
     429: "Too many new polls from this client address in the last hour.",
 }
-_VOTE_NOTES = {400: _BAD_BODY, 403: "Sent from another site's page.", 409: "Voting on this poll has closed."}
+_VOTE_NOTES = {
+    400: _BAD_BODY,
+    403: (
+        "Sent from another site's page; or the poll requires a voter code and `code` is missing, "
+        "is not one of its codes, or has been used on a poll whose votes cannot be changed "
+        "(`errors.code` says which)."
+    ),
+    409: "Voting on this poll has closed.",
+    422: "A field is not valid (`errors` names it): `choices`, or a `code` that cannot be a voter code.",
+}
 
 _LINKS = {
     "type": "object",
@@ -117,6 +126,10 @@ SCHEMAS: dict[str, Any] = {
             **_POLL_HEAD,
             "closed_at": _WHEN,
             "multiple": {"type": "boolean", "description": "Voters may pick several choices."},
+            "requires_code": {
+                "type": "boolean",
+                "description": "A vote needs one of the voter codes the poll's maker handed out (`code`).",
+            },
             "counts_visible": {
                 "type": "boolean",
                 "description": "Whether this caller may see the counts (the poll maker's `results` setting).",
@@ -138,6 +151,7 @@ SCHEMAS: dict[str, Any] = {
             "closed_at",
             "closed",
             "multiple",
+            "requires_code",
             "counts_visible",
             "choices",
             "my_choices",
@@ -153,7 +167,18 @@ SCHEMAS: dict[str, Any] = {
                 "minItems": 1,
                 "maxItems": MAX_CHOICES,
                 "description": "Ids of the chosen choices: one, or several where the poll is `multiple`.",
-            }
+            },
+            "code": {
+                "type": ["string", "null"],
+                "maxLength": 40,
+                "examples": ["7K3QX-M9PDA"],
+                "description": (
+                    "A voter code, for a poll that `requires_code`: 10 letters and digits, in any "
+                    "case, with or without the dash and spaces. The ballot is then the code's, not "
+                    "the cookie's: the same code changes it from anywhere (unless the poll locks "
+                    "votes). Ignored by a poll that does not require codes; null or empty: no code."
+                ),
+            },
         },
         "required": ["choices"],
         "additionalProperties": False,
@@ -307,7 +332,7 @@ DOCUMENT: dict[str, Any] = {
         "/api/polls/{question_id}/vote": {
             "post": {
                 "operationId": "vote",
-                "summary": "Vote, with the voting form's rules and voter cookie",
+                "summary": "Vote, with the voting form's rules and voter cookie (or voter code)",
                 "parameters": [_ref("parameters", "QuestionId"), _ref("parameters", "VoterCookie")],
                 "requestBody": {"required": True, "content": _json(_ref("schemas", "VoteRequest"))},
                 "responses": {

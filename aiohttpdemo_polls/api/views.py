@@ -21,12 +21,16 @@ from ..web.links import absolute
 from ..web.request import PAGE_SIZE, page_count, page_number, poll_id
 from ..web.voting import (
     ALREADY_VOTED,
+    CODE_SHAPE,
     NO_CHOICE,
     VOTE_CHANGED,
     VOTE_UNKNOWN,
     VOTING_CLOSED,
     cast,
+    code_refusal,
+    code_voter,
     possible_ballot,
+    read_code,
     set_voter_cookie,
     voter_id,
 )
@@ -40,6 +44,7 @@ NOT_A_LIST_OF_IDS = "Give the ids of the chosen choices as a list of whole numbe
 NOT_CHOICE = "One of these is not a choice of this poll, or the poll takes only one choice."
 KEEP_MANAGE_LINK = "Keep the manage link: it is shown only this once; it closes, edits and deletes the poll."
 BAD_PAGE = "The page must be a whole number from 1."
+VOTE_FIELDS = frozenset({"choices", "code"})
 NEW_POLL_FIELDS = frozenset(
     {"question_text", "choices", "multiple", "closes_at", "results", "lock_votes", "creation_key"}
 )
@@ -178,6 +183,7 @@ def _poll_body(request: web.Request, question: Any, choices: list) -> bytes:
         "closed_at": _iso(question.closed_at),
         "closed": question.closed,
         "multiple": question.multiple,
+        "requires_code": question.requires_code,
         "counts_visible": visible,
         "choices": [
             {
@@ -216,11 +222,19 @@ _BALLOT_STATUS = {
 
 
 async def vote(request: web.Request) -> web.Response:
-    """Cast the caller's ballot, as the voting form does; answer with their ballot."""
+    """Cast the caller's ballot, as the voting form does; answer with their ballot. A poll
+    that requires a voter code takes one in `code`: the ballot is then the code's."""
     question_id = poll_id(request)
-    chosen = _chosen_ids(await read_object(request, frozenset({"choices"})))
-    ballot = await cast(request, question_id, chosen)
+    body = await read_object(request, VOTE_FIELDS)
+    typed = read_code(body.get("code"))
+    if typed.bad:
+        raise Problem(422, errors={"code": CODE_SHAPE})
+    chosen = _chosen_ids(body)
+    ballot = await cast(request, question_id, chosen, typed.code)
     outcome = ballot.outcome
+    refusal = code_refusal(outcome, typed.code)
+    if refusal is not None:
+        raise Problem(403, refusal, errors={"code": refusal})
     if outcome is VoteOutcome.INVALID_CHOICE:
         content = await published_content(request, question_id)  # 404 when there is no poll
         if not content.question.closed:
@@ -229,7 +243,10 @@ async def vote(request: web.Request) -> web.Response:
     if outcome is VoteOutcome.CLOSED:
         raise Problem(409, VOTING_CLOSED)
     if outcome is VoteOutcome.ALREADY_VOTED:  # their earlier ballot, which may differ (lock_votes)
-        _, choices = await voters_poll(request, question_id, ballot.voter)
+        holder = ballot.voter
+        if typed.code is not None and (await published_content(request, question_id)).question.requires_code:
+            holder = code_voter(request, question_id, typed.code)
+        _, choices = await voters_poll(request, question_id, holder)
         mine = [c.id for c in choices if c.mine]
     else:  # committed as asked: no read needed, which would take a pool connection per vote
         mine = ballot_choices(chosen)

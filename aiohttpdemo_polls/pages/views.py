@@ -10,7 +10,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiMapping
 
-from ..store import connections, polls, rules
+from ..store import codes, connections, polls, rules
 from ..store.votes import VoteOutcome
 from ..web import forms
 from ..web.cache import cache_key, expiry
@@ -28,13 +28,17 @@ from ..web.i18n import N_
 from ..web.request import PAGE_SIZE, page_count, page_number, poll_id
 from ..web.voting import (
     ALREADY_VOTED,
+    CODE_SHAPE,
     NO_CHOICE,
     VOTE_CHANGED,
     VOTE_UNKNOWN,
     VOTING_CLOSED,
     Cast,
     cast,
+    code_refusal,
+    code_voter,
     possible_ballot,
+    read_code,
     set_voter_cookie,
     voter_id,
 )
@@ -43,6 +47,13 @@ from ..web.voting import (
 VOTE_NOTICES = {"already": ALREADY_VOTED, "changed": VOTE_CHANGED}
 VOTE_NOT_CONFIRMED = N_("Vote not confirmed")
 _ID = re.compile(r"[1-9][0-9]{0,9}")  # written as a choice id is: no sign, no leading zeros
+
+
+def _query_code(request: web.Request) -> str | None:
+    """A voter code brought in the address (`?code=`, the QR link on a code's card), if well-formed."""
+    if not request.query_string:  # nearly every request: skip parsing the query
+        return None
+    return read_code(request.query.get("code")).code
 
 
 def _chosen_ids(form: MultiMapping[str]) -> list[int] | None:
@@ -83,14 +94,18 @@ async def poll(request: web.Request) -> web.Response:
     """
     question_id = poll_id(request)
     voter = voter_id(request)
+    brought = request.query.get("code") if request.query_string else None
+    if brought is not None:
+        return await _code_form(request, question_id, brought)
     if voter is not None:
         content = await published_content(request, question_id)
         if content.question.closed:
             return await _voters_results(request, question_id, voter, notice=None)
-        question, choices = await voters_poll(request, question_id, voter)
-        if any(c.mine for c in choices):
-            context = {"request": request, "question": question, "choices": choices, "error": None}
-            return aiohttp_jinja2.render_template("detail.html", request, {**context, "voted": True})
+        if not content.question.requires_code:  # else the ballot is a code's, not the browser's
+            question, choices = await voters_poll(request, question_id, voter)
+            if any(c.mine for c in choices):
+                context = {"request": request, "question": question, "choices": choices, "error": None}
+                return aiohttp_jinja2.render_template("detail.html", request, {**context, "voted": True})
 
     async def render() -> tuple[bytes, float]:
         content = await published_content(request, question_id)
@@ -102,6 +117,27 @@ async def poll(request: web.Request) -> web.Response:
     return await cached_page(request, ("poll", question_id), render)
 
 
+async def _code_form(request: web.Request, question_id: int, brought: str) -> web.Response:
+    """The form with the code from the address filled in (the QR link on a code's card), and
+    the code's ballot ticked if it has one. Made for this reader: the code is theirs alone."""
+    content = await published_content(request, question_id)
+    if content.question.closed:
+        return _results_response(request, content.question, content.choices, None, voted=False)
+    question, choices = content
+    code = read_code(brought).code
+    if code is not None and question.requires_code:
+        question, choices = await voters_poll(request, question_id, code_voter(request, question_id, code))
+    context = {
+        "request": request,
+        "question": question,
+        "choices": choices,
+        "error": None,
+        "voted": any(c.mine for c in choices),
+        "code": codes.grouped(code) if code else brought[: codes.TYPED_MAX],
+    }
+    return aiohttp_jinja2.render_template("detail.html", request, context)
+
+
 async def vote(request: web.Request) -> web.Response:
     """Count the browser's ballot, then redirect to the results (POST-redirect-GET).
 
@@ -111,37 +147,64 @@ async def vote(request: web.Request) -> web.Response:
     transaction, so a busy poll's votes never wait for its cached page to be reloaded.
     """
     question_id = poll_id(request)
-    chosen = _chosen_ids(await forms.read_form(request))
+    form = await forms.read_form(request)
+    typed = read_code(form.get("code"))
+    if typed.bad:
+        return await _refused(request, question_id, form, CODE_SHAPE)
+    chosen = _chosen_ids(form)
     if chosen is None:
-        return await _refused(request, question_id)
-    ballot = await cast(request, question_id, chosen)
+        return await _refused(request, question_id, form)
+    ballot = await cast(request, question_id, chosen, typed.code)
     outcome = ballot.outcome
     if outcome is VoteOutcome.INVALID_CHOICE:
-        return await _refused(request, question_id)
+        return await _refused(request, question_id, form)
     if outcome is VoteOutcome.CLOSED:
         raise web.HTTPConflict(text=VOTING_CLOSED)
+    refusal = code_refusal(outcome, typed.code)
+    if refusal is not None:
+        return await _refused(request, question_id, form, refusal, status=403)
     if outcome is VoteOutcome.UNKNOWN:
         return _vote_unknown(request, question_id, ballot)
     results = request.app.router["results"].url_for(question_id=str(question_id))
+    # The code's ballot is shown to whoever brings it: the results page marks it, as it
+    # marks a browser's (on a poll without codes the results page ignores it).
+    query = {"code": typed.code} if typed.code else {}
     if outcome is VoteOutcome.ALREADY_VOTED:
-        results = results.with_query(already="1")
+        query["already"] = "1"
     elif outcome is VoteOutcome.CHANGED:
-        results = results.with_query(changed="1")
+        query["changed"] = "1"
+    if query:
+        results = results.with_query(query)
     # Returned, not raised: the hottest path in the app skips unwinding the middlewares.
     response = web.Response(status=302, headers={"Location": str(results)})
     set_voter_cookie(response, ballot)
     return response
 
 
-async def _refused(request: web.Request, question_id: int) -> web.Response:
+async def _refused(
+    request: web.Request,
+    question_id: int,
+    form: MultiMapping[str],
+    error: str = NO_CHOICE,
+    status: int = 400,
+) -> web.Response:
     """A ballot the poll does not take: an unknown poll is a 404, a closed one a 409, else the
-    form again (400) saying why."""
+    form again saying why (400; 403 for a voter code refused), with what was sent kept in it."""
     content = await published_content(request, question_id)
     if content.question.closed:  # whatever was sent: a closed poll shows no form to fix
         raise web.HTTPConflict(text=VOTING_CLOSED)
     question, choices = content
-    context = {"request": request, "question": question, "choices": choices, "error": NO_CHOICE}
-    return aiohttp_jinja2.render_template("detail.html", request, context, status=400)
+    typed = form.get("code")
+    context = {
+        "request": request,
+        "question": question,
+        "choices": choices,
+        "error": error,
+        "code_error": error != NO_CHOICE,  # the message is about the code field
+        "picked": {v for v in form.getall("choice", []) if isinstance(v, str)},
+        "code": typed[: codes.TYPED_MAX] if isinstance(typed, str) else "",
+    }
+    return aiohttp_jinja2.render_template("detail.html", request, context, status=status)
 
 
 def _vote_unknown(request: web.Request, question_id: int, ballot: Cast) -> web.Response:
@@ -166,6 +229,12 @@ async def results(request: web.Request) -> web.Response:
     """
     question_id = poll_id(request)
     notice = _notice(request)
+    code = _query_code(request)
+    if code is not None:
+        content = await published_content(request, question_id)
+        if content.question.requires_code:  # the code's ballot, whichever browser brings it
+            holder = code_voter(request, question_id, code)
+            return await _voters_results(request, question_id, holder, notice, code)
     voter = voter_id(request)
     if voter is not None:
         return await _voters_results(request, question_id, voter, notice)
@@ -199,16 +268,23 @@ def _render_results(request: web.Request, content: PollContent) -> tuple[bytes, 
 
 
 async def _voters_results(
-    request: web.Request, question_id: int, voter: str, notice: str | None
+    request: web.Request, question_id: int, voter: str, notice: str | None, code: str | None = None
 ) -> web.Response:
-    """The results read for this voter, counts included: their own vote, just committed, is
-    on it even before this process hears of the change."""
+    """The results read for this voter (or voter code), counts included: their own vote, just
+    committed, is on it even before this process hears of the change."""
     question, choices = await voters_poll(request, question_id, voter)
-    return _results_response(request, question, choices, notice, voted=any(c.mine for c in choices))
+    return _results_response(
+        request, question, choices, notice, voted=any(c.mine for c in choices), code=code
+    )
 
 
 def _results_response(
-    request: web.Request, question: Any, choices: list, notice: str | None, voted: bool
+    request: web.Request,
+    question: Any,
+    choices: list,
+    notice: str | None,
+    voted: bool,
+    code: str | None = None,
 ) -> web.Response:
     """A results page made for one reader; counts, total and bars are left out for a reader
     who may not see them yet (rules.may_see_counts)."""
@@ -218,5 +294,6 @@ def _results_response(
         "choices": choices,
         "notice": notice,
         "show_counts": rules.may_see_counts(question, voted=voted, is_maker=False),
+        "code": code,  # the voter code whose ballot this is: the way back to voting keeps it
     }
     return aiohttp_jinja2.render_template("results.html", request, context)

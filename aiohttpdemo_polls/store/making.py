@@ -124,6 +124,7 @@ async def managed_poll(conn: Any, question_id: int) -> Any:
         question.c.token_hash,
         question.c.results,
         question.c.lock_votes,
+        question.c.requires_code,
         closed.label("closed"),
         ballots.label("ballots"),
     ).where(question.c.id == question_id)

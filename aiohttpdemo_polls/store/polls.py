@@ -22,6 +22,7 @@ class Question(NamedTuple):
     closed: bool
     results: str  # who may see the counts (rules.may_see_counts)
     lock_votes: bool
+    requires_code: bool  # a vote needs one of the poll's voter codes (codes.py)
 
 
 class Choice(NamedTuple):
@@ -46,6 +47,7 @@ def _poll_query(mine: Any) -> connections.Compiled:
             schema.closed.label("closed"),
             q.c.results,
             q.c.lock_votes,
+            q.c.requires_code,
             c.c.id.label("choice_id"),
             c.c.choice_text,
             c.c.votes,
@@ -95,6 +97,7 @@ async def published_poll(
         first["closed"],
         first["results"],
         first["lock_votes"],
+        first["requires_code"],
     )
     choices = [
         Choice(row["choice_id"], row["choice_text"], row["votes"], float(row["percent"]), row["mine"])

@@ -1,5 +1,6 @@
 """Casting a ballot for the voting form and the API alike: the browser's voter id and its
-cookie, the group-commit writer (store.votes) on the application, and what each outcome says."""
+cookie, the voter code a poll may require (store.codes), the group-commit writer (store.votes)
+on the application, and what each outcome says."""
 
 import re
 import secrets
@@ -8,6 +9,7 @@ from typing import NamedTuple
 
 from aiohttp import web
 
+from ..store import codes
 from ..store.schema import PG_INT_MAX
 from ..store.votes import VoteBatcher, VoteNotCounted, VoteOutcome
 from . import aiohttp_private
@@ -26,6 +28,10 @@ VOTE_UNKNOWN = N_(
     "Your vote may have been counted: the connection to the database was lost before it could "
     "confirm. Voting again from this browser will never count twice."
 )
+CODE_NEEDED = N_("This poll needs a voter code: type the code you were given.")
+CODE_WRONG = N_("That is not one of this poll's voter codes. Check it and try again.")
+CODE_USED = N_("This voter code has already been used, and votes in this poll cannot be changed.")
+CODE_SHAPE = N_("A voter code is 10 letters and digits, like 7K3QX-M9PDA.")
 _VOTER_ID = re.compile(r"[A-Za-z0-9_-]{24}")
 # Counted, or perhaps (UNKNOWN): a new voter needs the cookie so that voting again counts once.
 _COOKIE_DUE = frozenset({VoteOutcome.COUNTED, VoteOutcome.UNKNOWN})
@@ -36,6 +42,7 @@ class Ballots(NamedTuple):
 
     writer: VoteBatcher
     secure_cookie: bool
+    code_key: bytes  # the secret voter codes are hashed with (store/codes.py)
 
 
 votes_key = web.AppKey("votes", Ballots)
@@ -50,7 +57,8 @@ async def _vote_batcher(app: web.Application) -> AsyncIterator[None]:
 
     It tells the bus of changes of its commits at once, so this process's next page shows them."""
     batcher = VoteBatcher(app[engine_key], app[changes_key])
-    app[votes_key] = Ballots(batcher, secure_cookie=app[config_key]["https"])
+    config = app[config_key]
+    app[votes_key] = Ballots(batcher, config["https"], config["voter_codes_key"].encode())
     yield
     await batcher.wait_idle()
 
@@ -67,6 +75,36 @@ def possible_ballot(choice_ids: Sequence[int]) -> bool:
     return bool(choice_ids) and all(0 < c <= PG_INT_MAX for c in choice_ids)
 
 
+class TypedCode(NamedTuple):
+    """A form's or a body's `code` field, read."""
+
+    code: str | None  # as stored (codes.normalize); None when none was given, or a bad one
+    bad: bool  # something was given that cannot be a code: the view refuses it, naming the field
+
+
+def read_code(typed: object) -> TypedCode:
+    """The voter code the caller gave, if any, whatever its case, dashes and spaces."""
+    if typed is None or (isinstance(typed, str) and not typed.strip()):
+        return TypedCode(None, bad=False)
+    code = codes.normalize(typed) if isinstance(typed, str) else None
+    return TypedCode(code, bad=code is None)
+
+
+def code_voter(request: web.Request, question_id: int, code: str) -> str:
+    """The voter id of a code's ballot in this poll: its pages show that ballot to whoever
+    brings the code."""
+    return codes.code_voter(codes.code_hash(site(request)[votes_key].code_key, question_id, code))
+
+
+def code_refusal(outcome: VoteOutcome, code: str | None) -> str | None:
+    """What a voter is told when the poll refused the ballot for its code (a 403), else None."""
+    if outcome is VoteOutcome.CODE_USED:
+        return CODE_USED
+    if outcome is VoteOutcome.CODE_REFUSED:
+        return CODE_NEEDED if code is None else CODE_WRONG
+    return None
+
+
 class Cast(NamedTuple):
     """What casting a ballot came to, for the view to answer with."""
 
@@ -76,16 +114,20 @@ class Cast(NamedTuple):
     secure_cookie: bool
 
 
-async def cast(request: web.Request, question_id: int, chosen: Sequence[int]) -> Cast:
+async def cast(
+    request: web.Request, question_id: int, chosen: Sequence[int], code: str | None = None
+) -> Cast:
     """Cast the ballot under the caller's voter id, or a new one; a 503 when nothing of it was kept
-    (the database is away, most likely)."""
+    (the database is away, most likely). On a poll that requires a voter code the ballot is
+    `code`'s (read_code), whoever brings it: the vote writer checks it with the ballot."""
     voter = voter_id(request)
     new_voter = voter is None
     if voter is None:
         voter = secrets.token_urlsafe(18)  # 144 random bits
     try:
         ballots = site(request)[votes_key]
-        outcome = await ballots.writer.cast(question_id, chosen, voter)
+        hashed = None if code is None else codes.code_hash(ballots.code_key, question_id, code)
+        outcome = await ballots.writer.cast(question_id, chosen, voter, hashed)
     except VoteNotCounted:
         raise web.HTTPServiceUnavailable(text=NOT_COUNTED) from None
     return Cast(outcome, voter, new_voter and outcome in _COOKIE_DUE, ballots.secure_cookie)
