@@ -48,13 +48,13 @@ def content_disposition(question_text: str, question_id: int, what: str) -> str:
     return header
 
 
-def _file(poll: Any, what: str, body: str, content_type: str) -> web.Response:
+def attachment(poll: Any, what: str, body: str, content_type: str) -> web.Response:
     response = web.Response(text=body, content_type=content_type, charset="utf-8")
     response.headers["Content-Disposition"] = content_disposition(poll.question_text, poll.id, what)
     return response
 
 
-def _csv(rows: list[list[object]]) -> str:
+def csv_text(rows: list[list[object]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180
     writer.writerows([[inert(cell) for cell in row] for row in rows])
@@ -71,7 +71,7 @@ async def results_csv(request: web.Request) -> web.Response:
         poll = await manage.poll_or_404(request, conn)
         choices = await polls.choices(conn, poll.id)
     rows = [["choice", "votes", "percent"], *([c.choice_text, c.votes, c.percent] for c in choices)]
-    return _file(poll, "results.csv", _csv(rows), "text/csv")
+    return attachment(poll, "results.csv", csv_text(rows), "text/csv")
 
 
 async def results_json(request: web.Request) -> web.Response:
@@ -95,7 +95,7 @@ async def results_json(request: web.Request) -> web.Response:
         "ballots": poll.ballots,
     }
     body = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
-    return _file(poll, "results.json", body, "application/json")
+    return attachment(poll, "results.json", body, "application/json")
 
 
 async def ballots_csv(request: web.Request) -> web.Response:
@@ -106,4 +106,4 @@ async def ballots_csv(request: web.Request) -> web.Response:
     table = [["ballot", "cast_at", "choice"]]
     for number, (cast_at, chosen) in enumerate(ballots, 1):
         table += ([number, _iso(cast_at), text] for text in chosen)
-    return _file(poll, "ballots.csv", _csv(table), "text/csv")
+    return attachment(poll, "ballots.csv", csv_text(table), "text/csv")

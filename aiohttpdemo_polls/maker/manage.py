@@ -1,5 +1,6 @@
-"""The maker's private manage page: results, links, close, reopen, edit, delete. A wrong
-token is the same plain 404 as an unknown poll, so the page gives nothing away.
+"""The maker's private manage page: results, links, close, reopen, edit, delete, and voter
+codes (whether a vote needs one; making them is maker/codes.py). A wrong token is the same
+plain 404 as an unknown poll, so the page gives nothing away.
 """
 
 from typing import Any
@@ -8,7 +9,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from ..store import connections, making, polls, tokens
+from ..store import codes, connections, making, polls, tokens
 from ..web.config import site
 from ..web.database import changes_key, engine_key
 from ..web.forms import read_form
@@ -21,6 +22,8 @@ NOTICES = {
     "closed": N_("Voting is closed. The results stay visible to everyone."),
     "reopened": N_("Voting is open again."),
     "edited": N_("Your changes are saved."),
+    "codes_required": N_("From now on, a vote needs one of your voter codes."),
+    "codes_not_required": N_("Anyone with the link can vote again, one vote per browser."),
 }
 HAS_VOTES = N_("People have already voted, so the texts can no longer be changed.")
 UNKNOWN_ACTION = N_("That is not something the manage page can do.")
@@ -47,6 +50,7 @@ async def _render(
     edit_form: PollForm | None = None,
     edit_error: str | None = None,
     status: int = 200,
+    codes_form: dict | None = None,
 ) -> web.Response:
     choices = await polls.choices(conn, poll.id)
     if edit_form is None:
@@ -64,6 +68,9 @@ async def _render(
         "notice": NOTICES.get(request.query.get("done", "")),
         "edit_form": edit_form,
         "edit_error": edit_error,
+        "code_counts": await codes.counts(conn, poll.id),
+        "codes_form": codes_form or {"count": "", "error": None},
+        "max_codes": codes.MAX_CODES,
     }
     # Its address is the key to the poll: web/headers.py keeps it from caches and Referers.
     return aiohttp_jinja2.render_template("manage.html", request, context, status=status)
@@ -93,6 +100,10 @@ async def manage_action(request: web.Request) -> web.Response:
                 return _confirm_delete(request, poll)
             await making.delete_poll(conn, changes, poll.id)
             raise web.HTTPSeeOther(request.app.router["poll_deleted"].url_for())
+        elif action in ("require_code", "allow_without_code"):
+            required = action == "require_code"
+            await codes.require_code(conn, changes, poll.id, required)
+            done = "codes_required" if required else "codes_not_required"
         elif action == "edit":
             refused = await _edit(request, conn, poll, form)
             if refused is not None:
@@ -119,6 +130,11 @@ async def _edit(request: web.Request, conn: Any, poll: Any, form: Any) -> web.Re
     if outcome is making.EditOutcome.GONE:
         raise web.HTTPNotFound()
     return None
+
+
+async def codes_refused(request: web.Request, conn: Any, poll: Any, typed: str, error: str) -> web.Response:
+    """The page again (400) with the voter codes form as sent, saying why it was refused."""
+    return await _render(request, conn, poll, status=400, codes_form={"count": typed[:20], "error": error})
 
 
 def _confirm_delete(request: web.Request, poll: Any) -> web.Response:

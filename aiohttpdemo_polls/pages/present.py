@@ -4,10 +4,9 @@ same live results as its results page.
 
 from aiohttp import web
 
-from ..web import links
+from ..web import links, qr
 from ..web.content import cached_page, may_see_counts, poll_expiry, published_content, render_page
 from ..web.request import poll_id
-from . import qr
 
 
 async def present(request: web.Request) -> web.Response:

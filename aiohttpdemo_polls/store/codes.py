@@ -18,6 +18,7 @@ can give them back.
 
 import hmac
 import secrets
+from datetime import timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -108,14 +109,14 @@ async def add_batch(conn: Any, changes: Changes, question_id: int, hashes: list[
     return True
 
 
-async def batch_made_since(conn: Any, question_id: int, first: bytes, last: bytes, hours: int) -> bool:
-    """Whether a batch's first and last codes are this poll's, made within `hours`."""
-    query = sa.select(sa.func.count()).where(
-        voter_code.c.question_id == question_id,
-        voter_code.c.code_hash.in_([first, last]),
-        voter_code.c.created_at > sa.func.now() - sa.func.make_interval(0, 0, 0, 0, hours),
+async def batch_age(conn: Any, question_id: int, first: bytes, last: bytes) -> timedelta | None:
+    """How long ago a batch was made, known by its first and last codes; None when they are
+    not both this poll's (a batch never made, or made for another poll)."""
+    query = sa.select(sa.func.count(), sa.func.now() - sa.func.min(voter_code.c.created_at)).where(
+        voter_code.c.question_id == question_id, voter_code.c.code_hash.in_([first, last])
     )
-    return await conn.scalar(query) == len({first, last})
+    found, age = (await (await conn.execute(query)).first()).values()
+    return age if found == len({first, last}) else None
 
 
 class CodeCounts(NamedTuple):

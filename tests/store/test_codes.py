@@ -4,6 +4,7 @@ statement's rule that a code poll's ballot is its code's (store/votes.py)."""
 import asyncio
 import secrets
 import time
+from datetime import timedelta
 
 import aiopg.sa
 import pytest
@@ -250,15 +251,13 @@ async def test_a_batch_is_known_by_its_first_and_last_codes_while_it_is_fresh(co
     question, made = await code_poll(3)
     first, last = hashed(question, made[0]), hashed(question, made[-1])
     async with engine.acquire() as conn:
-        assert await codes.batch_made_since(conn, question["id"], first, last, 24)
-        assert not await codes.batch_made_since(
-            conn, question["id"], first, hashed(question, "7K3QXM9PDA"), 24
-        )
-        assert not await codes.batch_made_since(conn, question["id"] + 1, first, last, 24)
+        assert await codes.batch_age(conn, question["id"], first, last) < timedelta(minutes=1)
+        assert await codes.batch_age(conn, question["id"], first, hashed(question, "7K3QXM9PDA")) is None
+        assert await codes.batch_age(conn, question["id"] + 1, first, last) is None
     with sync_engine.begin() as conn:
         conn.execute(sa.text("UPDATE voter_code SET created_at = now() - interval '25 hours'"))
     async with engine.acquire() as conn:
-        assert not await codes.batch_made_since(conn, question["id"], first, last, 24)
+        assert await codes.batch_age(conn, question["id"], first, last) > timedelta(hours=24)
 
 
 async def test_deleting_a_poll_deletes_its_codes(code_poll, sync_engine):

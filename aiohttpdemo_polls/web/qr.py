@@ -1,4 +1,5 @@
-"""QR codes drawn on the server as SVG (segno): no script, no request to another site."""
+"""QR codes drawn on the server as SVG (segno): no script, no request to another site. For the
+presenter view's link and for voter codes' cards (maker/codes.py)."""
 
 import functools
 
@@ -14,5 +15,11 @@ def svg(text: str) -> Markup:
     light reliably, and the colours are SVG attributes that the page's CSS does not touch.
     Kept per link: the presenter page is drawn again after every vote, its link never changes.
     """
+    return drawn(text)
+
+
+def drawn(text: str) -> Markup:
+    """`text` as an inline SVG QR code, drawn now: for codes drawn once each, which a cache
+    would only churn (a voter code's card: about 4 ms each, so callers draw many off the loop)."""
     code = segno.make(text, error="m")
     return Markup(code.svg_inline(scale=1, dark="#000", light="#fff", omitsize=True, svgclass="qr-code"))
