@@ -51,6 +51,25 @@ def _ask_to_delete(tab: BrowserTab) -> None:
     tab.page.get_by_role("heading", name="Delete this poll?").wait_for()
 
 
+def _wrong_voter_code(tab: BrowserTab) -> None:
+    tab.page.get_by_label("Yes").check()
+    tab.page.get_by_label("Your voter code").fill("7K3QX-M9PDA")
+    tab.page.get_by_role("button", name="Vote").click()
+    tab.page.get_by_role("alert").wait_for()
+
+
+def _make_voter_codes(tab: BrowserTab) -> None:
+    tab.page.get_by_label("How many codes").fill("3")
+    tab.page.get_by_role("button", name="Make codes").last.click()
+    tab.page.get_by_role("heading", name="3 new voter codes").wait_for()
+
+
+def _print_voter_codes(tab: BrowserTab) -> None:
+    _make_voter_codes(tab)
+    tab.page.get_by_role("link", name="Printable cards").click()
+    tab.page.locator(".code-card").first.wait_for()
+
+
 def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[..., None]) -> list[Stop]:
     """Create the polls the tour needs and return its stops."""
     make_question("An older poll, still open?", days=-3, choices=("Yes", "No"))
@@ -72,7 +91,11 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
     unvoted = make_question(
         "Not voted on yet?", days=-0.05, choices=(LONG_CHOICE, "No"), token_hash=token_hash
     )
+    coded = make_question(
+        LONG_QUESTION, days=-0.01, choices=("Yes", "No"), token_hash=token_hash, requires_code=True
+    )
     poll = f"/poll/{long['id']}"
+    coded_manage = f"/poll/{coded['id']}/manage/{MANAGE_TOKEN}"
     return [
         Stop("index", "/"),
         Stop("poll", poll),
@@ -97,6 +120,17 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
         Stop("manage-before-votes", f"/poll/{unvoted['id']}/manage/{MANAGE_TOKEN}"),
         Stop("confirm-delete", f"/poll/{unvoted['id']}/manage/{MANAGE_TOKEN}", then=_ask_to_delete),
         Stop("poll-deleted", "/poll/deleted"),
+        Stop("poll-voter-code", f"/poll/{coded['id']}?code=7K3QX-M9PDA"),
+        Stop(
+            "poll-voter-code-wrong",
+            f"/poll/{coded['id']}",
+            then=_wrong_voter_code,
+            then_url=f"/poll/{coded['id']}/vote",
+            then_status=403,
+        ),
+        Stop("manage-voter-codes", coded_manage),
+        Stop("voter-codes-made", coded_manage, then=_make_voter_codes),
+        Stop("voter-codes-cards", coded_manage, then=_print_voter_codes),
     ]
 
 
