@@ -210,3 +210,9 @@ def test_taken_port_is_one_line_and_status_1(database_url):
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_voter_codes_key_comes_from_the_environment_and_is_empty_by_default():
+    assert settings.load(settings.DEFAULT_CONFIG)["voter_codes_key"] == ""
+    config = settings.load(settings.DEFAULT_CONFIG, {"POLLS_VOTER_CODES_KEY": "s3cret"})
+    assert config["voter_codes_key"] == "s3cret"
