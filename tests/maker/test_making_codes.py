@@ -194,3 +194,30 @@ async def test_a_downloaded_codes_link_votes_once(client, anonymous, make_poll, 
     )
     assert voted.status == 302
     assert votes_of(poll["id"])[int(choice)] == 1
+
+
+async def test_a_cross_site_form_makes_no_codes_and_changes_no_setting(
+    client, make_poll, sync_engine, stored_poll
+):
+    poll = await make_poll()
+    evil = {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
+    made = await client.post(
+        f"{poll['manage']}/codes", data={"count": "5"}, headers=evil, allow_redirects=False
+    )
+    required = await client.post(
+        poll["manage"], data={"action": "require_code"}, headers=evil, allow_redirects=False
+    )
+    assert (made.status, required.status) == (403, 403)
+    assert stored.rows(sync_engine, schema.voter_code) == 0
+    assert not stored_poll(poll["id"]).question.requires_code
+
+
+async def test_a_cross_site_vote_with_a_code_uses_no_code(anonymous, make_code_poll, votes_of):
+    question, made = make_code_poll()
+    evil = {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
+    data = {"choice": str(question["choices"][0]), "code": made[0]}
+    refused = await anonymous.post(
+        f"/poll/{question['id']}/vote", data=data, headers=evil, allow_redirects=False
+    )
+    assert refused.status == 403
+    assert sum(votes_of(question["id"]).values()) == 0
