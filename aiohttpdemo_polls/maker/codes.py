@@ -11,7 +11,7 @@ import asyncio
 import base64
 import re
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -28,7 +28,7 @@ from . import exports, manage
 
 _NUMBER = re.compile(r"[0-9]{1,5}")  # ASCII digits only: int() reads others too
 BATCH_TIME = timedelta(hours=24)  # how long a batch's address gives its codes
-CARDS_PER_PAGE = 500  # about 2 s of QR codes, drawn off the event loop
+CARDS_PER_PAGE = 200  # under a second of QR codes, drawn off the event loop
 BAD_COUNT = N_("Give a whole number of codes from 1 to 10,000.")
 BATCH_GONE = N_(
     "These codes can no longer be downloaded: they are shown for 24 hours after they are made, "
@@ -52,8 +52,8 @@ def _seed(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=")  # the route lets only 43 URL-safe characters in
 
 
-def _hashes(key: bytes, question_id: int, made: list[str]) -> list[bytes]:
-    return [codes.code_hash(key, question_id, code) for code in made]
+def _hashes(key: bytes, question_id: int, seed: bytes, count: int) -> list[bytes]:
+    return [codes.code_hash(key, question_id, code) for code in codes.batch_codes(seed, count)]
 
 
 async def make_codes(request: web.Request) -> web.Response:
@@ -72,7 +72,7 @@ async def make_codes(request: web.Request) -> web.Response:
         while True:  # another batch only if one of its codes was the poll's already (~never)
             seed = codes.new_seed()
             # 10,000 codes take some 40 ms of hashing: off the loop, which serves votes meanwhile.
-            hashes = await asyncio.to_thread(_hashes, key, poll.id, codes.batch_codes(seed, count))
+            hashes = await asyncio.to_thread(_hashes, key, poll.id, seed, count)
             if await codes.add_batch(conn, site(request)[changes_key], poll.id, hashes):
                 break
     raise web.HTTPSeeOther(_batch_url(request, "codes_batch", count, seed))
@@ -87,35 +87,47 @@ def _batch_url(request: web.Request, name: str, count: int, seed: bytes) -> URL:
     )
 
 
-async def _batch(request: web.Request) -> tuple[Any, list[str]]:
-    """The poll and the batch's codes from its address; 404 for one not made for this poll,
-    410 once it is older than BATCH_TIME."""
+class Batch(NamedTuple):
+    """A batch of codes, as its address names it."""
+
+    poll: Any
+    seed: bytes
+    count: int
+
+
+async def _batch(request: web.Request) -> Batch:
+    """The poll and the batch from its address; 404 for one not made for this poll, 410 once
+    it is older than BATCH_TIME. Only its first and last codes are drawn to check it."""
     count = int(request.match_info["count"])
     if not 1 <= count <= codes.MAX_CODES:
         raise web.HTTPNotFound()
-    made = codes.batch_codes(_seed(request.match_info["seed"]), count)
+    seed = _seed(request.match_info["seed"])
+    ends = codes.batch_codes(seed, 1) + codes.batch_codes(seed, 1, start=count - 1)
     key = site(request)[votes_key].code_key
     async with connections.connection(site(request)[engine_key]) as conn:
         poll = await manage.poll_or_404(request, conn)
-        first, last = (codes.code_hash(key, poll.id, code) for code in (made[0], made[-1]))
+        first, last = (codes.code_hash(key, poll.id, code) for code in ends)
         age = await codes.batch_age(conn, poll.id, first, last)
     if age is None:
         raise web.HTTPNotFound()
     if age > BATCH_TIME:
         raise web.HTTPGone(text=BATCH_GONE)
-    return poll, made
+    return Batch(poll, seed, count)
 
 
-def _voting_link(request: web.Request, poll: Any, code: str | None = None) -> str:
-    """The poll's public link; with a code, the link its QR code carries (the form filled in)."""
-    url = request.app.router["poll"].url_for(question_id=str(poll.id))
-    return links.absolute(request, url.with_query(code=codes.grouped(code)) if code else url)
+def _public_link(request: web.Request, poll: Any) -> str:
+    return links.absolute(request, request.app.router["poll"].url_for(question_id=str(poll.id)))
+
+
+def _code_link(public_link: str, code: str) -> str:
+    """The link a code's QR code carries: the poll's form with the code filled in. A grouped
+    code is digits, capitals and a dash, nothing a query needs to escape."""
+    return f"{public_link}?code={codes.grouped(code)}"
 
 
 async def codes_batch(request: web.Request) -> web.Response:
     """The batch just made: how many, and its downloads, while they last."""
-    poll, made = await _batch(request)
-    count, seed = len(made), _seed(request.match_info["seed"])
+    poll, seed, count = await _batch(request)
     pages = range(1, (count - 1) // CARDS_PER_PAGE + 2)
     context = {
         "request": request,
@@ -128,33 +140,45 @@ async def codes_batch(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template("codes_batch.html", request, context)
 
 
+def _csv(public_link: str, seed: bytes, count: int) -> str:
+    made = codes.batch_codes(seed, count)
+    rows = [["code", "link"], *([codes.grouped(c), _code_link(public_link, c)] for c in made)]
+    return exports.csv_text(rows)
+
+
 async def codes_csv(request: web.Request) -> web.Response:
     """`code,link`: a row per code of the batch, with the link that brings it to the poll."""
-    poll, made = await _batch(request)
-    rows = [["code", "link"], *([codes.grouped(c), _voting_link(request, poll, c)] for c in made)]
-    return exports.attachment(poll, "voter-codes.csv", exports.csv_text(rows), "text/csv")
+    poll, seed, count = await _batch(request)
+    # 10,000 rows take some 40 ms to draw and write: off the loop, as the codes were made.
+    body = await asyncio.to_thread(_csv, _public_link(request, poll), seed, count)
+    return exports.attachment(poll, "voter-codes.csv", body, "text/csv")
 
 
-def _cards(links_by_code: list[tuple[str, str]]) -> list[tuple[str, str, Any]]:
-    return [(codes.grouped(code), link, qr.drawn(link)) for code, link in links_by_code]
+def _cards(public_link: str, seed: bytes, start: int, count: int) -> list[tuple[str, str, Any]]:
+    cards = []
+    for code in codes.batch_codes(seed, count, start=start):
+        link = _code_link(public_link, code)
+        cards.append((codes.grouped(code), link, qr.drawn(link)))
+    return cards
 
 
 async def codes_cards(request: web.Request) -> web.Response:
     """A printable page of cards (?page=, CARDS_PER_PAGE each): the question, the poll's
     link, the code, and a QR code of the link that brings the code."""
-    poll, made = await _batch(request)
-    pages = (len(made) - 1) // CARDS_PER_PAGE + 1
+    poll, seed, count = await _batch(request)
+    pages = (count - 1) // CARDS_PER_PAGE + 1
     typed = request.query.get("page", "1")
     page = int(typed) if _NUMBER.fullmatch(typed) else 0
     if not 1 <= page <= pages:
         raise web.HTTPNotFound()
-    chosen = made[(page - 1) * CARDS_PER_PAGE : page * CARDS_PER_PAGE]
+    start = (page - 1) * CARDS_PER_PAGE
+    public_link = _public_link(request, poll)
     # About 4 ms a QR code: drawn in a thread, so the loop goes on serving meanwhile.
-    cards = await asyncio.to_thread(_cards, [(c, _voting_link(request, poll, c)) for c in chosen])
+    cards = await asyncio.to_thread(_cards, public_link, seed, start, min(CARDS_PER_PAGE, count - start))
     context = {
         "request": request,
         "question": poll,
-        "public_link": _voting_link(request, poll),
+        "public_link": public_link,
         "cards": cards,
         "page": page,
         "pages": pages,

@@ -61,11 +61,12 @@ def new_seed() -> bytes:
     return secrets.token_bytes(SEED_BYTES)
 
 
-def batch_codes(seed: bytes, count: int) -> list[str]:
-    """The batch's codes, each 50 bits of HMAC-SHA256(seed, its number): the same seed gives
-    the same codes, so the maker's download address (which holds it) can give them again."""
+def batch_codes(seed: bytes, count: int, start: int = 0) -> list[str]:
+    """The batch's codes numbered `start` to `start + count - 1`, each 50 bits of
+    HMAC-SHA256(seed, its number): the same seed gives the same codes, so the maker's
+    download address (which holds it) can give them again."""
     codes = []
-    for number in range(count):
+    for number in range(start, start + count):
         digest = hmac.digest(seed, number.to_bytes(4, "big"), "sha256")
         value = int.from_bytes(digest[:8], "big") >> (64 - BITS)
         codes.append("".join(ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(LENGTH))))

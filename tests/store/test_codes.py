@@ -292,3 +292,8 @@ def test_codes_made_or_removed_with_sql_notify_their_poll(make_question, sync_en
         assert heard == [str(question["id"])] * 2
     finally:
         pooled.invalidate()
+
+
+def test_part_of_a_batch_is_drawn_alone_as_it_is_in_the_whole():
+    seed = codes.new_seed()
+    assert codes.batch_codes(seed, 3, start=500) == codes.batch_codes(seed, 503)[500:]
