@@ -332,7 +332,7 @@ ROUTES = sorted(
 )
 ROUTE_NAMES = sorted({name for _, name in ROUTES})
 GET_ROUTES = sorted(name for method, name in ROUTES if method == "GET")
-FORM_DOORS = ("vote", "new_poll", "manage", "language")
+FORM_DOORS = ("vote", "new_poll", "manage", "language", "codes_new")
 JSON_DOORS = ("api_polls", "api_vote")
 _PARAMETER = re.compile(r"\{(\w+)")
 per_door = settings(hostile, max_examples=max(EXAMPLES // 4, 5))  # a test's examples run at each door
@@ -390,9 +390,12 @@ def assert_site_answer(answer: Answer, api: bool, status: int, message: str) -> 
 
 @pytest.fixture
 async def addresses(client, make_poll) -> dict[str, str]:
-    """Every route's address by name, filled in with a real poll's id and manage token."""
+    """Every route's address by name, filled in with a real poll's id and manage token, and
+    a real batch of its voter codes."""
     made = await make_poll()
-    values = {"question_id": str(made["id"]), "token": made["token"]}
+    batch = await client.post(f"{made['manage']}/codes", data={"count": "2"}, allow_redirects=False)
+    count, seed = batch.headers["Location"].rsplit("/", 2)[1:]
+    values = {"question_id": str(made["id"]), "token": made["token"], "count": count, "seed": seed}
     found = {}
     for resource in resources(client.app):
         if isinstance(resource, web.StaticResource):
@@ -416,6 +419,7 @@ def valid_bodies(addresses, sync_engine) -> dict[str, Any]:
         "new_poll": [("question_text", "Lunch?"), ("choice", "Soup"), ("choice", "Salad")],
         "manage": [("action", "edit"), ("question_text", "Dinner?"), *(("choice", c) for c in "XYZ")],
         "language": [("language", "de"), ("next", "/")],
+        "codes_new": [("count", "2")],
         "api_polls": {"question_text": "Lunch?", "choices": ["Soup", "Salad"]},
         "api_vote": {"choices": [choice_id]},
     }

@@ -171,4 +171,4 @@ def test_every_address_holding_a_manage_token_is_marked_private(config):
     # the token added without it would be cached and named in Referers.
     app = init_app(config=config)
     behind_token = {resource for resource in app.router.resources() if "{token" in resource.canonical}
-    assert len(behind_token) == 4 and behind_token <= app[headers.private_resources_key]
+    assert len(behind_token) == 8 and behind_token <= app[headers.private_resources_key]
