@@ -75,3 +75,12 @@ async def test_a_code_that_cannot_be_one_is_a_422_problem_naming_the_field(
     refused = await problem(await post_json(client, vote_path(question), body), 422)
     assert refused["errors"] == {"code": voting.CODE_SHAPE}
     assert sum(votes_of(question["id"]).values()) == 0
+
+
+async def test_the_openapi_document_describes_the_code_and_its_refusals(client):
+    document = await (await client.get("/api/openapi.json")).json()
+    vote = document["components"]["schemas"]["VoteRequest"]["properties"]
+    assert vote["code"]["type"] == ["string", "null"] and "voter code" in vote["code"]["description"]
+    assert "requires_code" in document["components"]["schemas"]["Poll"]["required"]
+    refusals = document["paths"]["/api/polls/{question_id}/vote"]["post"]["responses"]
+    assert "voter code" in refusals["403"]["description"]

@@ -221,3 +221,18 @@ async def test_a_cross_site_vote_with_a_code_uses_no_code(anonymous, make_code_p
     )
     assert refused.status == 403
     assert sum(votes_of(question["id"]).values()) == 0
+
+
+async def test_requiring_codes_keeps_the_ballots_already_cast_and_says_so(
+    client, anonymous, make_poll, vote, votes_of
+):
+    poll = await make_poll(choices=("Yes", "No"))
+    form = await (await anonymous.get(f"/poll/{poll['id']}")).text()
+    choice = int(re.search(r'name="choice" id="choice1" value="(\d+)"', form)[1])
+    assert (await vote(anonymous, poll["id"], choice)).status == 302
+    page = await (await client.get(poll["manage"])).text()
+    assert "Ballots already cast stay counted." in page
+    await client.post(poll["manage"], data={"action": "require_code"})
+    page = await (await client.get(poll["manage"])).text()
+    assert "1 ballot was cast before codes were required; it stays counted." in page
+    assert votes_of(poll["id"])[choice] == 1

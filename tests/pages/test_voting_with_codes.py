@@ -195,3 +195,14 @@ async def test_a_strange_code_in_the_address_is_shown_on_the_form_never_a_500(
         response = await anonymous.get(path, params={"code": brought})
         assert response.status == 200
         assert brought[:40] in await response.text() or path.endswith("results")
+
+
+async def test_a_refused_code_is_explained_in_the_readers_language(anonymous, make_code_poll):
+    question, _ = make_code_poll()
+    response = await code_vote(
+        anonymous, question["id"], question["choices"][0], "7K3QX-M9PDA", headers={"Accept-Language": "de"}
+    )
+    assert response.status == 403
+    page = await response.text()
+    assert "Das ist keiner der Abstimmungscodes dieser Umfrage." in page
+    assert "Ihr Abstimmungscode" in page
