@@ -41,7 +41,7 @@ NOT_CHOICE = "One of these is not a choice of this poll, or the poll takes only 
 KEEP_MANAGE_LINK = "Keep the manage link: it is shown only this once; it closes, edits and deletes the poll."
 BAD_PAGE = "The page must be a whole number from 1."
 NEW_POLL_FIELDS = frozenset(
-    {"question_text", "choices", "multiple", "closes_at", "results", "lock_votes", "creation_key"}
+    {"question_text", "choices", "multiple", "closes_at", "results", "lock_votes", "creation_key", "kind"}
 )
 
 # Given whole: a Content-Type set through `content_type=` is parsed again on every response.
