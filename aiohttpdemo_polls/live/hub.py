@@ -86,7 +86,7 @@ class Watcher:
 
 
 # A ranked poll's count, as a digest of what its tables show (web/ranked.live_version).
-RankedVersion = Callable[[int, list[int]], Awaitable[str]]
+RankedVersion = Callable[[int], Awaitable[str]]
 
 
 def encode(
@@ -354,7 +354,7 @@ class Live:
         if self.ranked_version is None:
             return {}
         return {
-            question_id: await self.ranked_version(question_id, [c for c, _, _ in counts.choices])
+            question_id: await self.ranked_version(question_id)
             for question_id, counts in found.items()
             if counts.kind == "ranked"
         }

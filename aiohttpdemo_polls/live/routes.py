@@ -22,8 +22,8 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     """The watchers of live results, fed by the bus of changes like the page cache."""
     bus = app[changes_key]
 
-    async def ranked_version(question_id: int, choice_ids: list[int]) -> str:
-        return live_version(await ranked_count(app, question_id, choice_ids))
+    async def ranked_version(question_id: int) -> str:
+        return live_version(await ranked_count(app, question_id))
 
     hub = Live(
         app[engine_key], lambda: bus.listening, **app[config_key]["live"], ranked_version=ranked_version

@@ -23,7 +23,7 @@ from ..web.content import (
 )
 from ..web.database import engine_key
 from ..web.i18n import N_
-from ..web.ranked import count_view, ranked_count
+from ..web.ranked import count_context
 from ..web.request import poll_id
 from ..web.voting import (
     ALREADY_VOTED,
@@ -196,26 +196,12 @@ async def results(request: web.Request, content: PollContent, notice: str | None
     return aiohttp_jinja2.render_template("ranked_results.html", request, {"request": request, **context})
 
 
-async def count_context(request: web.Request, content: PollContent, show_counts: bool) -> dict[str, Any]:
-    """What _ranked_count.html needs: the count laid out, when this reader may see it."""
-    view = None
-    if show_counts:
-        counted = await ranked_count(site(request), content.question.id, [c.id for c in content.choices])
-        view = count_view(counted, {c.id: c.choice_text for c in content.choices})
-    return {
-        "question": content.question,
-        "choices": content.choices,
-        "show_counts": show_counts,
-        "count": view,
-    }
-
-
 async def _results_context(
     request: web.Request, content: PollContent, show: bool, mine: list[int], notice: str | None
 ) -> dict[str, Any]:
     texts = {c.id: c.choice_text for c in content.choices}
     return {
-        **await count_context(request, content, show),
+        **await count_context(site(request), content.question, content.choices, show),
         "notice": notice,
         "my_ranking": [texts[c] for c in mine if c in texts],
     }
@@ -232,7 +218,7 @@ async def present(request: web.Request, content: PollContent) -> web.Response:
             request, request.app.router["poll"].url_for(question_id=str(question_id))
         )
         context = {
-            **await count_context(request, fresh, show_counts),
+            **await count_context(site(request), fresh.question, fresh.choices, show_counts),
             "public_link": public_link,
             "short_link": links.short(public_link),
             "qr_code": qr.svg(public_link),

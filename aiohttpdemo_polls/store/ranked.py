@@ -12,9 +12,11 @@ from . import connections, runoff, schema
 # Each distinct ranking (choice ids best first) with its number of ballots, as one text
 # ("3,1,2 40" a line): one value travels and is decoded at once, where tens of thousands of
 # rows would be parsed one by one on the event loop. A ballot's rows read in rank order.
+# The poll's choices come in the same statement, so both are of one moment.
 _RANKINGS = connections.compile_once(
     sa.text(f"""
-SELECT coalesce(string_agg(array_to_string(ranking, ',') || ' ' || ballots, E'\\n'), '')
+SELECT ARRAY(SELECT id FROM {schema.choice.name} WHERE question_id = :question_id ORDER BY id) AS choices,
+       coalesce(string_agg(array_to_string(ranking, ',') || ' ' || ballots, E'\\n'), '') AS grouped
 FROM (
     SELECT ranking, count(*) AS ballots FROM (
         SELECT array_agg(choice_id ORDER BY rank, choice_id) AS ranking
@@ -24,10 +26,11 @@ FROM (
 )
 
 
-async def grouped_rankings(conn: Any, question_id: int) -> str:
-    """The poll's rankings grouped in SQL, as `parse_rankings` reads them."""
+async def grouped_rankings(conn: Any, question_id: int) -> tuple[list[int], str]:
+    """The poll's choice ids, and its rankings grouped in SQL as `parse_rankings` reads them."""
     result = await connections.execute_compiled(conn, _RANKINGS, question_id=question_id)
-    return await result.scalar()
+    row = await result.first()
+    return list(row.choices), row.grouped
 
 
 def parse_rankings(grouped: str) -> dict[tuple[int, ...], int]:

@@ -7,7 +7,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -16,21 +16,20 @@ from .cache import cache_key
 from .database import engine_key
 
 
-async def ranked_count(app: web.Application, question_id: int, choice_ids: Sequence[int]) -> runoff.Count:
-    """The count of this published ranked poll, whose choices are `choice_ids` (in order).
+async def ranked_count(app: web.Application, question_id: int) -> runoff.Count:
+    """The count of this published ranked poll.
 
     `app` is the site's application (`config.site(request)`): the cache and the pool are its.
     Loads for one poll at once are one load (the cache's), so a crowd costs one count."""
-    choices = tuple(choice_ids)
 
     async def load() -> tuple[runoff.Count, float]:
         async with connections.connection(app[engine_key]) as conn:
-            grouped = await ranked.grouped_rankings(conn, question_id)
+            choices, grouped = await ranked.grouped_rankings(conn, question_id)
         # Parsing and counting are CPU work: a poll of 100,000 ballots takes tens of ms.
         counted = await asyncio.to_thread(ranked.count_grouped, grouped, choices, question_id)
         return counted, math.inf  # until the poll changes: the cache hears of every change
 
-    return await app[cache_key].get(("ranked", question_id, choices), load)
+    return await app[cache_key].get(("ranked", question_id), load)
 
 
 class RoundView(NamedTuple):
@@ -41,7 +40,8 @@ class RoundView(NamedTuple):
     counting: int  # ballots still counting in this round
     eliminated: list[str]
     transfers: list[tuple[str | None, int]]  # (choice text, or None: exhausted; ballots)
-    tie_break: str | None
+    tie_break: str | None  # runoff's step of the tie rule that decided, if there was a tie
+    tied: list[str]  # the choices tied for the fewest votes, when there was a tie
 
 
 class CountView(NamedTuple):
@@ -61,8 +61,20 @@ class CountView(NamedTuple):
     version: str  # live_version: the live socket's frames carry it, so pages know theirs is stale
 
 
-def count_view(counted: runoff.Count, texts: Mapping[int, str]) -> CountView:
-    """What the pages show of a count; `texts` names each choice id."""
+async def count_context(
+    app: web.Application, question: Any, choices: Sequence[Any], show_counts: bool
+) -> dict:
+    """What templates/_ranked_count.html needs: the count laid out, when this reader may see it."""
+    view = None
+    if show_counts:
+        view = count_view(await ranked_count(app, question.id), {c.id: c.choice_text for c in choices})
+    return {"question": question, "choices": choices, "show_counts": show_counts, "count": view}
+
+
+def count_view(counted: runoff.Count, known: Mapping[int, str]) -> CountView:
+    """What the pages show of a count; `known` names each choice id (one added since it was
+    read is shown by its id until the page is made again)."""
+    texts = {c: known.get(c, f"#{c}") for c in counted.choices}
     rounds = counted.rounds
     out_at: dict[int, int] = {}  # choice -> index of the round it was eliminated in
     for index, round_ in enumerate(rounds):
@@ -89,6 +101,7 @@ def count_view(counted: runoff.Count, texts: Mapping[int, str]) -> CountView:
                 (None if to is None else texts[to], n) for to, n in _transfer_order(r.transfers, order)
             ],
             tie_break=r.tie_break,
+            tied=[texts[c] for c in getattr(r, "tied", ())],
         )
         for i, r in enumerate(rounds, 1)
     ]

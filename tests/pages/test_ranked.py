@@ -163,3 +163,15 @@ def test_ranking_rules_read_the_places_as_sent():
     read = ranked_pages.read_ranking
     assert read({"rank-7": "2", "rank-5": "1", "rank-9": ""}, [5, 7, 9]).choice_ids == [5, 7]
     assert read({"rank-8": "1"}, [5, 7, 9]).error == ranked_pages.NOT_THIS_POLL
+
+
+async def test_a_tie_for_elimination_says_which_step_of_the_rule_decided(anonymous, ranked_poll, rank):
+    poll = ranked_poll(("Ash", "Birch", "Cedar", "Dogwood"))
+    ash, birch, cedar, dogwood = poll["choices"]
+    ballots = [[ash]] * 4 + [[birch]] * 3 + [[cedar]] * 2 + [[dogwood, cedar]]
+    for ranking in ballots:
+        await rank(anonymous, poll, ranking)
+    page = await (await anonymous.get(f"/poll/{poll['id']}/results")).text()
+    assert "Dogwood eliminated." in page and "1 ballot went to Cedar." in page
+    assert "Birch, Cedar were tied for the fewest votes: the fewest first preferences decided." in page
+    assert "Cedar eliminated." in page

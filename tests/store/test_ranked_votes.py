@@ -134,6 +134,7 @@ async def test_identical_rankings_are_grouped_in_sql(batcher, engine, make_quest
     for ranking in ([a, b], [a, b], [a, b], [c], [b, c, a]):
         assert await batcher.cast_ranking(poll["id"], ranking, voter()) is Outcome.COUNTED
     async with engine.acquire() as conn:
-        grouped = await ranked.grouped_rankings(conn, poll["id"])
+        choices, grouped = await ranked.grouped_rankings(conn, poll["id"])
+    assert choices == [a, b, c]
     assert len(grouped.splitlines()) == 3
     assert ranked.parse_rankings(grouped) == {(a, b): 3, (c,): 1, (b, c, a): 1}
