@@ -155,3 +155,32 @@ def live_version(counted: runoff.Count) -> str:
         ],
     }
     return hashlib.sha256(json.dumps(summary).encode()).hexdigest()[:16]
+
+
+def count_document(counted: runoff.Count) -> dict[str, Any]:
+    """A count as JSON (the API and results.json): rounds, winner and head to head, by choice id."""
+    return {
+        "ballots": counted.ballots,
+        "winner": counted.winner,
+        "beats_all": counted.beats_all,
+        "rounds": [
+            {
+                "round": number,
+                "votes": [{"choice": c, "votes": r.votes[c]} for c in counted.choices if c in r.votes],
+                "exhausted": r.exhausted,
+                "eliminated": list(r.eliminated),
+                "transfers": [{"to": to, "ballots": n} for to, n in r.transfers.items()],
+                "tie_break": r.tie_break,
+            }
+            for number, r in enumerate(counted.rounds, 1)
+            if counted.ballots
+        ],
+        "head_to_head": [
+            {"choice": a, "over": b, "voters": counted.head_to_head.get((a, b), 0)}
+            for a in counted.choices
+            for b in counted.choices
+            if a != b
+        ],
+        "tie_rule": runoff.TIE_RULE,
+        "seed": counted.seed,
+    }
