@@ -175,3 +175,24 @@ async def test_a_tie_for_elimination_says_which_step_of_the_rule_decided(anonymo
     assert "Dogwood eliminated." in page and "1 ballot went to Cedar." in page
     assert "Birch, Cedar were tied for the fewest votes: the fewest first preferences decided." in page
     assert "Cedar eliminated." in page
+
+
+@pytest.mark.parametrize(
+    ("language", "places", "count_title"),
+    [
+        ("de", ("1.", "2."), "Runde für Runde"),
+        ("fr", ("1er", "2e"), "Tour par tour"),
+        ("es", ("1.º", "2.º"), "Ronda a ronda"),
+    ],
+)
+async def test_the_ranked_pages_speak_the_readers_language(
+    client, anonymous, ranked_poll, rank, language, places, count_title
+):
+    poll = ranked_poll()
+    await rank(anonymous, poll, poll["choices"][:2])
+    headers = {"Accept-Language": language}
+    form = await (await client.get(f"/poll/{poll['id']}", headers=headers)).text()
+    for place in places:
+        assert f">{place}</option>" in form
+    results = await (await client.get(f"/poll/{poll['id']}/results", headers=headers)).text()
+    assert count_title in results
