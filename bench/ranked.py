@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg2
 
-from aiohttpdemo_polls.store import ranked
+from aiohttpdemo_polls.store import ranked, runoff
 
 RANKED_BALLOTS = 100_000
 RANKED_CHOICES = ("Ash", "Birch", "Cedar", "Dogwood", "Elm", "Fir", "Ginkgo", "Hazel")
@@ -27,7 +27,7 @@ INSERT INTO vote (question_id, voter, choice_id, rank)
 SELECT %(q)s, 'ranked-voter-' || n, r.id, r.place
 FROM generate_series(1, %(n)s) AS n
 CROSS JOIN LATERAL (
-    SELECT c.id, row_number() OVER (ORDER BY abs(hashint4(n * 64 + c.i::int)) %% 1000 + c.i * 150) AS place
+    SELECT c.id, row_number() OVER (ORDER BY abs(hashint4(n * 64 + c.i::int)) %% 1000 + c.i * 60) AS place
     FROM unnest(%(choices)s::int[]) WITH ORDINALITY AS c(id, i)
 ) AS r
 WHERE r.place <= 1 + abs(hashint4(n)) %% %(width)s
@@ -63,26 +63,29 @@ def seed_ranked_poll(url: str, ballots: int = RANKED_BALLOTS) -> tuple[int, list
 
 
 def counting_times(url: str, question_id: int, repeat: int = 5) -> dict[str, Any]:
-    """The poll's grouping in SQL and its count in Python (parse and count), best of `repeat`,
-    in milliseconds; with the number of distinct rankings."""
+    """The poll's grouping in SQL, the parsing of its rankings and their count (runoff.count),
+    best of `repeat`, in milliseconds; with the number of distinct rankings."""
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        sql = ranked._RANKINGS.sql.replace("%(question_id)s", "%s")
         grouping = []
         for _ in range(repeat):
             started = time.perf_counter()
-            cur.execute(sql, (question_id,))
+            cur.execute(ranked._RANKINGS.sql, {"question_id": question_id})
             choices, grouped = cur.fetchone()
             grouping.append(time.perf_counter() - started)
     conn.close()
-    counting = []
+    parsing, counting = [], []
     for _ in range(repeat):
         started = time.perf_counter()
-        counted = ranked.count_grouped(grouped, choices, question_id)
-        counting.append(time.perf_counter() - started)
+        rankings = ranked.parse_rankings(grouped)
+        parsed = time.perf_counter()
+        counted = runoff.count(rankings, choices, seed=question_id)
+        parsing.append(parsed - started)
+        counting.append(time.perf_counter() - parsed)
     return {
         "ballots": counted.ballots,
         "distinct_rankings": len(grouped.splitlines()),
         "rounds": len(counted.rounds),
         "sql_ms": min(grouping) * 1000,
+        "parse_ms": min(parsing) * 1000,
         "count_ms": min(counting) * 1000,
     }
