@@ -2,33 +2,38 @@
 pencil: instant runoff round by round, and who beats whom head to head.
 
 Each round, every ballot counts for its highest-ranked choice still in the count. The winner is
-the first choice with more than half of the ballots still counting. Otherwise the choice with the
-fewest votes is eliminated, one choice per round (choices with no votes too, one at a time), and
-its ballots move to their next choice still in the count, or are exhausted when none is left.
+the first choice with more than half of the ballots still counting. Otherwise ONE choice, the one
+with the fewest votes, is eliminated (choices with no votes too, one a round), and its ballots
+move to their next choice still in the count, or are exhausted when none is left.
 
-A tie for fewest votes is broken by one rule (TIE_RULE): of the tied choices, the one with the
-fewest votes in the round before is eliminated, and so back round by round to round 2; then the
-one with the fewest first preferences (round 1); then a draw, `random.Random(seed).choice` over
-the still tied ids in ascending order, one generator for the whole count, the seed being the
-poll's id: anyone can replay it.
+A tie for the fewest votes is broken by one rule, TIE_RULE: of the tied choices, the one with the
+fewest votes in the round before is eliminated, and so on back to round 2; then the one with the
+fewest first preferences (round 1); then a draw: `random.Random(seed).choice` over the still tied
+ids in ascending order, one generator for the whole count, round after round; the seed is the
+poll's id, so anyone can replay it.
 
-When all choices still in the count tie (two choices with half each), the rule picks the one to
-eliminate like any other tie, and the count goes on. With at least one ballot there is always a
-winner; with none, the count is one round of zeros, no winner and no head-to-head winner.
+When every choice still in the count ties (two choices with half of the ballots each), TIE_RULE
+picks the one to eliminate like any other tie, and the count goes on. With at least one ballot
+there is always a winner; with none, the count is one round of zeros and has no winner.
 """
 
 import random
+from array import array
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 TIE_RULE = (
     "When choices tie for the fewest votes, the one with the fewest votes in the round before is "
-    "eliminated, and so on back to round 2; then the one with the fewest first preferences; "
-    "then one is drawn by lot, with the poll's number as the seed of the draw, so that anyone "
-    "can replay it."
+    "eliminated, and so on back to round 2; then the one with the fewest first preferences; then "
+    "one is drawn by lot, with the poll's number as the seed of the draw, so that anyone can "
+    "replay it."
 )
-# Round.tie_break: which step of TIE_RULE decided.
+# Round.tie_break: the step of TIE_RULE that decided.
 EARLIER_ROUNDS, FIRST_PREFERENCES, DRAW = "earlier_rounds", "first_preferences", "draw"
+# A ballot's choices are kept as one byte each (below), so a count takes this many at most.
+MAX_CHOICES = 127
 
 
 @dataclass(frozen=True)
@@ -38,9 +43,11 @@ class Round:
     votes: dict[int, int]  # continuing choice id -> ballots counting for it this round
     exhausted: int  # ballots with no continuing choice left (so far, cumulative)
     eliminated: tuple[int, ...]  # choice ids eliminated at the end of this round; () in the last
-    transfers: dict[int | None, int]  # where the eliminated ballots went: choice id or None (exhausted)
+    # Where the eliminated choice's ballots went in the next round: choice id -> ballots, None ->
+    # exhausted; only where some went, {} in the last round.
+    transfers: dict[int | None, int]
     tie_break: str | None  # the step of TIE_RULE that broke a tie for elimination, if there was one
-    tied: tuple[int, ...] = ()  # the choices tied for fewest votes, when tie_break is set
+    tied: tuple[int, ...] = ()  # the choices that tied for the fewest votes, when tie_break is set
 
 
 @dataclass(frozen=True)
@@ -52,99 +59,186 @@ class Count:
     rounds: tuple[Round, ...]
     winner: int | None  # first choice with more than half of the ballots still counting
     head_to_head: dict[tuple[int, int], int]  # (a, b) -> voters who rank a above b
-    beats_all: int | None  # the choice that beats every other one head to head, if any
-    seed: int = 0  # the seed of the draws (the poll's id)
+    beats_all: int | None  # the choice that beats every other one head to head (Condorcet winner)
+    seed: int = 0  # the seed of the draws: the poll's id
 
 
 def count(rankings: Mapping[tuple[int, ...], int], choices: Sequence[int], seed: int) -> Count:
     """Count ballots given as each distinct ranking (choice ids, best first) -> how many have it.
 
-    An empty ranking is no ballot; a ranking naming a choice twice or one not in `choices` is a
-    caller's bug (ValueError).
+    An empty ranking is no ballot; a ranked choice is above every unranked one. A ranking naming a
+    choice twice or one not in `choices`, or a negative number of ballots, is a ValueError.
     """
     choices = tuple(choices)
-    known = set(choices)
-    ballots = 0
-    for ranking, n in rankings.items():
-        if not set(ranking) <= known or len(set(ranking)) != len(ranking):
-            raise ValueError(f"not a ranking of {choices}: {ranking}")
-        if ranking and n:
-            ballots += n
-    rounds = _rounds(rankings, choices, ballots, random.Random(seed))
-    last = rounds[-1].votes
-    leader = max(last, key=last.__getitem__, default=None)
-    winner = leader if leader is not None and 2 * last[leader] > ballots - rounds[-1].exhausted else None
-    table = _head_to_head(rankings, choices)
+    table = _Ballots(rankings, choices)
+    rounds = _rounds(table, choices, random.Random(seed))
+    last = rounds[-1]
+    leader = max(last.votes, key=last.votes.__getitem__, default=None)
+    counting = table.ballots - last.exhausted
+    winner = leader if leader is not None and 2 * last.votes[leader] > counting else None
+    head_to_head = _head_to_head(table, choices)
     beats_all = next(
-        (a for a in choices if ballots and all(table[a, b] > table[b, a] for b in choices if b != a)),
+        (
+            a
+            for a in choices
+            if table.ballots and all(head_to_head[a, b] > head_to_head[b, a] for b in choices if b != a)
+        ),
         None,
     )
-    return Count(ballots, choices, rounds, winner, table, beats_all, seed)
+    return Count(table.ballots, choices, rounds, winner, head_to_head, beats_all, seed)
 
 
-def _rounds(
-    rankings: Mapping[tuple[int, ...], int], choices: tuple[int, ...], ballots: int, rng: random.Random
-) -> tuple[Round, ...]:
-    """Instant runoff: ballots kept in piles by the choice they count for; an eliminated choice's
-    pile is dealt out to each ballot's next choice still in the count.
-    """
-    piles: dict[int, list[tuple[tuple[int, ...], int, int]]] = {c: [] for c in choices}
-    votes = dict.fromkeys(choices, 0)
-    for ranking, n in rankings.items():
-        if ranking and n:
-            piles[ranking[0]].append((ranking, n, 0))
-            votes[ranking[0]] += n
-    exhausted = 0
-    history: list[dict[int, int]] = []
+def _rounds(table: "_Ballots", choices: tuple[int, ...], rng: random.Random) -> tuple[Round, ...]:
+    """Instant runoff, one elimination a round, until a choice has more than half."""
+    continuing = list(range(len(choices)))
+    history: list[list[int]] = []  # votes by choice index, one list a round
     rounds: list[Round] = []
+    votes = table.votes(continuing)
     while True:
-        history.append(dict(votes))
-        counting = ballots - exhausted
-        if not ballots or any(2 * v > counting for v in votes.values()) or len(votes) <= 1:
-            rounds.append(Round(dict(votes), exhausted, (), {}, None))
+        history.append([votes.get(c, 0) for c in range(len(choices))])
+        exhausted = table.ballots - sum(votes.values())
+        shown = {choices[c]: v for c, v in votes.items()}
+        if (
+            table.ballots == 0
+            or len(continuing) <= 1
+            or any(2 * v > table.ballots - exhausted for v in shown.values())
+        ):
+            rounds.append(Round(shown, exhausted, (), {}, None))
             return tuple(rounds)
-        loser, tie_break, tied = _fewest(history, rng)
-        before = exhausted
-        transfers: dict[int | None, int] = {}
-        del votes[loser]
-        for ranking, n, at in piles.pop(loser):
-            nxt = next((i for i in range(at + 1, len(ranking)) if ranking[i] in votes), None)
-            to = None if nxt is None else ranking[nxt]
-            transfers[to] = transfers.get(to, 0) + n
-            if to is None:
-                exhausted += n
-            else:
-                votes[to] += n
-                piles[to].append((ranking, n, nxt))
-        rounds.append(Round(history[-1], before, (loser,), transfers, tie_break, tied))
+        loser, tie_break, tied = _fewest(continuing, history, choices, rng)
+        continuing.remove(loser)
+        after = table.votes(continuing)
+        transfers: dict[int | None, int] = {
+            choices[c]: after[c] - votes[c] for c in continuing if after[c] > votes[c]
+        }
+        if table.ballots - sum(after.values()) > exhausted:
+            transfers[None] = table.ballots - sum(after.values()) - exhausted
+        tied_ids = tuple(sorted(choices[c] for c in tied))
+        rounds.append(Round(shown, exhausted, (choices[loser],), transfers, tie_break, tied_ids))
+        votes = after
 
 
-def _fewest(history: list[dict[int, int]], rng: random.Random) -> tuple[int, str | None, tuple[int, ...]]:
-    """The choice to eliminate after the last round of `history`, by TIE_RULE."""
+def _fewest(
+    continuing: list[int], history: list[list[int]], choices: tuple[int, ...], rng: random.Random
+) -> tuple[int, str | None, list[int]]:
+    """The choice (index) to eliminate after the last round of `history`, by TIE_RULE, how a
+    tie was broken and who tied."""
     now = history[-1]
-    least = min(now.values())
-    tied = sorted(c for c, v in now.items() if v == least)
+    least = min(now[c] for c in continuing)
+    tied = [c for c in continuing if now[c] == least]
     if len(tied) == 1:
-        return tied[0], None, ()
+        return tied[0], None, []
     left = tied
     for back in range(len(history) - 2, -1, -1):
         least = min(history[back][c] for c in left)
         left = [c for c in left if history[back][c] == least]
         if len(left) == 1:
-            return left[0], (FIRST_PREFERENCES if back == 0 else EARLIER_ROUNDS), tuple(tied)
-    return rng.choice(left), DRAW, tuple(tied)
+            return left[0], (FIRST_PREFERENCES if back == 0 else EARLIER_ROUNDS), tied
+    drawn = rng.choice(sorted(choices[c] for c in left))
+    return choices.index(drawn), DRAW, tied
 
 
-def _head_to_head(
-    rankings: Mapping[tuple[int, ...], int], choices: tuple[int, ...]
-) -> dict[tuple[int, int], int]:
-    """(a, b) -> ballots ranking a above b; a ranked choice is above every unranked one."""
-    table = {(a, b): 0 for a in choices for b in choices if a != b}
-    for ranking, n in rankings.items():
-        above: set[int] = set()
-        for a in ranking:
-            above.add(a)
-            for b in choices:
-                if b not in above:
-                    table[a, b] += n
-    return table
+def _head_to_head(table: "_Ballots", choices: tuple[int, ...]) -> dict[tuple[int, int], int]:
+    """(a, b) -> ballots that rank a above b."""
+    return {
+        (choices[a], choices[b]): table.weight(table.above(a, b))
+        for a in range(len(choices))
+        for b in range(len(choices))
+        if a != b
+    }
+
+
+class _Ballots:
+    """The distinct rankings as bit masks, so that a round or a pair is a few operations on big
+    integers, whatever the number of ballots.
+
+    Each distinct ranking has a slot, one byte of a big integer; a mask has the top bit of a slot
+    set for the rankings it holds. `at[c][i]` holds the rankings with choice c in place i, and
+    `planes[p]` those whose number of ballots has bit p set: the ballots of a mask are
+    sum(popcount(mask & planes[p]) << p). Slots are ordered by ranking length, so the short
+    rankings, which many ballots share, come first and the higher planes are short integers.
+    """
+
+    def __init__(self, rankings: Mapping[tuple[int, ...], int], choices: tuple[int, ...]) -> None:
+        if len(set(choices)) != len(choices) or len(choices) > MAX_CHOICES:
+            raise ValueError(f"choices must be at most {MAX_CHOICES} distinct ids: {choices}")
+        keys, counts = list(rankings), list(rankings.values())
+        if counts and min(counts) < 0:
+            raise ValueError("a ranking cannot have fewer than 0 ballots")
+        lengths = list(map(len, keys))
+        order = sorted(range(len(keys)), key=lengths.__getitem__)
+        keys, counts = list(map(keys.__getitem__, order)), list(map(counts.__getitem__, order))
+        lengths.sort()
+        index = {c: i for i, c in enumerate(choices)}
+        try:
+            flat = bytes(map(index.__getitem__, chain.from_iterable(keys)))
+        except KeyError as unknown:
+            raise ValueError(f"a ranking names {unknown}, which is not one of {choices}") from None
+        slots = len(keys)
+        self.ballots = sum(counts) - sum(counts[: bisect_right(lengths, 0)])
+        ones = int.from_bytes(b"\x01" * slots, "little")
+        self.all = ones << 7
+        # One byte a slot and place: the choice's index, or MAX_CHOICES where the ranking is over.
+        places = [bytearray() for _ in range(max(lengths, default=0))]
+        start = offset = 0
+        while start < slots:
+            length = lengths[start]
+            end = bisect_right(lengths, length, start)
+            block = flat[offset : offset + length * (end - start)]
+            for i, place in enumerate(places):
+                place += block[i::length] if i < length else bytes([MAX_CHOICES]) * (end - start)
+            offset += length * (end - start)
+            start = end
+        below_top = ones * 0x7F
+        every = [ones * c for c in range(len(choices))]  # c in every slot
+        self.at: list[list[int]] = [[] for _ in choices]
+        for place in places:
+            held = int.from_bytes(place, "little")
+            for c, at in enumerate(self.at):
+                # A slot's byte equals c where XOR leaves 0: adding 0x7F then sets no top bit.
+                at.append(self.all ^ (((held ^ every[c]) + below_top) & self.all))
+        # scores[c]: in each slot, how high the ranking places c: len(places) for its first
+        # choice, 1 for its last possible, 0 when it does not rank c.
+        self.scores: list[int] = []
+        for c, at in enumerate(self.at):
+            seen = 0
+            bits = [0] * len(places).bit_length()
+            for i, mask in enumerate(at):
+                if seen & mask:
+                    raise ValueError(f"a ranking names {choices[c]} twice")
+                seen |= mask
+                for q in range(len(bits)):
+                    if (len(places) - i) >> q & 1:
+                        bits[q] |= mask
+            self.scores.append(sum(mask >> (7 - q) for q, mask in enumerate(bits)))
+        self.ones = ones
+        top = max(counts, default=0)
+        # Each slot's number of ballots in 8 bytes, whose byte d makes planes 8d to 8d + 7.
+        wide = bytes(counts) if top < 256 else array("Q", counts).tobytes()
+        digits = [
+            int.from_bytes(wide[d :: len(wide) // slots], "little")
+            for d in range((top.bit_length() + 7) // 8)
+        ]
+        # Bit p % 8 of each byte moves to the top bit of its slot.
+        self.planes = [(digits[p // 8] << (7 - p % 8)) & self.all for p in range(top.bit_length())]
+
+    def weight(self, mask: int) -> int:
+        """The ballots of the rankings in `mask`."""
+        return sum((mask & plane).bit_count() << p for p, plane in enumerate(self.planes))
+
+    def above(self, a: int, b: int) -> int:
+        """The rankings that place a above b (b later, or not at all)."""
+        # Slot by slot, 128 + score(a) - score(b) - 1 keeps its top bit where score(a) > score(b)
+        # and borrows from no other slot, as scores are below 128.
+        return ((self.scores[a] | self.all) - self.scores[b] - self.ones) & self.all
+
+    def votes(self, continuing: list[int]) -> dict[int, int]:
+        """Ballots counting for each continuing choice: the rankings that place it highest of the
+        continuing choices."""
+        best = self.ones  # slot by slot, the highest score of a continuing choice, at least 1
+        for c in continuing:
+            # max(score, best) slot by slot: where score >= best, take its low 7 bits.
+            score = self.scores[c]
+            higher = ((score | self.all) - best) & self.all
+            best ^= (score ^ best) & (higher - (higher >> 7))
+        return {c: self.weight(((self.scores[c] | self.all) - best) & self.all) for c in continuing}
