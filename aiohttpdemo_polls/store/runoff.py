@@ -163,8 +163,8 @@ class _Ballots:
         if len(set(choices)) != len(choices) or len(choices) > MAX_CHOICES:
             raise ValueError(f"choices must be at most {MAX_CHOICES} distinct ids: {choices}")
         keys, counts = list(rankings), list(rankings.values())
-        if counts and min(counts) < 0:
-            raise ValueError("a ranking cannot have fewer than 0 ballots")
+        if counts and not 0 <= min(counts) <= max(counts) < 2**64:
+            raise ValueError("a ranking has from 0 to 2**64 - 1 ballots")
         lengths = list(map(len, keys))
         order = sorted(range(len(keys)), key=lengths.__getitem__)
         keys, counts = list(map(keys.__getitem__, order)), list(map(counts.__getitem__, order))

@@ -190,10 +190,23 @@ def test_a_ranking_that_cannot_be_is_refused(rankings):
         count(rankings, [A, B, C], seed=7)
 
 
-# A plain count, written for reading: ballots in piles by the choice they count for.
+def test_polls_of_up_to_127_choices_are_counted_and_more_are_refused():
+    choices = list(range(1000, 1127))
+    rankings = random_ballots(300, choices, seed=10)
+    result = count(rankings, choices, seed=11)
+    rounds, winner = plain_rounds(rankings, choices, seed=11)
+    assert [(r.votes, r.exhausted, r.eliminated) for r in result.rounds] == rounds
+    assert result.winner == winner
+    for a, b in random.Random(12).sample([(a, b) for a in choices for b in choices if a != b], 50):
+        assert result.head_to_head[a, b] == plain_above(rankings, a, b)
+    with pytest.raises(ValueError):
+        count({}, [*choices, 1127], seed=11)
 
 
-def plain_count(rankings: Mapping[tuple[int, ...], int], choices: Sequence[int], seed: int) -> tuple:
+# A plain count, written for reading: every round counts every ballot afresh.
+
+
+def plain_rounds(rankings: Mapping[tuple[int, ...], int], choices: Sequence[int], seed: int) -> tuple:
     rng = random.Random(seed)
     ballots = sum(n for ranking, n in rankings.items() if ranking)
     continuing = list(choices)
@@ -217,19 +230,17 @@ def plain_count(rankings: Mapping[tuple[int, ...], int], choices: Sequence[int],
         loser = left[0] if len(left) == 1 else rng.choice(left)
         rounds.append((votes, exhausted, (loser,)))
         continuing.remove(loser)
-    above = {
-        (a, b): sum(
-            n
-            for ranking, n in rankings.items()
-            if a in ranking and (b not in ranking or ranking.index(a) < ranking.index(b))
-        )
-        for a in choices
-        for b in choices
-        if a != b
-    }
-    last = rounds[-1][0]
-    winner = next((c for c, v in last.items() if 2 * v > ballots - rounds[-1][1]), None)
-    return rounds, above, winner
+    last, exhausted, _ = rounds[-1]
+    winner = next((c for c, v in last.items() if 2 * v > ballots - exhausted), None)
+    return rounds, winner
+
+
+def plain_above(rankings: Mapping[tuple[int, ...], int], a: int, b: int) -> int:
+    return sum(
+        n
+        for ranking, n in rankings.items()
+        if a in ranking and (b not in ranking or ranking.index(a) < ranking.index(b))
+    )
 
 
 @st.composite
@@ -254,10 +265,12 @@ def polls(draw: st.DrawFn, most: int = 6) -> tuple[dict[tuple[int, ...], int], l
 def test_the_count_is_the_plain_count(poll, seed):
     rankings, choices = poll
     result = count(rankings, choices, seed)
-    rounds, above, winner = plain_count(rankings, choices, seed)
+    rounds, winner = plain_rounds(rankings, choices, seed)
     assert [(r.votes, r.exhausted, r.eliminated) for r in result.rounds] == rounds
-    assert result.head_to_head == above
     assert result.winner == winner
+    assert result.head_to_head == {
+        (a, b): plain_above(rankings, a, b) for a in choices for b in choices if a != b
+    }
 
 
 @given(polls(), st.integers(0, 2**31 - 1))
