@@ -18,6 +18,7 @@ there is always a winner; with none, the count is one round of zeros and has no 
 """
 
 import random
+import sys
 from array import array
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
@@ -149,78 +150,33 @@ def _head_to_head(table: "_Ballots", choices: tuple[int, ...]) -> dict[tuple[int
 
 
 class _Ballots:
-    """The distinct rankings as bit masks, so that a round or a pair is a few operations on big
-    integers, whatever the number of ballots.
+    """The distinct rankings as big integers, so that a round or a pair of choices is a few
+    operations on them, whatever the number of ballots.
 
-    Each distinct ranking has a slot, one byte of a big integer; a mask has the top bit of a slot
-    set for the rankings it holds. `at[c][i]` holds the rankings with choice c in place i, and
-    `planes[p]` those whose number of ballots has bit p set: the ballots of a mask are
-    sum(popcount(mask & planes[p]) << p). Slots are ordered by ranking length, so the short
-    rankings, which many ballots share, come first and the higher planes are short integers.
+    Each distinct ranking has a slot, one byte of every integer. `scores[c]` holds, slot by slot,
+    how high the ranking places choice c (the ranking's length for its first choice, 1 for the
+    last of the longest ranking, 0 when unranked). A mask has the top bit of a slot set for the
+    rankings it holds, and `planes[p]` holds those whose number of ballots has bit p set: the
+    ballots of a mask are sum(popcount(mask & planes[p]) << p).
     """
 
     def __init__(self, rankings: Mapping[tuple[int, ...], int], choices: tuple[int, ...]) -> None:
         if len(set(choices)) != len(choices) or len(choices) > MAX_CHOICES:
             raise ValueError(f"choices must be at most {MAX_CHOICES} distinct ids: {choices}")
-        keys, counts = list(rankings), list(rankings.values())
+        counts = list(rankings.values())
         if counts and not 0 <= min(counts) <= max(counts) < 2**64:
             raise ValueError("a ranking has from 0 to 2**64 - 1 ballots")
+        keys = list(rankings)
         lengths = list(map(len, keys))
+        # Short rankings first: many ballots share them, so the high planes are short integers.
         order = sorted(range(len(keys)), key=lengths.__getitem__)
         keys, counts = list(map(keys.__getitem__, order)), list(map(counts.__getitem__, order))
         lengths.sort()
-        index = {c: i for i, c in enumerate(choices)}
-        try:
-            flat = bytes(map(index.__getitem__, chain.from_iterable(keys)))
-        except KeyError as unknown:
-            raise ValueError(f"a ranking names {unknown}, which is not one of {choices}") from None
-        slots = len(keys)
         self.ballots = sum(counts) - sum(counts[: bisect_right(lengths, 0)])
-        ones = int.from_bytes(b"\x01" * slots, "little")
-        self.all = ones << 7
-        # One byte a slot and place: the choice's index, or MAX_CHOICES where the ranking is over.
-        places = [bytearray() for _ in range(max(lengths, default=0))]
-        start = offset = 0
-        while start < slots:
-            length = lengths[start]
-            end = bisect_right(lengths, length, start)
-            block = flat[offset : offset + length * (end - start)]
-            for i, place in enumerate(places):
-                place += block[i::length] if i < length else bytes([MAX_CHOICES]) * (end - start)
-            offset += length * (end - start)
-            start = end
-        below_top = ones * 0x7F
-        every = [ones * c for c in range(len(choices))]  # c in every slot
-        self.at: list[list[int]] = [[] for _ in choices]
-        for place in places:
-            held = int.from_bytes(place, "little")
-            for c, at in enumerate(self.at):
-                # A slot's byte equals c where XOR leaves 0: adding 0x7F then sets no top bit.
-                at.append(self.all ^ (((held ^ every[c]) + below_top) & self.all))
-        # scores[c]: in each slot, how high the ranking places c: len(places) for its first
-        # choice, 1 for its last possible, 0 when it does not rank c.
-        self.scores: list[int] = []
-        for c, at in enumerate(self.at):
-            seen = 0
-            bits = [0] * len(places).bit_length()
-            for i, mask in enumerate(at):
-                if seen & mask:
-                    raise ValueError(f"a ranking names {choices[c]} twice")
-                seen |= mask
-                for q in range(len(bits)):
-                    if (len(places) - i) >> q & 1:
-                        bits[q] |= mask
-            self.scores.append(sum(mask >> (7 - q) for q, mask in enumerate(bits)))
-        self.ones = ones
-        top = max(counts, default=0)
-        # Each slot's number of ballots in 8 bytes, whose byte d makes planes 8d to 8d + 7.
-        wide = bytes(counts) if top < 256 else array("Q", counts).tobytes()
-        digits = [
-            int.from_bytes(wide[d :: len(wide) // slots], "little")
-            for d in range((top.bit_length() + 7) // 8)
-        ]
-        # Bit p % 8 of each byte moves to the top bit of its slot.
-        self.planes = [(digits[p // 8] << (7 - p % 8)) & self.all for p in range(top.bit_length())]
+        self.ones = int.from_bytes(b"\x01" * len(keys), "little")
+        self.all = self.ones << 7
+        self.scores = _scores(_places(keys, lengths, choices), choices, self.ones)
+        self.planes = _planes(counts, self.all)
 
     def weight(self, mask: int) -> int:
         """The ballots of the rankings in `mask`."""
@@ -242,3 +198,60 @@ class _Ballots:
             higher = ((score | self.all) - best) & self.all
             best ^= (score ^ best) & (higher - (higher >> 7))
         return {c: self.weight(((self.scores[c] | self.all) - best) & self.all) for c in continuing}
+
+
+def _places(keys: list[tuple[int, ...]], lengths: list[int], choices: tuple[int, ...]) -> list[int]:
+    """For each place (1st, 2nd...), one byte a slot: the index of the choice the ranking puts
+    there, or MAX_CHOICES past its end. The rankings come sorted by length."""
+    index = {c: i for i, c in enumerate(choices)}
+    try:
+        flat = bytes(map(index.__getitem__, chain.from_iterable(keys)))
+    except KeyError as unknown:
+        raise ValueError(f"a ranking names {unknown}, which is not one of {choices}") from None
+    places = [bytearray() for _ in range(max(lengths, default=0))]
+    start = offset = 0
+    while start < len(keys):  # one length at a time: its rankings' i-th choices are flat[i::length]
+        length = lengths[start]
+        end = bisect_right(lengths, length, start)
+        block = flat[offset : offset + length * (end - start)]
+        for i, place in enumerate(places):
+            place += block[i::length] if i < length else bytes([MAX_CHOICES]) * (end - start)
+        offset += length * (end - start)
+        start = end
+    return [int.from_bytes(place, "little") for place in places]
+
+
+def _scores(places: list[int], choices: tuple[int, ...], ones: int) -> list[int]:
+    """For each choice, slot by slot, len(places) - i where the ranking puts it in place i, 0
+    where it does not rank it."""
+    top, below_top = ones << 7, ones * 0x7F
+    scores = []
+    for c in range(len(choices)):
+        everywhere, seen = ones * c, 0
+        bits = [0] * len(places).bit_length()  # bit q of the score, at the top of the slot
+        for i, held in enumerate(places):
+            # A slot's byte equals c where XOR leaves 0: adding 0x7F then sets no top bit.
+            mask = top ^ (((held ^ everywhere) + below_top) & top)
+            if seen & mask:
+                raise ValueError(f"a ranking names {choices[c]} twice")
+            seen |= mask
+            for q in range(len(bits)):
+                if (len(places) - i) >> q & 1:
+                    bits[q] |= mask
+        scores.append(sum(mask >> (7 - q) for q, mask in enumerate(bits)))
+    return scores
+
+
+def _planes(counts: list[int], top: int) -> list[int]:
+    """planes[p]: the top bit of each slot whose number of ballots has bit p set."""
+    most = max(counts, default=0)
+    if most < 256:
+        wide, width = bytes(counts), 1
+    else:  # 8 bytes a slot, least significant first; byte d of each makes planes 8d to 8d + 7
+        numbers = array("Q", counts)
+        if sys.byteorder == "big":
+            numbers.byteswap()
+        wide, width = numbers.tobytes(), 8
+    digits = [int.from_bytes(wide[d::width], "little") for d in range((most.bit_length() + 7) // 8)]
+    # Shifting left by 7 - p % 8 brings bit p % 8 of each byte to the top of its slot.
+    return [(digits[p // 8] << (7 - p % 8)) & top for p in range(most.bit_length())]
