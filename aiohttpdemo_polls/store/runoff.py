@@ -35,6 +35,8 @@ TIE_RULE = (
 EARLIER_ROUNDS, FIRST_PREFERENCES, DRAW = "earlier_rounds", "first_preferences", "draw"
 # A ballot's choices are kept as one byte each (below), so a count takes this many at most.
 MAX_CHOICES = 127
+# Rankings turned into bytes in one call: about a millisecond's work.
+PIECE = 4096
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,12 @@ def _places(keys: list[tuple[int, ...]], lengths: list[int], choices: tuple[int,
     there, or MAX_CHOICES past its end. The rankings come sorted by length."""
     index = {c: i for i, c in enumerate(choices)}
     try:
-        flat = bytes(map(index.__getitem__, chain.from_iterable(keys)))
+        # In pieces: one call on all the rankings would hold the interpreter lock throughout
+        # (45 ms for 100,000 rankings of 20 choices), keeping other threads from running.
+        flat = b"".join(
+            bytes(map(index.__getitem__, chain.from_iterable(keys[at : at + PIECE])))
+            for at in range(0, len(keys), PIECE)
+        )
     except KeyError as unknown:
         raise ValueError(f"a ranking names {unknown}, which is not one of {choices}") from None
     places = [bytearray() for _ in range(max(lengths, default=0))]
