@@ -152,6 +152,20 @@ def test_a_tie_in_round_one_is_drawn_with_the_poll_id_as_seed_so_anyone_can_repl
     assert count(rankings, [A, B, C], 7) == count(rankings, [A, B, C], 7)
 
 
+def test_the_draws_of_one_count_are_one_generator_in_the_order_of_the_rounds():
+    E = 5
+    result = count({(A,): 3, (B,): 1, (C,): 1, (D,): 1, (E,): 1}, [A, B, C, D, E], seed=42)
+    draws = random.Random(42)
+    first = draws.choice([B, C, D, E])
+    second = draws.choice(sorted({B, C, D, E} - {first}))
+    assert [(r.eliminated, r.tie_break) for r in result.rounds] == [
+        ((first,), DRAW),
+        ((second,), DRAW),
+        ((), None),
+    ]
+    assert result.winner == A
+
+
 def test_the_tie_rule_is_stated_for_the_results_page():
     assert "round before" in TIE_RULE
     assert "first preferences" in TIE_RULE
