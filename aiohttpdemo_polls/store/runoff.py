@@ -156,10 +156,10 @@ class _Ballots:
     operations on them, whatever the number of ballots.
 
     Each distinct ranking has a slot, one byte of every integer. `scores[c]` holds, slot by slot,
-    how high the ranking places choice c (the ranking's length for its first choice, 1 for the
-    last of the longest ranking, 0 when unranked). A mask has the top bit of a slot set for the
-    rankings it holds, and `planes[p]` holds those whose number of ballots has bit p set: the
-    ballots of a mask are sum(popcount(mask & planes[p]) << p).
+    how high the ranking places choice c: the longest ranking's length for a 1st choice, one less
+    for a 2nd..., 0 when unranked. A mask has the top bit of a slot set for the rankings it
+    holds, and `planes[p]` holds those whose number of ballots has bit p set: the ballots of a
+    mask are sum(popcount(mask & planes[p]) << p).
     """
 
     def __init__(self, rankings: Mapping[tuple[int, ...], int], choices: tuple[int, ...]) -> None:
