@@ -60,7 +60,7 @@ async def test_a_ranking_is_counted_and_shown_round_by_round(client, anonymous, 
     assert "Carol eliminated." in page
     assert "1 ballot went to Bob." in page
     assert "Winner: Bob" in page
-    assert "Ties for elimination" in page and f"({poll['id']})" in page
+    assert "Ties: when choices tie for the fewest votes" in page and f"({poll['id']})" in page
     assert "Bob beats every other choice head to head." in page
     assert votes_of(poll["id"]) == {alice: 3, bob: 4, carol: 2}  # ballots ranking each
 
