@@ -37,8 +37,8 @@ def parse_rankings(grouped: str) -> dict[tuple[int, ...], int]:
     """`grouped_rankings`' text as runoff.count takes it: each ranking and its ballots."""
     found: dict[tuple[int, ...], int] = {}
     for line in grouped.splitlines():
-        ranking, ballots = line.split(" ")
-        found[tuple(int(c) for c in ranking.split(","))] = int(ballots)
+        ranking, _, ballots = line.partition(" ")
+        found[tuple(map(int, ranking.split(",")))] = int(ballots)
     return found
 
 
