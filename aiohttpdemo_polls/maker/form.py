@@ -325,7 +325,7 @@ def json_fields(body: Mapping[str, Any]) -> tuple[MultiDict, dict[str, str]]:
     else:  # a fixed set of strings is a JSON type of its own (an enum in the API's document)
         errors["results"] = NOT_RESULTS
     kind = body.get("kind", KINDS[0])
-    if kind in dict(NEW_KINDS):
+    if isinstance(kind, str) and kind in dict(NEW_KINDS):
         form["kind"] = kind
     else:
         errors["kind"] = NOT_KIND

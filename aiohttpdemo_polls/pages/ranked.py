@@ -26,8 +26,6 @@ from ..web.i18n import N_
 from ..web.ranked import count_context
 from ..web.request import poll_id
 from ..web.voting import (
-    ALREADY_VOTED,
-    VOTE_CHANGED,
     VOTE_UNKNOWN,
     VOTING_CLOSED,
     cast,
@@ -41,7 +39,6 @@ SAME_RANK = N_("Two choices share place %(place)s: give each ranked choice a pla
 GAP = N_("Place %(place)s is missing: number your ranked choices 1, 2, 3… without leaving a place out.")
 NOT_A_RANK = N_("A place must be a number from 1 to the number of choices, or “not ranked”.")
 NOT_THIS_POLL = N_("That ranking names a choice this poll does not have. Please rank again.")
-VOTE_NOTICES = {"already": ALREADY_VOTED, "changed": VOTE_CHANGED}
 RANK_FIELD = "rank-"  # a select per choice: rank-<choice id>, its place or "" (not ranked)
 
 

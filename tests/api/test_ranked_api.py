@@ -83,5 +83,8 @@ async def test_a_ranked_poll_needs_three_choices_in_the_api(client):
     )
     document = await problem(answer, 422)
     assert document["errors"]["choices"] == "Give at least 3 choices to rank."
-    wrong = await problem(await post_json(client, "/api/polls", {"question_text": "Q?", "kind": "dice"}), 422)
-    assert "kind" in wrong["errors"]
+    for kind in ("dice", {}, ["ranked"], None):
+        wrong = await problem(
+            await post_json(client, "/api/polls", {"question_text": "Q?", "kind": kind}), 422
+        )
+        assert "kind" in wrong["errors"]
