@@ -2,6 +2,8 @@
 its rules shown back on the form, changing a ranking, the count round by round and head to
 head, the results settings, and the presenter view."""
 
+import asyncio
+import itertools
 import re
 from datetime import UTC, datetime
 
@@ -196,3 +198,26 @@ async def test_the_ranked_pages_speak_the_readers_language(
         assert f">{place}</option>" in form
     results = await (await client.get(f"/poll/{poll['id']}/results", headers=headers)).text()
     assert count_title in results
+
+
+async def test_fifty_racing_rankings_from_one_browser_leave_one_ballot_as_last_answered(
+    anonymous, ranked_poll, rank, sync_engine, vote_rows_match_counters
+):
+    poll = ranked_poll(("Ann", "Ben", "Cy", "Dee"))
+    orders = [list(p) for p in itertools.permutations(poll["choices"], 3)][:50]
+    answers = await asyncio.gather(*(rank(anonymous, poll, order, headers=SAME_BROWSER) for order in orders))
+    outcomes = [a.headers["Location"].partition("?")[2] for a in answers]
+    assert set(outcomes) <= {"", "changed=1", "already=1"} and outcomes.count("") == 1
+    with sync_engine.connect() as conn:
+        stored = (
+            conn.exec_driver_sql(
+                "SELECT array_agg(choice_id ORDER BY rank) FROM vote"
+                " WHERE question_id = %(q)s GROUP BY voter",
+                {"q": poll["id"]},
+            )
+            .scalars()
+            .all()
+        )
+    counted = [order for order, outcome in zip(orders, outcomes, strict=True) if outcome != "already=1"]
+    assert len(stored) == 1 and list(stored[0]) in counted
+    assert vote_rows_match_counters()
