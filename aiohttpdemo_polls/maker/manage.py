@@ -15,6 +15,7 @@ from ..web.database import changes_key, engine_key
 from ..web.forms import read_form
 from ..web.i18n import N_
 from ..web.links import absolute
+from ..web.ranked import count_context
 from ..web.request import poll_id
 from .form import PollForm, check_edit
 
@@ -72,6 +73,8 @@ async def _render(
         "codes_form": codes_form or {"count": "", "error": None},
         "max_codes": codes.MAX_CODES,
     }
+    if poll.kind == "ranked":  # the count round by round, as its results page shows it
+        context.update(await count_context(site(request), poll, choices, show_counts=True))
     # Its address is the key to the poll: web/headers.py keeps it from caches and Referers.
     return aiohttp_jinja2.render_template("manage.html", request, context, status=status)
 

@@ -42,6 +42,7 @@ from ..web.voting import (
     set_voter_cookie,
     voter_id,
 )
+from . import kinds
 
 # The results page's ?notice= after a vote that was not simply counted.
 VOTE_NOTICES = {"already": ALREADY_VOTED, "changed": VOTE_CHANGED}
@@ -93,12 +94,15 @@ async def poll(request: web.Request) -> web.Response:
     them (read for it: not cached); everyone else the cached page.
     """
     question_id = poll_id(request)
+    content = await published_content(request, question_id)
+    pages = kinds.PAGES.get(content.question.kind)
+    if pages is not None:
+        return await pages.poll(request, content)
     voter = voter_id(request)
     brought = request.query.get("code") if request.query_string else None
     if brought is not None:
         return await _code_form(request, question_id, brought)
     if voter is not None:
-        content = await published_content(request, question_id)
         if content.question.closed:
             return await _voters_results(request, question_id, voter, notice=None)
         if not content.question.requires_code:  # else the ballot is a code's, not the browser's
@@ -154,7 +158,7 @@ async def vote(request: web.Request) -> web.Response:
     chosen = _chosen_ids(form)
     if chosen is None:
         return await _refused(request, question_id, form)
-    ballot = await cast(request, question_id, chosen, typed.code)
+    ballot = await cast(request, question_id, chosen, code=typed.code)
     outcome = ballot.outcome
     if outcome is VoteOutcome.INVALID_CHOICE:
         return await _refused(request, question_id, form)
@@ -229,17 +233,18 @@ async def results(request: web.Request) -> web.Response:
     """
     question_id = poll_id(request)
     notice = _notice(request)
+    content = await published_content(request, question_id)
+    pages = kinds.PAGES.get(content.question.kind)
+    if pages is not None:
+        return await pages.results(request, content, notice)
     code = _query_code(request)
-    if code is not None:
-        content = await published_content(request, question_id)
-        if content.question.requires_code:  # the code's ballot, whichever browser brings it
-            holder = code_voter(request, question_id, code)
-            return await _voters_results(request, question_id, holder, notice, code)
+    if code is not None and content.question.requires_code:  # the code's ballot, whoever brings it
+        holder = code_voter(request, question_id, code)
+        return await _voters_results(request, question_id, holder, notice, code)
     voter = voter_id(request)
     if voter is not None:
         return await _voters_results(request, question_id, voter, notice)
     if notice is not None:
-        content = await published_content(request, question_id)
         return _results_response(request, content.question, content.choices, notice, voted=False)
 
     async def render() -> tuple[bytes, float]:

@@ -115,19 +115,28 @@ class Cast(NamedTuple):
 
 
 async def cast(
-    request: web.Request, question_id: int, chosen: Sequence[int], code: str | None = None
+    request: web.Request,
+    question_id: int,
+    chosen: Sequence[int],
+    ranked: bool = False,
+    code: str | None = None,
 ) -> Cast:
     """Cast the ballot under the caller's voter id, or a new one; a 503 when nothing of it was kept
-    (the database is away, most likely). On a poll that requires a voter code the ballot is
-    `code`'s (read_code), whoever brings it: the vote writer checks it with the ballot."""
+    (the database is away, most likely). `ranked`: `chosen` is a ranking, best first. On a poll
+    that requires a voter code the ballot is `code`'s (read_code), whoever brings it: the vote
+    writer checks it with the ballot, for every kind of poll."""
     voter = voter_id(request)
     new_voter = voter is None
     if voter is None:
         voter = secrets.token_urlsafe(18)  # 144 random bits
     try:
         ballots = site(request)[votes_key]
+        writer = ballots.writer
         hashed = None if code is None else codes.code_hash(ballots.code_key, question_id, code)
-        outcome = await ballots.writer.cast(question_id, chosen, voter, hashed)
+        if ranked:
+            outcome = await writer.cast_ranking(question_id, chosen, voter, hashed)
+        else:
+            outcome = await writer.cast(question_id, chosen, voter, hashed)
     except VoteNotCounted:
         raise web.HTTPServiceUnavailable(text=NOT_COUNTED) from None
     return Cast(outcome, voter, new_voter and outcome in _COOKIE_DUE, ballots.secure_cookie)

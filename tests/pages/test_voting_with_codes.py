@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 import stored
 
-from aiohttpdemo_polls.store import codes
+from aiohttpdemo_polls.store import codes, schema
 from aiohttpdemo_polls.web.voting import CODE_NEEDED, CODE_SHAPE, CODE_USED, CODE_WRONG, VOTE_CHANGED
 
 
@@ -206,3 +206,40 @@ async def test_a_refused_code_is_explained_in_the_readers_language(anonymous, ma
     page = await response.text()
     assert "Das ist keiner der Abstimmungscodes dieser Umfrage." in page
     assert "Ihr Abstimmungscode" in page
+
+
+async def test_a_ranked_poll_that_requires_a_code_counts_one_ranking_per_code(
+    client, anonymous, make_question, config, sync_engine
+):
+    question = make_question("Which talk first?", choices=("A", "B", "C"), kind="ranked", requires_code=True)
+    made = codes.batch_codes(codes.new_seed(), 1)
+    key = config["voter_codes_key"].encode()
+    with sync_engine.begin() as conn:
+        conn.execute(
+            schema.voter_code.insert().values(
+                question_id=question["id"], code_hash=codes.code_hash(key, question["id"], made[0])
+            )
+        )
+    a, b, c = question["choices"]
+    path = f"/poll/{question['id']}/rank"
+    form = await (await client.get(f"/poll/{question['id']}")).text()
+    assert 'name="code"' in form
+    ranking = [(f"rank-{a}", "2"), (f"rank-{b}", "1")]
+    refused = await client.post(path, data=ranking, allow_redirects=False)
+    assert refused.status == 403
+    page = await refused.text()
+    assert CODE_NEEDED in page and 'aria-invalid="true"' in page
+    assert '<option value="1" selected>' in page  # the ranking as sent
+    counted = await client.post(path, data=[*ranking, ("code", made[0].lower())], allow_redirects=False)
+    assert counted.status == 302
+    changed = await anonymous.post(
+        path, data=[(f"rank-{c}", "1"), ("code", codes.grouped(made[0]))], allow_redirects=False
+    )
+    assert changed.status == 302 and changed.headers["Location"].endswith("?changed=1")
+    assert len(stored.voters(sync_engine, question["id"])) == 1
+    wrong = await anonymous.post(
+        path, data=[(f"rank-{c}", "1"), ("code", "7K3QX-M9PDA")], allow_redirects=False
+    )
+    assert wrong.status == 403
+    bad = await anonymous.post(path, data=[(f"rank-{c}", "1"), ("code", "nonsense")], allow_redirects=False)
+    assert bad.status == 400 and CODE_SHAPE in await bad.text()
