@@ -3,6 +3,7 @@
 // The server sends the poll's counters on connect and after every change (see aiohttpdemo_polls/live/hub.py):
 //   {"question_id": 1, "total": 7, "closed": false, "choices": [{"id": 3, "votes": 4, "percent": 57.1}]}
 //   {"question_id": 1, "deleted": true}
+//   {"question_id": 1, "deleted": true, "removed": true}  (hidden by the site's operator)
 //   {"question_id": 1, "closed": false, "hidden": true, "choices": [{"id": 3}]}  (counts not shown yet)
 // A page served without counts (data-counts="hidden") reloads when counts may be shown (the
 // poll closed), and one served with them when they may no longer be: its layout is stale.
@@ -163,9 +164,9 @@
     showClosed(message.closed);
   }
 
-  function showDeleted() {
+  function showDeleted(removed) {
     finished = true;
-    setState("deleted", text("deleted"));
+    setState("deleted", text(removed ? "removed" : "deleted"));
     var voteLinks = document.querySelectorAll(".vote-link");
     for (var i = 0; i < voteLinks.length; i += 1) {
       voteLinks[i].hidden = true;
@@ -184,7 +185,7 @@
         return;
       }
       if (message.deleted) {
-        showDeleted();
+        showDeleted(Boolean(message.removed));
         return;
       }
       delay = MIN_DELAY; // a snapshot arrived: the connection works

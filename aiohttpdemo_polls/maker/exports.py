@@ -1,5 +1,6 @@
 """The maker's results as files (results.csv, results.json, ballots.csv), behind the manage
-page's token; cells a spreadsheet would run as a formula are made inert.
+page's token (410 once the operator hid the poll); cells a spreadsheet would run as a formula
+are made inert.
 """
 
 import csv
@@ -68,7 +69,7 @@ def _iso(value: datetime | None) -> str | None:
 async def results_csv(request: web.Request) -> web.Response:
     """`choice,votes,percent`, a row per choice in the poll's order."""
     async with connections.connection(site(request)[engine_key]) as conn:
-        poll = await manage.poll_or_404(request, conn)
+        poll = await manage.exportable(request, conn)
         choices = await polls.choices(conn, poll.id)
     rows = [["choice", "votes", "percent"], *([c.choice_text, c.votes, c.percent] for c in choices)]
     return _file(poll, "results.csv", _csv(rows), "text/csv")
@@ -77,7 +78,7 @@ async def results_csv(request: web.Request) -> web.Response:
 async def results_json(request: web.Request) -> web.Response:
     """The question, its dates, whether it is closed, each choice's count and share, the total."""
     async with connections.connection(site(request)[engine_key]) as conn:
-        poll = await manage.poll_or_404(request, conn)
+        poll = await manage.exportable(request, conn)
         choices = await polls.choices(conn, poll.id)
     document = {
         "id": poll.id,
@@ -101,7 +102,7 @@ async def results_json(request: web.Request) -> web.Response:
 async def ballots_csv(request: web.Request) -> web.Response:
     """`ballot,cast_at,choice`: a row per chosen choice, ballots numbered in the order cast."""
     async with connections.connection(site(request)[engine_key]) as conn:
-        poll = await manage.poll_or_404(request, conn)
+        poll = await manage.exportable(request, conn)
         ballots = await store_exports.ballots(conn, poll.id)
     table = [["ballot", "cast_at", "choice"]]
     for number, (cast_at, chosen) in enumerate(ballots, 1):
