@@ -72,6 +72,7 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
     unvoted = make_question(
         "Not voted on yet?", days=-0.05, choices=(LONG_CHOICE, "No"), token_hash=token_hash
     )
+    removed = make_question("Hidden by the operator?", days=-0.02, hidden_at=datetime.now(UTC))
     poll = f"/poll/{long['id']}"
     return [
         Stop("index", "/"),
@@ -97,6 +98,10 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
         Stop("manage-before-votes", f"/poll/{unvoted['id']}/manage/{MANAGE_TOKEN}"),
         Stop("confirm-delete", f"/poll/{unvoted['id']}/manage/{MANAGE_TOKEN}", then=_ask_to_delete),
         Stop("poll-deleted", "/poll/deleted"),
+        Stop("report", f"{poll}/report"),
+        Stop("report-sent", f"{poll}/report/sent"),
+        Stop("removed-by-operator", f"/poll/{removed['id']}", status=410),
+        Stop("admin-no-password", "/admin"),
     ]
 
 
