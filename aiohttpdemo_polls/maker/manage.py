@@ -10,7 +10,7 @@ from yarl import URL
 
 from ..store import connections, making, polls, tokens
 from ..web.config import site
-from ..web.content import REMOVED
+from ..web.content import shown
 from ..web.database import changes_key, engine_key
 from ..web.forms import read_form
 from ..web.i18n import N_
@@ -40,10 +40,9 @@ async def poll_or_404(request: web.Request, conn: Any) -> Any:
 
 
 async def exportable(request: web.Request, conn: Any) -> Any:
-    """`poll_or_404`, and a 410 when the operator hid the poll (content.shown's answer)."""
+    """`poll_or_404`, and the 410 of every page of a poll the operator hid (content.shown)."""
     poll = await poll_or_404(request, conn)
-    if poll.hidden_at is not None:
-        raise web.HTTPGone(text=REMOVED)
+    shown(poll)
     return poll
 
 
@@ -93,7 +92,7 @@ async def manage_action(request: web.Request) -> web.Response:
     changes = site(request)[changes_key]
     async with connections.connection(site(request)[engine_key]) as conn:
         poll = await poll_or_404(request, conn)
-        if poll.hidden_at is not None and action != "delete":
+        if poll.hidden and action != "delete":
             raise web.HTTPConflict(text=HIDDEN)
         if action == "close":
             await making.close_poll(conn, changes, poll.id)

@@ -73,8 +73,8 @@ async def poll_made_with(conn: Any, token_hash: bytes) -> int | None:
 
 
 async def managed_poll(conn: Any, question_id: int) -> Any:
-    """The poll as its maker sees it (published or hidden or not): with `token_hash`,
-    `hidden_at` and `ballots`."""
+    """The poll as its maker sees it (published or not, hidden or not): with `token_hash`,
+    `hidden_at` (`hidden`: whether the operator hid it) and `ballots`."""
     ballots = (
         sa.select(sa.func.count())
         .select_from(ballot)
@@ -92,6 +92,7 @@ async def managed_poll(conn: Any, question_id: int) -> Any:
         question.c.results,
         question.c.lock_votes,
         question.c.hidden_at,
+        question.c.hidden_at.isnot(None).label("hidden"),
         closed.label("closed"),
         ballots.label("ballots"),
     ).where(question.c.id == question_id)

@@ -33,7 +33,8 @@ REMOVED = N_("The site's operator removed this poll.")
 
 def shown(question: Any) -> None:
     """The one check of a poll the operator hid: every page of a poll (its form, results,
-    presenter view, vote, live socket, API body) reads it through here, and answers 410."""
+    presenter view, vote, report form, live socket, API body, the maker's files) reads it
+    through here, and answers 410."""
     if question.hidden:
         raise web.HTTPGone(text=REMOVED)
 

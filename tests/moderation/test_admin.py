@@ -1,8 +1,13 @@
 """The operator's /admin: the password and sign-in, its limit, the session cookie and its end,
 the moderation page and its search, the actions and the audit log, and the headers of it all."""
 
+import os
+import pty
+import select
+import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -361,3 +366,46 @@ def test_set_admin_password_takes_no_password_as_an_argument(database_url, sync_
     short = set_password(database_url, stdin="short\n")
     assert short.returncode == 2 and "at least 12 characters" in short.stderr
     assert stored.rows(sync_engine, schema.admin_password) == 0
+
+
+PROMPTS = (b"New /admin password:", b"Same again:")
+
+
+def at_a_terminal(database_url: str, *typed: str) -> tuple[int, str]:
+    """Run set-admin-password on a pseudo-terminal, typing each line once its prompt shows
+    (getpass drops what was typed before); its exit status and all the terminal showed."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command, with the terminal as stdin, stdout and stderr
+        os.environ["POLLS_DATABASE_URL"] = database_url
+        command = ["-m", "aiohttpdemo_polls", "set-admin-password", "-c", "config/polls_test.yaml"]
+        os.execv(sys.executable, [sys.executable, *command])
+    shown, pending, deadline = b"", list(typed), time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([fd], [], [], 1)[0]:
+                continue
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # the child has closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            prompts = sum(shown.count(prompt) for prompt in PROMPTS)
+            if pending and prompts > len(typed) - len(pending):
+                os.write(fd, pending.pop(0).encode() + b"\n")
+        else:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+
+
+def test_set_admin_password_at_a_terminal_asks_twice_and_shows_nothing_typed(database_url, sync_engine):
+    status, shown = at_a_terminal(database_url, "a long and secret phrase", "a long and secret phrase")
+    assert status == 0, shown
+    assert "New /admin password:" in shown and "Same again:" in shown and "secret" not in shown
+    assert stored.rows(sync_engine, schema.admin_password) == 1
+    status, shown = at_a_terminal(database_url, "a long and secret phrase", "another phrase, mistyped")
+    assert status == 2 and "the two passwords differ" in shown
