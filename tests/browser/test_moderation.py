@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from aiohttpdemo_polls.store import schema
 
-from .conftest import save_screenshot
+from .conftest import PHONE, save_screenshot, serious_accessibility_violations
 
 
 def reports_of(sync_engine, question_id: int) -> list[tuple[str, str]]:
@@ -122,3 +122,25 @@ def test_hiding_a_poll_closes_the_live_socket_of_its_open_results_page(
     watcher_tab.expect_error_status(live_server + results, 410)
     assert watcher.reload().status == 410
     expect(watcher.get_by_text("The site's operator removed this poll.")).to_be_visible()
+
+
+def test_the_admin_pages_have_no_serious_accessibility_violation(
+    axe_tab, make_question, sync_engine, admin_password
+):
+    question = make_question("Reported and searched?", choices=("Yes", "No"))
+    with sync_engine.begin() as conn:
+        conn.execute(schema.report.insert().values(question_id=question["id"], reason="other", text="Hm."))
+    page = axe_tab.page
+    page.goto("/admin")
+    violations = {"sign-in": serious_accessibility_violations(page)}
+    page.get_by_label("Operator password").fill(admin_password)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto("/admin?q=searched")
+    violations["moderation"] = serious_accessibility_violations(page)
+    page.goto("/admin/log")
+    violations["audit-log"] = serious_accessibility_violations(page)
+    assert {name: found for name, found in violations.items() if found} == {}
+    page.set_viewport_size(PHONE)  # and on a phone, none scrolls sideways
+    for path in ("/admin?q=searched", "/admin/log"):
+        page.goto(path)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"], path
