@@ -2,6 +2,8 @@
 page (reported polls first, hidden ones, a search), hide, restore and delete, the audit log.
 Every address is private (no cache, no Referer, noindex) and every form behind web/checks.py."""
 
+import unicodedata
+
 import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiMapping
@@ -141,7 +143,7 @@ def _check_action(form: MultiMapping) -> tuple[str, str, dict[str, str]]:
         errors["reason"] = REASON_REQUIRED
     elif len(reason) > admin.REASON_MAX:
         errors["reason"] = REASON_TOO_LONG
-    elif any(ord(c) < 32 or 127 <= ord(c) < 160 for c in reason):
+    elif any(unicodedata.category(c) == "Cc" for c in reason):
         errors["reason"] = REASON_CONTROL
     return action, reason, errors
 

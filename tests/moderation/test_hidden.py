@@ -150,3 +150,29 @@ async def test_a_poll_hidden_by_sql_closes_its_sockets_and_pages_within_a_second
         return (await browser.get(f"/poll/{question['id']}")).status == 410
 
     await eventually(gone, timeout=1)
+
+
+@pytest.mark.slow  # two app processes
+async def test_hiding_in_one_process_closes_the_sockets_of_another(
+    app_process, make_question, admin_password
+):
+    question = make_question("Watched elsewhere?")
+    processes = app_process(), app_process()
+    for process in processes:
+        process.wait_serving()
+    first, second = (process.url for process in processes)
+    async with (
+        aiohttp.ClientSession(base_url=first, cookie_jar=aiohttp.CookieJar(unsafe=True)) as operator,
+        aiohttp.ClientSession() as watcher,
+        watcher.ws_connect(f"{second}/poll/{question['id']}/live") as ws,
+    ):
+        await frame(ws, timeout=5)
+        signed_in = await operator.post(
+            "/admin/sign-in", data={"password": admin_password}, allow_redirects=False
+        )
+        assert signed_in.status == 303
+        hidden = await operator.post(f"/admin/poll/{question['id']}", data=HIDE, allow_redirects=False)
+        assert hidden.status == 303
+        assert await frame(ws, timeout=2) == {"question_id": question["id"], "deleted": True, "removed": True}
+        assert (await ws.receive(timeout=2)).type is aiohttp.WSMsgType.CLOSE
+        assert (await watcher.get(f"{second}/poll/{question['id']}/results")).status == 410
