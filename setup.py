@@ -34,6 +34,7 @@ setup(
         "aiohttpdemo_polls.api",
         "aiohttpdemo_polls.live",
         "aiohttpdemo_polls.maker",
+        "aiohttpdemo_polls.moderation",
         "aiohttpdemo_polls.pages",
         "aiohttpdemo_polls.store",
         "aiohttpdemo_polls.store.migrations",
@@ -83,6 +84,9 @@ setup(
         # Prometheus metrics: the exposition format, and the multiprocess mode that adds up a
         # gunicorn host's workers (files per process, live gauges, dead workers dropped).
         "prometheus-client>=0.20",
+        # The operator's /admin password is kept as an Argon2 hash (the memory-hard hash the
+        # Password Hashing Competition chose): a copy of the database does not give it away.
+        "argon2-cffi>=23.1",
     ],
     extras_require={
         "test": [

@@ -1,15 +1,20 @@
-"""Command line: `python -m aiohttpdemo_polls [serve | init-db | psql | dsn | stop-db] [-c FILE] [...]`."""
+"""Command line: `python -m aiohttpdemo_polls [serve | init-db | psql | dsn | stop-db | set-admin-password]
+[-c FILE] [...]`."""
 
 import argparse
+import getpass
 import os
 import resource
 import shutil
 import sys
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+
 from . import logs, settings
+from .moderation import passwords
 from .serve import MAX_WORKERS, run, run_gunicorn
-from .store import pgserver, provision
+from .store import admin, pgserver, provision
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -18,9 +23,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "command",
         nargs="?",
         default="serve",
-        choices=["serve", "init-db", "psql", "dsn", "stop-db"],
+        choices=["serve", "init-db", "psql", "dsn", "stop-db", "set-admin-password"],
         help="serve the app (default); create its database (init-db --help); open psql on it; "
-        "print the database URL; stop the embedded PostgreSQL server",
+        "print the database URL; stop the embedded PostgreSQL server; set the password of /admin "
+        "(read from the terminal, or from standard input when it is not one)",
     )
     settings.config_argument(parser)
     parser.add_argument(
@@ -63,6 +69,38 @@ def psql(config: dict) -> int:
     return 0  # not reached
 
 
+def read_password() -> str:
+    """The new password: typed twice without echo at a terminal, else stdin's first line
+    (for scripts: `... set-admin-password < file`). Never an argument, which `ps` would show."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("New /admin password: ")
+    if getpass.getpass("Same again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def set_admin_password(config: dict) -> int:
+    """Store the Argon2 hash of a new /admin password; every session ends."""
+    try:
+        password = read_password()
+    except (ValueError, EOFError) as exc:
+        print(f"error: {exc or 'no password given'}", file=sys.stderr)
+        return 2
+    problem = passwords.problem(password)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    engine = sa.create_engine(pgserver.configured_url(config), future=True)
+    try:
+        with engine.begin() as conn:
+            admin.set_password(conn, passwords.hash_password(password))
+    finally:
+        engine.dispose()
+    print("the /admin password is set; every earlier session has ended")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "init-db" in argv:  # its options (--reset, --polls, --admin-url) are setup_db's, as init_db.py's
@@ -84,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "psql":
         return psql(config)
+    if args.command == "set-admin-password":
+        return set_admin_password(config)
     if args.command == "stop-db":
         stopped = pgserver.stop(settings.embedded_dir(config))
         print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")

@@ -10,6 +10,7 @@ from . import logs, settings
 from .api import routes as api
 from .live import routes as live
 from .maker import routes as maker
+from .moderation import routes as moderation
 from .pages import routes as pages
 from .web import cache, checks, compression, counting, database, errors, headers, templates, voting
 from .web import config as app_config
@@ -35,6 +36,7 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
     voting.setup(app)
     pages.setup(app)
     maker.setup(app)
+    moderation.setup(app)
     api.setup(app)
     return app
 

@@ -84,6 +84,8 @@ SCHEMA = t.Dict(
             {
                 # New polls per client address in any hour, counted in the database.
                 t.Key("polls_per_hour", default=20): t.ToInt(gte=1, lte=1_000_000),
+                # Reports of polls per client address in any hour, counted in the database.
+                t.Key("reports_per_hour", default=10): t.ToInt(gte=1, lte=1_000_000),
             }
         ),
         # Peers whose X-Forwarded-For is believed (nginx's address, a load balancer's network):

@@ -3,6 +3,7 @@
 // The server sends the poll's counters on connect and after every change (see aiohttpdemo_polls/live/hub.py):
 //   {"question_id": 1, "total": 7, "closed": false, "choices": [{"id": 3, "votes": 4, "percent": 57.1}]}
 //   {"question_id": 1, "deleted": true}
+//   {"question_id": 1, "deleted": true, "removed": true}  (hidden by the site's operator)
 //   {"question_id": 1, "closed": false, "hidden": true, "choices": [{"id": 3}]}  (counts not shown yet)
 //   A ranked poll's frame also carries "ranked": its count's version; a ranked count
 //   (templates/_ranked_count.html) whose own data-ranked-version differs fetches the page
@@ -199,9 +200,9 @@
     showClosed(message.closed);
   }
 
-  function showDeleted() {
+  function showDeleted(removed) {
     finished = true;
-    setState("deleted", text("deleted"));
+    setState("deleted", text(removed ? "removed" : "deleted"));
     var voteLinks = document.querySelectorAll(".vote-link");
     for (var i = 0; i < voteLinks.length; i += 1) {
       voteLinks[i].hidden = true;
@@ -220,7 +221,7 @@
         return;
       }
       if (message.deleted) {
-        showDeleted();
+        showDeleted(Boolean(message.removed));
         return;
       }
       delay = MIN_DELAY; // a snapshot arrived: the connection works

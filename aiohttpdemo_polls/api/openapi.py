@@ -408,7 +408,7 @@ DOCUMENT: dict[str, Any] = {
                 "parameters": [_ref("parameters", "QuestionId"), _ref("parameters", "VoterCookie")],
                 "responses": {
                     "200": {"description": "The poll.", "content": _json(_ref("schemas", "Poll"))},
-                    **_problems(400, 404, 405, 503),
+                    **_problems(400, 404, 405, 410, 503),
                 },
             }
         },
@@ -433,7 +433,7 @@ DOCUMENT: dict[str, Any] = {
                         "headers": _SETS_VOTER_COOKIE,
                         "content": _json(_ref("schemas", "Ballot")),
                     },
-                    **_problems(400, 403, 404, 405, 409, 413, 415, 422, 503, notes=_VOTE_NOTES),
+                    **_problems(400, 403, 404, 405, 409, 410, 413, 415, 422, 503, notes=_VOTE_NOTES),
                 },
             }
         },

@@ -92,10 +92,13 @@ RankedVersion = Callable[[int], Awaitable[str]]
 def encode(
     question_id: int, counts: polls.LiveCounts | None, hidden: bool = False, ranked: str | None = None
 ) -> str:
-    """The frame for one poll: its counters (or, `hidden`, only its choices), or that it is gone.
-    A ranked poll's also carries its count's version (`ranked`)."""
+    """The frame for one poll: its counters (or, `hidden`, only its choices), or that it is gone
+    (deleted, or `removed` by the site's operator). A ranked poll's also carries its count's
+    version (`ranked`)."""
     if counts is None:
         return json.dumps({"question_id": question_id, "deleted": True})
+    if counts.removed:
+        return json.dumps({"question_id": question_id, "deleted": True, "removed": True})
     if hidden:
         return json.dumps(
             {
@@ -344,7 +347,7 @@ class Live:
                 self._sent[question_id] = sent
             for hidden, group in targets.items():
                 await self._send(group, frames[hidden])
-            if counts is None:
+            if counts is None or counts.removed:
                 self._gone(question_id)
             else:
                 self._schedule_close(question_id, counts)
@@ -406,7 +409,8 @@ class Live:
                 self.drop(watcher, "no_pong", f"no pong {now - watcher.pinged_at:.1f} s after a ping")
 
     def _gone(self, question_id: int) -> None:
-        """The poll was deleted or unpublished: its watchers were told; close them."""
+        """The poll was deleted, unpublished or hidden by the operator: its watchers were told;
+        close them. Hiding reaches every process's hub as any change does, on the bus of changes."""
         for watcher in list(self._watchers.get(question_id, ())):
             self.leave(watcher)
             self._spawn(watcher.ws.close(message=b"Poll deleted"))
@@ -448,7 +452,7 @@ def _by_kind(watchers: Iterable[Watcher], counts: polls.LiveCounts | None) -> di
 
     When everyone may see the counts (the usual case) no watcher is asked one by one.
     """
-    if counts is None or rules.may_see_counts(counts, voted=False, is_maker=False):
+    if counts is None or counts.removed or rules.may_see_counts(counts, voted=False, is_maker=False):
         return {False: list(watchers)} if watchers else {}
     kinds: dict[bool, list[Watcher]] = {}
     for watcher in watchers:

@@ -63,7 +63,7 @@ async def make_codes(request: web.Request) -> web.Response:
     count = _count(form.get("count"))
     key = site(request)[votes_key].code_key
     async with connections.connection(site(request)[engine_key]) as conn:
-        poll = await manage.poll_or_404(request, conn)
+        poll = await manage.exportable(request, conn)
         if count is None:
             typed = form.get("count")
             return await manage.codes_refused(
@@ -105,7 +105,7 @@ async def _batch(request: web.Request) -> Batch:
     ends = codes.batch_codes(seed, 1) + codes.batch_codes(seed, 1, start=count - 1)
     key = site(request)[votes_key].code_key
     async with connections.connection(site(request)[engine_key]) as conn:
-        poll = await manage.poll_or_404(request, conn)
+        poll = await manage.exportable(request, conn)
         first, last = (codes.code_hash(key, poll.id, code) for code in ends)
         age = await codes.batch_age(conn, poll.id, first, last)
     if age is None:

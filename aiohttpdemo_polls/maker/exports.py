@@ -1,6 +1,7 @@
 """The maker's results as files (results.csv, results.json, ballots.csv), behind the manage
-page's token; cells a spreadsheet would run as a formula are made inert. A ranked poll's
-files give its count round by round, and each ballot's ranking in order.
+page's token (410 once the operator hid the poll); cells a spreadsheet would run as a formula
+are made inert. A ranked poll's files give its count round by round, and each ballot's ranking
+in order.
 """
 
 import csv
@@ -71,7 +72,7 @@ async def results_csv(request: web.Request) -> web.Response:
     """`choice,votes,percent`, a row per choice in the poll's order; for a ranked poll, its
     rounds: `choice,round 1,round 2,…` (empty once out), then the exhausted and the eliminated."""
     async with connections.connection(site(request)[engine_key]) as conn:
-        poll = await manage.poll_or_404(request, conn)
+        poll = await manage.exportable(request, conn)
         choices = await polls.choices(conn, poll.id)
     if poll.kind == "ranked":
         rows = await _rounds_table(request, poll.id, choices)
@@ -94,7 +95,7 @@ async def _rounds_table(request: web.Request, question_id: int, choices: list) -
 async def results_json(request: web.Request) -> web.Response:
     """The question, its dates, whether it is closed, each choice's count and share, the total."""
     async with connections.connection(site(request)[engine_key]) as conn:
-        poll = await manage.poll_or_404(request, conn)
+        poll = await manage.exportable(request, conn)
         choices = await polls.choices(conn, poll.id)
     document = {
         "id": poll.id,
@@ -122,7 +123,7 @@ async def ballots_csv(request: web.Request) -> web.Response:
     """`ballot,cast_at,choice`: a row per chosen choice, ballots numbered in the order cast.
     A ranked poll's: `ballot,cast_at,rank 1,rank 2,…`, a row per ballot, its ranking in order."""
     async with connections.connection(site(request)[engine_key]) as conn:
-        poll = await manage.poll_or_404(request, conn)
+        poll = await manage.exportable(request, conn)
         ballots = await store_exports.ballots(conn, poll.id)
         places = len(await polls.choices(conn, poll.id)) if poll.kind == "ranked" else 0
     if places:

@@ -11,6 +11,7 @@ from yarl import URL
 
 from ..store import codes, connections, making, polls, tokens
 from ..web.config import site
+from ..web.content import shown
 from ..web.database import changes_key, engine_key
 from ..web.forms import read_form
 from ..web.i18n import N_
@@ -28,15 +29,24 @@ NOTICES = {
 }
 HAS_VOTES = N_("People have already voted, so the texts can no longer be changed.")
 UNKNOWN_ACTION = N_("That is not something the manage page can do.")
+HIDDEN = N_("The site's operator hid this poll, so it can no longer be changed; you can still delete it.")
 
 
 async def poll_or_404(request: web.Request, conn: Any) -> Any:
     """The poll this manage address names, when its token is right; else the plain 404.
 
-    The exports (maker/exports.py) stand behind it too, so all the maker's addresses answer alike."""
+    The exports (maker/exports.py) stand behind it too, so all the maker's addresses answer
+    alike; they answer 410 for a poll the operator hid (`exportable`), as its public pages do."""
     poll = await making.managed_poll(conn, poll_id(request))
     if poll is None or not tokens.token_matches(request.match_info["token"], poll.token_hash):
         raise web.HTTPNotFound()
+    return poll
+
+
+async def exportable(request: web.Request, conn: Any) -> Any:
+    """`poll_or_404`, and the 410 of every page of a poll the operator hid (content.shown)."""
+    poll = await poll_or_404(request, conn)
+    shown(poll)
     return poll
 
 
@@ -92,6 +102,8 @@ async def manage_action(request: web.Request) -> web.Response:
     changes = site(request)[changes_key]
     async with connections.connection(site(request)[engine_key]) as conn:
         poll = await poll_or_404(request, conn)
+        if poll.hidden and action != "delete":
+            raise web.HTTPConflict(text=HIDDEN)
         if action == "close":
             await making.close_poll(conn, changes, poll.id)
             done = "closed"

@@ -23,6 +23,7 @@ class Question(NamedTuple):
     results: str  # who may see the counts (rules.may_see_counts)
     lock_votes: bool
     kind: str  # schema.KINDS: which pages and count the poll has
+    hidden: bool  # hidden by the site's operator: every page of it answers 410 (web/content.py)
     requires_code: bool  # a vote needs one of the poll's voter codes (codes.py)
 
 
@@ -35,7 +36,8 @@ class Choice(NamedTuple):
 
 
 def _poll_query(mine: Any) -> connections.Compiled:
-    """A published poll with its choices (none: one row with no choice_id), in choice order."""
+    """A released poll with its choices (none: one row with no choice_id), in choice order;
+    hidden ones too, so that their pages can say they were removed rather than never were."""
     q, c = schema.question, schema.choice
     return connections.compile_once(
         sa.select(
@@ -49,6 +51,7 @@ def _poll_query(mine: Any) -> connections.Compiled:
             q.c.results,
             q.c.lock_votes,
             q.c.kind,
+            q.c.hidden_at.isnot(None).label("hidden"),
             q.c.requires_code,
             c.c.id.label("choice_id"),
             c.c.choice_text,
@@ -57,7 +60,7 @@ def _poll_query(mine: Any) -> connections.Compiled:
             mine.label("mine"),
         )
         .select_from(q.outerjoin(c, c.c.question_id == q.c.id))
-        .where(q.c.id == sa.bindparam("question_id"), schema.published)
+        .where(q.c.id == sa.bindparam("question_id"), schema.released)
         .order_by(c.c.id)
     )
 
@@ -75,7 +78,8 @@ _POLL_FOR_VOTER = _poll_query(
 async def published_poll(
     conn: Any, question_id: int, voter: str | None = None
 ) -> tuple[Question, list[Choice]] | None:
-    """The published poll and its choices (`mine` marks the voter's), or None.
+    """The released poll and its choices (`mine` marks the voter's), or None; `hidden` says
+    whether the operator hid it.
 
     `question_id` is one `web.request.poll_id` let through, so PostgreSQL's integer holds it.
     """
@@ -100,6 +104,7 @@ async def published_poll(
         first["results"],
         first["lock_votes"],
         first["kind"],
+        first["hidden"],
         first["requires_code"],
     )
     choices = [
@@ -207,10 +212,12 @@ class LiveCounts(NamedTuple):
     # (choice id, votes, percent of the poll's total), in choice order.
     choices: list[tuple[int, int, float]]
     kind: str = schema.KINDS[0]
+    removed: bool = False  # hidden by the site's operator: its watchers are told and closed
 
 
 async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, LiveCounts]:
-    """Counters of several published polls in one query; a poll missing from the answer is gone.
+    """Counters of several released polls in one query (`removed` for one the operator hid);
+    a poll missing from the answer is gone.
 
     Live results read many polls at once after a burst of changes, so this is one query
     for all of them rather than a poll page's query per poll.
@@ -226,6 +233,7 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
             schema.question.c.closes_at,
             schema.question.c.results,
             schema.question.c.kind,
+            schema.question.c.hidden_at.isnot(None).label("removed"),
             schema.choice.c.id.label("choice_id"),
             schema.choice.c.votes,
             schema.percent(total).label("percent"),
@@ -233,7 +241,7 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
         .select_from(
             schema.question.outerjoin(schema.choice, schema.choice.c.question_id == schema.question.c.id)
         )
-        .where(schema.question.c.id.in_(wanted), schema.published)
+        .where(schema.question.c.id.in_(wanted), schema.released)
         .order_by(schema.question.c.id, schema.choice.c.id)
     )
     found: dict[int, LiveCounts] = {}
@@ -241,7 +249,7 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
         counts = found.get(row.question_id)
         if counts is None:
             counts = found[row.question_id] = LiveCounts(
-                bool(row.closed), row.closes_at, row.results, [], row.kind
+                bool(row.closed), row.closes_at, row.results, [], row.kind, bool(row.removed)
             )
         if row.choice_id is not None:
             counts.choices.append((row.choice_id, row.votes, float(row.percent)))

@@ -100,6 +100,7 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
     )
     add_votes(ranked["id"], dict(zip(ranked["choices"], [3, 2, 2], strict=True)))  # first places only
     ranked_poll = f"/poll/{ranked['id']}"
+    removed = make_question("Hidden by the operator?", days=-0.02, hidden_at=datetime.now(UTC))
     coded = make_question(
         LONG_QUESTION, days=-0.01, choices=("Yes", "No"), token_hash=token_hash, requires_code=True
     )
@@ -140,6 +141,10 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
         Stop("manage-before-votes", f"/poll/{unvoted['id']}/manage/{MANAGE_TOKEN}"),
         Stop("confirm-delete", f"/poll/{unvoted['id']}/manage/{MANAGE_TOKEN}", then=_ask_to_delete),
         Stop("poll-deleted", "/poll/deleted"),
+        Stop("report", f"{poll}/report"),
+        Stop("report-sent", f"{poll}/report/sent"),
+        Stop("removed-by-operator", f"/poll/{removed['id']}", status=410),
+        Stop("admin-no-password", "/admin"),
         Stop("poll-voter-code", f"/poll/{coded['id']}?code=7K3QX-M9PDA"),
         Stop(
             "poll-voter-code-wrong",

@@ -236,3 +236,15 @@ async def test_requiring_codes_keeps_the_ballots_already_cast_and_says_so(
     page = await (await client.get(poll["manage"])).text()
     assert "1 ballot was cast before codes were required; it stays counted." in page
     assert votes_of(poll["id"])[choice] == 1
+
+
+async def test_a_poll_the_operator_hid_makes_and_gives_no_codes(client, make_poll, sync_engine):
+    poll = await make_poll()
+    batch = await make_codes(client, poll, 2)
+    with sync_engine.begin() as conn:
+        conn.execute(sa.text("UPDATE question SET hidden_at = now()"))
+    for path in (batch, batch + ".csv", batch + "/cards"):
+        assert (await client.get(path)).status == 410
+    refused = await client.post(f"{poll['manage']}/codes", data={"count": "5"}, allow_redirects=False)
+    assert refused.status == 410
+    assert stored.rows(sync_engine, schema.voter_code) == 2

@@ -181,6 +181,43 @@ async def test_release_2_votes_keep_no_rank_and_a_ranked_poll_takes_rankings_aft
     assert vote_rows_match_counters(release_2_database)
 
 
+async def test_a_release_2_database_upgraded_takes_reports_and_hides_polls_keeping_every_vote(
+    release_2_database, monkeypatch, aiohttp_client, new_browser, vote_rows_match_counters, eventually
+):
+    # Migration 0008_moderation: every poll shown as before, none reported, none hidden; the
+    # new tables take reports and moderation, and a hidden poll keeps its ballots and votes.
+    before = rows(release_2_database)
+    assert init_db(monkeypatch, release_2_database) == 0
+    assert rows(release_2_database) == before
+    engine = sa.create_engine(release_2_database, future=True)
+    try:
+        with engine.connect() as conn:
+            assert (
+                conn.exec_driver_sql("SELECT count(*) FROM question WHERE hidden_at IS NOT NULL").scalar()
+                == 0
+            )
+            for table in ("report", "report_filing", "sign_in_failure", "admin_session", "audit_log"):
+                assert conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() == 0, table
+        config = settings.load(TEST_CONFIG, {"POLLS_DATABASE_URL": release_2_database})
+        client = await aiohttp_client(init_app(config=config))
+        browser = new_browser(client)
+        reported = await browser.post(f"/poll/{OPEN}/report", data={"reason": "spam"}, allow_redirects=False)
+        assert reported.status == 303
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE question SET hidden_at = now() WHERE id = %s", (OPEN,))
+
+        async def removed() -> bool:  # the change reaches the page cache by NOTIFY
+            return (await browser.get(f"/poll/{OPEN}/results")).status == 410
+
+        await eventually(removed)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE question SET hidden_at = NULL WHERE id = %s", (OPEN,))
+    finally:
+        engine.dispose()
+    assert rows(release_2_database) == before
+    assert vote_rows_match_counters(release_2_database)
+
+
 async def test_release_2_polls_vote_without_codes_until_their_maker_requires_them(
     release_2_database, monkeypatch, aiohttp_client, vote, new_browser, vote_rows_match_counters
 ):
