@@ -9,7 +9,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiMapping
 
-from ..store import connections, ranked, rules
+from ..store import codes, connections, ranked, rules
 from ..store.votes import VoteOutcome
 from ..web import forms, links, qr
 from ..web.config import site
@@ -31,6 +31,7 @@ from ..web.voting import (
     VOTING_CLOSED,
     cast,
     code_refusal,
+    code_voter,
     read_code,
     set_voter_cookie,
     voter_id,
@@ -94,6 +95,15 @@ async def poll(request: web.Request, content: PollContent) -> web.Response:
     question_id = content.question.id
     if content.question.closed:
         return await results(request, content, None)
+    brought = request.query.get("code") if request.query_string else None
+    if brought is not None:  # a voter code's QR link: the form with the code, and its ranking
+        code = read_code(brought).code
+        mine = []
+        if code is not None and content.question.requires_code:
+            mine = await _my_ranking(request, question_id, code_voter(request, question_id, code))
+        places = {c: i for i, c in enumerate(mine, 1)}
+        shown_code = codes.grouped(code) if code else brought
+        return _form(request, content, places, voted=bool(mine), code=shown_code)
     voter = voter_id(request)
     if voter is not None:
         mine = await _my_ranking(request, question_id, voter)

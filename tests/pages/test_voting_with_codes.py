@@ -243,3 +243,27 @@ async def test_a_ranked_poll_that_requires_a_code_counts_one_ranking_per_code(
     assert wrong.status == 403
     bad = await anonymous.post(path, data=[(f"rank-{c}", "1"), ("code", "nonsense")], allow_redirects=False)
     assert bad.status == 400 and CODE_SHAPE in await bad.text()
+
+
+async def test_a_ranked_polls_qr_link_fills_in_the_code_and_shows_its_ranking(
+    anonymous, make_question, config, sync_engine
+):
+    question = make_question("Which talk first?", choices=("A", "B"), kind="ranked", requires_code=True)
+    code = codes.batch_codes(codes.new_seed(), 1)[0]
+    key = config["voter_codes_key"].encode()
+    with sync_engine.begin() as conn:
+        conn.execute(
+            schema.voter_code.insert().values(
+                question_id=question["id"], code_hash=codes.code_hash(key, question["id"], code)
+            )
+        )
+    b = question["choices"][1]
+    link = f"/poll/{question['id']}?code={codes.grouped(code)}"
+    assert f'value="{codes.grouped(code)}"' in await (await anonymous.get(link)).text()
+    voted = await anonymous.post(
+        f"/poll/{question['id']}/rank", data=[(f"rank-{b}", "1"), ("code", code)], allow_redirects=False
+    )
+    assert voted.status == 302
+    again = await (await anonymous.get(link)).text()
+    assert "You ranked the choices as shown below." in again
+    assert f'value="{codes.grouped(code)}"' in again
