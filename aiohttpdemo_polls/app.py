@@ -11,7 +11,18 @@ from .api import routes as api
 from .live import routes as live
 from .maker import routes as maker
 from .pages import routes as pages
-from .web import cache, checks, compression, counting, database, errors, headers, templates, voting
+from .web import (
+    cache,
+    checks,
+    compression,
+    counting,
+    database,
+    errors,
+    headers,
+    retention,
+    templates,
+    voting,
+)
 from .web import config as app_config
 
 
@@ -33,6 +44,7 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
     cache.setup(app)
     live.setup(app)
     voting.setup(app)
+    retention.setup(app)
     pages.setup(app)
     maker.setup(app)
     api.setup(app)
