@@ -11,6 +11,7 @@ def setup(app: web.Application) -> None:
     router.add_get("/", views.index, name="index")
     router.add_get(POLL, views.poll, name="poll")
     router.add_post(POLL + "/vote", views.vote, name="vote")
+    router.add_post(POLL + "/remove-vote", views.remove_vote, name="remove_vote")
     router.add_get(POLL + "/results", views.results, name="results")
     # For a projector: the question, a QR code of the poll's link, the live results.
     router.add_get(POLL + "/present", present.present, name="present")
