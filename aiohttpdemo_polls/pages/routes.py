@@ -3,7 +3,7 @@
 from aiohttp import web
 
 from ..web.routes import POLL
-from . import health, language, present, robots, views
+from . import health, language, present, privacy, robots, views
 
 
 def setup(app: web.Application) -> None:
@@ -17,5 +17,7 @@ def setup(app: web.Application) -> None:
     router.add_get(POLL + "/present", present.present, name="present")
     # The switch on every page: sets the polls_lang cookie, then back to the page.
     router.add_post("/language", language.choose_language, name="language")
+    # What the site stores and for how long; linked from every page's footer.
+    router.add_get("/privacy", privacy.privacy, name="privacy")
     router.add_get("/healthz", health.healthz, name="healthz")
     router.add_get("/robots.txt", robots.robots, name="robots")

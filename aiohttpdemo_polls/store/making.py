@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .changes import Changes
-from .schema import ballot, choice, closed, poll_creation, question
+from .schema import ballot, choice, closed, closed_since, poll_creation, question
 
 CREATION_WINDOW = timedelta(hours=1)
 
@@ -125,6 +125,7 @@ async def managed_poll(conn: Any, question_id: int) -> Any:
         question.c.results,
         question.c.lock_votes,
         closed.label("closed"),
+        closed_since.label("closed_since"),
         ballots.label("ballots"),
     ).where(question.c.id == question_id)
     return await (await conn.execute(query)).first()
