@@ -14,6 +14,7 @@ import aiopg.sa
 from . import logs, settings
 from .serve import MAX_WORKERS, run, run_gunicorn
 from .store import pgserver, provision, retention
+from .store.changes import Changes
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -90,9 +91,15 @@ async def _purge(url: str, closed_days: int, dry_run: bool) -> int:
                 print(f"{poll.id}\t{poll.question_text}\tclosed since {poll.closed_since:%Y-%m-%d %H:%M %Z}")
             print(f"{len(expired)} polls closed over {closed_days} days would be deleted")
             return 0
-        # The running app hears of it through the schema's triggers, as of any SQL.
-        deleted = await retention.purge_polls(conn, None, closed_days, wait=True)
-    print(f"deleted {len(deleted or [])} polls closed over {closed_days} days")
+        # A bus nobody here listens to: the running app hears of it through the schema's triggers.
+        bus = Changes(url)
+        deleted: list[int] = []
+        while True:  # a batch per transaction, as the app's job
+            ids = await retention.purge_polls(conn, bus, closed_days, wait=True, limit=retention.PURGE_BATCH)
+            deleted += ids or []
+            if len(ids or []) < retention.PURGE_BATCH:
+                break
+    print(f"deleted {len(deleted)} polls closed over {closed_days} days")
     return 0
 
 

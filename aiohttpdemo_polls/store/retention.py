@@ -35,6 +35,10 @@ _LOCK_CLASS = 0x706F6C6C  # "poll"
 POLLS_LOCK = (_LOCK_CLASS, 1)
 COUNTERS_LOCK = (_LOCK_CLASS, 2)
 
+# Polls deleted per transaction: a backlog (retention just turned on, a long outage) goes in
+# bounded steps, each within STEP_TIMEOUT, rather than one transaction that never ends.
+PURGE_BATCH = 500
+STEP_TIMEOUT = 60.0  # seconds one transaction of a sweep may take before it is given up
 POLLS_EVERY = 3600.0  # seconds between two sweeps of old polls in one process
 COUNTERS_EVERY = 60.0  # seconds between two sweeps of rate-limit counters: cheap, index range
 # The first sweep of a process comes a while after it starts, at a random moment, so that a
@@ -77,23 +81,32 @@ async def _locked(conn: Any, key: tuple[int, int], wait: bool) -> bool:
 
 
 async def purge_polls(
-    conn: Any, changes: Changes | None, closed_days: int, wait: bool = False
+    conn: Any, changes: Changes, closed_days: int, wait: bool = False, limit: int | None = None
 ) -> list[int] | None:
-    """Delete the polls closed longer than `closed_days`, with their choices, ballots, votes and
-    whatever else cascades from them; their ids, or None when another process was sweeping
-    (`wait`: wait for it, then sweep what is left). The bus hears of them once committed."""
+    """Delete the polls closed longer than `closed_days` (at most `limit`, oldest ids first),
+    with their choices, ballots, votes and whatever else cascades from them; their ids, or None
+    when another process was sweeping (`wait`: wait for it, then sweep what is left). A poll
+    locked meanwhile (its maker reopening it) is left for the next sweep. The bus of changes
+    hears of them once committed (other processes, from the schema's triggers)."""
     if closed_days <= 0:
         return []
-    begin = conn.begin() if changes is None else changes.transaction(conn)
-    async with begin as changed:
+    doomed = (
+        sa.select(schema.question.c.id)
+        .where(_older_than(closed_days))
+        .order_by(schema.question.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    delete = (
+        schema.question.delete()
+        .where(schema.question.c.id.in_(doomed.scalar_subquery()))
+        .returning(schema.question.c.id)
+    )
+    async with changes.transaction(conn) as changed:
         if not await _locked(conn, POLLS_LOCK, wait):
             return None
-        deleted = await conn.execute(
-            schema.question.delete().where(_older_than(closed_days)).returning(schema.question.c.id)
-        )
-        ids = sorted(row.id for row in await deleted.fetchall())
-        if changes is not None:
-            changed.update(ids)
+        ids = sorted(row.id for row in await (await conn.execute(delete)).fetchall())
+        changed.update(ids)
     return ids
 
 
@@ -124,6 +137,7 @@ class Sweeper:
         polls_every: float = POLLS_EVERY,
         counters_every: float = COUNTERS_EVERY,
         first_delay: tuple[float, float] = FIRST_DELAY,
+        batch: int = PURGE_BATCH,
     ) -> None:
         self.engine = engine
         self.changes = changes
@@ -131,6 +145,7 @@ class Sweeper:
         self.polls_every = polls_every
         self.counters_every = counters_every
         self.first_delay = first_delay
+        self.batch = batch
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -161,8 +176,7 @@ class Sweeper:
         if self.changes.away:  # the database is known to be out of reach: next time
             return
         try:
-            async with asyncio.timeout(max(self.engine.timeout, 1) * 6):
-                await sweep()
+            await sweep()
         except (psycopg2.Error, TimeoutError, OSError) as exc:
             log.warning("retention: sweeping %s failed (%s); trying again later", what, logs.first_line(exc))
         except Exception:
@@ -170,14 +184,24 @@ class Sweeper:
             log.exception("retention: sweeping %s failed", what)
 
     async def sweep_polls(self) -> list[int] | None:
+        """Delete the polls past their time, a batch per transaction; their ids, or None when
+        another process was sweeping."""
         if self.closed_days <= 0:
             return []
-        async with connections.connection(self.engine) as conn:
-            ids = await purge_polls(conn, self.changes, self.closed_days)
-        if ids:
-            log.info("retention: deleted %d polls closed over %d days: %s", len(ids), self.closed_days, ids)
-        return ids
+        swept: list[int] = []
+        while True:
+            async with asyncio.timeout(STEP_TIMEOUT), connections.connection(self.engine) as conn:
+                ids = await purge_polls(conn, self.changes, self.closed_days, limit=self.batch)
+            if ids is None:
+                return swept or None
+            if ids:
+                log.info(
+                    "retention: deleted %d polls closed over %d days: %s", len(ids), self.closed_days, ids
+                )
+            swept += ids
+            if len(ids) < self.batch:
+                return swept
 
     async def sweep_counters(self) -> int | None:
-        async with connections.connection(self.engine) as conn:
+        async with asyncio.timeout(STEP_TIMEOUT), connections.connection(self.engine) as conn:
             return await purge_counters(conn)

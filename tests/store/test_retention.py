@@ -96,6 +96,26 @@ async def test_closed_since_is_the_earlier_of_the_close_and_the_closing_date(eng
     assert abs(expired[0].closed_since - ago(200)) < timedelta(minutes=1)
 
 
+async def test_a_backlog_is_deleted_a_batch_per_transaction(engine, bus, make_question, sync_engine):
+    old = [make_question(f"Old {n}", days=-400, closed_at=ago(200))["id"] for n in range(7)]
+    async with engine.acquire() as conn:
+        assert await retention.purge_polls(conn, bus, 180, limit=3) == old[:3]
+    sweeper = retention.Sweeper(engine, bus, 180, batch=3)
+    assert await sweeper.sweep_polls() == old[3:]
+    assert poll_ids(sync_engine) == set()
+
+
+async def test_a_poll_locked_by_its_maker_waits_for_the_next_sweep(engine, bus, make_question, sync_engine):
+    busy, idle = (make_question(days=-400, closed_at=ago(200))["id"] for _ in range(2))
+    with sync_engine.connect() as maker:  # reopening it, say: its row is locked
+        maker.execute(sa.text("SELECT 1 FROM question WHERE id = :id FOR UPDATE"), {"id": busy})
+        async with engine.acquire() as conn:
+            assert await retention.purge_polls(conn, bus, 180) == [idle]
+        maker.rollback()
+    async with engine.acquire() as conn:
+        assert await retention.purge_polls(conn, bus, 180) == [busy]
+
+
 async def test_zero_days_keeps_every_poll(engine, bus, make_question, sync_engine):
     make_question(days=-4000, closed_at=ago(3000))
     async with engine.acquire() as conn:
