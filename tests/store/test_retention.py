@@ -200,6 +200,7 @@ async def test_sweeper_sweeps_at_its_intervals_until_stopped(
     assert sweeper._task is None
 
 
+@pytest.mark.slow
 async def test_sweeper_survives_a_failing_sweep_and_a_database_gone_and_back(
     stoppable_database, make_question, eventually, caplog
 ):
