@@ -40,7 +40,7 @@ COUNTERS_LOCK = (_LOCK_CLASS, 2)
 PURGE_BATCH = 500
 STEP_TIMEOUT = 60.0  # seconds one transaction of a sweep may take before it is given up
 POLLS_EVERY = 3600.0  # seconds between two sweeps of old polls in one process
-COUNTERS_EVERY = 60.0  # seconds between two sweeps of rate-limit counters: cheap, index range
+COUNTERS_EVERY = 60.0  # seconds between two sweeps of rate-limit counters: cheap, they hold an hour
 # The first sweep of a process comes a while after it starts, at a random moment, so that a
 # fleet started together does not sweep together, and a process restarted often still sweeps.
 FIRST_DELAY = (60.0, 300.0)
