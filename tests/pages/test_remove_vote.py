@@ -5,6 +5,7 @@ from html import escape
 
 from live_frames import counts, frame
 
+from aiohttpdemo_polls.app import init_app
 from aiohttpdemo_polls.web.voting import (
     NO_VOTE_TO_REMOVE,
     REMOVAL_CLOSED,
@@ -124,3 +125,19 @@ async def test_the_counts_drop_at_once_on_cached_pages_and_live_results(
         assert '<span class="votes">1</span> vote ' in page[page.index(yes_count) :]
         update = await frame(ws, timeout=2)
     assert update["total"] == 1 and counts(update) == {yes: 1, no: 0}
+
+
+async def test_a_removal_reaches_the_live_watchers_of_another_process(
+    aiohttp_client, config, make_question, vote
+):
+    # Two apps on one database, as two processes: the second hears of it through NOTIFY.
+    first = await aiohttp_client(init_app(config=config))
+    second = await aiohttp_client(init_app(config=config))
+    question = make_question(choices=("Yes", "No"))
+    yes, no = question["choices"]
+    await vote(first, question["id"], no)
+    async with second.ws_connect(f"/poll/{question['id']}/live") as ws:
+        assert counts(await frame(ws)) == {yes: 0, no: 1}
+        assert (await remove(first, question["id"])).status == 303
+        update = await frame(ws, timeout=2)
+    assert counts(update) == {yes: 0, no: 0}
