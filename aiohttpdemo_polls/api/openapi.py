@@ -5,8 +5,8 @@ the JSON types; the rules beyond them are the new-poll form's, answered per fiel
 import json
 from typing import Any
 
-from ..maker.form import MAX_CHOICES
-from ..store.schema import PG_INT_MAX
+from ..maker.form import MAX_CHOICES, NEW_KINDS
+from ..store.schema import KINDS, PG_INT_MAX
 from ..web import statuses
 from ..web.voting import VOTER_COOKIE
 
@@ -65,6 +65,8 @@ _LINKS = {
     "required": ["self", "vote", "page", "results"],
 }
 _WHEN = {"type": ["string", "null"], "format": "date-time"}
+_IDS = {"type": "array", "items": {"type": "integer"}}
+_ID_OR_NULL = {"type": ["integer", "null"]}
 # What a poll in the list and a poll read alone both say of it; "closed" is true once closed_at
 # is set or closes_at has passed.
 _POLL_HEAD = {
@@ -134,6 +136,9 @@ SCHEMAS: dict[str, Any] = {
                 "items": {"type": "integer"},
                 "description": "The choices this caller's voter cookie voted for.",
             },
+            "kind": {"enum": list(KINDS), "description": "`ranked`: voters rank the choices."},
+            "my_ranking": {**_IDS, "description": "A ranked poll: this caller's ranking, best first."},
+            "count": _ref("schemas", "RankedCount"),
             "links": _LINKS,
         },
         "required": [
@@ -152,6 +157,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "VoteRequest": {
         "type": "object",
+        "description": "`choices` for a poll with choices, `ranking` for a ranked poll: one of the two.",
         "properties": {
             "choices": {
                 "type": "array",
@@ -159,10 +165,81 @@ SCHEMAS: dict[str, Any] = {
                 "minItems": 1,
                 "maxItems": MAX_CHOICES,
                 "description": "Ids of the chosen choices: one, or several where the poll is `multiple`.",
-            }
+            },
+            "ranking": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1, "maximum": PG_INT_MAX},
+                "minItems": 1,
+                "maxItems": MAX_CHOICES,
+                "uniqueItems": True,
+                "description": "A ranked poll: choice ids, best first; unranked choices left out.",
+            },
         },
-        "required": ["choices"],
+        "minProperties": 1,
+        "maxProperties": 1,
         "additionalProperties": False,
+    },
+    "RankedCount": {
+        "type": "object",
+        "description": "A ranked poll's count (only where counts_visible): instant runoff round by round, "
+        "and head to head.",
+        "properties": {
+            "ballots": {"type": "integer", "minimum": 0},
+            "winner": {**_ID_OR_NULL, "description": "More than half of the ballots still counting."},
+            "beats_all": {**_ID_OR_NULL, "description": "The choice that beats every other head to head."},
+            "rounds": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "round": {"type": "integer", "minimum": 1},
+                        "votes": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {"choice": {"type": "integer"}, "votes": {"type": "integer"}},
+                                "required": ["choice", "votes"],
+                            },
+                            "description": "Choices still in the count, with their votes this round.",
+                        },
+                        "exhausted": {
+                            "type": "integer",
+                            "description": "Ballots with no ranked choice left.",
+                        },
+                        "eliminated": {**_IDS, "description": "Out after this round."},
+                        "transfers": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {"to": _ID_OR_NULL, "ballots": {"type": "integer"}},
+                                "required": ["to", "ballots"],
+                            },
+                            "description": "Where the eliminated ballots went (`to` null: exhausted).",
+                        },
+                        "tie_break": {
+                            "enum": ["earlier_rounds", "first_preferences", "draw", None],
+                            "description": "The step of `tie_rule` that broke a tie for elimination.",
+                        },
+                    },
+                    "required": ["round", "votes", "exhausted", "eliminated", "transfers", "tie_break"],
+                },
+            },
+            "head_to_head": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "choice": {"type": "integer"},
+                        "over": {"type": "integer"},
+                        "voters": {"type": "integer", "description": "Voters ranking `choice` above `over`."},
+                    },
+                    "required": ["choice", "over", "voters"],
+                },
+            },
+            "tie_rule": {"type": "string"},
+            "seed": {"type": "integer", "description": "The seed of the draws: the poll's id."},
+        },
+        "required": ["ballots", "winner", "beats_all", "rounds", "head_to_head", "tie_rule", "seed"],
     },
     "Ballot": {
         "type": "object",
@@ -175,6 +252,7 @@ SCHEMAS: dict[str, Any] = {
                 "description": "The choices counted for this caller (an earlier ballot's, if it had one);"
                 " none once removed.",
             },
+            "ranking": {**_IDS, "description": "A ranked poll: the ranking counted for this caller."},
             "links": _LINKS,
         },
         "required": ["status", "message", "choices", "links"],
@@ -187,7 +265,12 @@ SCHEMAS: dict[str, Any] = {
             "choices": {
                 "type": "array",
                 "items": {"type": "string"},
-                "description": "2 to 20 different texts; empty ones are left out.",
+                "description": "2 to 20 different texts (3 to 20 to rank); empty ones are left out.",
+            },
+            "kind": {
+                "enum": [kind for kind, _ in NEW_KINDS],
+                "default": "choices",
+                "description": "`ranked`: voters rank the choices, counted by instant runoff.",
             },
             "multiple": {"type": "boolean", "default": False},
             "closes_at": {

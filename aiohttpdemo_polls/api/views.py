@@ -11,13 +11,14 @@ from aiohttp import web
 
 from ..maker import creation
 from ..maker.form import MAX_CHOICES, check_new_poll, json_fields, json_names
-from ..store import connections, polls, rules
+from ..store import connections, polls, ranked, rules
 from ..store.votes import RemovalOutcome, VoteOutcome, ballot_choices
 from ..web.cache import cache_key, expiry
 from ..web.config import config_key, site
 from ..web.content import poll_expiry, published_content, voters_poll
 from ..web.database import engine_key
 from ..web.links import absolute
+from ..web.ranked import count_document, ranked_count
 from ..web.request import PAGE_SIZE, page_count, page_number, poll_id
 from ..web.voting import (
     ALREADY_VOTED,
@@ -42,11 +43,17 @@ JSON_TYPES = ("application/json",)
 NOT_OBJECT = "The body must be a JSON object."
 UNKNOWN_FIELD = "This field is not known here."
 NOT_A_LIST_OF_IDS = "Give the ids of the chosen choices as a list of whole numbers."
+NOT_A_RANKING = "Give the ranking as a list of choice ids, best first, each once."
+EMPTY_RANKING = "Rank at least one choice."
+NOT_RANKED_CHOICE = "One of these is not a choice of this poll."
+RANK_THIS_POLL = "This poll is ranked: send `ranking`, the choice ids best first."
+NOT_A_RANKED_POLL = "This poll is not ranked: send `choices`."
+ONE_OF_VOTE = "Send either `choices` or `ranking`."
 NOT_CHOICE = "One of these is not a choice of this poll, or the poll takes only one choice."
 KEEP_MANAGE_LINK = "Keep the manage link: it is shown only this once; it closes, edits and deletes the poll."
 BAD_PAGE = "The page must be a whole number from 1."
 NEW_POLL_FIELDS = frozenset(
-    {"question_text", "choices", "multiple", "closes_at", "results", "lock_votes", "creation_key"}
+    {"question_text", "choices", "multiple", "closes_at", "results", "lock_votes", "creation_key", "kind"}
 )
 
 # Given whole: a Content-Type set through `content_type=` is parsed again on every response.
@@ -164,15 +171,16 @@ async def poll(request: web.Request) -> web.Response:
             # Read inside the load, as the pages do: one lookup on a hit, and content that
             # changed while the body was being made is never kept under the new state.
             question, choices = await published_content(request, question_id)
-            return _poll_body(request, question, choices), poll_expiry(question)
+            return await _poll_body(request, question, choices), poll_expiry(question)
 
         body = await site(request)[cache_key].get(("api_poll", question_id), load)
     else:  # read for them: their own vote, just committed, is in it
-        body = _poll_body(request, *await voters_poll(request, question_id, voter))
+        question, choices = await voters_poll(request, question_id, voter)
+        body = await _poll_body(request, question, choices, voter)
     return web.Response(body=body, headers=_JSON_HEADERS)
 
 
-def _poll_body(request: web.Request, question: Any, choices: list) -> bytes:
+async def _poll_body(request: web.Request, question: Any, choices: list, voter: str | None = None) -> bytes:
     mine = [c.id for c in choices if c.mine]
     visible = _counts_visible(question, voted=bool(mine))
     body: dict[str, Any] = {
@@ -183,6 +191,7 @@ def _poll_body(request: web.Request, question: Any, choices: list) -> bytes:
         "closed_at": _iso(question.closed_at),
         "closed": question.closed,
         "multiple": question.multiple,
+        "kind": question.kind,
         "counts_visible": visible,
         "choices": [
             {
@@ -197,7 +206,29 @@ def _poll_body(request: web.Request, question: Any, choices: list) -> bytes:
     }
     if visible:
         body["total"] = sum(c.votes for c in choices)
+    if question.kind == "ranked":
+        body["my_ranking"] = await _my_ranking(request, question.id, voter) if mine and voter else []
+        if visible:
+            body["count"] = count_document(await ranked_count(site(request), question.id))
     return json.dumps(body, ensure_ascii=False).encode()
+
+
+async def _my_ranking(request: web.Request, question_id: int, voter: str) -> list[int]:
+    async with connections.connection(site(request)[engine_key]) as conn:
+        return await ranked.my_ranking(conn, question_id, voter)
+
+
+def _ranking(body: Mapping[str, Any]) -> list[int]:
+    ranking = body.get("ranking")
+    if not isinstance(ranking, list) or not all(type(c) is int for c in ranking):
+        raise Problem(422, errors={"ranking": NOT_A_RANKING})
+    if not ranking:
+        raise Problem(422, errors={"ranking": EMPTY_RANKING})
+    if len(set(ranking)) != len(ranking):
+        raise Problem(422, NOT_A_RANKING, errors={"ranking": NOT_A_RANKING})
+    if len(ranking) > MAX_CHOICES or not possible_ballot(ranking):
+        raise Problem(422, NOT_RANKED_CHOICE, errors={"ranking": NOT_RANKED_CHOICE})
+    return ranking
 
 
 def _chosen_ids(body: Mapping[str, Any]) -> list[int]:
@@ -223,19 +254,27 @@ _BALLOT_STATUS = {
 async def vote(request: web.Request) -> web.Response:
     """Cast the caller's ballot, as the voting form does; answer with their ballot."""
     question_id = poll_id(request)
-    chosen = _chosen_ids(await read_object(request, frozenset({"choices"})))
-    ballot = await cast(request, question_id, chosen)
+    body = await read_object(request, frozenset({"choices", "ranking"}))
+    is_ranking = "ranking" in body
+    if is_ranking == ("choices" in body):
+        raise Problem(422, ONE_OF_VOTE, errors={"choices": ONE_OF_VOTE, "ranking": ONE_OF_VOTE})
+    chosen = _ranking(body) if is_ranking else _chosen_ids(body)
+    ballot = await cast(request, question_id, chosen, ranked=is_ranking)
     outcome = ballot.outcome
     if outcome is VoteOutcome.INVALID_CHOICE:
         content = await published_content(request, question_id)  # 404 when there is no poll
         if not content.question.closed:
-            raise Problem(422, NOT_CHOICE, errors={"choices": NOT_CHOICE})
+            raise _not_this_poll(content.question.kind == "ranked", is_ranking)
         outcome = VoteOutcome.CLOSED
     if outcome is VoteOutcome.CLOSED:
         raise Problem(409, VOTING_CLOSED)
-    if outcome is VoteOutcome.ALREADY_VOTED:  # their earlier ballot, which may differ (lock_votes)
+    if outcome is VoteOutcome.ALREADY_VOTED and is_ranking:
+        mine = await _my_ranking(request, question_id, ballot.voter)
+    elif outcome is VoteOutcome.ALREADY_VOTED:  # their earlier ballot, which may differ (lock_votes)
         _, choices = await voters_poll(request, question_id, ballot.voter)
         mine = [c.id for c in choices if c.mine]
+    elif is_ranking:  # committed as asked
+        mine = list(chosen)
     else:  # committed as asked: no read needed, which would take a pool connection per vote
         mine = ballot_choices(chosen)
     status, message = _BALLOT_STATUS[outcome]
@@ -243,11 +282,23 @@ async def vote(request: web.Request) -> web.Response:
         "status": status,
         "message": message,
         "choices": mine,
+        **({"ranking": mine} if is_ranking else {}),
         "links": _poll_links(request, question_id),
     }
     response = _json(body, status=202 if outcome is VoteOutcome.UNKNOWN else 200)
     set_voter_cookie(response, ballot)
     return response
+
+
+def _not_this_poll(ranked_poll: bool, is_ranking: bool) -> Problem:
+    """A 422 naming the field: a ballot of the other kind, or a choice the poll lacks."""
+    if ranked_poll and not is_ranking:
+        return Problem(422, RANK_THIS_POLL, errors={"choices": RANK_THIS_POLL})
+    if is_ranking and not ranked_poll:
+        return Problem(422, NOT_A_RANKED_POLL, errors={"ranking": NOT_A_RANKED_POLL})
+    if is_ranking:
+        return Problem(422, NOT_RANKED_CHOICE, errors={"ranking": NOT_RANKED_CHOICE})
+    return Problem(422, NOT_CHOICE, errors={"choices": NOT_CHOICE})
 
 
 async def remove_vote(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ import socket
 import struct
 import sys
 import termios
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 
 import psycopg2
@@ -85,8 +85,15 @@ class Watcher:
         return waiting
 
 
-def encode(question_id: int, counts: polls.LiveCounts | None, hidden: bool = False) -> str:
-    """The frame for one poll: its counters (or, `hidden`, only its choices), or that it is gone."""
+# A ranked poll's count, as a digest of what its tables show (web/ranked.live_version).
+RankedVersion = Callable[[int], Awaitable[str]]
+
+
+def encode(
+    question_id: int, counts: polls.LiveCounts | None, hidden: bool = False, ranked: str | None = None
+) -> str:
+    """The frame for one poll: its counters (or, `hidden`, only its choices), or that it is gone.
+    A ranked poll's also carries its count's version (`ranked`)."""
     if counts is None:
         return json.dumps({"question_id": question_id, "deleted": True})
     if hidden:
@@ -98,14 +105,15 @@ def encode(question_id: int, counts: polls.LiveCounts | None, hidden: bool = Fal
                 "choices": [{"id": c} for c, _, _ in counts.choices],
             }
         )
-    return json.dumps(
-        {
-            "question_id": question_id,
-            "total": sum(votes for _, votes, _ in counts.choices),
-            "closed": counts.closed,
-            "choices": [{"id": c, "votes": v, "percent": p} for c, v, p in counts.choices],
-        }
-    )
+    frame = {
+        "question_id": question_id,
+        "total": sum(votes for _, votes, _ in counts.choices),
+        "closed": counts.closed,
+        "choices": [{"id": c, "votes": v, "percent": p} for c, v, p in counts.choices],
+    }
+    if ranked is not None:
+        frame["ranked"] = ranked
+    return json.dumps(frame)
 
 
 class Live:
@@ -119,8 +127,10 @@ class Live:
         window_ms: int,
         max_watchers: int,
         heartbeat_s: float,
+        ranked_version: RankedVersion | None = None,
     ) -> None:
         self.engine = engine
+        self.ranked_version = ranked_version
         self.listening = listening  # False while no change can be heard
         self.window = window_ms / 1000
         self.max_watchers = max_watchers
@@ -302,6 +312,7 @@ class Live:
         try:
             async with connections.connection(self.engine) as conn:
                 found = await polls.live_counts(conn, wanted)
+            versions = await self._ranked_versions(found)
         except (psycopg2.Error, TimeoutError) as exc:
             # The database is away (refused, or silent past `database.timeout` across a lost
             # network): the listener notices too and resyncs once it is back.
@@ -311,7 +322,7 @@ class Live:
             return
         for question_id in wanted:
             counts = found.get(question_id)
-            frames = _Frames(question_id, counts)
+            frames = _Frames(question_id, counts, versions.get(question_id))
             watching = self._watchers.get(question_id)
             sent = self._sent.get(question_id, {})
             targets: dict[bool, list[Watcher]] = {}
@@ -337,6 +348,16 @@ class Live:
                 self._gone(question_id)
             else:
                 self._schedule_close(question_id, counts)
+
+    async def _ranked_versions(self, found: dict[int, polls.LiveCounts]) -> dict[int, str]:
+        """Each ranked poll's count version: counted (or taken from the cache) once per frame."""
+        if self.ranked_version is None:
+            return {}
+        return {
+            question_id: await self.ranked_version(question_id)
+            for question_id, counts in found.items()
+            if counts.kind == "ranked"
+        }
 
     async def _send(self, watchers: list[Watcher], frame: bytes) -> None:
         """Write one frame, built once, to each watcher's socket, never waiting for any.
@@ -410,13 +431,15 @@ class Live:
 class _Frames(dict):
     """One poll's frames by kind (hidden or not), each built once, when first asked for."""
 
-    def __init__(self, question_id: int, counts: polls.LiveCounts | None) -> None:
+    def __init__(self, question_id: int, counts: polls.LiveCounts | None, ranked: str | None = None) -> None:
         super().__init__()
         self.question_id = question_id
         self.counts = counts
+        self.ranked = ranked
 
     def __missing__(self, hidden: bool) -> bytes:
-        frame = self[hidden] = aiohttp_private.text_frame(encode(self.question_id, self.counts, hidden))
+        text = encode(self.question_id, self.counts, hidden, self.ranked)
+        frame = self[hidden] = aiohttp_private.text_frame(text)
         return frame
 
 

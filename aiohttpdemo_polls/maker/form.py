@@ -11,16 +11,24 @@ from typing import Any
 
 from multidict import MultiDict, MultiMapping
 
-from ..store.schema import RESULTS, TEXT_MAX
+from ..store.schema import KINDS, RESULTS, TEXT_MAX
 from ..web.i18n import N_
 
 MIN_CHOICES = 2
 MAX_CHOICES = 20
+# The kinds of poll /poll/new offers, each with its label there: a new kind adds its line.
+NEW_KINDS = (
+    ("choices", N_("Voters pick a choice")),
+    ("ranked", N_("Voters rank the choices")),
+)
+# Fewer choices than this leave nothing to rank: with two, a ranking is a single cross.
+MIN_CHOICES_OF_KIND = {"ranked": 3}
 SHOWN_CHOICES = 5  # empty choice fields on a fresh form
 MAX_OFFSET_MINUTES = 18 * 60  # the widest UTC offset a clock can show
 
 QUESTION_REQUIRED = N_("Write a question.")
 TOO_FEW_CHOICES = N_("Give at least %(count)d choices.", count=MIN_CHOICES)
+TOO_FEW_TO_RANK = N_("Give at least %(count)d choices to rank.", count=MIN_CHOICES_OF_KIND["ranked"])
 TOO_MANY_CHOICES = N_("Give at most %(count)d choices.", count=MAX_CHOICES)
 CHOICE_REQUIRED = N_("Write a text for this choice.")
 DUPLICATE_CHOICE = N_("This choice is the same as an earlier one.")
@@ -30,6 +38,7 @@ BAD_OFFSET = N_("Your browser sent a time zone offset that is not valid.")
 NOT_TEXT = N_("This field must be text.")
 CONTROL_CHARACTER = N_("Remove the control character (such as a NUL byte or a tab) from this field.")
 RESULTS_UNKNOWN = N_("Pick when the results are shown: always, after voting, or after voting closes.")
+KIND_UNKNOWN = N_("Pick what voters do: pick a choice or rank the choices.")
 
 # What a `datetime-local` input sends (seconds optional), or the same typed with a space.
 _DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?")
@@ -69,10 +78,11 @@ class PollForm:
     """A new-poll or edit form as typed, and what is wrong with it.
 
     `errors` maps a field to its message: `question_text`, `choices` (the count),
-    `choice-N` (the N-th choice field, from 0), `closes_at`, `results`.
+    `choice-N` (the N-th choice field, from 0), `closes_at`, `results`, `kind`.
     """
 
     question_text: str = ""
+    kind: str = KINDS[0]  # schema.KINDS, one of NEW_KINDS
     choices: list[str] = field(default_factory=lambda: [""] * SHOWN_CHOICES)
     multiple: bool = False
     closes_at: str = ""
@@ -111,6 +121,7 @@ def _shown(typed: PollForm) -> PollForm:
     typed.choices = [_visible(c) for c in typed.choices]
     typed.closes_at = _visible(typed.closes_at)
     typed.results = _visible(typed.results)
+    typed.kind = _visible(typed.kind)
     typed.tz_offset = ""  # the browser's script sets it again on the next submit
     return typed
 
@@ -134,8 +145,12 @@ def _typed(form: MultiMapping) -> tuple[PollForm, set[str]]:
     results = _text(form, "results")
     if results is None:
         not_text.add("results")
+    kind = _text(form, "kind")
+    if kind is None:
+        not_text.add("kind")
     typed = PollForm(
         question_text=question_text or "",
+        kind=kind or KINDS[0],  # left out (an older page, a script): a poll with choices
         choices=choices,
         multiple=bool(form.get("multiple")),
         closes_at=closes_at or "",
@@ -171,6 +186,12 @@ def check_new_poll(form: MultiMapping, now: datetime | None = None) -> PollForm:
     _check_closes_at(typed, now or datetime.now(UTC))
     if typed.results not in RESULTS:
         typed.errors["results"] = RESULTS_UNKNOWN
+    if typed.kind not in dict(NEW_KINDS):
+        typed.errors["kind"] = KIND_UNKNOWN
+    elif typed.kind == "ranked":
+        typed.multiple = False  # a ranking names several choices by its nature
+        if "choices" not in typed.errors and len(typed.choice_texts) < MIN_CHOICES_OF_KIND["ranked"]:
+            typed.errors["choices"] = TOO_FEW_TO_RANK
     for name in not_text:
         typed.errors[name] = NOT_TEXT
     return typed if typed.valid else _shown(typed)
@@ -264,6 +285,7 @@ NOT_A_LIST_OF_TEXTS = "Give the choices as a list of texts."
 NOT_BOOLEAN = "This field must be true or false."
 NOT_TEXT_OR_NULL = "This field must be text, or null."
 NOT_RESULTS = "This field must be one of: " + ", ".join(RESULTS) + "."
+NOT_KIND = "This field must be one of: " + ", ".join(kind for kind, _ in NEW_KINDS) + "."
 # RFC 3339 as `closes_at` takes it: the form's date and time, fractions of a second dropped,
 # and the offset (Z or ±hh:mm) handed to the form as its `tz_offset` minutes.
 _RFC3339 = re.compile(r"(?P<local>[0-9T: -]+?)(?:\.[0-9]+)?(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?")
@@ -302,6 +324,11 @@ def json_fields(body: Mapping[str, Any]) -> tuple[MultiDict, dict[str, str]]:
         form["results"] = results
     else:  # a fixed set of strings is a JSON type of its own (an enum in the API's document)
         errors["results"] = NOT_RESULTS
+    kind = body.get("kind", KINDS[0])
+    if isinstance(kind, str) and kind in dict(NEW_KINDS):
+        form["kind"] = kind
+    else:
+        errors["kind"] = NOT_KIND
     return form, errors
 
 

@@ -15,6 +15,7 @@ from ..web.database import changes_key, engine_key
 from ..web.forms import read_form
 from ..web.i18n import N_
 from ..web.links import absolute
+from ..web.ranked import count_context
 from ..web.request import poll_id
 from .form import PollForm, check_edit
 
@@ -83,6 +84,8 @@ async def _render(
         "edit_error": edit_error,
         "deletion": deletion(poll, site(request)[config_key]["retention"]["closed_days"]),
     }
+    if poll.kind == "ranked":  # the count round by round, as its results page shows it
+        context.update(await count_context(site(request), poll, choices, show_counts=True))
     # Its address is the key to the poll: web/headers.py keeps it from caches and Referers.
     return aiohttp_jinja2.render_template("manage.html", request, context, status=status)
 

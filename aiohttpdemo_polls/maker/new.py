@@ -6,7 +6,7 @@ from aiohttp import web
 from ..web.config import config_key, site
 from ..web.forms import read_form
 from . import creation
-from .form import PollForm, check_new_poll, with_another_choice
+from .form import NEW_KINDS, PollForm, check_new_poll, with_another_choice
 
 
 def render_form(
@@ -16,6 +16,7 @@ def render_form(
         "request": request,
         "form": form,
         "focus_last": focus_last,
+        "new_kinds": NEW_KINDS,
         "needs_key": creation.needs_key(site(request)[config_key]),
     }
     return aiohttp_jinja2.render_template("new_poll.html", request, context, status=status)

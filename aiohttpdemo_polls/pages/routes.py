@@ -3,7 +3,7 @@
 from aiohttp import web
 
 from ..web.routes import POLL
-from . import health, language, present, privacy, robots, views
+from . import health, language, present, privacy, ranked, robots, views
 
 
 def setup(app: web.Application) -> None:
@@ -11,6 +11,7 @@ def setup(app: web.Application) -> None:
     router.add_get("/", views.index, name="index")
     router.add_get(POLL, views.poll, name="poll")
     router.add_post(POLL + "/vote", views.vote, name="vote")
+    router.add_post(POLL + "/rank", ranked.rank, name="rank")  # a ranked poll's ballot
     router.add_post(POLL + "/remove-vote", views.remove_vote, name="remove_vote")
     router.add_get(POLL + "/results", views.results, name="results")
     # For a projector: the question, a QR code of the poll's link, the live results.

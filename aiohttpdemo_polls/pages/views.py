@@ -43,6 +43,7 @@ from ..web.voting import (
     set_voter_cookie,
     voter_id,
 )
+from . import kinds
 
 # The results page's ?notice= after a vote that was not simply counted, or taken back.
 VOTE_NOTICES = {
@@ -92,9 +93,12 @@ async def poll(request: web.Request) -> web.Response:
     them (read for it: not cached); everyone else the cached page.
     """
     question_id = poll_id(request)
+    content = await published_content(request, question_id)
+    pages = kinds.PAGES.get(content.question.kind)
+    if pages is not None:
+        return await pages.poll(request, content)
     voter = voter_id(request)
     if voter is not None:
-        content = await published_content(request, question_id)
         if content.question.closed:
             return await _voters_results(request, question_id, voter, notice=None)
         question, choices = await voters_poll(request, question_id, voter)
@@ -196,11 +200,14 @@ async def results(request: web.Request) -> web.Response:
     """
     question_id = poll_id(request)
     notice = _notice(request)
+    content = await published_content(request, question_id)
+    pages = kinds.PAGES.get(content.question.kind)
+    if pages is not None:
+        return await pages.results(request, content, notice)
     voter = voter_id(request)
     if voter is not None:
         return await _voters_results(request, question_id, voter, notice)
     if notice is not None:
-        content = await published_content(request, question_id)
         return _results_response(request, content.question, content.choices, notice, voted=False)
 
     async def render() -> tuple[bytes, float]:

@@ -43,12 +43,13 @@ async def create_poll(
     per_hour: int,
     results: str = "always",
     lock_votes: bool = False,
+    kind: str = "choices",
 ) -> int:
     """Publish a poll made in the browser, with its choices, all or nothing; its id.
 
     Counted against `client`'s `per_hour` in the same transaction (TooManyPolls past it).
     `results` says who sees the counts before voting closes (rules.py); `lock_votes` keeps
-    voters from changing their vote.
+    voters from changing their vote; `kind` is one of schema.KINDS.
     """
     async with changes.transaction(conn) as changed:
         await _count_creation(conn, client, per_hour)
@@ -62,6 +63,7 @@ async def create_poll(
                     token_hash=token_hash,
                     results=results,
                     lock_votes=lock_votes,
+                    kind=kind,
                 )
                 .returning(question.c.id)
             )
@@ -124,6 +126,7 @@ async def managed_poll(conn: Any, question_id: int) -> Any:
         question.c.token_hash,
         question.c.results,
         question.c.lock_votes,
+        question.c.kind,
         closed.label("closed"),
         closed_since.label("closed_since"),
         ballots.label("ballots"),

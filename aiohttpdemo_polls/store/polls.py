@@ -22,6 +22,7 @@ class Question(NamedTuple):
     closed: bool
     results: str  # who may see the counts (rules.may_see_counts)
     lock_votes: bool
+    kind: str  # schema.KINDS: which pages and count the poll has
 
 
 class Choice(NamedTuple):
@@ -46,6 +47,7 @@ def _poll_query(mine: Any) -> connections.Compiled:
             schema.closed.label("closed"),
             q.c.results,
             q.c.lock_votes,
+            q.c.kind,
             c.c.id.label("choice_id"),
             c.c.choice_text,
             c.c.votes,
@@ -95,6 +97,7 @@ async def published_poll(
         first["closed"],
         first["results"],
         first["lock_votes"],
+        first["kind"],
     )
     choices = [
         Choice(row["choice_id"], row["choice_text"], row["votes"], float(row["percent"]), row["mine"])
@@ -200,6 +203,7 @@ class LiveCounts(NamedTuple):
     results: str  # who may see the counts (rules.may_see_counts)
     # (choice id, votes, percent of the poll's total), in choice order.
     choices: list[tuple[int, int, float]]
+    kind: str = schema.KINDS[0]
 
 
 async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, LiveCounts]:
@@ -218,6 +222,7 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
             schema.closed.label("closed"),
             schema.question.c.closes_at,
             schema.question.c.results,
+            schema.question.c.kind,
             schema.choice.c.id.label("choice_id"),
             schema.choice.c.votes,
             schema.percent(total).label("percent"),
@@ -232,7 +237,9 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
     for row in await (await conn.execute(query)).fetchall():
         counts = found.get(row.question_id)
         if counts is None:
-            counts = found[row.question_id] = LiveCounts(bool(row.closed), row.closes_at, row.results, [])
+            counts = found[row.question_id] = LiveCounts(
+                bool(row.closed), row.closes_at, row.results, [], row.kind
+            )
         if row.choice_id is not None:
             counts.choices.append((row.choice_id, row.votes, float(row.percent)))
     return found

@@ -77,6 +77,8 @@ vote = sa.Table(
     sa.Column("voter", sa.String(64), primary_key=True),
     sa.Column("choice_id", sa.Integer, primary_key=True),
     sa.Column("voted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    # The place a ranked ballot gives this choice (1 is best); NULL in polls of other kinds.
+    sa.Column("rank", sa.SmallInteger),
     sa.ForeignKeyConstraint(
         ["question_id", "voter"], ["ballot.question_id", "ballot.voter"], ondelete="CASCADE"
     ),
@@ -84,6 +86,16 @@ vote = sa.Table(
         ["question_id", "choice_id"], ["choice.question_id", "choice.id"], ondelete="CASCADE"
     ),
     sa.Index("vote_question_id_choice_id_idx", "question_id", "choice_id"),
+    sa.CheckConstraint("rank >= 1", name="vote_rank_check"),
+    # Each place of a ranking once; checked at commit, as a change reorders rows one by one.
+    sa.UniqueConstraint(
+        "question_id",
+        "voter",
+        "rank",
+        name="vote_question_id_voter_rank_key",
+        deferrable=True,
+        initially="DEFERRED",
+    ),
 )
 
 # One row per poll made, by client address: the creation limit counts them here, so every

@@ -42,23 +42,28 @@ SPILL = 32  # ballots waiting before a second writer starts, or goes on after it
 # batch (RETRY), as is a voter's second ballot in one batch. Two changes are never applied
 # from one reading, so no vote is doubled or lost. Array parameters keep the statement the
 # same for any batch size, so it is prepared once per server connection (planning it cost
-# more than running it). Parameters: each ballot's poll ($1), voter ($2) and whether it
-# names several choices ($3); then each choice asked for ($5) with its ballot's place ($4).
+# more than running it). Parameters: each ballot's poll ($1), voter ($2), whether it
+# names several choices ($3) and whether it is a ranking ($7); then each choice asked for
+# ($5) with its ballot's place ($4) and, in a ranking, its rank ($6; else NULL).
+# A ranking goes only to a ranked poll, and a ranked poll takes only rankings. A ballot's
+# choices are compared in rank order, so a reordered ranking is a change: its kept rows
+# take their new rank, checked unique at commit (the constraint is deferred).
 _PUBLISHED = connections.compile_once(schema.published).sql
 _CLOSED = connections.compile_once(schema.closed).sql
 _STATEMENT = f"""
 WITH ballots AS (
-    SELECT * FROM unnest($1::int[], $2::varchar[], $3::bool[])
-        WITH ORDINALITY AS b(question_id, voter, many, idx)
+    SELECT * FROM unnest($1::int[], $2::varchar[], $3::bool[], $7::bool[])
+        WITH ORDINALITY AS b(question_id, voter, many, ranked, idx)
 ), asked AS (
-    SELECT * FROM unnest($4::int[], $5::int[]) AS a(idx, choice_id)
+    SELECT * FROM unnest($4::int[], $5::int[], $6::int[]) AS a(idx, choice_id, rank)
 ), polls AS (
-    SELECT id, ({_CLOSED}) AS closed, multiple, lock_votes
+    SELECT id, ({_CLOSED}) AS closed, multiple, lock_votes, kind = 'ranked' AS ranked
     FROM {schema.question.name} WHERE id IN (SELECT question_id FROM ballots) AND {_PUBLISHED}
     ORDER BY id FOR KEY SHARE
 ), judged AS (
     SELECT b.idx, b.question_id, b.voter, p.id IS NOT NULL AS found, p.closed,
-           p.multiple OR NOT b.many AS fits, coalesce(p.lock_votes, true) AS lock_votes,
+           p.ranked = b.ranked AND (p.multiple OR p.ranked OR NOT b.many) AS fits,
+           coalesce(p.lock_votes, true) AS lock_votes,
            NOT EXISTS (
                SELECT FROM asked a
                LEFT JOIN {schema.choice.name} c ON c.id = a.choice_id AND c.question_id = b.question_id
@@ -78,8 +83,9 @@ WITH ballots AS (
     -- Voters of this batch who had a ballot, with its choices, as of the statement's start.
     SELECT f.idx, f.question_id, f.voter, f.lock_votes, b.changes,
            ARRAY(SELECT v.choice_id FROM {schema.vote.name} v
-                 WHERE v.question_id = f.question_id AND v.voter = f.voter ORDER BY 1) AS had,
-           ARRAY(SELECT a.choice_id FROM asked a WHERE a.idx = f.idx ORDER BY 1) AS wants
+                 WHERE v.question_id = f.question_id AND v.voter = f.voter
+                 ORDER BY v.rank, v.choice_id) AS had,
+           ARRAY(SELECT a.choice_id FROM asked a WHERE a.idx = f.idx ORDER BY a.rank, a.choice_id) AS wants
     FROM firsts f JOIN {schema.ballot.name} b USING (question_id, voter)
 ), changing AS (
     SELECT b.question_id, b.voter FROM {schema.ballot.name} b JOIN prior p USING (question_id, voter)
@@ -97,15 +103,22 @@ WITH ballots AS (
     DELETE FROM {schema.vote.name} v USING changed c
     WHERE v.question_id = c.question_id AND v.voter = c.voter AND v.choice_id <> ALL (c.wants)
     RETURNING v.choice_id
+), reranked AS (
+    -- A ranking's choices kept in a change, at their new places.
+    UPDATE {schema.vote.name} v SET rank = a.rank
+    FROM changed c JOIN asked a ON a.idx = c.idx
+    WHERE v.question_id = c.question_id AND v.voter = c.voter AND v.choice_id = a.choice_id
+      AND v.rank IS DISTINCT FROM a.rank
+    RETURNING v.choice_id
 ), picked AS (
-    SELECT f.idx, f.question_id, f.voter, a.choice_id
+    SELECT f.idx, f.question_id, f.voter, a.choice_id, a.rank
     FROM firsts f JOIN new USING (question_id, voter) JOIN asked a ON a.idx = f.idx
     UNION ALL
-    SELECT c.idx, c.question_id, c.voter, w.choice_id
-    FROM changed c, unnest(c.wants) AS w(choice_id) WHERE w.choice_id <> ALL (c.had)
+    SELECT c.idx, c.question_id, c.voter, a.choice_id, a.rank
+    FROM changed c JOIN asked a ON a.idx = c.idx WHERE a.choice_id <> ALL (c.had)
 ), recorded AS (
-    INSERT INTO {schema.vote.name} (question_id, voter, choice_id)
-    SELECT question_id, voter, choice_id FROM picked
+    INSERT INTO {schema.vote.name} (question_id, voter, choice_id, rank)
+    SELECT question_id, voter, choice_id, rank FROM picked
     RETURNING choice_id
 ), tallies AS (
     SELECT choice_id, sum(n) AS n FROM (
@@ -153,11 +166,11 @@ _RUN = f"""DO $prepare$ BEGIN
     PERFORM set_config('lock_timeout', %(lock_timeout)s, true);
     IF NOT EXISTS (SELECT FROM pg_prepared_statements WHERE name = '{_NAME}') THEN
         EXECUTE $statement$
-            PREPARE {_NAME}(int[], varchar[], bool[], int[], int[]) AS {_STATEMENT}
+            PREPARE {_NAME}(int[], varchar[], bool[], int[], int[], int[], bool[]) AS {_STATEMENT}
         $statement$;
     END IF;
 END $prepare$;
-EXECUTE {_NAME}(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s)"""
+EXECUTE {_NAME}(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s, %(ranks)s, %(ranked)s)"""
 
 
 # Removing a ballot ("Remove my vote") follows the batch's order of locks: the poll FOR KEY
@@ -232,6 +245,7 @@ class _Ballot:
         "in_flight",
         "many",
         "question_id",
+        "ranked",
         "resent",
         "retries",
         "uncertain",
@@ -246,10 +260,12 @@ class _Ballot:
         voter: str,
         future: asyncio.Future,
         deadline: float,
+        ranked: bool = False,
     ) -> None:
         self.question_id = question_id
-        self.choices = choices
+        self.choices = choices  # a ranking: best first; else in id order
         self.many = many  # more than one choice was sent: only a `multiple` poll takes that
+        self.ranked = ranked  # a ranking, for a ranked poll only
         self.voter = voter
         self.future = future
         self.deadline = deadline  # loop time after which it is answered, and never written
@@ -300,10 +316,30 @@ class VoteBatcher:
             return VoteOutcome.INVALID_CHOICE
         if not 0 < question_id <= schema.PG_INT_MAX:
             return VoteOutcome.INVALID_CHOICE
+        return await self._queued(question_id, wanted, len(choice_ids) > 1, voter, ranked=False)
+
+    async def cast_ranking(self, question_id: int, ranking: Sequence[int], voter: str) -> VoteOutcome:
+        """Count one voter's ranking (choice ids, best first) for a ranked poll, as `cast`
+        counts a ballot: the same batches, the same one ballot per voter, the same outcomes.
+        A choice named twice, or a ranked poll's ballot sent to another kind, is INVALID_CHOICE."""
+        wanted = list(ranking)
+        if (
+            not wanted
+            or len(set(wanted)) != len(wanted)
+            or any(not 0 < c <= schema.PG_INT_MAX for c in wanted)
+        ):
+            return VoteOutcome.INVALID_CHOICE
+        if not 0 < question_id <= schema.PG_INT_MAX:
+            return VoteOutcome.INVALID_CHOICE
+        return await self._queued(question_id, wanted, len(wanted) > 1, voter, ranked=True)
+
+    async def _queued(
+        self, question_id: int, wanted: list[int], many: bool, voter: str, ranked: bool
+    ) -> VoteOutcome:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         deadline = loop.time() + self.timeout
-        self._queue.append(_Ballot(question_id, wanted, len(choice_ids) > 1, voter, future, deadline))
+        self._queue.append(_Ballot(question_id, wanted, many, voter, future, deadline, ranked))
         if not self._running or (self._running < self.writers and len(self._queue) >= self.spill):
             self._running += 1
             self._idle.clear()
@@ -444,9 +480,11 @@ class VoteBatcher:
     async def _transaction(self, batch: list[_Ballot]) -> list[VoteOutcome]:
         asked_by: list[int] = []  # for each choice asked for, its ballot's place (from 1)
         asked: list[int] = []
+        ranks: list[int | None] = []  # each choice's place in its ranking; None outside rankings
         for i, b in enumerate(batch, 1):
             asked_by += [i] * len(b.choices)
             asked += b.choices
+            ranks += range(1, len(b.choices) + 1) if b.ranked else [None] * len(b.choices)
         # Waiting for a pooled connection counts too: across a lost network every new one
         # hangs for the whole timeout, one after another, and the proxy gives up first.
         loop = asyncio.get_running_loop()
@@ -465,6 +503,8 @@ class VoteBatcher:
                 many=[b.many for b in batch],
                 asked_by=asked_by,
                 asked=asked,
+                ranks=ranks,
+                ranked=[b.ranked for b in batch],
             )
             # Answered: handing the connection back must not become a timeout.
             timer.reschedule(None)

@@ -153,6 +153,16 @@ def format_number(value: int, code: str) -> str:
     return format_decimal(value, locale=_locale(code))
 
 
+# An ordinal's pattern by its CLDR ordinal category in the language (babel's `ordinal_form`):
+# "1st", "2nd", "3rd", "4th" in English; each catalog says its own ("1.", "1er", "2e").
+ORDINALS = {
+    "one": N_("%(number)sst"),
+    "two": N_("%(number)snd"),
+    "few": N_("%(number)srd"),
+    "other": N_("%(number)sth"),
+}
+
+
 @jinja2.pass_context
 def page_language(context: jinja2.runtime.Context) -> str:
     """The language of the page being rendered (`<html lang>`); views pass `request` to every page."""
@@ -182,6 +192,13 @@ def install(env: jinja2.Environment, catalogs: Catalogs) -> None:
             return catalog.gettext(message.msgid) % message.params
         return catalog.gettext(message)
 
+    @jinja2.pass_context
+    def ordinal(context: jinja2.runtime.Context, value: int) -> str:
+        """A place in a ranking, in the reader's language: '2nd', '2.', '2e'."""
+        code = page_language(context)
+        form = _locale(code).ordinal_form(value)
+        return translations[code].gettext(ORDINALS.get(form, ORDINALS["other"])) % {"number": value}
+
     def localized(format_value: Callable[[Any, str], str]) -> Callable[..., str]:
         @jinja2.pass_context
         def apply(context: jinja2.runtime.Context, value: Any) -> str:
@@ -200,4 +217,5 @@ def install(env: jinja2.Environment, catalogs: Catalogs) -> None:
         day=localized(format_day),
         percent=localized(format_percent),
         number=localized(format_number),
+        ordinal=ordinal,
     )

@@ -85,16 +85,20 @@ class Cast(NamedTuple):
     secure_cookie: bool
 
 
-async def cast(request: web.Request, question_id: int, chosen: Sequence[int]) -> Cast:
+async def cast(request: web.Request, question_id: int, chosen: Sequence[int], ranked: bool = False) -> Cast:
     """Cast the ballot under the caller's voter id, or a new one; a 503 when nothing of it was kept
-    (the database is away, most likely)."""
+    (the database is away, most likely). `ranked`: `chosen` is a ranking, best first."""
     voter = voter_id(request)
     new_voter = voter is None
     if voter is None:
         voter = secrets.token_urlsafe(18)  # 144 random bits
     try:
         ballots = site(request)[votes_key]
-        outcome = await ballots.writer.cast(question_id, chosen, voter)
+        writer = ballots.writer
+        if ranked:
+            outcome = await writer.cast_ranking(question_id, chosen, voter)
+        else:
+            outcome = await writer.cast(question_id, chosen, voter)
     except VoteNotCounted:
         raise web.HTTPServiceUnavailable(text=NOT_COUNTED) from None
     return Cast(outcome, voter, new_voter and outcome in _COOKIE_DUE, ballots.secure_cookie)

@@ -32,6 +32,7 @@ def test_every_operation_answers_as_documented_with_valid_and_invalid_data(
 ):
     make_question("Published?", choices=("Yes", "No"))  # so that some generated ids exist
     make_question("Several?", choices=("A", "B", "C"), multiple=True)
+    make_question("Ranked?", choices=("A", "B", "C"), kind="ranked")
     app = app_process()
     app.wait_serving()
     # Read from the running app, then given as a file: schemathesis leaves out the operation

@@ -72,8 +72,28 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
     unvoted = make_question(
         "Not voted on yet?", days=-0.05, choices=(LONG_CHOICE, "No"), token_hash=token_hash
     )
+    ranked = make_question(
+        "Which talk first?",
+        days=-0.02,
+        choices=(LONG_CHOICE, "Databases", "Accessibility"),
+        kind="ranked",
+        token_hash=token_hash,
+    )
+    add_votes(ranked["id"], dict(zip(ranked["choices"], [3, 2, 2], strict=True)))  # first places only
+    ranked_poll = f"/poll/{ranked['id']}"
     poll = f"/poll/{long['id']}"
     return [
+        Stop("ranked-poll", ranked_poll),
+        Stop(
+            "ranked-poll-no-ranking",
+            ranked_poll,
+            then=_submit_empty_vote,
+            then_url=f"{ranked_poll}/rank",
+            then_status=400,
+        ),
+        Stop("ranked-results", f"{ranked_poll}/results"),
+        Stop("ranked-present", f"{ranked_poll}/present"),
+        Stop("ranked-manage", f"{ranked_poll}/manage/{MANAGE_TOKEN}"),
         Stop("index", "/"),
         Stop("poll", poll),
         Stop("poll-multiple-choice", f"/poll/{multiple['id']}"),

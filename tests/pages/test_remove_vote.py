@@ -141,3 +141,20 @@ async def test_a_removal_reaches_the_live_watchers_of_another_process(
         assert (await remove(first, question["id"])).status == 303
         update = await frame(ws, timeout=2)
     assert counts(update) == {yes: 0, no: 0}
+
+
+async def test_a_ranking_is_removed_like_any_ballot(
+    client, make_question, votes_of, vote_rows_match_counters
+):
+    poll = make_question("Who chairs?", choices=("Alice", "Bob", "Carol"), kind="ranked")
+    alice, bob, carol = poll["choices"]
+    ranked = await client.post(
+        f"/poll/{poll['id']}/rank", data={f"rank-{carol}": "1", f"rank-{alice}": "2"}, allow_redirects=False
+    )
+    assert ranked.status == 302
+    assert BUTTON in await (await client.get(f"/poll/{poll['id']}")).text()
+    assert BUTTON in await (await client.get(f"/poll/{poll['id']}/results")).text()
+    assert (await remove(client, poll["id"])).status == 303
+    assert votes_of(poll["id"]) == {alice: 0, bob: 0, carol: 0}
+    assert vote_rows_match_counters()
+    assert BUTTON not in await (await client.get(f"/poll/{poll['id']}")).text()

@@ -143,3 +143,39 @@ def test_every_release_2_poll_becomes_a_poll_with_choices(release_2_database, mo
     finally:
         engine.dispose()
     assert kinds == [(OPEN, "choices"), (MULTIPLE, "choices"), (CLOSED, "choices"), (LOCKED, "choices")]
+
+
+async def test_release_2_votes_keep_no_rank_and_a_ranked_poll_takes_rankings_after_the_upgrade(
+    release_2_database, monkeypatch, aiohttp_client, new_browser, vote, vote_rows_match_counters
+):
+    before = rows(release_2_database)
+    assert init_db(monkeypatch, release_2_database) == 0
+    assert rows(release_2_database) == before
+    engine = sa.create_engine(release_2_database, future=True)
+    try:
+        with engine.begin() as conn:
+            ranks = conn.exec_driver_sql("SELECT DISTINCT rank FROM vote").scalars().all()
+            ranked_poll = conn.exec_driver_sql(
+                "INSERT INTO question (question_text, kind) VALUES ('Rank the snacks', 'ranked') RETURNING id"
+            ).scalar_one()
+            choice_ids = (
+                conn.exec_driver_sql(
+                    "INSERT INTO choice (question_id, choice_text) VALUES (%(q)s, 'Nuts'), (%(q)s, 'Figs'),"
+                    " (%(q)s, 'Dates') RETURNING id",
+                    {"q": ranked_poll},
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        engine.dispose()
+    assert ranks == [None]  # every vote of release 2 as it was: no place in a ranking
+    config = settings.load(TEST_CONFIG, {"POLLS_DATABASE_URL": release_2_database})
+    client = await aiohttp_client(init_app(config=config))
+    nuts, figs, dates = sorted(choice_ids)
+    form = {f"rank-{figs}": "1", f"rank-{dates}": "2", f"rank-{nuts}": ""}
+    answer = await new_browser(client).post(f"/poll/{ranked_poll}/rank", data=form, allow_redirects=False)
+    assert answer.status == 302
+    assert (await vote(new_browser(client), OPEN, 2)).status == 302
+    assert set(before["vote"]) < set(rows(release_2_database)["vote"])
+    assert vote_rows_match_counters(release_2_database)

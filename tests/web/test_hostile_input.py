@@ -332,7 +332,7 @@ ROUTES = sorted(
 )
 ROUTE_NAMES = sorted({name for _, name in ROUTES})
 GET_ROUTES = sorted(name for method, name in ROUTES if method == "GET")
-FORM_DOORS = ("vote", "new_poll", "manage", "language", "remove_vote")
+FORM_DOORS = ("vote", "rank", "new_poll", "manage", "language", "remove_vote")
 JSON_DOORS = ("api_polls", "api_vote")
 _PARAMETER = re.compile(r"\{(\w+)")
 per_door = settings(hostile, max_examples=max(EXAMPLES // 4, 5))  # a test's examples run at each door
@@ -413,6 +413,7 @@ def valid_bodies(addresses, sync_engine) -> dict[str, Any]:
         ).scalar_one()
     return {
         "vote": [("choice", str(choice_id))],
+        "rank": [(f"rank-{choice_id}", "1")],
         "new_poll": [("question_text", "Lunch?"), ("choice", "Soup"), ("choice", "Salad")],
         "manage": [("action", "edit"), ("question_text", "Dinner?"), *(("choice", c) for c in "XYZ")],
         "language": [("language", "de"), ("next", "/")],
