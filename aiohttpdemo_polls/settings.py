@@ -88,6 +88,14 @@ SCHEMA = t.Dict(
                 t.Key("reports_per_hour", default=10): t.ToInt(gte=1, lte=1_000_000),
             }
         ),
+        # Polls closed for longer than `closed_days` are deleted, with their ballots and votes,
+        # by an hourly job of the app (web/retention.py) or `python -m aiohttpdemo_polls purge`.
+        # 0 keeps every poll until its maker deletes it.
+        t.Key("retention", default={}): t.Dict(
+            {
+                t.Key("closed_days", default=180): t.ToInt(gte=0, lte=36_500),
+            }
+        ),
         # Peers whose X-Forwarded-For is believed (nginx's address, a load balancer's network):
         # the client address is then the last untrusted hop in it. Anyone else's is ignored.
         t.Key("trusted_proxies", default=[]): t.Call(_networks),
@@ -125,6 +133,7 @@ ENVIRONMENT = {
     "POLLS_CREATION_KEY": (None, "creation_key"),
     "POLLS_VOTER_CODES_KEY": (None, "voter_codes_key"),
     "POLLS_TRUSTED_PROXIES": (None, "trusted_proxies"),
+    "POLLS_RETENTION_CLOSED_DAYS": ("retention", "closed_days"),
 }
 
 

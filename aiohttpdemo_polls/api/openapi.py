@@ -61,6 +61,12 @@ _VOTE_NOTES = {
     409: "Voting on this poll has closed.",
     422: "A field is not valid (`errors` names it): `choices`, or a `code` that cannot be a voter code.",
 }
+_REMOVE_NOTES = {
+    403: "Sent from another site's page.",
+    404: "No such published poll, or the caller's voter cookie has no vote in it.",
+    409: "Voting on this poll has closed, or its votes are final (its maker locked them).",
+    503: "The ballot stayed busy, or the database out of reach: nothing was removed.",
+}
 
 _LINKS = {
     "type": "object",
@@ -263,12 +269,13 @@ SCHEMAS: dict[str, Any] = {
     "Ballot": {
         "type": "object",
         "properties": {
-            "status": {"enum": ["counted", "changed", "already_voted", "unknown"]},
+            "status": {"enum": ["counted", "changed", "already_voted", "unknown", "removed"]},
             "message": {"type": "string"},
             "choices": {
                 "type": "array",
                 "items": {"type": "integer"},
-                "description": "The choices counted for this caller (an earlier ballot's, if it had one).",
+                "description": "The choices counted for this caller (an earlier ballot's, if it had one);"
+                " none once removed.",
             },
             "ranking": {**_IDS, "description": "A ranked poll: the ranking counted for this caller."},
             "links": _LINKS,
@@ -435,7 +442,22 @@ DOCUMENT: dict[str, Any] = {
                     },
                     **_problems(400, 403, 404, 405, 409, 410, 413, 415, 422, 503, notes=_VOTE_NOTES),
                 },
-            }
+            },
+            "delete": {
+                "operationId": "removeVote",
+                "summary": 'Take back the caller\'s vote while the poll is open ("Remove my vote")',
+                "description": "The ballot of the caller's voter cookie goes, and the counts drop at once. "
+                "A poll whose votes are final (its maker locked them) refuses: taking a vote back and "
+                "voting again would be the change the lock rules out.",
+                "parameters": [_ref("parameters", "QuestionId"), _ref("parameters", "VoterCookie")],
+                "responses": {
+                    "200": {
+                        "description": "Status `removed`: the caller has no vote in this poll any more.",
+                        "content": _json(_ref("schemas", "Ballot")),
+                    },
+                    **_problems(400, 403, 404, 405, 409, 503, notes=_REMOVE_NOTES),
+                },
+            },
         },
         "/api/openapi.json": {
             "get": {

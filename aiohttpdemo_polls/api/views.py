@@ -1,6 +1,6 @@
-"""The JSON API: list and read polls, vote, make a poll. The same rules as the pages: votes cast
-as the form's (web/voting.py), new polls checked and made as the maker's form's (maker/), errors
-as problem documents (problems.py), described by openapi.py.
+"""The JSON API: list and read polls, vote and take a vote back, make a poll. The same rules as
+the pages: votes cast (and removed) as the form's (web/voting.py), new polls checked and made as
+the maker's form's (maker/), errors as problem documents (problems.py), described by openapi.py.
 """
 
 import json
@@ -12,7 +12,7 @@ from aiohttp import web
 from ..maker import creation
 from ..maker.form import MAX_CHOICES, check_new_poll, json_fields, json_names
 from ..store import connections, polls, ranked, rules
-from ..store.votes import VoteOutcome, ballot_choices
+from ..store.votes import RemovalOutcome, VoteOutcome, ballot_choices
 from ..web.cache import cache_key, expiry
 from ..web.config import config_key, site
 from ..web.content import poll_expiry, published_content, voters_poll
@@ -24,14 +24,19 @@ from ..web.voting import (
     ALREADY_VOTED,
     CODE_SHAPE,
     NO_CHOICE,
+    NO_VOTE_TO_REMOVE,
+    REMOVAL_CLOSED,
     VOTE_CHANGED,
+    VOTE_REMOVED,
     VOTE_UNKNOWN,
+    VOTES_FINAL,
     VOTING_CLOSED,
     cast,
     code_refusal,
     code_voter,
     possible_ballot,
     read_code,
+    remove,
     set_voter_cookie,
     voter_id,
 )
@@ -314,6 +319,28 @@ def _not_this_poll(ranked_poll: bool, is_ranking: bool) -> Problem:
     if is_ranking:
         return Problem(422, NOT_RANKED_CHOICE, errors={"ranking": NOT_RANKED_CHOICE})
     return Problem(422, NOT_CHOICE, errors={"choices": NOT_CHOICE})
+
+
+async def remove_vote(request: web.Request) -> web.Response:
+    """Take back the caller's ballot (their voter cookie's), as "Remove my vote" does."""
+    question_id = poll_id(request)
+    outcome = await remove(request, question_id)
+    if outcome is RemovalOutcome.NOT_FOUND:
+        raise Problem(404)
+    if outcome is RemovalOutcome.NO_BALLOT:
+        await published_content(request, question_id)  # 404 when there is no poll
+        raise Problem(404, NO_VOTE_TO_REMOVE)
+    if outcome is RemovalOutcome.CLOSED:
+        raise Problem(409, REMOVAL_CLOSED)
+    if outcome is RemovalOutcome.LOCKED:
+        raise Problem(409, VOTES_FINAL)
+    body = {
+        "status": "removed",
+        "message": VOTE_REMOVED,
+        "choices": [],
+        "links": _poll_links(request, question_id),
+    }
+    return _json(body)
 
 
 async def create_poll(request: web.Request) -> web.Response:

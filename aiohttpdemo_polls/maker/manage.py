@@ -3,14 +3,15 @@ codes (whether a vote needs one; making them is maker/codes.py). A wrong token i
 plain 404 as an unknown poll, so the page gives nothing away.
 """
 
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
 from ..store import codes, connections, making, polls, tokens
-from ..web.config import site
+from ..web.config import config_key, site
 from ..web.content import shown
 from ..web.database import changes_key, engine_key
 from ..web.forms import read_form
@@ -50,6 +51,22 @@ async def exportable(request: web.Request, conn: Any) -> Any:
     return poll
 
 
+class Deletion(NamedTuple):
+    """When retention (retention.closed_days) deletes the poll: `on` that day, or None while
+    that depends on when voting closes."""
+
+    days: int
+    on: datetime | None
+
+
+def deletion(poll: Any, closed_days: int) -> Deletion | None:
+    """When the poll will be deleted; None when polls are kept (closed_days 0)."""
+    if closed_days == 0:
+        return None
+    since = poll.closed_since if poll.closed else poll.closes_at
+    return Deletion(closed_days, None if since is None else since + timedelta(days=closed_days))
+
+
 def _manage_url(request: web.Request, poll: Any) -> URL:
     return request.app.router["manage"].url_for(question_id=str(poll.id), token=request.match_info["token"])
 
@@ -79,6 +96,7 @@ async def _render(
         "notice": NOTICES.get(request.query.get("done", "")),
         "edit_form": edit_form,
         "edit_error": edit_error,
+        "deletion": deletion(poll, site(request)[config_key]["retention"]["closed_days"]),
         "code_counts": await codes.counts(conn, poll.id),
         "codes_form": codes_form or {"count": "", "error": None},
         "max_codes": codes.MAX_CODES,

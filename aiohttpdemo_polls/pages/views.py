@@ -11,7 +11,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from ..store import codes, connections, polls, rules
-from ..store.votes import VoteOutcome
+from ..store.votes import RemovalOutcome, VoteOutcome
 from ..web import forms
 from ..web.cache import cache_key, expiry
 from ..web.config import site
@@ -30,8 +30,12 @@ from ..web.voting import (
     ALREADY_VOTED,
     CODE_SHAPE,
     NO_CHOICE,
+    NO_VOTE_TO_REMOVE,
+    REMOVAL_CLOSED,
     VOTE_CHANGED,
+    VOTE_REMOVED,
     VOTE_UNKNOWN,
+    VOTES_FINAL,
     VOTING_CLOSED,
     Cast,
     cast,
@@ -39,13 +43,19 @@ from ..web.voting import (
     code_voter,
     possible_ballot,
     read_code,
+    remove,
     set_voter_cookie,
     voter_id,
 )
 from . import kinds
 
-# The results page's ?notice= after a vote that was not simply counted.
-VOTE_NOTICES = {"already": ALREADY_VOTED, "changed": VOTE_CHANGED}
+# The results page's ?notice= after a vote that was not simply counted, or taken back.
+VOTE_NOTICES = {
+    "already": ALREADY_VOTED,
+    "changed": VOTE_CHANGED,
+    "removed": VOTE_REMOVED,
+    "unvoted": NO_VOTE_TO_REMOVE,
+}
 VOTE_NOT_CONFIRMED = N_("Vote not confirmed")
 _ID = re.compile(r"[1-9][0-9]{0,9}")  # written as a choice id is: no sign, no leading zeros
 
@@ -185,6 +195,26 @@ async def vote(request: web.Request) -> web.Response:
     return response
 
 
+async def remove_vote(request: web.Request) -> web.Response:
+    """ "Remove my vote": take the browser's ballot back from an open poll, then to the results,
+    which show the counts without it (POST-redirect-GET). A closed poll, or one whose votes
+    are final (lock_votes), refuses with a 409 saying why."""
+    question_id = poll_id(request)
+    await forms.read_form(request)  # no fields; a body that is not a form is a 400 all the same
+    outcome = await remove(request, question_id)
+    if outcome is RemovalOutcome.NOT_FOUND:
+        raise web.HTTPNotFound()
+    if outcome is RemovalOutcome.CLOSED:
+        raise web.HTTPConflict(text=REMOVAL_CLOSED)
+    if outcome is RemovalOutcome.LOCKED:
+        raise web.HTTPConflict(text=VOTES_FINAL)
+    if outcome is RemovalOutcome.NO_BALLOT:
+        await published_content(request, question_id)  # a 404 when there is no such poll
+    notice = "removed" if outcome is RemovalOutcome.REMOVED else "unvoted"
+    results = request.app.router["results"].url_for(question_id=str(question_id))
+    raise web.HTTPSeeOther(results.with_query({notice: "1"}))
+
+
 async def _refused(
     request: web.Request,
     question_id: int,
@@ -268,6 +298,7 @@ def _render_results(request: web.Request, content: PollContent) -> tuple[bytes, 
         "choices": content.choices,
         "notice": None,
         "show_counts": rules.may_see_counts(question, voted=False, is_maker=False),
+        "voted": False,
     }
     return render_page(request, "results.html", context), poll_expiry(question)
 
@@ -299,6 +330,9 @@ def _results_response(
         "choices": choices,
         "notice": notice,
         "show_counts": rules.may_see_counts(question, voted=voted, is_maker=False),
+        # This browser's own ballot: they may take it back. A voter code's ballot is not the
+        # browser's (Remove my vote takes back the cookie's): the code changes it instead.
+        "voted": voted and code is None,
         "code": code,  # the voter code whose ballot this is: the way back to voting keeps it
     }
     return aiohttp_jinja2.render_template("results.html", request, context)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from . import limits
 from .changes import Changes
-from .schema import ballot, choice, closed, poll_creation, question
+from .schema import ballot, choice, closed, closed_since, poll_creation, question
 
 CREATION_WINDOW = timedelta(hours=1)
 
@@ -98,6 +98,7 @@ async def managed_poll(conn: Any, question_id: int) -> Any:
         question.c.hidden_at.isnot(None).label("hidden"),
         question.c.requires_code,
         closed.label("closed"),
+        closed_since.label("closed_since"),
         ballots.label("ballots"),
     ).where(question.c.id == question_id)
     return await (await conn.execute(query)).first()

@@ -218,3 +218,11 @@ closed = sa.or_(
     question.c.closed_at.isnot(None),
     sa.and_(question.c.closes_at.isnot(None), question.c.closes_at <= sa.func.now()),
 )
+
+# When voting closed: the maker's close, or `closes_at` once passed, whichever came first;
+# NULL while open. Retention counts a poll's days from it.
+closed_since = sa.func.least(
+    question.c.closed_at,
+    sa.case((question.c.closes_at <= sa.func.now(), question.c.closes_at), else_=None),
+    type_=sa.DateTime(timezone=True),
+)

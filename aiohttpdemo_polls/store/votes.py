@@ -186,6 +186,45 @@ EXECUTE {_NAME}(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s, %(rank
                 %(codes)s::bytea[])"""
 
 
+# Removing a ballot ("Remove my vote") follows the batch's order of locks: the poll FOR KEY
+# SHARE (a close in flight is waited for, and waits for this), then the ballot FOR UPDATE, which
+# a change of it (FOR NO KEY UPDATE) and a new ballot's vote rows (their foreign key's KEY SHARE)
+# wait for, and this for them. Only then, in a statement of its own and so with a snapshot
+# taken after every earlier change of the ballot committed, its vote rows go and their
+# choices' counters drop by as many (the choices locked in id order). A vote racing it is
+# counted after it, as a first ballot: nothing is lost or counted twice.
+_REMOVAL_POLL = f"""
+SELECT ({_CLOSED}) AS closed, lock_votes FROM {schema.question.name}
+WHERE id = %(question_id)s AND {_PUBLISHED} FOR KEY SHARE"""
+_REMOVAL_BALLOT = f"""
+SELECT 1 FROM {schema.ballot.name} WHERE question_id = %(question_id)s AND voter = %(voter)s FOR UPDATE"""
+_REMOVAL = f"""
+WITH dropped AS (
+    DELETE FROM {schema.vote.name} WHERE question_id = %(question_id)s AND voter = %(voter)s
+    RETURNING choice_id
+), locked AS (
+    SELECT id FROM {schema.choice.name} WHERE id IN (SELECT choice_id FROM dropped)
+    ORDER BY id FOR NO KEY UPDATE
+), counted AS (
+    UPDATE {schema.choice.name} c SET votes = c.votes - 1
+    FROM dropped d WHERE c.id = d.choice_id AND c.id IN (SELECT id FROM locked)
+    RETURNING c.id
+), gone AS (
+    DELETE FROM {schema.ballot.name} WHERE question_id = %(question_id)s AND voter = %(voter)s
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM dropped) AS dropped, (SELECT count(*) FROM counted) AS counted,
+       (SELECT count(*) FROM gone) AS gone"""
+
+
+class RemovalOutcome(enum.Enum):
+    REMOVED = "removed"
+    NO_BALLOT = "no ballot"  # this voter has none in this poll (never voted, or removed it)
+    CLOSED = "closed"  # voting has closed: the ballots are the result now
+    LOCKED = "locked"  # the poll locks votes: a ballot is final, so it is not taken back
+    NOT_FOUND = "not found"  # no such published poll
+
+
 class VoteOutcome(enum.Enum):
     COUNTED = "counted"
     CHANGED = "changed"  # the voter's earlier choices were replaced by these
@@ -342,6 +381,34 @@ class VoteBatcher:
         # A request cancelled meanwhile cancels only this future, not the ballot: that is
         # written (or not) whole with its batch either way.
         return await future
+
+    async def remove(self, question_id: int, voter: str) -> RemovalOutcome:
+        """Take this voter's ballot back from an open poll: its votes, and as many from the
+        counters, all or nothing; the bus hears of it once committed. Not batched: removals
+        are rare, and each waits for the ballot's lock (see _REMOVAL)."""
+        if not 0 < question_id <= schema.PG_INT_MAX:
+            return RemovalOutcome.NOT_FOUND
+        params = {"question_id": question_id, "voter": voter}
+        async with (
+            asyncio.timeout(self.timeout),
+            connections.connection(self.engine) as conn,
+            self.changes.transaction(conn) as changed,
+        ):
+            await conn.execute(f"SET LOCAL lock_timeout = '{max(1, int(self.timeout * 1000))}ms'")
+            poll = await (await conn.execute(_REMOVAL_POLL, params)).first()
+            if poll is None:
+                return RemovalOutcome.NOT_FOUND
+            if poll.closed:
+                return RemovalOutcome.CLOSED
+            if poll.lock_votes:
+                return RemovalOutcome.LOCKED
+            if await (await conn.execute(_REMOVAL_BALLOT, params)).first() is None:
+                return RemovalOutcome.NO_BALLOT
+            row = await (await conn.execute(_REMOVAL, params)).first()
+            if row.counted != row.dropped or row.gone != 1:  # the foreign keys make this an error first
+                log.error("ballot removal dropped %d votes, %d counters", row.dropped, row.counted)
+            changed.add(question_id)
+        return RemovalOutcome.REMOVED
 
     async def wait_idle(self) -> None:
         """Until every queued ballot is written (graceful shutdown)."""

@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 from babel import Locale, negotiate_locale
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal
 from babel.support import Translations
 
@@ -136,6 +136,13 @@ def format_when(value: datetime | None, code: str) -> str:
     return format_datetime(value, _datetime_pattern(code), tzinfo=UTC, locale=_locale(code)) + " UTC"
 
 
+def format_day(value: datetime | None, code: str) -> str:
+    """The day of a moment in UTC, written the language's way: 'June 1, 2027', '1. Juni 2027'."""
+    if value is None:
+        return ""
+    return format_date(value.astimezone(UTC).date(), "long", locale=_locale(code))
+
+
 def format_percent(value: float, code: str) -> str:
     """`value` (0-100) as a percentage with one decimal: '57.1%', '57,1 %'."""
     return _percent_pattern(code).apply(value / 100, _locale(code))
@@ -207,6 +214,7 @@ def install(env: jinja2.Environment, catalogs: Catalogs) -> None:
     env.filters.update(
         translate=translate,
         when=localized(format_when),
+        day=localized(format_day),
         percent=localized(format_percent),
         number=localized(format_number),
         ordinal=ordinal,

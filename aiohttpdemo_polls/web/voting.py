@@ -1,6 +1,6 @@
-"""Casting a ballot for the voting form and the API alike: the browser's voter id and its
-cookie, the voter code a poll may require (store.codes), the group-commit writer (store.votes)
-on the application, and what each outcome says."""
+"""Casting a ballot, and taking it back, for the voting form and the API alike: the browser's
+voter id and its cookie, the voter code a poll may require (store.codes), the group-commit
+writer (store.votes) on the application, and what each outcome says."""
 
 import re
 import secrets
@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator, Sequence
 from typing import NamedTuple
 
 from aiohttp import web
+from psycopg2.errors import LockNotAvailable
 
 from ..store import codes
 from ..store.schema import PG_INT_MAX
-from ..store.votes import VoteBatcher, VoteNotCounted, VoteOutcome
+from ..store.votes import RemovalOutcome, VoteBatcher, VoteNotCounted, VoteOutcome
 from . import aiohttp_private
 from .config import config_key, site
 from .database import changes_key, engine_key
@@ -28,6 +29,13 @@ VOTE_UNKNOWN = N_(
     "Your vote may have been counted: the connection to the database was lost before it could "
     "confirm. Voting again from this browser will never count twice."
 )
+VOTE_REMOVED = N_("Your vote was removed. You can vote again while voting is open.")
+NO_VOTE_TO_REMOVE = N_("This browser has no vote in this poll to remove.")
+REMOVAL_CLOSED = N_("Voting on this poll has closed, so votes can no longer be removed.")
+# lock_votes: a ballot is final. Taking it back and voting again would be the change the maker
+# ruled out, and remembering who may not vote again would keep the very id being removed.
+VOTES_FINAL = N_("Votes in this poll are final: its maker locked them, so they cannot be removed.")
+NOT_REMOVED = N_("Your vote was not removed. Please try again in a moment.")
 CODE_NEEDED = N_("This poll needs a voter code: type the code you were given.")
 CODE_WRONG = N_("That is not one of this poll's voter codes. Check it and try again.")
 CODE_USED = N_("This voter code has already been used, and votes in this poll cannot be changed.")
@@ -149,3 +157,15 @@ def set_voter_cookie(response: web.StreamResponse, ballot: Cast) -> None:
             VOTER_COOKIE, ballot.voter, VOTER_COOKIE_MAX_AGE, ballot.secure_cookie
         )
         response.headers.add("Set-Cookie", cookie)
+
+
+async def remove(request: web.Request, question_id: int) -> RemovalOutcome:
+    """Take back the ballot of the caller's voter id (NO_BALLOT without one); a 503 when the
+    ballot stayed locked past the database timeout, so nothing changed."""
+    voter = voter_id(request)
+    if voter is None:
+        return RemovalOutcome.NO_BALLOT
+    try:
+        return await site(request)[votes_key].writer.remove(question_id, voter)
+    except LockNotAvailable:
+        raise web.HTTPServiceUnavailable(text=NOT_REMOVED) from None

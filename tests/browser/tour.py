@@ -51,6 +51,13 @@ def _ask_to_delete(tab: BrowserTab) -> None:
     tab.page.get_by_role("heading", name="Delete this poll?").wait_for()
 
 
+def _vote_for_coffee(tab: BrowserTab) -> None:
+    """Vote, landing on the results with "Remove my vote" (a page read for one voter)."""
+    tab.page.get_by_label("Coffee").check()
+    tab.page.get_by_role("button", name="Vote").click()
+    tab.page.get_by_role("button", name="Remove my vote").wait_for()
+
+
 def _wrong_voter_code(tab: BrowserTab) -> None:
     tab.page.get_by_label("Yes").check()
     tab.page.get_by_label("Your voter code").fill("7K3QX-M9PDA")
@@ -99,6 +106,7 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
         token_hash=token_hash,
     )
     add_votes(ranked["id"], dict(zip(ranked["choices"], [3, 2, 2], strict=True)))  # first places only
+    removable = make_question("Coffee or tea?", days=-0.01, choices=("Coffee", "Tea"))
     ranked_poll = f"/poll/{ranked['id']}"
     removed = make_question("Hidden by the operator?", days=-0.02, hidden_at=datetime.now(UTC))
     coded = make_question(
@@ -145,6 +153,8 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
         Stop("report-sent", f"{poll}/report/sent"),
         Stop("removed-by-operator", f"/poll/{removed['id']}", status=410),
         Stop("admin-no-password", "/admin"),
+        Stop("results-voted-remove-my-vote", f"/poll/{removable['id']}", then=_vote_for_coffee),
+        Stop("privacy", "/privacy"),
         Stop("poll-voter-code", f"/poll/{coded['id']}?code=7K3QX-M9PDA"),
         Stop(
             "poll-voter-code-wrong",

@@ -267,3 +267,11 @@ async def test_a_ranked_polls_qr_link_fills_in_the_code_and_shows_its_ranking(
     again = await (await anonymous.get(link)).text()
     assert "You ranked the choices as shown below." in again
     assert f'value="{codes.grouped(code)}"' in again
+
+
+async def test_a_codes_results_offer_no_remove_my_vote_which_is_the_browsers(client, make_code_poll):
+    question, made = make_code_poll()
+    voted = await code_vote(client, question["id"], question["choices"][0], made[0])
+    page = await (await client.get(voted.headers["Location"])).text()
+    assert "(your vote)" in page
+    assert "Remove my vote" not in page
