@@ -275,3 +275,8 @@ async def test_a_codes_results_offer_no_remove_my_vote_which_is_the_browsers(cli
     page = await (await client.get(voted.headers["Location"])).text()
     assert "(your vote)" in page
     assert "Remove my vote" not in page
+
+
+async def test_the_privacy_page_says_what_is_kept_of_voter_codes(client):
+    page = await (await client.get("/privacy")).text()
+    assert "Only a fingerprint (a keyed hash) of each code is kept, never the code itself" in page
