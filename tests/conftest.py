@@ -234,7 +234,8 @@ def votes_of(sync_engine):
 
 @pytest.fixture
 def vote_rows_match_counters(sync_engine):
-    """True when every choice's counter equals its number of `vote` rows and every ballot
+    """True when every choice's counters equal its `vote` rows (`votes` its 'yes' rows, and a
+    date poll's `if_need_be` its 'if_need_be' rows) and every ballot
     has its `vote` rows: nothing lost, doubled or half-written. Another database by URL."""
 
     def check(database_url: str | None = None) -> bool:
@@ -243,8 +244,9 @@ def vote_rows_match_counters(sync_engine):
             with engine.connect() as conn:
                 mismatched = conn.execute(
                     sa.text(
-                        "SELECT count(*) FROM choice c WHERE c.votes <> "
-                        "(SELECT count(*) FROM vote v WHERE v.choice_id = c.id)"
+                        "SELECT count(*) FROM choice c WHERE c.votes <> (SELECT count(*) FROM vote v"
+                        " WHERE v.choice_id = c.id AND v.answer = 'yes') OR c.if_need_be <> (SELECT"
+                        " count(*) FROM vote v WHERE v.choice_id = c.id AND v.answer = 'if_need_be')"
                     )
                 ).scalar_one()
                 half_ballots = conn.execute(

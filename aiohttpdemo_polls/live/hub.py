@@ -98,14 +98,17 @@ def encode(question_id: int, counts: polls.LiveCounts | None, hidden: bool = Fal
                 "choices": [{"id": c} for c, _, _ in counts.choices],
             }
         )
-    return json.dumps(
-        {
-            "question_id": question_id,
-            "total": sum(votes for _, votes, _ in counts.choices),
-            "closed": counts.closed,
-            "choices": [{"id": c, "votes": v, "percent": p} for c, v, p in counts.choices],
-        }
-    )
+    frame = {
+        "question_id": question_id,
+        "total": sum(votes for _, votes, _ in counts.choices),
+        "closed": counts.closed,
+        "choices": [{"id": c, "votes": v, "percent": p} for c, v, p in counts.choices],
+    }
+    if counts.if_need_be is not None:  # a date poll: any answer or new row changes its frame
+        frame["participants"] = counts.participants
+        for option, maybe in zip(frame["choices"], counts.if_need_be, strict=True):
+            option["if_need_be"] = maybe
+    return json.dumps(frame)
 
 
 class Live:

@@ -5,7 +5,7 @@ later ones see the new state; once committed, they go on the bus of changes. Kno
 
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,7 +35,7 @@ async def create_poll(
     conn: Any,
     changes: Changes,
     question_text: str,
-    choice_texts: Sequence[str],
+    choice_texts: Sequence[str | Mapping[str, Any]],
     multiple: bool,
     closes_at: datetime | None,
     token_hash: bytes,
@@ -43,12 +43,15 @@ async def create_poll(
     per_hour: int,
     results: str = "always",
     lock_votes: bool = False,
+    **columns: Any,
 ) -> int:
     """Publish a poll made in the browser, with its choices, all or nothing; its id.
 
     Counted against `client`'s `per_hour` in the same transaction (TooManyPolls past it).
     `results` says who sees the counts before voting closes (rules.py); `lock_votes` keeps
-    voters from changing their vote.
+    voters from changing their vote. A choice is its text, or its columns (a date poll's
+    option: `choice_text` and `day`, or `starts_at` and `ends_at`); `columns` are more of
+    the question's (a date poll's `kind`, `timezone`, `names_hidden`).
     """
     async with changes.transaction(conn) as changed:
         await _count_creation(conn, client, per_hour)
@@ -62,12 +65,18 @@ async def create_poll(
                     token_hash=token_hash,
                     results=results,
                     lock_votes=lock_votes,
+                    **columns,
                 )
                 .returning(question.c.id)
             )
         ).scalar()
         await conn.execute(
-            choice.insert().values([{"question_id": question_id, "choice_text": t} for t in choice_texts])
+            choice.insert().values(
+                [
+                    {"question_id": question_id, **({"choice_text": c} if isinstance(c, str) else c)}
+                    for c in choice_texts
+                ]
+            )
         )
         changed.add(question_id)
     return question_id
@@ -162,6 +171,7 @@ async def reopen_poll(conn: Any, changes: Changes, question_id: int) -> bool:
             .where(question.c.id == question_id)
             .values(
                 closed_at=None,
+                settled_choice_id=None,  # a date poll open again is no longer settled
                 closes_at=sa.case((question.c.closes_at <= sa.func.now(), None), else_=question.c.closes_at),
             )
         )

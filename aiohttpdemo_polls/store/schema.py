@@ -18,6 +18,10 @@ TEXT_MAX = 200
 RESULTS = ("always", "after_vote", "after_close")
 # question.kind: a question with choices, finding a date, or voters ranking the choices.
 KINDS = ("choices", "dates", "ranked")
+# A date poll's answers, each a `vote` row: 'yes' (counted in choice.votes), 'if_need_be'
+# (choice.if_need_be) and 'no' (a row, no counter). Every vote of another kind is a 'yes'.
+ANSWERS = ("yes", "if_need_be", "no")
+NAME_MAX = 64  # a date poll participant's name
 
 # The migrations (migrate.py) make the schema; these definitions are what the queries use,
 # and must match the newest revision (tests/store/test_migrations.py compares the two).
@@ -39,6 +43,19 @@ question = sa.Table(
     # True: a voter's first ballot is final; else it may be changed while the poll is open.
     sa.Column("lock_votes", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("kind", sa.Text, nullable=False, server_default=KINDS[0]),
+    # A date poll's IANA zone (Europe/Berlin): its start times were typed there.
+    sa.Column("timezone", sa.Text),
+    # A date poll whose participants' names only its maker sees.
+    sa.Column("names_hidden", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The option a date poll's maker settled on (settling closes the poll).
+    sa.Column(
+        "settled_choice_id",
+        sa.Integer,
+        # use_alter: choice refers to question too, and the two must not form a cycle to sort.
+        sa.ForeignKey(
+            "choice.id", ondelete="SET NULL", name="question_settled_choice_id_fkey", use_alter=True
+        ),
+    ),
     sa.Index("question_pub_date_idx", sa.text("pub_date DESC"), sa.text("id DESC")),
     sa.CheckConstraint(
         "results IN (" + ", ".join(f"'{r}'" for r in RESULTS) + ")", name="question_results_check"
@@ -52,11 +69,23 @@ choice = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("question_id", sa.Integer, sa.ForeignKey("question.id", ondelete="CASCADE"), nullable=False),
     sa.Column("choice_text", sa.String(TEXT_MAX), nullable=False),
-    sa.Column("votes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("votes", sa.Integer, nullable=False, server_default="0"),  # a date poll's 'yes'
+    # A date poll's option: a whole day, or a start and an end in UTC (the poll's zone says
+    # where they were typed); all three NULL for the choices of other polls.
+    sa.Column("day", sa.Date),
+    sa.Column("starts_at", sa.DateTime(timezone=True)),
+    sa.Column("ends_at", sa.DateTime(timezone=True)),
+    sa.Column("if_need_be", sa.Integer, nullable=False, server_default="0"),
     # Lets `vote` name (question, choice) together, so a vote can never cross polls;
     # also the index for "a poll's choices".
     sa.UniqueConstraint("question_id", "id", name="choice_question_id_id_key"),
     sa.CheckConstraint("votes >= 0", name="choice_votes_check"),
+    sa.CheckConstraint("if_need_be >= 0", name="choice_if_need_be_check"),
+    sa.CheckConstraint(
+        "(starts_at IS NULL) = (ends_at IS NULL) AND (day IS NULL OR starts_at IS NULL)"
+        " AND ends_at > starts_at",
+        name="choice_time_check",
+    ),
 )
 
 ballot = sa.Table(
@@ -68,6 +97,7 @@ ballot = sa.Table(
     sa.Column("cast_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     # How often the voter changed it: store/votes.py applies a change only to the count it read.
     sa.Column("changes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("name", sa.String(NAME_MAX)),  # a date poll participant's name, as they gave it
 )
 
 vote = sa.Table(
@@ -77,6 +107,7 @@ vote = sa.Table(
     sa.Column("voter", sa.String(64), primary_key=True),
     sa.Column("choice_id", sa.Integer, primary_key=True),
     sa.Column("voted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("answer", sa.Text, nullable=False, server_default=ANSWERS[0]),
     sa.ForeignKeyConstraint(
         ["question_id", "voter"], ["ballot.question_id", "ballot.voter"], ondelete="CASCADE"
     ),
@@ -84,6 +115,7 @@ vote = sa.Table(
         ["question_id", "choice_id"], ["choice.question_id", "choice.id"], ondelete="CASCADE"
     ),
     sa.Index("vote_question_id_choice_id_idx", "question_id", "choice_id"),
+    sa.CheckConstraint("answer IN (" + ", ".join(f"'{a}'" for a in ANSWERS) + ")", name="vote_answer_check"),
 )
 
 # One row per poll made, by client address: the creation limit counts them here, so every
