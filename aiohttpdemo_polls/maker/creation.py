@@ -92,6 +92,7 @@ async def _store(request: web.Request, typed: PollForm, token_hash: bytes) -> in
                     per_hour=site(request)[config_key]["limits"]["polls_per_hour"],
                     results=typed.results,
                     lock_votes=typed.lock_votes,
+                    **typed.columns,
                 )
         except psycopg2.Error as exc:
             if again or not connections.connection_lost(exc):

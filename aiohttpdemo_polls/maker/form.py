@@ -11,7 +11,7 @@ from typing import Any
 
 from multidict import MultiDict, MultiMapping
 
-from ..store.schema import RESULTS, TEXT_MAX
+from ..store.schema import KINDS, RESULTS, TEXT_MAX
 from ..web.i18n import N_
 
 MIN_CHOICES = 2
@@ -72,6 +72,7 @@ class PollForm:
     `choice-N` (the N-th choice field, from 0), `closes_at`, `results`.
     """
 
+    kind: str = KINDS[0]  # schema.KINDS: what the poll asks (new.py's KIND_FORMS)
     question_text: str = ""
     choices: list[str] = field(default_factory=lambda: [""] * SHOWN_CHOICES)
     multiple: bool = False
@@ -99,28 +100,61 @@ class PollForm:
     def can_add_choice(self) -> bool:
         return len(self.choices) < MAX_CHOICES
 
+    @property
+    def columns(self) -> dict[str, Any]:
+        """The question's columns that only this kind of poll sets (store.making.create_poll)."""
+        return {}
 
-def _visible(text: str) -> str:
+
+def visible(text: str) -> str:
     """Control characters as U+FFFD, so the form shown again marks where they were
     (and the page itself carries no NUL bytes)."""
     return "".join("\ufffd" if unicodedata.category(c) == "Cc" else c for c in text)
 
 
 def _shown(typed: PollForm) -> PollForm:
-    typed.question_text = _visible(typed.question_text)
-    typed.choices = [_visible(c) for c in typed.choices]
-    typed.closes_at = _visible(typed.closes_at)
-    typed.results = _visible(typed.results)
+    typed.question_text = visible(typed.question_text)
+    typed.choices = [visible(c) for c in typed.choices]
+    typed.closes_at = visible(typed.closes_at)
+    typed.results = visible(typed.results)
     typed.tz_offset = ""  # the browser's script sets it again on the next submit
     return typed
 
 
+def read_settings(form: MultiMapping) -> tuple[dict[str, Any], set[str]]:
+    """The fields every kind of poll's form has, as typed (PollForm's keywords), and the
+    names of those that were not text."""
+    not_text = set()
+    typed: dict[str, Any] = {}
+    for name in ("question_text", "closes_at", "results"):
+        value = _text(form, name)
+        if value is None:
+            not_text.add(name)
+        typed[name] = value or ""
+    typed["results"] = typed["results"] or RESULTS[0]  # left out (an older page, a script): as before
+    typed["tz_offset"] = _text(form, "tz_offset") or ""
+    typed["lock_votes"] = bool(form.get("lock_votes"))
+    return typed, not_text
+
+
+def check_settings(typed: PollForm, not_text: set[str], now: datetime | None = None) -> None:
+    """The rules every kind of poll shares: the question, the closing time, who sees results."""
+    _check_question(typed)
+    _check_closes_at(typed, now or datetime.now(UTC))
+    if typed.results not in RESULTS:
+        typed.errors["results"] = RESULTS_UNKNOWN
+    for name in not_text:
+        typed.errors[name] = NOT_TEXT
+
+
+def shown(typed: PollForm) -> PollForm:
+    """The form as it goes back to the page: control characters made visible."""
+    return _shown(typed)
+
+
 def _typed(form: MultiMapping) -> tuple[PollForm, set[str]]:
     """The form's fields as typed, and the names of fields that were not text."""
-    not_text = set()
-    question_text = _text(form, "question_text")
-    if question_text is None:
-        not_text.add("question_text")
+    settings, not_text = read_settings(form)
     choices = []
     for index, value in enumerate(form.getall("choice", [])):
         if isinstance(value, str):
@@ -128,21 +162,7 @@ def _typed(form: MultiMapping) -> tuple[PollForm, set[str]]:
         else:
             not_text.add(f"choice-{index}")
             choices.append("")
-    closes_at = _text(form, "closes_at")
-    if closes_at is None:
-        not_text.add("closes_at")
-    results = _text(form, "results")
-    if results is None:
-        not_text.add("results")
-    typed = PollForm(
-        question_text=question_text or "",
-        choices=choices,
-        multiple=bool(form.get("multiple")),
-        closes_at=closes_at or "",
-        tz_offset=_text(form, "tz_offset") or "",
-        results=results or RESULTS[0],  # left out (an older page, a script): as before
-        lock_votes=bool(form.get("lock_votes")),
-    )
+    typed = PollForm(choices=choices, multiple=bool(form.get("multiple")), **settings)
     return typed, not_text
 
 
@@ -166,13 +186,8 @@ def check_new_poll(form: MultiMapping, now: datetime | None = None) -> PollForm:
     """The new-poll form, checked: every rule of the form gives its own message."""
     typed, not_text = _typed(form)
     typed.choices = _fields_to_show(typed.choices)
-    _check_question(typed)
     _check_choices(typed, allow_empty=True)
-    _check_closes_at(typed, now or datetime.now(UTC))
-    if typed.results not in RESULTS:
-        typed.errors["results"] = RESULTS_UNKNOWN
-    for name in not_text:
-        typed.errors[name] = NOT_TEXT
+    check_settings(typed, not_text, now)
     return typed if typed.valid else _shown(typed)
 
 

@@ -4,6 +4,7 @@ Pages the same for every reader are rendered once and cached until their poll ch
 """
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp_jinja2
@@ -38,6 +39,14 @@ from ..web.voting import (
     set_voter_cookie,
     voter_id,
 )
+from . import dates
+
+# The pages of polls of another kind than a question with choices: kind -> (its poll page,
+# its results page), each given the poll's published content. A new kind adds its row.
+KindPage = Callable[[web.Request, PollContent], Awaitable[web.Response]]
+KIND_PAGES: dict[str, tuple[KindPage, KindPage]] = {
+    dates.KIND: (dates.grid, dates.grid),  # the grid is both the form and the results
+}
 
 # The results page's ?notice= after a vote that was not simply counted.
 VOTE_NOTICES = {"already": ALREADY_VOTED, "changed": VOTE_CHANGED}
@@ -82,9 +91,11 @@ async def poll(request: web.Request) -> web.Response:
     them (read for it: not cached); everyone else the cached page.
     """
     question_id = poll_id(request)
+    content = await published_content(request, question_id)
+    if content.question.kind in KIND_PAGES:
+        return await KIND_PAGES[content.question.kind][0](request, content)
     voter = voter_id(request)
     if voter is not None:
-        content = await published_content(request, question_id)
         if content.question.closed:
             return await _voters_results(request, question_id, voter, notice=None)
         question, choices = await voters_poll(request, question_id, voter)
@@ -139,6 +150,10 @@ async def _refused(request: web.Request, question_id: int) -> web.Response:
     content = await published_content(request, question_id)
     if content.question.closed:  # whatever was sent: a closed poll shows no form to fix
         raise web.HTTPConflict(text=VOTING_CLOSED)
+    if content.question.kind in KIND_PAGES:  # its own form sends elsewhere: show it
+        response = await KIND_PAGES[content.question.kind][0](request, content)
+        response.set_status(400)
+        return response
     question, choices = content
     context = {"request": request, "question": question, "choices": choices, "error": NO_CHOICE}
     return aiohttp_jinja2.render_template("detail.html", request, context, status=400)
@@ -165,6 +180,9 @@ async def results(request: web.Request) -> web.Response:
     From the cache for a reader who has no voter id and no notice to see, else read for them.
     """
     question_id = poll_id(request)
+    kind = (await published_content(request, question_id)).question.kind
+    if kind in KIND_PAGES:
+        return await KIND_PAGES[kind][1](request, await published_content(request, question_id))
     notice = _notice(request)
     voter = voter_id(request)
     if voter is not None:

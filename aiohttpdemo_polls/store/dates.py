@@ -8,10 +8,12 @@ from collections import Counter
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from .changes import Changes
 from .schema import ANSWERS, ballot, choice, closed, published, question, vote
 
+KIND = "dates"  # schema.KINDS
 YES, IF_NEED_BE, NO = ANSWERS
 
 
@@ -29,8 +31,8 @@ def _grid_query(voter: str | None) -> sa.sql.Select:
         sa.select(
             ballot.c.name,
             mine.label("mine"),
-            sa.func.array_agg(sa.aggregate_order_by(vote.c.choice_id, vote.c.choice_id)).label("choice_ids"),
-            sa.func.array_agg(sa.aggregate_order_by(vote.c.answer, vote.c.choice_id)).label("answers"),
+            sa.func.array_agg(aggregate_order_by(vote.c.choice_id, vote.c.choice_id)).label("choice_ids"),
+            sa.func.array_agg(aggregate_order_by(vote.c.answer, vote.c.choice_id)).label("answers"),
         )
         .select_from(
             ballot.join(

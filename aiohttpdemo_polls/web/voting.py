@@ -3,7 +3,7 @@ cookie, the group-commit writer (store.votes) on the application, and what each 
 
 import re
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import NamedTuple
 
 from aiohttp import web
@@ -76,16 +76,23 @@ class Cast(NamedTuple):
     secure_cookie: bool
 
 
-async def cast(request: web.Request, question_id: int, chosen: Sequence[int]) -> Cast:
+async def cast(
+    request: web.Request,
+    question_id: int,
+    chosen: Sequence[int],
+    *,
+    answers: Mapping[int, str] | None = None,
+    name: str | None = None,
+) -> Cast:
     """Cast the ballot under the caller's voter id, or a new one; a 503 when nothing of it was kept
-    (the database is away, most likely)."""
+    (the database is away, most likely). A date poll's ballot is `answers` and a `name`."""
     voter = voter_id(request)
     new_voter = voter is None
     if voter is None:
         voter = secrets.token_urlsafe(18)  # 144 random bits
     try:
         ballots = site(request)[votes_key]
-        outcome = await ballots.writer.cast(question_id, chosen, voter)
+        outcome = await ballots.writer.cast(question_id, chosen, voter, answers=answers, name=name)
     except VoteNotCounted:
         raise web.HTTPServiceUnavailable(text=NOT_COUNTED) from None
     return Cast(outcome, voter, new_voter and outcome in _COOKIE_DUE, ballots.secure_cookie)
