@@ -85,6 +85,9 @@
           body.insertBefore(row, form);
         });
         showTimes(table);
+        var total = document.querySelector(".participants-total");
+        var newTotal = fresh.querySelector(".participants-total");
+        if (total && newTotal) total.textContent = newTotal.textContent;
       }, function () {
         fetching = false;
       });

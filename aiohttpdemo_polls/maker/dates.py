@@ -199,7 +199,9 @@ def _check_options(typed: DatePollForm, specs: list[Spec], count_field: str) -> 
             if (day,) in seen:
                 typed.errors[spec.twice_field] = DAY_TWICE
             seen.add((day,))
-            typed.options.append({"choice_text": day.isoformat(), "day": day, "starts_at": None, "ends_at": None})
+            typed.options.append(
+                {"choice_text": day.isoformat(), "day": day, "starts_at": None, "ends_at": None}
+            )
             continue
         clock = _clock(spec.clock)
         if clock is None:

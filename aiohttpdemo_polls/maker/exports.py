@@ -14,6 +14,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from ..store import connections, polls
+from ..store import dates as store_dates
 from ..store import exports as store_exports
 from ..web.config import site
 from ..web.database import engine_key
@@ -65,12 +66,45 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def _no_counts(choices: list, rows: list[store_dates.Participant]) -> dict[int, int]:
+    return {c.id: sum(1 for r in rows if r.answers.get(c.id) == store_dates.NO) for c in choices}
+
+
+async def _date_results(conn: Any, poll: Any, choices: list) -> list[list[object]]:
+    """A date poll's `option,yes,if_need_be,no`: an option per row, as psql names it."""
+    no = _no_counts(choices, await store_dates.participants(conn, poll.id))
+    return [
+        ["option", "yes", "if_need_be", "no"],
+        *([c.choice_text, c.votes, c.if_need_be, no[c.id]] for c in choices),
+    ]
+
+
+async def _date_ballots(conn: Any, poll: Any, choices: list) -> list[list[object]]:
+    """A date poll's `participant,option,answer`, a row per answer, participants in the order
+    they came; where only the maker sees names, not even the files carry them."""
+    texts = {c.id: c.choice_text for c in choices}
+    table: list[list[object]] = [["participant", "option", "answer"]]
+    for number, row in enumerate(await store_dates.participants(conn, poll.id), 1):
+        who = f"{PARTICIPANT} {number}" if poll.names_hidden else row.name
+        table += ([who, texts[c], answer] for c, answer in row.answers.items() if c in texts)
+    return table
+
+
+# The results files of polls of a kind of their own: kind -> (results.csv's rows, ballots.csv's).
+KIND_FILES = {store_dates.KIND: (_date_results, _date_ballots)}
+PARTICIPANT = "Participant"
+
+
 async def results_csv(request: web.Request) -> web.Response:
-    """`choice,votes,percent`, a row per choice in the poll's order."""
+    """`choice,votes,percent`, a row per choice in the poll's order (a date poll's:
+    `option,yes,if_need_be,no`)."""
     async with connections.connection(site(request)[engine_key]) as conn:
         poll = await manage.poll_or_404(request, conn)
         choices = await polls.choices(conn, poll.id)
-    rows = [["choice", "votes", "percent"], *([c.choice_text, c.votes, c.percent] for c in choices)]
+        if poll.kind in KIND_FILES:
+            rows = await KIND_FILES[poll.kind][0](conn, poll, choices)
+        else:
+            rows = [["choice", "votes", "percent"], *([c.choice_text, c.votes, c.percent] for c in choices)]
     return _file(poll, "results.csv", _csv(rows), "text/csv")
 
 
@@ -89,19 +123,34 @@ async def results_json(request: web.Request) -> web.Response:
         "multiple": poll.multiple,
         "choices": [
             {"id": c.id, "choice": c.choice_text, "votes": c.votes, "percent": float(c.percent)}
+            | (_date_option(c) if poll.kind == store_dates.KIND else {})
             for c in choices
         ],
         "total": sum(c.votes for c in choices),
         "ballots": poll.ballots,
     }
+    if poll.kind == store_dates.KIND:
+        document |= {"kind": poll.kind, "timezone": poll.timezone, "settled_option": poll.settled_choice_id}
     body = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
     return _file(poll, "results.json", body, "application/json")
+
+
+def _date_option(c: Any) -> dict[str, Any]:
+    """A date poll's option: its day, or start and end (RFC 3339, UTC); `votes` is its yes."""
+    when = (
+        {"date": c.day.isoformat()} if c.day else {"starts_at": _iso(c.starts_at), "ends_at": _iso(c.ends_at)}
+    )
+    return {**when, "if_need_be": c.if_need_be}
 
 
 async def ballots_csv(request: web.Request) -> web.Response:
     """`ballot,cast_at,choice`: a row per chosen choice, ballots numbered in the order cast."""
     async with connections.connection(site(request)[engine_key]) as conn:
         poll = await manage.poll_or_404(request, conn)
+        if poll.kind in KIND_FILES:
+            async with conn.begin(isolation_level="REPEATABLE READ", readonly=True):  # one snapshot
+                rows = await KIND_FILES[poll.kind][1](conn, poll, await polls.choices(conn, poll.id))
+            return _file(poll, "ballots.csv", _csv(rows), "text/csv")
         ballots = await store_exports.ballots(conn, poll.id)
     table = [["ballot", "cast_at", "choice"]]
     for number, (cast_at, chosen) in enumerate(ballots, 1):

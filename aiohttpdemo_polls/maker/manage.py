@@ -2,6 +2,7 @@
 token is the same plain 404 as an unknown poll, so the page gives nothing away.
 """
 
+import re
 from typing import Any
 
 import aiohttp_jinja2
@@ -9,6 +10,9 @@ from aiohttp import web
 from yarl import URL
 
 from ..store import connections, making, polls, tokens
+from ..store import dates as stored_dates
+from ..store.schema import PG_INT_MAX
+from ..web import dates, i18n
 from ..web.config import site
 from ..web.database import changes_key, engine_key
 from ..web.forms import read_form
@@ -21,7 +25,11 @@ NOTICES = {
     "closed": N_("Voting is closed. The results stay visible to everyone."),
     "reopened": N_("Voting is open again."),
     "edited": N_("Your changes are saved."),
+    "settled": N_("The date is set and the poll is closed. Everyone now sees it, with a calendar file."),
 }
+NOT_AN_OPTION = N_("Pick one of this poll's options to settle on.")
+ANSWER_WORDS = {"yes": N_("Yes"), "if_need_be": N_("If need be"), "no": N_("No")}
+_ID = re.compile(r"[1-9][0-9]{0,9}")
 HAS_VOTES = N_("People have already voted, so the texts can no longer be changed.")
 UNKNOWN_ACTION = N_("That is not something the manage page can do.")
 
@@ -49,6 +57,7 @@ async def _render(
     status: int = 200,
 ) -> web.Response:
     choices = await polls.choices(conn, poll.id)
+    extra = await KIND_CONTEXT[poll.kind](request, conn, poll, choices) if poll.kind in KIND_CONTEXT else {}
     if edit_form is None:
         edit_form = PollForm(question_text=poll.question_text, choices=[c.choice_text for c in choices])
     context = {
@@ -64,6 +73,7 @@ async def _render(
         "notice": NOTICES.get(request.query.get("done", "")),
         "edit_form": edit_form,
         "edit_error": edit_error,
+        **extra,
     }
     # Its address is the key to the poll: web/headers.py keeps it from caches and Referers.
     return aiohttp_jinja2.render_template("manage.html", request, context, status=status)
@@ -93,6 +103,9 @@ async def manage_action(request: web.Request) -> web.Response:
                 return _confirm_delete(request, poll)
             await making.delete_poll(conn, changes, poll.id)
             raise web.HTTPSeeOther(request.app.router["poll_deleted"].url_for())
+        elif action == "settle":
+            await _settle(conn, changes, poll, form.get("option", ""))
+            done = "settled"
         elif action == "edit":
             refused = await _edit(request, conn, poll, form)
             if refused is not None:
@@ -119,6 +132,39 @@ async def _edit(request: web.Request, conn: Any, poll: Any, form: Any) -> web.Re
     if outcome is making.EditOutcome.GONE:
         raise web.HTTPNotFound()
     return None
+
+
+async def _date_poll_context(request: web.Request, conn: Any, poll: Any, choices: list) -> dict[str, Any]:
+    """A date poll's grid as its maker sees it: every row, names included."""
+    rows = await stored_dates.participants(conn, poll.id)
+    where = dates.shown_zone(request, poll)
+    language = i18n.language(request)
+    return {
+        "columns": dates.columns(poll, choices, rows, where, language),
+        "rows": dates.visible_rows(poll, rows, show_counts=True, is_maker=True),
+        "words": ANSWER_WORDS,
+        "zone": where,
+        "zones": dates.zone_names(),
+        "has_times": dates.has_times(choices),
+        "settled": dates.settled_text(poll, choices, where, language),
+        "is_maker": True,
+    }
+
+
+# What the manage page shows of polls of a kind of their own: kind -> more of its context.
+KIND_CONTEXT = {stored_dates.KIND: _date_poll_context}
+
+
+async def _settle(conn: Any, changes: Any, poll: Any, option: object) -> None:
+    """The maker's final option (`option`, a choice id): recorded, the poll closed; a 400 for
+    anything that is not one of this date poll's options."""
+    if not isinstance(option, str) or not _ID.fullmatch(option) or int(option) > PG_INT_MAX:
+        raise web.HTTPBadRequest(text=NOT_AN_OPTION)
+    outcome = await stored_dates.settle(conn, changes, poll.id, int(option))
+    if outcome is stored_dates.Settling.GONE:
+        raise web.HTTPNotFound()
+    if outcome is stored_dates.Settling.NOT_AN_OPTION:
+        raise web.HTTPBadRequest(text=NOT_AN_OPTION)
 
 
 def _confirm_delete(request: web.Request, poll: Any) -> web.Response:

@@ -101,6 +101,22 @@ async def _context(
     }
 
 
+async def present_context(request: web.Request, question: Any, choices: list) -> dict[str, Any]:
+    """A date poll on the presenter view: the totals per option, no one's name."""
+    async with connections.connection(site(request)[engine_key]) as conn:
+        rows = await stored.participants(conn, question.id)
+    where = dates.shown_zone(request, question)
+    return {
+        "columns": dates.columns(question, choices, rows, where, i18n.language(request)),
+        "rows": [],
+        "words": ANSWER_WORDS,
+        "participants": len(rows),
+        "zone": where,
+        "zones": dates.zone_names(),
+        "has_times": dates.has_times(choices),
+    }
+
+
 def _read_answers(form: MultiMapping, choices: list) -> tuple[dict[str, Any], dict[str, str]]:
     """The name and an answer per option as typed, and a message per wrong field."""
     errors: dict[str, str] = {}

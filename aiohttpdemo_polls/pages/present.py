@@ -7,7 +7,7 @@ from aiohttp import web
 from ..web import links
 from ..web.content import cached_page, may_see_counts, poll_expiry, published_content, render_page
 from ..web.request import poll_id
-from . import qr
+from . import dates, qr
 
 
 async def present(request: web.Request) -> web.Response:
@@ -33,6 +33,8 @@ async def present(request: web.Request) -> web.Response:
             "short_link": links.short(public_link),
             "qr_code": qr.svg(public_link),
         }
+        if question.kind == dates.KIND:  # its totals per option, as its grid's foot shows them
+            context |= await dates.present_context(request, question, choices)
         return render_page(request, "present.html", context), poll_expiry(question)
 
     return await cached_page(request, ("present", question_id, show_counts), render)

@@ -133,6 +133,10 @@ async def managed_poll(conn: Any, question_id: int) -> Any:
         question.c.token_hash,
         question.c.results,
         question.c.lock_votes,
+        question.c.kind,
+        question.c.timezone,
+        question.c.names_hidden,
+        question.c.settled_choice_id,
         closed.label("closed"),
         ballots.label("ballots"),
     ).where(question.c.id == question_id)
