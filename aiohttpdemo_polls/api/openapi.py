@@ -69,6 +69,14 @@ _POLL_HEAD = {
     "closed": {"type": "boolean"},
 }
 
+# A date poll's answers: option id -> answer.
+_ANSWERS = {
+    "type": "object",
+    "propertyNames": {"pattern": "^[1-9][0-9]{0,9}$"},
+    "additionalProperties": {"enum": ["yes", "if_need_be", "no"]},
+    "description": "Option id -> `yes`, `if_need_be` or `no`: every option of the poll.",
+}
+
 SCHEMAS: dict[str, Any] = {
     "Problem": {
         "type": "object",
@@ -106,8 +114,24 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "integer"},
             "choice_text": {"type": "string"},
-            "votes": {"type": "integer", "minimum": 0, "description": "Only where counts_visible."},
+            "votes": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Only where counts_visible. A date poll's option: its yes answers.",
+            },
             "percent": {"type": "number", "minimum": 0, "maximum": 100},
+            "date": {"type": "string", "format": "date", "description": "A date poll's whole-day option."},
+            "starts_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "A date poll's timed option: its start, RFC 3339 with the poll's offset.",
+            },
+            "ends_at": {"type": "string", "format": "date-time"},
+            "if_need_be": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "A date poll's if-need-be answers; only where counts_visible.",
+            },
         },
         "required": ["id", "choice_text"],
     },
@@ -129,6 +153,22 @@ SCHEMAS: dict[str, Any] = {
                 "description": "The choices this caller's voter cookie voted for.",
             },
             "links": _LINKS,
+            "kind": {"enum": ["choices", "dates", "ranked"], "description": "`dates`: finding a date."},
+            "timezone": {"type": ["string", "null"], "description": "A date poll's IANA time zone."},
+            "names_hidden": {
+                "type": "boolean",
+                "description": "A date poll whose names only its maker sees.",
+            },
+            "settled_option": {
+                "type": ["integer", "null"],
+                "description": "The option its maker settled on (the poll is then closed).",
+            },
+            "participants": {
+                "type": "array",
+                "items": _ref("schemas", "Participant"),
+                "description": "A date poll's rows, where counts_visible and names are not hidden.",
+            },
+            "my_answers": _ANSWERS,
         },
         "required": [
             "id",
@@ -137,6 +177,7 @@ SCHEMAS: dict[str, Any] = {
             "closes_at",
             "closed_at",
             "closed",
+            "kind",
             "multiple",
             "counts_visible",
             "choices",
@@ -176,6 +217,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "The new-poll form's fields, checked by the same rules.",
         "properties": {
+            "kind": {"const": "choices", "default": "choices"},
             "question_text": {"type": "string", "description": "Up to 200 characters once trimmed."},
             "choices": {
                 "type": "array",
@@ -201,6 +243,83 @@ SCHEMAS: dict[str, Any] = {
             "creation_key": {"type": "string", "description": "Needed where the site's `creation` is `key`."},
         },
         "additionalProperties": False,
+    },
+    "NewDatePoll": {
+        "type": "object",
+        "description": "A date poll: options are whole days, or start times in `timezone` with a duration.",
+        "properties": {
+            "kind": {"const": "dates"},
+            "question_text": {"type": "string", "description": "Up to 200 characters once trimmed."},
+            "timezone": {
+                "type": "string",
+                "description": "The IANA time zone the start times are in, such as `Europe/Berlin`.",
+                "default": "UTC",
+            },
+            "options": {
+                "type": "array",
+                "items": _ref("schemas", "DateOption"),
+                "description": "2 to 100 options, none given twice.",
+            },
+            "names_hidden": {
+                "type": "boolean",
+                "default": False,
+                "description": "Only the maker sees the participants' names.",
+            },
+            "closes_at": {"type": ["string", "null"], "description": "As for any poll."},
+            "results": {"enum": ["always", "after_vote", "after_close"], "default": "always"},
+            "lock_votes": {"type": "boolean", "default": False},
+            "creation_key": {"type": "string"},
+        },
+        "required": ["kind"],
+        "additionalProperties": False,
+    },
+    "DateOption": {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {"date": {"type": "string", "description": "A whole day: `2030-03-01`."}},
+                "required": ["date"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "start": {
+                        "type": "string",
+                        "description": "A local time in the poll's zone: `2030-01-15T10:00`.",
+                    },
+                    "duration_minutes": {"type": "integer", "minimum": 1, "maximum": 1440},
+                },
+                "required": ["start", "duration_minutes"],
+                "additionalProperties": False,
+            },
+        ]
+    },
+    "DateAnswers": {
+        "type": "object",
+        "description": "An answer to a date poll: the participant's name and an answer for every option.",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "answers": _ANSWERS,
+        },
+        "required": ["name", "answers"],
+        "additionalProperties": False,
+    },
+    "Participant": {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "answers": _ANSWERS},
+        "required": ["name", "answers"],
+    },
+    "DateBallot": {
+        "type": "object",
+        "properties": {
+            "status": {"enum": ["counted", "changed", "already_voted", "unknown"]},
+            "message": {"type": "string"},
+            "name": {"type": "string"},
+            "answers": _ANSWERS,
+            "links": _LINKS,
+        },
+        "required": ["status", "message", "name", "answers", "links"],
     },
     "Created": {
         "type": "object",
@@ -280,7 +399,10 @@ DOCUMENT: dict[str, Any] = {
             "post": {
                 "operationId": "createPoll",
                 "summary": "Make a poll, as the new-poll form does",
-                "requestBody": {"required": True, "content": _json(_ref("schemas", "NewPoll"))},
+                "requestBody": {
+                    "required": True,
+                    "content": _json({"oneOf": [_ref("schemas", "NewPoll"), _ref("schemas", "NewDatePoll")]}),
+                },
                 "responses": {
                     "201": {
                         "description": "Published. Keep `manage_url`: it is not shown again.",
@@ -309,12 +431,19 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "vote",
                 "summary": "Vote, with the voting form's rules and voter cookie",
                 "parameters": [_ref("parameters", "QuestionId"), _ref("parameters", "VoterCookie")],
-                "requestBody": {"required": True, "content": _json(_ref("schemas", "VoteRequest"))},
+                "requestBody": {
+                    "required": True,
+                    "content": _json(
+                        {"oneOf": [_ref("schemas", "VoteRequest"), _ref("schemas", "DateAnswers")]}
+                    ),
+                },
                 "responses": {
                     "200": {
                         "description": "The caller's ballot: counted now, or counted before.",
                         "headers": _SETS_VOTER_COOKIE,
-                        "content": _json(_ref("schemas", "Ballot")),
+                        "content": _json(
+                            {"anyOf": [_ref("schemas", "Ballot"), _ref("schemas", "DateBallot")]}
+                        ),
                     },
                     "202": {
                         "description": (
@@ -323,7 +452,9 @@ DOCUMENT: dict[str, Any] = {
                             "cookie never counts twice."
                         ),
                         "headers": _SETS_VOTER_COOKIE,
-                        "content": _json(_ref("schemas", "Ballot")),
+                        "content": _json(
+                            {"anyOf": [_ref("schemas", "Ballot"), _ref("schemas", "DateBallot")]}
+                        ),
                     },
                     **_problems(400, 403, 404, 405, 409, 413, 415, 422, 503, notes=_VOTE_NOTES),
                 },

@@ -4,13 +4,13 @@ as problem documents (problems.py), described by openapi.py.
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
 from ..maker import creation
-from ..maker.form import MAX_CHOICES, check_new_poll, json_fields, json_names
+from ..maker.form import MAX_CHOICES, PollForm, check_new_poll, json_fields, json_names
 from ..store import connections, polls, rules
 from ..store.votes import VoteOutcome, ballot_choices
 from ..web.cache import cache_key, expiry
@@ -30,6 +30,7 @@ from ..web.voting import (
     set_voter_cookie,
     voter_id,
 )
+from . import dates as api_dates
 from . import json_body, openapi
 from .problems import Problem
 
@@ -43,6 +44,26 @@ BAD_PAGE = "The page must be a whole number from 1."
 NEW_POLL_FIELDS = frozenset(
     {"question_text", "choices", "multiple", "closes_at", "results", "lock_votes", "creation_key"}
 )
+
+VOTE_FIELDS = frozenset({"choices"}) | api_dates.VOTE_FIELDS
+NOT_DATE_ANSWERS = 'This poll finds a date: send "name" and "answers".'
+UNKNOWN_KIND = "This must be one of: " + ", ".join(("choices", api_dates.KIND)) + "."
+DEFAULT_KIND = "choices"
+
+
+def _check_choices(body: Mapping[str, Any]) -> PollForm:
+    """A new question with choices: the JSON types, then the form's rules."""
+    form, wrong_types = json_fields(body)
+    if wrong_types:
+        raise Problem(422, errors=wrong_types)
+    return check_new_poll(form)
+
+
+# The kinds of poll the API makes: kind -> (the body's fields, its check). A new kind adds its row.
+NEW_POLL_KINDS: dict[str, tuple[frozenset[str], Callable[[Mapping[str, Any]], PollForm]]] = {
+    DEFAULT_KIND: (NEW_POLL_FIELDS | {"kind"}, _check_choices),
+    api_dates.KIND: (api_dates.NEW_POLL_FIELDS, api_dates.check_new),
+}
 
 # Given whole: a Content-Type set through `content_type=` is parsed again on every response.
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
@@ -159,17 +180,21 @@ async def poll(request: web.Request) -> web.Response:
             # Read inside the load, as the pages do: one lookup on a hit, and content that
             # changed while the body was being made is never kept under the new state.
             question, choices = await published_content(request, question_id)
-            return _poll_body(request, question, choices), poll_expiry(question)
+            return await _poll_body(request, question, choices, None), poll_expiry(question)
 
         body = await site(request)[cache_key].get(("api_poll", question_id), load)
     else:  # read for them: their own vote, just committed, is in it
-        body = _poll_body(request, *await voters_poll(request, question_id, voter))
+        body = await _poll_body(request, *await voters_poll(request, question_id, voter), voter)
     return web.Response(body=body, headers=_JSON_HEADERS)
 
 
-def _poll_body(request: web.Request, question: Any, choices: list) -> bytes:
+async def _poll_body(request: web.Request, question: Any, choices: list, voter: str | None) -> bytes:
     mine = [c.id for c in choices if c.mine]
-    visible = _counts_visible(question, voted=bool(mine))
+    dated = question.kind == api_dates.KIND
+    more = await api_dates.extra(request, question, True, voter) if dated else {}
+    visible = _counts_visible(question, voted=bool(mine) or more.get("answered", False))
+    if dated and not visible:
+        more["participants"] = []
     body: dict[str, Any] = {
         "id": question.id,
         "question_text": question.question_text,
@@ -178,6 +203,7 @@ def _poll_body(request: web.Request, question: Any, choices: list) -> bytes:
         "closed_at": _iso(question.closed_at),
         "closed": question.closed,
         "multiple": question.multiple,
+        "kind": question.kind,
         "counts_visible": visible,
         "choices": [
             {
@@ -190,6 +216,11 @@ def _poll_body(request: web.Request, question: Any, choices: list) -> bytes:
         "my_choices": mine,
         "links": _poll_links(request, question.id),
     }
+    if dated:
+        fields, options = api_dates.body_fields(question, choices, visible)
+        body |= fields | {"participants": more["participants"], "my_answers": more["my_answers"]}
+        for choice, option in zip(body["choices"], options, strict=True):
+            choice |= option
     if visible:
         body["total"] = sum(c.votes for c in choices)
     return json.dumps(body, ensure_ascii=False).encode()
@@ -218,11 +249,29 @@ _BALLOT_STATUS = {
 async def vote(request: web.Request) -> web.Response:
     """Cast the caller's ballot, as the voting form does; answer with their ballot."""
     question_id = poll_id(request)
-    chosen = _chosen_ids(await read_object(request, frozenset({"choices"})))
+    body = await read_object(request, VOTE_FIELDS)
+    if api_dates.VOTE_FIELDS & body.keys() and "choices" not in body:  # a date poll's answers
+        ballot, answered = await api_dates.vote(request, question_id, body)
+        status, message = _BALLOT_STATUS[ballot.outcome]
+        answer = {
+            "status": status,
+            "message": message,
+            **answered,
+            "links": _poll_links(request, question_id),
+        }
+        response = _json(answer, status=202 if ballot.outcome is VoteOutcome.UNKNOWN else 200)
+        set_voter_cookie(response, ballot)
+        return response
+    unknown = sorted(api_dates.VOTE_FIELDS & body.keys())
+    if unknown:
+        raise Problem(422, errors=dict.fromkeys(unknown, UNKNOWN_FIELD))
+    chosen = _chosen_ids(body)
     ballot = await cast(request, question_id, chosen)
     outcome = ballot.outcome
     if outcome is VoteOutcome.INVALID_CHOICE:
         content = await published_content(request, question_id)  # 404 when there is no poll
+        if content.question.kind == api_dates.KIND and not content.question.closed:
+            raise Problem(422, NOT_DATE_ANSWERS, errors={"choices": NOT_DATE_ANSWERS})
         if not content.question.closed:
             raise Problem(422, NOT_CHOICE, errors={"choices": NOT_CHOICE})
         outcome = VoteOutcome.CLOSED
@@ -249,14 +298,18 @@ async def create_poll(request: web.Request) -> web.Response:
     """Make a poll as the new-poll form does; answer 201 with its manage link (shown once)."""
     config = site(request)[config_key]
     creation.ensure_open(config)
-    body = await read_object(request, NEW_POLL_FIELDS)
-    form, wrong_types = json_fields(body)
-    if wrong_types:
-        raise Problem(422, errors=wrong_types)
+    body = await read_object(request, NEW_POLL_FIELDS | api_dates.NEW_POLL_FIELDS)
+    kind = body.get("kind", DEFAULT_KIND)
+    if kind not in NEW_POLL_KINDS:
+        raise Problem(422, errors={"kind": UNKNOWN_KIND})
+    allowed, check = NEW_POLL_KINDS[kind]
+    unknown = sorted(name for name in body if name not in allowed)
+    if unknown:
+        raise Problem(422, errors=dict.fromkeys(unknown, UNKNOWN_FIELD))
     refused = creation.key_problem(config, body.get("creation_key"))
+    typed = check(body)
     if refused is not None:
         raise Problem(403, refused, errors={"creation_key": refused})
-    typed = check_new_poll(form)
     if not typed.valid:
         raise Problem(422, errors=json_names(typed.errors))
     made = await creation.publish(request, typed)
