@@ -362,6 +362,36 @@ def make_poll(client):
     return make
 
 
+@pytest.fixture
+def make_date_poll(client, sync_engine):
+    """Make a date poll through the new-poll form: `await make_date_poll(("2030-01-15", "10:00"),
+    ("2030-03-01", ""), timezone="Europe/Berlin")`, days with their start times (none: the
+    whole day). Its id, token, manage path and option ids (in the order given)."""
+
+    async def make(*days: tuple[str, str], question_text: str = "When shall we meet?", **fields: str) -> dict:
+        data = [("kind", "dates"), ("question_text", question_text)]
+        data += [
+            ("timezone", fields.pop("timezone", "Europe/Berlin")),
+            ("duration", fields.pop("duration", "60")),
+        ]
+        for day, times in days or (("2030-03-01", ""), ("2030-03-02", "")):
+            data += [("day", day), ("times", times)]
+        response = await client.post("/poll/new", data=data + list(fields.items()), allow_redirects=False)
+        assert response.status == 303, await response.text()
+        path = response.headers["Location"]
+        match = re.fullmatch(r"/poll/(\d+)/manage/([A-Za-z0-9_-]+)", path)
+        assert match, path
+        with sync_engine.connect() as conn:
+            options = conn.execute(
+                sa.select(schema.choice.c.id)
+                .where(schema.choice.c.question_id == int(match[1]))
+                .order_by("id")
+            ).scalars()
+            return {"id": int(match[1]), "token": match[2], "manage": path, "options": list(options)}
+
+    return make
+
+
 class AppProcess:
     """`python -m aiohttpdemo_polls` as a real subprocess on 127.0.0.1, output kept in files."""
 
