@@ -332,7 +332,7 @@ ROUTES = sorted(
 )
 ROUTE_NAMES = sorted({name for _, name in ROUTES})
 GET_ROUTES = sorted(name for method, name in ROUTES if method == "GET")
-FORM_DOORS = ("vote", "new_poll", "manage", "language")
+FORM_DOORS = ("vote", "new_poll", "manage", "language", "answer")
 JSON_DOORS = ("api_polls", "api_vote")
 _PARAMETER = re.compile(r"\{(\w+)")
 per_door = settings(hostile, max_examples=max(EXAMPLES // 4, 5))  # a test's examples run at each door
@@ -416,6 +416,7 @@ def valid_bodies(addresses, sync_engine) -> dict[str, Any]:
         "new_poll": [("question_text", "Lunch?"), ("choice", "Soup"), ("choice", "Salad")],
         "manage": [("action", "edit"), ("question_text", "Dinner?"), *(("choice", c) for c in "XYZ")],
         "language": [("language", "de"), ("next", "/")],
+        "answer": [("name", "Ada"), ("answer-1", "yes")],
         "api_polls": {"question_text": "Lunch?", "choices": ["Soup", "Salad"]},
         "api_vote": {"choices": [choice_id]},
     }
