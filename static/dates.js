@@ -53,6 +53,10 @@
   var last = null;
   var closed = null;
   var fetching = false;
+  var leaving = false; // a form was sent: its answer is the next page
+  document.addEventListener("submit", function () {
+    leaving = true;
+  });
 
   function refresh() {
     // Everything but the reader's own row being typed: the columns, the others' rows, the totals.
@@ -107,7 +111,8 @@
         return;
       }
       if (message.deleted || (closed !== null && message.closed !== closed)) {
-        window.location.reload(); // gone, closed or settled: the page says so
+        // Gone, closed or settled: the page says so (unless a form of it is on its way).
+        if (!leaving) window.location.reload();
         return;
       }
       closed = message.closed;

@@ -51,16 +51,26 @@
 
   function addRow(copy) {
     var rows = list.querySelectorAll("li");
-    if (rows.length >= MAX_DAYS) return false;
     var last = rows[rows.length - 1];
     var filled = null;
+    var at = 0; // the row after the last one filled
     for (var i = rows.length - 1; i >= 0; i -= 1) {
       var inputs = rows[i].querySelectorAll("input");
       if (inputs[0].value || inputs[1].value) {
         filled = inputs;
+        at = i + 1;
         break;
       }
     }
+    if (copy && filled && at < rows.length) {
+      // As the server does: the copy goes into the first empty row after the last filled one.
+      var next = rows[at].querySelectorAll("input");
+      next[0].value = nextDay(filled[0].value);
+      next[1].value = filled[1].value;
+      next[0].focus();
+      return true;
+    }
+    if (rows.length >= MAX_DAYS) return false;
     var row = last.cloneNode(true);
     row.querySelectorAll(".field-error").forEach(function (error) {
       error.remove();
