@@ -269,3 +269,41 @@ async def test_a_plain_vote_on_a_date_poll_shows_its_grid_again(client, make_dat
     response = await vote(client, poll["id"], poll["options"][0])
     assert response.status == 400
     assert 'class="grid"' in await response.text()
+
+
+async def test_locked_answers_cannot_be_changed_or_removed(client, make_date_poll, vote_rows_match_counters):
+    poll = await make_date_poll(lock_votes="on")
+    assert (await answer(client, poll, "Ada", "yes", "no")).status == 303
+    again = await answer(client, poll, "Ada", "no", "no")
+    assert again.headers["Location"].endswith("?done=same")
+    page = await (await client.get(f"/poll/{poll['id']}")).text()
+    assert cells(page) == ["yes", "no"] and 'name="name"' not in page
+    assert "Answers in this poll cannot be changed." in page
+    removed = await client.post(f"/poll/{poll['id']}/answer", data={"remove": "1"}, allow_redirects=False)
+    assert removed.status == 409
+    assert vote_rows_match_counters()
+
+
+async def test_a_closed_date_poll_takes_no_answers_and_reopening_unsettles_it(
+    client, make_date_poll, stored_poll
+):
+    poll = await make_date_poll()
+    await client.post(poll["manage"], data={"action": "settle", "option": str(poll["options"][0])})
+    assert (await answer(client, poll, "Ada", "yes", "no")).status == 409
+    await client.post(poll["manage"], data={"action": "reopen"})
+    question = stored_poll(poll["id"]).question
+    assert question.settled_choice_id is None and not question.closed
+    assert (await client.get(f"/poll/{poll['id']}/event.ics")).status == 404
+    assert (await answer(client, poll, "Ada", "yes", "no")).status == 303
+
+
+async def test_date_poll_pages_are_written_in_each_language(client, make_date_poll):
+    poll = await make_date_poll(("2030-01-15", "10:00"), ("2030-03-01", ""))
+    expected = {
+        "de": ("Di., 15. Jan. 2030", "10:00", "Wenn nötig"),
+        "fr": ("mar. 15 janv. 2030", "10:00", "Si besoin"),
+        "es": ("mar, 15 ene 2030", "10:00", "Si hace falta"),
+    }
+    for language, (day, clock, word) in expected.items():
+        page = await (await client.get(f"/poll/{poll['id']}", headers={"Accept-Language": language})).text()
+        assert day in page and clock in page and word in page, language
