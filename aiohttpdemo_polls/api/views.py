@@ -300,7 +300,7 @@ async def create_poll(request: web.Request) -> web.Response:
     creation.ensure_open(config)
     body = await read_object(request, NEW_POLL_FIELDS | api_dates.NEW_POLL_FIELDS)
     kind = body.get("kind", DEFAULT_KIND)
-    if kind not in NEW_POLL_KINDS:
+    if not isinstance(kind, str) or kind not in NEW_POLL_KINDS:
         raise Problem(422, errors={"kind": UNKNOWN_KIND})
     allowed, check = NEW_POLL_KINDS[kind]
     unknown = sorted(name for name in body if name not in allowed)

@@ -127,6 +127,7 @@ async def test_answers_to_a_choices_poll_and_choices_to_a_date_poll_are_422(clie
         ({"options": "tomorrow"}, "options"),
         ({"choices": ["a", "b"]}, "choices"),
         ({"kind": "lottery"}, "kind"),
+        ({"kind": {}}, "kind"),
         ({"names_hidden": "yes"}, "names_hidden"),
     ],
 )
