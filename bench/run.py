@@ -15,7 +15,8 @@ In one run it starts, on 127.0.0.1 and free ports only: the real app
 generator when wrk is not installed; the table says which). Pages (PAGE_SCENARIOS) are
 compared with bare aiohttp, writes (WRITE_SCENARIOS: form and API votes, API poll making)
 with pgbench. After every write scenario the database is checked: writes answered as done
-(302 vote, 200 API vote, 201 poll) == votes counted, ballots added or polls made, and
+(302 vote, 200 API vote, 201 poll, 303 date answer) == votes counted, ballots added or polls
+made (a date poll's rows, each with an answer per option), and
 counters == `vote` rows. The exports are read, with the maker's token, from a poll the run
 makes through the API and gives EXPORT_BALLOTS ballots.
 
@@ -628,7 +629,7 @@ def table(
         "random /poll/{id} URLs for the poll pages); "
         f"write ratios (votes, API votes, API poll making) to pgbench's one-row update rate "
         f"({PGBENCH_CLIENTS} clients); a write's req/s counts those answered as done (302 vote, "
-        "200 API vote, 201 poll). RSS is the server's peak (all its processes)."
+        "200 API vote, 201 poll, 303 date answer). RSS is the server's peak (all its processes)."
     )
     return header + "\n\n" + "\n".join(lines) + "\n", rows
 
