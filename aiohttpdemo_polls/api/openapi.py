@@ -96,7 +96,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "PollSummary": {
         "type": "object",
-        "properties": {**_POLL_HEAD, "links": _LINKS},
+        "properties": {**_POLL_HEAD, "kind": {"enum": ["choices", "dates", "ranked"]}, "links": _LINKS},
         "required": ["id", "question_text", "published_at", "closes_at", "closed", "links"],
     },
     "PollList": {

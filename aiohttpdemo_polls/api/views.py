@@ -147,6 +147,7 @@ async def list_polls(request: web.Request) -> web.Response:
                     "published_at": _iso(q.pub_date),
                     "closes_at": _iso(q.closes_at),
                     "closed": q.closed,
+                    "kind": q.kind,
                     "links": _poll_links(request, q.id),
                 }
                 for q in listed

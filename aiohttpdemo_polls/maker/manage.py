@@ -106,7 +106,7 @@ async def manage_action(request: web.Request) -> web.Response:
         elif action == "settle":
             await _settle(conn, changes, poll, form.get("option", ""))
             done = "settled"
-        elif action == "edit":
+        elif action == "edit" and poll.kind == "choices":  # a date poll's options are its times
             refused = await _edit(request, conn, poll, form)
             if refused is not None:
                 return refused

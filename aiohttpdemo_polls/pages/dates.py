@@ -105,7 +105,10 @@ async def present_context(request: web.Request, question: Any, choices: list) ->
     """A date poll on the presenter view: the totals per option, no one's name."""
     async with connections.connection(site(request)[engine_key]) as conn:
         rows = await stored.participants(conn, question.id)
-    where = dates.shown_zone(request, question)
+    # The poll's own zone, never a ?tz= (the view is cached once for every reader); dates.js
+    # shows the projector's own zone.
+    own = question.timezone or "UTC"
+    where = dates.Shown(own, dates.zone(own) or dates.zone("UTC"), picked=False)
     return {
         "columns": dates.columns(question, choices, rows, where, i18n.language(request)),
         "rows": [],

@@ -147,3 +147,10 @@ async def test_openapi_document_describes_date_polls(client):
     assert {"$ref": "#/components/schemas/DateAnswers"} in vote["content"]["application/json"]["schema"][
         "oneOf"
     ]
+
+
+async def test_poll_list_says_each_polls_kind(client, make_question):
+    make_question("Lunch?", choices=("A", "B"))
+    await make(client)
+    listed = await (await client.get("/api/polls")).json()
+    assert sorted(p["kind"] for p in listed["polls"]) == ["choices", "dates"]

@@ -307,3 +307,21 @@ async def test_date_poll_pages_are_written_in_each_language(client, make_date_po
     for language, (day, clock, word) in expected.items():
         page = await (await client.get(f"/poll/{poll['id']}", headers={"Accept-Language": language})).text()
         assert day in page and clock in page and word in page, language
+
+
+async def test_presenter_view_shows_the_polls_zone_whatever_the_address_asks(client, make_date_poll):
+    poll = await make_date_poll(("2030-01-15", "10:00"), ("2030-03-01", ""))
+    asked = await (await client.get(f"/poll/{poll['id']}/present?tz=Asia/Tokyo")).text()
+    plain = await (await client.get(f"/poll/{poll['id']}/present")).text()
+    for page in (asked, plain):
+        assert "Times are shown in Europe/Berlin." in page and "10:00\u202fAM" in page
+        assert 'class="zone-switch"' not in page
+
+
+async def test_a_date_polls_options_cannot_be_edited_as_texts(client, make_date_poll, stored_poll):
+    poll = await make_date_poll()
+    data = [("action", "edit"), ("question_text", "Renamed?"), ("choice", "A"), ("choice", "B")]
+    response = await client.post(poll["manage"], data=data, allow_redirects=False)
+    assert response.status == 400
+    assert stored_poll(poll["id"]).choices == ["2030-03-01", "2030-03-02"]
+    assert "Edit the texts" not in await (await client.get(poll["manage"])).text()
