@@ -148,3 +148,12 @@ def test_readme_date_poll_grid_picture(open_tab):
     expect(page.locator("th.option.best")).to_have_count(1)
     expect(page.locator("th.option.best")).to_contain_text("Best so far")
     publish(save_screenshot(page, "readme-date-poll", full_page=False), "date-poll.png")
+
+
+@pytest.mark.parametrize(
+    ("javascript", "zone"), [(True, "Asia/Tokyo"), (False, "UTC")], ids=["js-on", "js-off"]
+)
+def test_new_date_poll_takes_the_browsers_zone_by_default(open_tab, javascript, zone):
+    page = open_tab(java_script_enabled=javascript, timezone_id="Asia/Tokyo").page
+    page.goto("/poll/new?kind=dates")
+    expect(page.get_by_label("Time zone of the start times")).to_have_value(zone)

@@ -51,6 +51,8 @@ PAGE_TYPES = {
     "manage": "manage",
     "not-found": "not-found",
     "poll-no-choice": "vote-form-400",
+    "date-poll": "date-poll",
+    "new-date-poll": "new-date-poll",
 }
 SCHEMES = ("light", "dark")
 # Chromium's own switch for prefers-color-scheme (Blink's enum: 0 dark, 1 light).
