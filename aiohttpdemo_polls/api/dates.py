@@ -82,14 +82,14 @@ async def extra(request: web.Request, question: Any, visible: bool, voter: str |
     }
 
 
-async def my_answers(request: web.Request, question_id: int, voter: str | None) -> dict[str, str]:
-    """The caller's own answers (option id -> answer), or none."""
-    if voter is None:
-        return {}
+async def _row(request: web.Request, question_id: int, voter: str) -> dict[str, Any]:
+    """The caller's own row as stored: its name and answers (option id -> answer)."""
     async with connections.connection(site(request)[engine_key]) as conn:
         rows = await stored.participants(conn, question_id, voter)
     mine = next((r for r in rows if r.mine), None)
-    return {str(c): a for c, a in mine.answers.items()} if mine else {}
+    if mine is None:
+        return {"name": "", "answers": {}}
+    return {"name": mine.name, "answers": {str(c): a for c, a in mine.answers.items()}}
 
 
 def _read(body: Mapping[str, Any], choices: list) -> tuple[str, dict[int, str]]:
@@ -133,5 +133,5 @@ async def vote(request: web.Request, question_id: int, body: Mapping[str, Any]) 
     if ballot.outcome is VoteOutcome.INVALID_CHOICE:
         raise Problem(422, NOT_ANSWERED, errors={"answers": NOT_ANSWERED})
     if ballot.outcome is VoteOutcome.ALREADY_VOTED:  # their earlier row, which may differ (lock_votes)
-        return ballot, {"name": name, "answers": await my_answers(request, question_id, ballot.voter)}
+        return ballot, await _row(request, question_id, ballot.voter)
     return ballot, {"name": name, "answers": {str(c): a for c, a in sorted(answers.items())}}

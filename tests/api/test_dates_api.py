@@ -154,3 +154,18 @@ async def test_poll_list_says_each_polls_kind(client, make_question):
     await make(client)
     listed = await (await client.get("/api/polls")).json()
     assert sorted(p["kind"] for p in listed["polls"]) == ["choices", "dates"]
+
+
+async def test_a_locked_row_answered_again_gives_back_the_row_as_stored(client):
+    question_id = await make(client, lock_votes=True)
+    poll = await (await client.get(f"/api/polls/{question_id}")).json()
+    ids = [str(c["id"]) for c in poll["choices"]]
+    await client.post(
+        f"/api/polls/{question_id}/vote", json={"name": "Ada", "answers": dict.fromkeys(ids, "yes")}
+    )
+    again = await client.post(
+        f"/api/polls/{question_id}/vote", json={"name": "Bob", "answers": dict.fromkeys(ids, "no")}
+    )
+    body = await again.json()
+    assert body["status"] == "already_voted"
+    assert body["name"] == "Ada" and body["answers"] == dict.fromkeys(ids, "yes")
