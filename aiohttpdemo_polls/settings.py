@@ -81,6 +81,16 @@ SCHEMA = t.Dict(
             {
                 # New polls per client address in any hour, counted in the database.
                 t.Key("polls_per_hour", default=20): t.ToInt(gte=1, lte=1_000_000),
+                # Reports of polls per client address in any hour, counted in the database.
+                t.Key("reports_per_hour", default=10): t.ToInt(gte=1, lte=1_000_000),
+            }
+        ),
+        # Polls closed for longer than `closed_days` are deleted, with their ballots and votes,
+        # by an hourly job of the app (web/retention.py) or `python -m aiohttpdemo_polls purge`.
+        # 0 keeps every poll until its maker deletes it.
+        t.Key("retention", default={}): t.Dict(
+            {
+                t.Key("closed_days", default=180): t.ToInt(gte=0, lte=36_500),
             }
         ),
         # Peers whose X-Forwarded-For is believed (nginx's address, a load balancer's network):
@@ -119,6 +129,7 @@ ENVIRONMENT = {
     "POLLS_CREATION": (None, "creation"),
     "POLLS_CREATION_KEY": (None, "creation_key"),
     "POLLS_TRUSTED_PROXIES": (None, "trusted_proxies"),
+    "POLLS_RETENTION_CLOSED_DAYS": ("retention", "closed_days"),
 }
 
 

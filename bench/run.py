@@ -18,7 +18,10 @@ with pgbench. After every write scenario the database is checked: writes answere
 (302 vote, 200 API vote, 201 poll, 303 date answer) == votes counted, ballots added or polls
 made (a date poll's rows, each with an answer per option), and
 counters == `vote` rows. The exports are read, with the maker's token, from a poll the run
-makes through the API and gives EXPORT_BALLOTS ballots.
+makes through the API and gives EXPORT_BALLOTS ballots. The ranked scenario reads the
+results page of a ranked poll of RANKED_BALLOTS ballots over 8 choices (bench/ranked.py
+writes it into the database), and the report gives how long its count takes: the rankings
+grouped in SQL, then parsed and counted in Python.
 
 Results: a table on stdout, `bench-results/results.md` and `bench-results/results.png`.
 Every process it starts is stopped when it ends, also on Ctrl-C. It installs nothing.
@@ -66,6 +69,7 @@ from bench.load import (  # noqa: E402
     wrk,
 )
 from bench.processes import cpu_seconds, free_port, rss_kib  # noqa: E402
+from bench.ranked import RANKED_BALLOTS, counting_times, seed_ranked_poll  # noqa: E402
 
 BENCH_CONFIG = ROOT / "config" / "polls_bench.yaml"
 HELLO = Path(__file__).with_name("hello.py")
@@ -89,6 +93,9 @@ EXPORT_FILES = {"export_csv": "results.csv", "export_json": "results.json", "exp
 PAGE_SCENARIOS.update(
     {name: f"GET {file}, a poll of {EXPORT_BALLOTS:,} ballots" for name, file in EXPORT_FILES.items()}
 )
+# The results page of the one ranked poll bench/ranked.py seeds (--ranked-ballots, default
+# RANKED_BALLOTS): its path is known once it is seeded.
+PAGE_SCENARIOS["ranked_results"] = "GET /poll/{id}/results, a ranked poll (see below)"
 # Where each page scenario sends its GETs: a fixed path, or (prefix, suffix) around a random
 # poll id. The exports' fixed paths are known once their poll is made.
 PAGE_PATHS: dict[str, str | tuple[str, str]] = {
@@ -115,6 +122,7 @@ BARE_FOR = {
     "api_poll": "hello_random",
     "openapi": "hello",
     **dict.fromkeys(EXPORT_FILES, "hello"),
+    "ranked_results": "hello",
 }
 # A date poll the run makes through the API (Bench.date_targets): each write a new
 # participant answering every option, all through the same vote batch as a vote.
@@ -313,15 +321,22 @@ async def python_load(
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, tmp: Path, data: Data) -> None:
+    def __init__(
+        self, args: argparse.Namespace, tmp: Path, data: Data, ranked_path: str | None = None
+    ) -> None:
         self.args, self.tmp, self.data = args, tmp, data
+        self.ranked_path = ranked_path  # the seeded ranked poll's results page, if seeded
         self.loadgen = "wrk" if WRK and not args.python_load else "aiohttp client"
         self.manage_path: str | None = None  # of the exports' poll, once made
         self.date_poll: list[tuple[int, int]] | None = None  # (poll, option) of the date poll, once made
 
     async def page(self, server: Server, scenario: str, connections: int) -> Run:
         lo, hi = self.data.poll_ids[0], self.data.poll_ids[-1]
-        path = PAGE_PATHS.get(scenario) or await self.export_path(server, scenario)
+        if scenario == "ranked_results":
+            assert self.ranked_path is not None, "the ranked poll is seeded when its scenario runs"
+            path: str | tuple[str, str] = self.ranked_path
+        else:
+            path = PAGE_PATHS.get(scenario) or await self.export_path(server, scenario)
         await server.settle()
         if self.args.warmup and server.name != "bare":
             # Unmeasured: fills the app's cache as a server in service would have it.
@@ -535,8 +550,10 @@ def start_bare(args: argparse.Namespace) -> Server:
 Key = tuple[str, str, int]  # (target, scenario, connections)
 
 
-async def measure(args: argparse.Namespace, data: Data, tmp: Path) -> dict[Key, list[Run]]:
-    bench = Bench(args, tmp, data)
+async def measure(
+    args: argparse.Namespace, data: Data, tmp: Path, ranked_path: str | None = None
+) -> dict[Key, list[Run]]:
+    bench = Bench(args, tmp, data, ranked_path)
     runs: dict[Key, list[Run]] = {}
     scenarios = [s for s in [*PAGE_SCENARIOS, *WRITE_SCENARIOS] if not args.only or s in args.only]
 
@@ -731,6 +748,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--python-load", action="store_true", help="use the aiohttp-client generator, not wrk"
     )
+    parser.add_argument(
+        "--ranked-ballots",
+        type=int,
+        default=RANKED_BALLOTS,
+        help=f"ballots of the ranked poll (default {RANKED_BALLOTS:,})",
+    )
     parser.add_argument("--soak", action="store_true", help="the 60 s mixed-traffic soak run instead")
     parser.add_argument("--soak-duration", type=float, default=60)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results", help="where results go")
@@ -756,6 +779,22 @@ def temporary() -> Iterator[Path]:
         yield Path(tmp)
 
 
+def ranked_poll(url: str, ballots: int) -> tuple[str, str]:
+    """Seed the ranked poll; its results page's path, and the report's line on its count."""
+    print(f"seeding a ranked poll of {ballots:,} ballots ...", flush=True)
+    question_id, _ = seed_ranked_poll(url, ballots)
+    times = counting_times(url, question_id)
+    note = (
+        f"\nRanked poll (ranked_results): {times['ballots']:,} ballots over 8 choices, "
+        f"{times['distinct_rankings']:,} distinct rankings, {times['rounds']} rounds. Counting it: "
+        f"grouped in SQL {times['sql_ms']:.0f} ms, parsed {times['parse_ms']:.0f} ms, counted (runoff.count) "
+        f"{times['count_ms']:.0f} ms (best of 5; the app parses and counts in a thread, and keeps the count "
+        "until the poll changes).\n"
+    )
+    print(note.strip(), flush=True)
+    return f"/poll/{question_id}/results", note
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -765,15 +804,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"seeding {config['database']['name']} with {args.polls} polls ...", flush=True)
     seed(BENCH_CONFIG, args.polls)
     data = load_data(pgserver.configured_url(config))
+    ranked_path, ranked_note = None, ""
+    if not args.soak and (not args.only or "ranked_results" in args.only):
+        ranked_path, ranked_note = ranked_poll(data.url, args.ranked_ballots)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with temporary() as tmp:
         if args.soak:
             from bench.soak import soak  # only for --soak
 
             return soak(args, data, tmp, start_app)
-        runs = asyncio.run(measure(args, data, tmp))
+        runs = asyncio.run(measure(args, data, tmp, ranked_path))
     loadgen = "wrk" if WRK and not args.python_load else "aiohttp client"
     text, rows = table(runs, args, loadgen, config["access_log"])
+    text += ranked_note
     command = "bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report = f"Run {started} on {machine()}.\nCommand: `{command.strip()}`\n\n{text}"
     print("\n" + report)

@@ -3,16 +3,21 @@
 // The server sends the poll's counters on connect and after every change (see aiohttpdemo_polls/live/hub.py):
 //   {"question_id": 1, "total": 7, "closed": false, "choices": [{"id": 3, "votes": 4, "percent": 57.1}]}
 //   {"question_id": 1, "deleted": true}
+//   {"question_id": 1, "deleted": true, "removed": true}  (hidden by the site's operator)
 //   {"question_id": 1, "closed": false, "hidden": true, "choices": [{"id": 3}]}  (counts not shown yet)
+//   A ranked poll's frame also carries "ranked": its count's version; a ranked count
+//   (templates/_ranked_count.html) whose own data-ranked-version differs fetches the page
+//   again and takes its tables.
 // A page served without counts (data-counts="hidden") reloads when counts may be shown (the
 // poll closed), and one served with them when they may no longer be: its layout is stale.
 (function () {
   "use strict";
 
-  var list = document.querySelector("ul.results[data-live]");
+  var list = document.querySelector("ul.results[data-live], [data-ranked-count][data-live]");
   if (!list || !("WebSocket" in window)) {
     return;
   }
+  var ranked = list.hasAttribute("data-ranked-count");
   var MIN_DELAY = 1000; // ms before the first reconnect; doubles up to MAX_DELAY, with jitter
   var MAX_DELAY = 30000;
   var delay = MIN_DELAY;
@@ -138,6 +143,38 @@
     }, function () {});
   }
 
+  var fetching = false;
+  var wanted = null; // the ranked count's version the newest frame announced
+
+  function refreshRanked(version) {
+    // The count changed: take the tables from a fresh copy of this page (one fetch at a time,
+    // then again if the count moved on meanwhile).
+    wanted = version;
+    if (fetching || !window.fetch || list.getAttribute("data-ranked-version") === version) {
+      return;
+    }
+    fetching = true;
+    window.fetch(window.location.pathname, { credentials: "same-origin" }).then(function (response) {
+      return response.ok ? response.text() : null;
+    }).then(function (html) {
+      fetching = false;
+      var fresh = html && new DOMParser().parseFromString(html, "text/html").querySelector("[data-ranked-count]");
+      if (!fresh) {
+        return;
+      }
+      list.innerHTML = fresh.innerHTML;
+      list.setAttribute("data-ranked-version", fresh.getAttribute("data-ranked-version") || "");
+      if (wanted !== list.getAttribute("data-ranked-version")) {
+        // Another server may not have heard of the change yet: ask again in a moment.
+        window.setTimeout(function () {
+          refreshRanked(wanted);
+        }, 1000);
+      }
+    }, function () {
+      fetching = false;
+    });
+  }
+
   function showCounts(message) {
     if (!sameChoices(message.choices)) {
       // The poll's choices were edited: the page's structure is stale, fetch it anew.
@@ -163,9 +200,9 @@
     showClosed(message.closed);
   }
 
-  function showDeleted() {
+  function showDeleted(removed) {
     finished = true;
-    setState("deleted", text("deleted"));
+    setState("deleted", text(removed ? "removed" : "deleted"));
     var voteLinks = document.querySelectorAll(".vote-link");
     for (var i = 0; i < voteLinks.length; i += 1) {
       voteLinks[i].hidden = true;
@@ -184,7 +221,7 @@
         return;
       }
       if (message.deleted) {
-        showDeleted();
+        showDeleted(Boolean(message.removed));
         return;
       }
       delay = MIN_DELAY; // a snapshot arrived: the connection works
@@ -198,6 +235,13 @@
         if (!sameChoices(message.choices)) {
           window.location.reload();
           return;
+        }
+        showClosed(message.closed);
+        return;
+      }
+      if (ranked) {
+        if (message.ranked) {
+          refreshRanked(message.ranked);
         }
         showClosed(message.closed);
         return;

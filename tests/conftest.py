@@ -29,7 +29,8 @@ import stored
 
 from aiohttpdemo_polls import settings
 from aiohttpdemo_polls.app import init_app
-from aiohttpdemo_polls.store import making, migrate, pgserver, provision, schema
+from aiohttpdemo_polls.moderation import passwords
+from aiohttpdemo_polls.store import admin, making, migrate, pgserver, provision, schema
 from aiohttpdemo_polls.web.database import changes_key
 
 TEST_CONFIG = settings.PROJECT_ROOT / "config" / "polls_test.yaml"
@@ -74,7 +75,10 @@ def empty_tables(request: pytest.FixtureRequest) -> None:
     engine = request.getfixturevalue("sync_engine")
     with engine.begin() as conn:
         conn.execute(
-            sa.text("TRUNCATE question, choice, ballot, vote, poll_creation RESTART IDENTITY CASCADE")
+            sa.text(
+                "TRUNCATE question, choice, ballot, vote, poll_creation, report, report_filing,"
+                " sign_in_failure, admin_password, admin_session, audit_log RESTART IDENTITY CASCADE"
+            )
         )
 
 
@@ -171,6 +175,31 @@ def vote() -> Callable[..., Awaitable[aiohttp.ClientResponse]]:
         request.setdefault("allow_redirects", False)
         data = [("choice", str(choice_id)) for choice_id in choice_ids]
         response = await browser.post(f"/poll/{question_id}/vote", data=data, **request)
+        await response.read()
+        return response
+
+    return submit
+
+
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def admin_password(sync_engine) -> str:
+    """The operator's /admin password, set as `set-admin-password` sets it."""
+    with sync_engine.begin() as conn:
+        admin.set_password(conn, passwords.hash_password(ADMIN_PASSWORD))
+    return ADMIN_PASSWORD
+
+
+@pytest.fixture
+def sign_in(admin_password) -> Callable[..., Awaitable[aiohttp.ClientResponse]]:
+    """`await sign_in(browser)`: sign in to /admin with the operator's password; the 303 answer."""
+
+    async def submit(browser: Any, password: str = admin_password, **request: Any) -> aiohttp.ClientResponse:
+        response = await browser.post(
+            "/admin/sign-in", data={"password": password}, allow_redirects=False, **request
+        )
         await response.read()
         return response
 

@@ -251,3 +251,26 @@ def test_watchers_bench_times_votes_through_postgresql_ending_the_app_connection
     assert recovery.endswith(" ms"), row  # the vote after the cut reached every watcher
     assert int(ended) >= 2, row  # at least the app's pool and its listener
     assert errors == "0", row
+
+
+@pytest.mark.slow
+def test_bench_reports_a_ranked_polls_counting_time_and_results_page_rate(
+    bench_database_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+    argv = [sys.executable, "bench/run.py", "--duration", "1", "--repeat", "1", "--connections", "8"]
+    argv += ["--warmup", "0", "--polls", "5", "--only", "ranked_results", "--ranked-ballots", "3000"]
+    argv += ["--out", str(out), "--python-load"]
+    env = {**os.environ, "POLLS_DATABASE_URL": bench_database_url}
+    done = subprocess.run(
+        argv, cwd=settings.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = (out / "results.md").read_text()
+    _conns, rps, *_ = table_rows(results)[run.PAGE_SCENARIOS["ranked_results"]]
+    assert float(rps.replace(",", "")) > 0, results
+    counting = re.search(
+        r"Ranked poll \(ranked_results\): 3,000 ballots over 8 choices, .* counted \(runoff.count\) (\d+) ms",
+        results,
+    )
+    assert counting, results

@@ -5,8 +5,8 @@ the JSON types; the rules beyond them are the new-poll form's, answered per fiel
 import json
 from typing import Any
 
-from ..maker.form import MAX_CHOICES
-from ..store.schema import PG_INT_MAX
+from ..maker.form import FORM_KINDS, MAX_CHOICES
+from ..store.schema import KINDS, PG_INT_MAX
 from ..web import statuses
 from ..web.voting import VOTER_COOKIE
 
@@ -52,6 +52,12 @@ _CREATE_NOTES = {
     429: "Too many new polls from this client address in the last hour.",
 }
 _VOTE_NOTES = {400: _BAD_BODY, 403: "Sent from another site's page.", 409: "Voting on this poll has closed."}
+_REMOVE_NOTES = {
+    403: "Sent from another site's page.",
+    404: "No such published poll, or the caller's voter cookie has no vote in it.",
+    409: "Voting on this poll has closed, or its votes are final (its maker locked them).",
+    503: "The ballot stayed busy, or the database out of reach: nothing was removed.",
+}
 
 _LINKS = {
     "type": "object",
@@ -59,6 +65,8 @@ _LINKS = {
     "required": ["self", "vote", "page", "results"],
 }
 _WHEN = {"type": ["string", "null"], "format": "date-time"}
+_IDS = {"type": "array", "items": {"type": "integer"}}
+_ID_OR_NULL = {"type": ["integer", "null"]}
 # What a poll in the list and a poll read alone both say of it; "closed" is true once closed_at
 # is set or closes_at has passed.
 _POLL_HEAD = {
@@ -152,8 +160,13 @@ SCHEMAS: dict[str, Any] = {
                 "items": {"type": "integer"},
                 "description": "The choices this caller's voter cookie voted for.",
             },
+            "kind": {
+                "enum": list(KINDS),
+                "description": "`ranked`: voters rank the choices; `dates`: finding a date.",
+            },
+            "my_ranking": {**_IDS, "description": "A ranked poll: this caller's ranking, best first."},
+            "count": _ref("schemas", "RankedCount"),
             "links": _LINKS,
-            "kind": {"enum": ["choices", "dates", "ranked"], "description": "`dates`: finding a date."},
             "timezone": {"type": ["string", "null"], "description": "A date poll's IANA time zone."},
             "names_hidden": {
                 "type": "boolean",
@@ -187,6 +200,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "VoteRequest": {
         "type": "object",
+        "description": "`choices` for a poll with choices, `ranking` for a ranked poll: one of the two.",
         "properties": {
             "choices": {
                 "type": "array",
@@ -194,21 +208,94 @@ SCHEMAS: dict[str, Any] = {
                 "minItems": 1,
                 "maxItems": MAX_CHOICES,
                 "description": "Ids of the chosen choices: one, or several where the poll is `multiple`.",
-            }
+            },
+            "ranking": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1, "maximum": PG_INT_MAX},
+                "minItems": 1,
+                "maxItems": MAX_CHOICES,
+                "uniqueItems": True,
+                "description": "A ranked poll: choice ids, best first; unranked choices left out.",
+            },
         },
-        "required": ["choices"],
+        "minProperties": 1,
+        "maxProperties": 1,
         "additionalProperties": False,
+    },
+    "RankedCount": {
+        "type": "object",
+        "description": "A ranked poll's count (only where counts_visible): instant runoff round by round, "
+        "and head to head.",
+        "properties": {
+            "ballots": {"type": "integer", "minimum": 0},
+            "winner": {**_ID_OR_NULL, "description": "More than half of the ballots still counting."},
+            "beats_all": {**_ID_OR_NULL, "description": "The choice that beats every other head to head."},
+            "rounds": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "round": {"type": "integer", "minimum": 1},
+                        "votes": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {"choice": {"type": "integer"}, "votes": {"type": "integer"}},
+                                "required": ["choice", "votes"],
+                            },
+                            "description": "Choices still in the count, with their votes this round.",
+                        },
+                        "exhausted": {
+                            "type": "integer",
+                            "description": "Ballots with no ranked choice left.",
+                        },
+                        "eliminated": {**_IDS, "description": "Out after this round."},
+                        "transfers": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {"to": _ID_OR_NULL, "ballots": {"type": "integer"}},
+                                "required": ["to", "ballots"],
+                            },
+                            "description": "Where the eliminated ballots went (`to` null: exhausted).",
+                        },
+                        "tie_break": {
+                            "enum": ["earlier_rounds", "first_preferences", "draw", None],
+                            "description": "The step of `tie_rule` that broke a tie for elimination.",
+                        },
+                    },
+                    "required": ["round", "votes", "exhausted", "eliminated", "transfers", "tie_break"],
+                },
+            },
+            "head_to_head": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "choice": {"type": "integer"},
+                        "over": {"type": "integer"},
+                        "voters": {"type": "integer", "description": "Voters ranking `choice` above `over`."},
+                    },
+                    "required": ["choice", "over", "voters"],
+                },
+            },
+            "tie_rule": {"type": "string"},
+            "seed": {"type": "integer", "description": "The seed of the draws: the poll's id."},
+        },
+        "required": ["ballots", "winner", "beats_all", "rounds", "head_to_head", "tie_rule", "seed"],
     },
     "Ballot": {
         "type": "object",
         "properties": {
-            "status": {"enum": ["counted", "changed", "already_voted", "unknown"]},
+            "status": {"enum": ["counted", "changed", "already_voted", "unknown", "removed"]},
             "message": {"type": "string"},
             "choices": {
                 "type": "array",
                 "items": {"type": "integer"},
-                "description": "The choices counted for this caller (an earlier ballot's, if it had one).",
+                "description": "The choices counted for this caller (an earlier ballot's, if it had one);"
+                " none once removed.",
             },
+            "ranking": {**_IDS, "description": "A ranked poll: the ranking counted for this caller."},
             "links": _LINKS,
         },
         "required": ["status", "message", "choices", "links"],
@@ -217,12 +304,16 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "The new-poll form's fields, checked by the same rules.",
         "properties": {
-            "kind": {"const": "choices", "default": "choices"},
             "question_text": {"type": "string", "description": "Up to 200 characters once trimmed."},
             "choices": {
                 "type": "array",
                 "items": {"type": "string"},
-                "description": "2 to 20 different texts; empty ones are left out.",
+                "description": "2 to 20 different texts (3 to 20 to rank); empty ones are left out.",
+            },
+            "kind": {
+                "enum": list(FORM_KINDS),
+                "default": "choices",
+                "description": "`ranked`: voters rank the choices, counted by instant runoff.",
             },
             "multiple": {"type": "boolean", "default": False},
             "closes_at": {
@@ -422,7 +513,7 @@ DOCUMENT: dict[str, Any] = {
                 "parameters": [_ref("parameters", "QuestionId"), _ref("parameters", "VoterCookie")],
                 "responses": {
                     "200": {"description": "The poll.", "content": _json(_ref("schemas", "Poll"))},
-                    **_problems(400, 404, 405, 503),
+                    **_problems(400, 404, 405, 410, 503),
                 },
             }
         },
@@ -456,9 +547,24 @@ DOCUMENT: dict[str, Any] = {
                             {"anyOf": [_ref("schemas", "Ballot"), _ref("schemas", "DateBallot")]}
                         ),
                     },
-                    **_problems(400, 403, 404, 405, 409, 413, 415, 422, 503, notes=_VOTE_NOTES),
+                    **_problems(400, 403, 404, 405, 409, 410, 413, 415, 422, 503, notes=_VOTE_NOTES),
                 },
-            }
+            },
+            "delete": {
+                "operationId": "removeVote",
+                "summary": 'Take back the caller\'s vote while the poll is open ("Remove my vote")',
+                "description": "The ballot of the caller's voter cookie goes, and the counts drop at once. "
+                "A poll whose votes are final (its maker locked them) refuses: taking a vote back and "
+                "voting again would be the change the lock rules out.",
+                "parameters": [_ref("parameters", "QuestionId"), _ref("parameters", "VoterCookie")],
+                "responses": {
+                    "200": {
+                        "description": "Status `removed`: the caller has no vote in this poll any more.",
+                        "content": _json(_ref("schemas", "Ballot")),
+                    },
+                    **_problems(400, 403, 404, 405, 409, 503, notes=_REMOVE_NOTES),
+                },
+            },
         },
         "/api/openapi.json": {
             "get": {

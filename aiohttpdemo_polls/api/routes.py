@@ -19,5 +19,7 @@ def setup(app: web.Application) -> None:
     add_get(polls, views.list_polls)
     polls.add_route("POST", views.create_poll)
     router.add_get("/polls/{question_id:\\d+}", views.poll, name="api_poll")
-    router.add_post("/polls/{question_id:\\d+}/vote", views.vote, name="api_vote")
+    ballot = router.add_resource("/polls/{question_id:\\d+}/vote", name="api_vote")
+    ballot.add_route("POST", views.vote)
+    ballot.add_route("DELETE", views.remove_vote)
     app.add_subapp(PREFIX, api)

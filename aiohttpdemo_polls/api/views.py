@@ -1,6 +1,6 @@
-"""The JSON API: list and read polls, vote, make a poll. The same rules as the pages: votes cast
-as the form's (web/voting.py), new polls checked and made as the maker's form's (maker/), errors
-as problem documents (problems.py), described by openapi.py.
+"""The JSON API: list and read polls, vote and take a vote back, make a poll. The same rules as
+the pages: votes cast (and removed) as the form's (web/voting.py), new polls checked and made as
+the maker's form's (maker/), errors as problem documents (problems.py), described by openapi.py.
 """
 
 import json
@@ -11,22 +11,29 @@ from aiohttp import web
 
 from ..maker import creation
 from ..maker.form import MAX_CHOICES, PollForm, check_new_poll, json_fields, json_names
-from ..store import connections, polls, rules
-from ..store.votes import VoteOutcome, ballot_choices
+from ..store import connections, polls, ranked, rules
+from ..store.schema import KINDS
+from ..store.votes import RemovalOutcome, VoteOutcome, ballot_choices
 from ..web.cache import cache_key, expiry
 from ..web.config import config_key, site
 from ..web.content import poll_expiry, published_content, voters_poll
 from ..web.database import engine_key
 from ..web.links import absolute
+from ..web.ranked import count_document, ranked_count
 from ..web.request import PAGE_SIZE, page_count, page_number, poll_id
 from ..web.voting import (
     ALREADY_VOTED,
     NO_CHOICE,
+    NO_VOTE_TO_REMOVE,
+    REMOVAL_CLOSED,
     VOTE_CHANGED,
+    VOTE_REMOVED,
     VOTE_UNKNOWN,
+    VOTES_FINAL,
     VOTING_CLOSED,
     cast,
     possible_ballot,
+    remove,
     set_voter_cookie,
     voter_id,
 )
@@ -38,16 +45,22 @@ JSON_TYPES = ("application/json",)
 NOT_OBJECT = "The body must be a JSON object."
 UNKNOWN_FIELD = "This field is not known here."
 NOT_A_LIST_OF_IDS = "Give the ids of the chosen choices as a list of whole numbers."
+NOT_A_RANKING = "Give the ranking as a list of choice ids, best first, each once."
+EMPTY_RANKING = "Rank at least one choice."
+NOT_RANKED_CHOICE = "One of these is not a choice of this poll."
+RANK_THIS_POLL = "This poll is ranked: send `ranking`, the choice ids best first."
+NOT_A_RANKED_POLL = "This poll is not ranked: send `choices`."
+ONE_OF_VOTE = "Send either `choices` or `ranking`."
 NOT_CHOICE = "One of these is not a choice of this poll, or the poll takes only one choice."
 KEEP_MANAGE_LINK = "Keep the manage link: it is shown only this once; it closes, edits and deletes the poll."
 BAD_PAGE = "The page must be a whole number from 1."
 NEW_POLL_FIELDS = frozenset(
-    {"question_text", "choices", "multiple", "closes_at", "results", "lock_votes", "creation_key"}
+    {"question_text", "choices", "multiple", "closes_at", "results", "lock_votes", "creation_key", "kind"}
 )
 
-VOTE_FIELDS = frozenset({"choices"}) | api_dates.VOTE_FIELDS
+VOTE_FIELDS = frozenset({"choices", "ranking"}) | api_dates.VOTE_FIELDS
 NOT_DATE_ANSWERS = 'This poll finds a date: send "name" and "answers".'
-UNKNOWN_KIND = "This must be one of: " + ", ".join(("choices", api_dates.KIND)) + "."
+UNKNOWN_KIND = "This must be one of: " + ", ".join(KINDS) + "."
 DEFAULT_KIND = "choices"
 
 
@@ -61,7 +74,8 @@ def _check_choices(body: Mapping[str, Any]) -> PollForm:
 
 # The kinds of poll the API makes: kind -> (the body's fields, its check). A new kind adds its row.
 NEW_POLL_KINDS: dict[str, tuple[frozenset[str], Callable[[Mapping[str, Any]], PollForm]]] = {
-    DEFAULT_KIND: (NEW_POLL_FIELDS | {"kind"}, _check_choices),
+    DEFAULT_KIND: (NEW_POLL_FIELDS, _check_choices),
+    "ranked": (NEW_POLL_FIELDS, _check_choices),
     api_dates.KIND: (api_dates.NEW_POLL_FIELDS, api_dates.check_new),
 }
 
@@ -181,15 +195,16 @@ async def poll(request: web.Request) -> web.Response:
             # Read inside the load, as the pages do: one lookup on a hit, and content that
             # changed while the body was being made is never kept under the new state.
             question, choices = await published_content(request, question_id)
-            return await _poll_body(request, question, choices, None), poll_expiry(question)
+            return await _poll_body(request, question, choices), poll_expiry(question)
 
         body = await site(request)[cache_key].get(("api_poll", question_id), load)
     else:  # read for them: their own vote, just committed, is in it
-        body = await _poll_body(request, *await voters_poll(request, question_id, voter), voter)
+        question, choices = await voters_poll(request, question_id, voter)
+        body = await _poll_body(request, question, choices, voter)
     return web.Response(body=body, headers=_JSON_HEADERS)
 
 
-async def _poll_body(request: web.Request, question: Any, choices: list, voter: str | None) -> bytes:
+async def _poll_body(request: web.Request, question: Any, choices: list, voter: str | None = None) -> bytes:
     mine = [c.id for c in choices if c.mine]
     dated = question.kind == api_dates.KIND
     more = await api_dates.extra(request, question, True, voter) if dated else {}
@@ -224,7 +239,29 @@ async def _poll_body(request: web.Request, question: Any, choices: list, voter: 
             choice |= option
     if visible:
         body["total"] = sum(c.votes for c in choices)
+    if question.kind == "ranked":
+        body["my_ranking"] = await _my_ranking(request, question.id, voter) if mine and voter else []
+        if visible:
+            body["count"] = count_document(await ranked_count(site(request), question.id))
     return json.dumps(body, ensure_ascii=False).encode()
+
+
+async def _my_ranking(request: web.Request, question_id: int, voter: str) -> list[int]:
+    async with connections.connection(site(request)[engine_key]) as conn:
+        return await ranked.my_ranking(conn, question_id, voter)
+
+
+def _ranking(body: Mapping[str, Any]) -> list[int]:
+    ranking = body.get("ranking")
+    if not isinstance(ranking, list) or not all(type(c) is int for c in ranking):
+        raise Problem(422, errors={"ranking": NOT_A_RANKING})
+    if not ranking:
+        raise Problem(422, errors={"ranking": EMPTY_RANKING})
+    if len(set(ranking)) != len(ranking):
+        raise Problem(422, NOT_A_RANKING, errors={"ranking": NOT_A_RANKING})
+    if len(ranking) > MAX_CHOICES or not possible_ballot(ranking):
+        raise Problem(422, NOT_RANKED_CHOICE, errors={"ranking": NOT_RANKED_CHOICE})
+    return ranking
 
 
 def _chosen_ids(body: Mapping[str, Any]) -> list[int]:
@@ -251,7 +288,8 @@ async def vote(request: web.Request) -> web.Response:
     """Cast the caller's ballot, as the voting form does; answer with their ballot."""
     question_id = poll_id(request)
     body = await read_object(request, VOTE_FIELDS)
-    if api_dates.VOTE_FIELDS & body.keys() and "choices" not in body:  # a date poll's answers
+    if api_dates.VOTE_FIELDS & body.keys() and "choices" not in body and "ranking" not in body:
+        # a date poll's answers
         ballot, answered = await api_dates.vote(request, question_id, body)
         status, message = _BALLOT_STATUS[ballot.outcome]
         answer = {
@@ -266,21 +304,28 @@ async def vote(request: web.Request) -> web.Response:
     unknown = sorted(api_dates.VOTE_FIELDS & body.keys())
     if unknown:
         raise Problem(422, errors=dict.fromkeys(unknown, UNKNOWN_FIELD))
-    chosen = _chosen_ids(body)
-    ballot = await cast(request, question_id, chosen)
+    is_ranking = "ranking" in body
+    if is_ranking == ("choices" in body):
+        raise Problem(422, ONE_OF_VOTE, errors={"choices": ONE_OF_VOTE, "ranking": ONE_OF_VOTE})
+    chosen = _ranking(body) if is_ranking else _chosen_ids(body)
+    ballot = await cast(request, question_id, chosen, ranked=is_ranking)
     outcome = ballot.outcome
     if outcome is VoteOutcome.INVALID_CHOICE:
         content = await published_content(request, question_id)  # 404 when there is no poll
         if content.question.kind == api_dates.KIND and not content.question.closed:
             raise Problem(422, NOT_DATE_ANSWERS, errors={"choices": NOT_DATE_ANSWERS})
         if not content.question.closed:
-            raise Problem(422, NOT_CHOICE, errors={"choices": NOT_CHOICE})
+            raise _not_this_poll(content.question.kind == "ranked", is_ranking)
         outcome = VoteOutcome.CLOSED
     if outcome is VoteOutcome.CLOSED:
         raise Problem(409, VOTING_CLOSED)
-    if outcome is VoteOutcome.ALREADY_VOTED:  # their earlier ballot, which may differ (lock_votes)
+    if outcome is VoteOutcome.ALREADY_VOTED and is_ranking:
+        mine = await _my_ranking(request, question_id, ballot.voter)
+    elif outcome is VoteOutcome.ALREADY_VOTED:  # their earlier ballot, which may differ (lock_votes)
         _, choices = await voters_poll(request, question_id, ballot.voter)
         mine = [c.id for c in choices if c.mine]
+    elif is_ranking:  # committed as asked
+        mine = list(chosen)
     else:  # committed as asked: no read needed, which would take a pool connection per vote
         mine = ballot_choices(chosen)
     status, message = _BALLOT_STATUS[outcome]
@@ -288,11 +333,45 @@ async def vote(request: web.Request) -> web.Response:
         "status": status,
         "message": message,
         "choices": mine,
+        **({"ranking": mine} if is_ranking else {}),
         "links": _poll_links(request, question_id),
     }
     response = _json(body, status=202 if outcome is VoteOutcome.UNKNOWN else 200)
     set_voter_cookie(response, ballot)
     return response
+
+
+def _not_this_poll(ranked_poll: bool, is_ranking: bool) -> Problem:
+    """A 422 naming the field: a ballot of the other kind, or a choice the poll lacks."""
+    if ranked_poll and not is_ranking:
+        return Problem(422, RANK_THIS_POLL, errors={"choices": RANK_THIS_POLL})
+    if is_ranking and not ranked_poll:
+        return Problem(422, NOT_A_RANKED_POLL, errors={"ranking": NOT_A_RANKED_POLL})
+    if is_ranking:
+        return Problem(422, NOT_RANKED_CHOICE, errors={"ranking": NOT_RANKED_CHOICE})
+    return Problem(422, NOT_CHOICE, errors={"choices": NOT_CHOICE})
+
+
+async def remove_vote(request: web.Request) -> web.Response:
+    """Take back the caller's ballot (their voter cookie's), as "Remove my vote" does."""
+    question_id = poll_id(request)
+    outcome = await remove(request, question_id)
+    if outcome is RemovalOutcome.NOT_FOUND:
+        raise Problem(404)
+    if outcome is RemovalOutcome.NO_BALLOT:
+        await published_content(request, question_id)  # 404 when there is no poll
+        raise Problem(404, NO_VOTE_TO_REMOVE)
+    if outcome is RemovalOutcome.CLOSED:
+        raise Problem(409, REMOVAL_CLOSED)
+    if outcome is RemovalOutcome.LOCKED:
+        raise Problem(409, VOTES_FINAL)
+    body = {
+        "status": "removed",
+        "message": VOTE_REMOVED,
+        "choices": [],
+        "links": _poll_links(request, question_id),
+    }
+    return _json(body)
 
 
 async def create_poll(request: web.Request) -> web.Response:

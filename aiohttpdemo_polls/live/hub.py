@@ -11,7 +11,7 @@ import socket
 import struct
 import sys
 import termios
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 
 import psycopg2
@@ -85,10 +85,20 @@ class Watcher:
         return waiting
 
 
-def encode(question_id: int, counts: polls.LiveCounts | None, hidden: bool = False) -> str:
-    """The frame for one poll: its counters (or, `hidden`, only its choices), or that it is gone."""
+# A ranked poll's count, as a digest of what its tables show (web/ranked.live_version).
+RankedVersion = Callable[[int], Awaitable[str]]
+
+
+def encode(
+    question_id: int, counts: polls.LiveCounts | None, hidden: bool = False, ranked: str | None = None
+) -> str:
+    """The frame for one poll: its counters (or, `hidden`, only its choices), or that it is gone
+    (deleted, or `removed` by the site's operator). A ranked poll's also carries its count's
+    version (`ranked`)."""
     if counts is None:
         return json.dumps({"question_id": question_id, "deleted": True})
+    if counts.removed:
+        return json.dumps({"question_id": question_id, "deleted": True, "removed": True})
     if hidden:
         return json.dumps(
             {
@@ -108,6 +118,8 @@ def encode(question_id: int, counts: polls.LiveCounts | None, hidden: bool = Fal
         frame["participants"] = counts.participants
         for option, maybe in zip(frame["choices"], counts.if_need_be, strict=True):
             option["if_need_be"] = maybe
+    if ranked is not None:
+        frame["ranked"] = ranked
     return json.dumps(frame)
 
 
@@ -122,8 +134,10 @@ class Live:
         window_ms: int,
         max_watchers: int,
         heartbeat_s: float,
+        ranked_version: RankedVersion | None = None,
     ) -> None:
         self.engine = engine
+        self.ranked_version = ranked_version
         self.listening = listening  # False while no change can be heard
         self.window = window_ms / 1000
         self.max_watchers = max_watchers
@@ -305,6 +319,7 @@ class Live:
         try:
             async with connections.connection(self.engine) as conn:
                 found = await polls.live_counts(conn, wanted)
+            versions = await self._ranked_versions(found)
         except (psycopg2.Error, TimeoutError) as exc:
             # The database is away (refused, or silent past `database.timeout` across a lost
             # network): the listener notices too and resyncs once it is back.
@@ -314,7 +329,7 @@ class Live:
             return
         for question_id in wanted:
             counts = found.get(question_id)
-            frames = _Frames(question_id, counts)
+            frames = _Frames(question_id, counts, versions.get(question_id))
             watching = self._watchers.get(question_id)
             sent = self._sent.get(question_id, {})
             targets: dict[bool, list[Watcher]] = {}
@@ -336,10 +351,20 @@ class Live:
                 self._sent[question_id] = sent
             for hidden, group in targets.items():
                 await self._send(group, frames[hidden])
-            if counts is None:
+            if counts is None or counts.removed:
                 self._gone(question_id)
             else:
                 self._schedule_close(question_id, counts)
+
+    async def _ranked_versions(self, found: dict[int, polls.LiveCounts]) -> dict[int, str]:
+        """Each ranked poll's count version: counted (or taken from the cache) once per frame."""
+        if self.ranked_version is None:
+            return {}
+        return {
+            question_id: await self.ranked_version(question_id)
+            for question_id, counts in found.items()
+            if counts.kind == "ranked"
+        }
 
     async def _send(self, watchers: list[Watcher], frame: bytes) -> None:
         """Write one frame, built once, to each watcher's socket, never waiting for any.
@@ -388,7 +413,8 @@ class Live:
                 self.drop(watcher, "no_pong", f"no pong {now - watcher.pinged_at:.1f} s after a ping")
 
     def _gone(self, question_id: int) -> None:
-        """The poll was deleted or unpublished: its watchers were told; close them."""
+        """The poll was deleted, unpublished or hidden by the operator: its watchers were told;
+        close them. Hiding reaches every process's hub as any change does, on the bus of changes."""
         for watcher in list(self._watchers.get(question_id, ())):
             self.leave(watcher)
             self._spawn(watcher.ws.close(message=b"Poll deleted"))
@@ -413,13 +439,15 @@ class Live:
 class _Frames(dict):
     """One poll's frames by kind (hidden or not), each built once, when first asked for."""
 
-    def __init__(self, question_id: int, counts: polls.LiveCounts | None) -> None:
+    def __init__(self, question_id: int, counts: polls.LiveCounts | None, ranked: str | None = None) -> None:
         super().__init__()
         self.question_id = question_id
         self.counts = counts
+        self.ranked = ranked
 
     def __missing__(self, hidden: bool) -> bytes:
-        frame = self[hidden] = aiohttp_private.text_frame(encode(self.question_id, self.counts, hidden))
+        text = encode(self.question_id, self.counts, hidden, self.ranked)
+        frame = self[hidden] = aiohttp_private.text_frame(text)
         return frame
 
 
@@ -428,7 +456,7 @@ def _by_kind(watchers: Iterable[Watcher], counts: polls.LiveCounts | None) -> di
 
     When everyone may see the counts (the usual case) no watcher is asked one by one.
     """
-    if counts is None or rules.may_see_counts(counts, voted=False, is_maker=False):
+    if counts is None or counts.removed or rules.may_see_counts(counts, voted=False, is_maker=False):
         return {False: list(watchers)} if watchers else {}
     kinds: dict[bool, list[Watcher]] = {}
     for watcher in watchers:

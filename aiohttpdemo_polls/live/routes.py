@@ -6,6 +6,7 @@ from aiohttp import web
 
 from ..web.config import config_key
 from ..web.database import changes_key, engine_key
+from ..web.ranked import live_version, ranked_count
 from ..web.routes import POLL
 from . import views
 from .hub import Live, live_key
@@ -20,7 +21,13 @@ def setup(app: web.Application) -> None:
 async def _hub(app: web.Application) -> AsyncIterator[None]:
     """The watchers of live results, fed by the bus of changes like the page cache."""
     bus = app[changes_key]
-    hub = Live(app[engine_key], lambda: bus.listening, **app[config_key]["live"])
+
+    async def ranked_version(question_id: int) -> str:
+        return live_version(await ranked_count(app, question_id))
+
+    hub = Live(
+        app[engine_key], lambda: bus.listening, **app[config_key]["live"], ranked_version=ranked_version
+    )
     await hub.start()
     app[live_key] = hub
     try:

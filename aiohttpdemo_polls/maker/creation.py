@@ -12,7 +12,7 @@ import psycopg2
 from aiohttp import web
 
 from .. import logs
-from ..store import connections, making, tokens
+from ..store import connections, limits, making, tokens
 from ..web import clients
 from ..web.config import config_key, site
 from ..web.database import changes_key, engine_key
@@ -66,7 +66,7 @@ async def publish(request: web.Request, typed: PollForm) -> Made:
     token, token_hash = tokens.new_token()
     try:
         question_id = await _store(request, typed, token_hash)
-    except making.TooManyPolls as exc:
+    except limits.TooMany as exc:
         raise web.HTTPTooManyRequests(text=TOO_MANY, headers={"Retry-After": str(exc.retry_after)}) from None
     return Made(question_id, token)
 
@@ -92,6 +92,7 @@ async def _store(request: web.Request, typed: PollForm, token_hash: bytes) -> in
                     per_hour=site(request)[config_key]["limits"]["polls_per_hour"],
                     results=typed.results,
                     lock_votes=typed.lock_votes,
+                    kind=typed.kind,
                     **typed.columns,
                 )
         except psycopg2.Error as exc:

@@ -84,7 +84,7 @@ class DatePollForm(PollForm):
 
     @property
     def columns(self) -> dict[str, Any]:
-        return {"kind": KIND, "timezone": self.timezone, "names_hidden": self.names_hidden}
+        return {"timezone": self.timezone, "names_hidden": self.names_hidden}
 
     @property
     def can_add_day(self) -> bool:

@@ -1,5 +1,7 @@
 """The maker's results as files (results.csv, results.json, ballots.csv), behind the manage
-page's token; cells a spreadsheet would run as a formula are made inert.
+page's token (410 once the operator hid the poll); cells a spreadsheet would run as a formula
+are made inert. A ranked poll's files give its count round by round, and each ballot's ranking
+in order.
 """
 
 import csv
@@ -18,6 +20,7 @@ from ..store import dates as store_dates
 from ..store import exports as store_exports
 from ..web.config import site
 from ..web.database import engine_key
+from ..web.ranked import count_document, count_view, ranked_count
 from . import manage
 
 # A spreadsheet reads a cell starting with one of these as a formula (or the start of one).
@@ -70,7 +73,7 @@ def _no_counts(choices: list, rows: list[store_dates.Participant]) -> dict[int, 
     return {c.id: sum(1 for r in rows if r.answers.get(c.id) == store_dates.NO) for c in choices}
 
 
-async def _date_results(conn: Any, poll: Any, choices: list) -> list[list[object]]:
+async def _date_results(request: web.Request, conn: Any, poll: Any, choices: list) -> list[list[object]]:
     """A date poll's `option,yes,if_need_be,no`: an option per row, as psql names it."""
     no = _no_counts(choices, await store_dates.participants(conn, poll.id))
     return [
@@ -79,30 +82,57 @@ async def _date_results(conn: Any, poll: Any, choices: list) -> list[list[object
     ]
 
 
-async def _date_ballots(conn: Any, poll: Any, choices: list) -> list[list[object]]:
+async def _date_ballots(request: web.Request, conn: Any, poll: Any) -> list[list[object]]:
     """A date poll's `participant,option,answer`, a row per answer, participants in the order
     they came; where only the maker sees names, not even the files carry them."""
-    texts = {c.id: c.choice_text for c in choices}
+    async with conn.begin(isolation_level="REPEATABLE READ", readonly=True):  # one snapshot
+        texts = {c.id: c.choice_text for c in await polls.choices(conn, poll.id)}
+        rows = await store_dates.participants(conn, poll.id)
     table: list[list[object]] = [["participant", "option", "answer"]]
-    for number, row in enumerate(await store_dates.participants(conn, poll.id), 1):
+    for number, row in enumerate(rows, 1):
         who = f"{PARTICIPANT} {number}" if poll.names_hidden else row.name
         table += ([who, texts[c], answer] for c, answer in row.answers.items() if c in texts)
     return table
 
 
-# The results files of polls of a kind of their own: kind -> (results.csv's rows, ballots.csv's).
-KIND_FILES = {store_dates.KIND: (_date_results, _date_ballots)}
+async def _ranked_results(request: web.Request, conn: Any, poll: Any, choices: list) -> list[list[object]]:
+    """A ranked poll's rounds: `choice,round 1,round 2,…` (empty once out), then the exhausted
+    and the eliminated."""
+    view = count_view(await ranked_count(site(request), poll.id), {c.id: c.choice_text for c in choices})
+    rounds = view.rounds if view.ballots else []
+    return [
+        ["choice", *(f"round {r.number}" for r in rounds)],
+        *([text, *("" if v is None else v for v in votes[: len(rounds)])] for _, text, votes in view.rows),
+        ["exhausted", *(r.exhausted for r in rounds)],
+        ["eliminated", *("; ".join(r.eliminated) for r in rounds)],
+    ]
+
+
+async def _ranked_ballots(request: web.Request, conn: Any, poll: Any) -> list[list[object]]:
+    """A ranked poll's `ballot,cast_at,rank 1,rank 2,…`, a row per ballot, its ranking in order."""
+    places = len(await polls.choices(conn, poll.id))
+    ballots = await store_exports.ballots(conn, poll.id)
+    table: list[list[object]] = [["ballot", "cast_at", *(f"rank {n}" for n in range(1, places + 1))]]
+    table += ([number, _iso(cast_at), *ranking] for number, (cast_at, ranking) in enumerate(ballots, 1))
+    return table
+
+
+# The files of polls of a kind of their own: kind -> (results.csv's rows, ballots.csv's).
+KIND_FILES = {
+    store_dates.KIND: (_date_results, _date_ballots),
+    "ranked": (_ranked_results, _ranked_ballots),
+}
 PARTICIPANT = "Participant"
 
 
 async def results_csv(request: web.Request) -> web.Response:
-    """`choice,votes,percent`, a row per choice in the poll's order (a date poll's:
-    `option,yes,if_need_be,no`)."""
+    """`choice,votes,percent`, a row per choice in the poll's order; a kind of its own has its
+    table (KIND_FILES: a date poll's `option,yes,if_need_be,no`, a ranked poll's rounds)."""
     async with connections.connection(site(request)[engine_key]) as conn:
-        poll = await manage.poll_or_404(request, conn)
+        poll = await manage.exportable(request, conn)
         choices = await polls.choices(conn, poll.id)
         if poll.kind in KIND_FILES:
-            rows = await KIND_FILES[poll.kind][0](conn, poll, choices)
+            rows = await KIND_FILES[poll.kind][0](request, conn, poll, choices)
         else:
             rows = [["choice", "votes", "percent"], *([c.choice_text, c.votes, c.percent] for c in choices)]
     return _file(poll, "results.csv", _csv(rows), "text/csv")
@@ -111,7 +141,7 @@ async def results_csv(request: web.Request) -> web.Response:
 async def results_json(request: web.Request) -> web.Response:
     """The question, its dates, whether it is closed, each choice's count and share, the total."""
     async with connections.connection(site(request)[engine_key]) as conn:
-        poll = await manage.poll_or_404(request, conn)
+        poll = await manage.exportable(request, conn)
         choices = await polls.choices(conn, poll.id)
     document = {
         "id": poll.id,
@@ -128,9 +158,12 @@ async def results_json(request: web.Request) -> web.Response:
         ],
         "total": sum(c.votes for c in choices),
         "ballots": poll.ballots,
+        "kind": poll.kind,
     }
     if poll.kind == store_dates.KIND:
-        document |= {"kind": poll.kind, "timezone": poll.timezone, "settled_option": poll.settled_choice_id}
+        document |= {"timezone": poll.timezone, "settled_option": poll.settled_choice_id}
+    if poll.kind == "ranked":  # `votes` above: ballots that rank the choice at all
+        document["count"] = count_document(await ranked_count(site(request), poll.id))
     body = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
     return _file(poll, "results.json", body, "application/json")
 
@@ -144,12 +177,12 @@ def _date_option(c: Any) -> dict[str, Any]:
 
 
 async def ballots_csv(request: web.Request) -> web.Response:
-    """`ballot,cast_at,choice`: a row per chosen choice, ballots numbered in the order cast."""
+    """`ballot,cast_at,choice`: a row per chosen choice, ballots numbered in the order cast; a
+    kind of its own has its table (KIND_FILES)."""
     async with connections.connection(site(request)[engine_key]) as conn:
-        poll = await manage.poll_or_404(request, conn)
+        poll = await manage.exportable(request, conn)
         if poll.kind in KIND_FILES:
-            async with conn.begin(isolation_level="REPEATABLE READ", readonly=True):  # one snapshot
-                rows = await KIND_FILES[poll.kind][1](conn, poll, await polls.choices(conn, poll.id))
+            rows = await KIND_FILES[poll.kind][1](request, conn, poll)
             return _file(poll, "ballots.csv", _csv(rows), "text/csv")
         ballots = await store_exports.ballots(conn, poll.id)
     table = [["ballot", "cast_at", "choice"]]

@@ -16,11 +16,17 @@ from ..web.i18n import N_
 
 MIN_CHOICES = 2
 MAX_CHOICES = 20
+# The kinds this form makes (maker/new.py's KINDS has every kind /poll/new offers): a date poll
+# has a form of its own (maker/dates.py).
+FORM_KINDS = ("choices", "ranked")
+# Fewer choices than this leave nothing to rank: with two, a ranking is a single cross.
+MIN_CHOICES_OF_KIND = {"ranked": 3}
 SHOWN_CHOICES = 5  # empty choice fields on a fresh form
 MAX_OFFSET_MINUTES = 18 * 60  # the widest UTC offset a clock can show
 
 QUESTION_REQUIRED = N_("Write a question.")
 TOO_FEW_CHOICES = N_("Give at least %(count)d choices.", count=MIN_CHOICES)
+TOO_FEW_TO_RANK = N_("Give at least %(count)d choices to rank.", count=MIN_CHOICES_OF_KIND["ranked"])
 TOO_MANY_CHOICES = N_("Give at most %(count)d choices.", count=MAX_CHOICES)
 CHOICE_REQUIRED = N_("Write a text for this choice.")
 DUPLICATE_CHOICE = N_("This choice is the same as an earlier one.")
@@ -30,6 +36,7 @@ BAD_OFFSET = N_("Your browser sent a time zone offset that is not valid.")
 NOT_TEXT = N_("This field must be text.")
 CONTROL_CHARACTER = N_("Remove the control character (such as a NUL byte or a tab) from this field.")
 RESULTS_UNKNOWN = N_("Pick when the results are shown: always, after voting, or after voting closes.")
+KIND_UNKNOWN = N_("Pick what voters do: pick a choice or rank the choices.")
 
 # What a `datetime-local` input sends (seconds optional), or the same typed with a space.
 _DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?")
@@ -69,10 +76,10 @@ class PollForm:
     """A new-poll or edit form as typed, and what is wrong with it.
 
     `errors` maps a field to its message: `question_text`, `choices` (the count),
-    `choice-N` (the N-th choice field, from 0), `closes_at`, `results`.
+    `choice-N` (the N-th choice field, from 0), `closes_at`, `results`, `kind`.
     """
 
-    kind: str = KINDS[0]  # schema.KINDS: what the poll asks (new.py's KIND_FORMS)
+    kind: str = KINDS[0]  # schema.KINDS: what the poll asks (maker/new.py's KINDS)
     question_text: str = ""
     choices: list[str] = field(default_factory=lambda: [""] * SHOWN_CHOICES)
     multiple: bool = False
@@ -117,6 +124,7 @@ def _shown(typed: PollForm) -> PollForm:
     typed.choices = [visible(c) for c in typed.choices]
     typed.closes_at = visible(typed.closes_at)
     typed.results = visible(typed.results)
+    typed.kind = visible(typed.kind)
     typed.tz_offset = ""  # the browser's script sets it again on the next submit
     return typed
 
@@ -162,7 +170,15 @@ def _typed(form: MultiMapping) -> tuple[PollForm, set[str]]:
         else:
             not_text.add(f"choice-{index}")
             choices.append("")
-    typed = PollForm(choices=choices, multiple=bool(form.get("multiple")), **settings)
+    kind = _text(form, "kind")
+    if kind is None:
+        not_text.add("kind")
+    typed = PollForm(
+        kind=kind or KINDS[0],  # left out (an older page, a script): a poll with choices
+        choices=choices,
+        multiple=bool(form.get("multiple")),
+        **settings,
+    )
     return typed, not_text
 
 
@@ -188,6 +204,12 @@ def check_new_poll(form: MultiMapping, now: datetime | None = None) -> PollForm:
     typed.choices = _fields_to_show(typed.choices)
     _check_choices(typed, allow_empty=True)
     check_settings(typed, not_text, now)
+    if typed.kind not in FORM_KINDS:
+        typed.errors["kind"] = KIND_UNKNOWN
+    elif typed.kind == "ranked":
+        typed.multiple = False  # a ranking names several choices by its nature
+        if "choices" not in typed.errors and len(typed.choice_texts) < MIN_CHOICES_OF_KIND["ranked"]:
+            typed.errors["choices"] = TOO_FEW_TO_RANK
     return typed if typed.valid else _shown(typed)
 
 
@@ -279,6 +301,7 @@ NOT_A_LIST_OF_TEXTS = "Give the choices as a list of texts."
 NOT_BOOLEAN = "This field must be true or false."
 NOT_TEXT_OR_NULL = "This field must be text, or null."
 NOT_RESULTS = "This field must be one of: " + ", ".join(RESULTS) + "."
+NOT_KIND = "This field must be one of: " + ", ".join(FORM_KINDS) + "."
 # RFC 3339 as `closes_at` takes it: the form's date and time, fractions of a second dropped,
 # and the offset (Z or ±hh:mm) handed to the form as its `tz_offset` minutes.
 _RFC3339 = re.compile(r"(?P<local>[0-9T: -]+?)(?:\.[0-9]+)?(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?")
@@ -317,6 +340,11 @@ def json_fields(body: Mapping[str, Any]) -> tuple[MultiDict, dict[str, str]]:
         form["results"] = results
     else:  # a fixed set of strings is a JSON type of its own (an enum in the API's document)
         errors["results"] = NOT_RESULTS
+    kind = body.get("kind", KINDS[0])
+    if isinstance(kind, str) and kind in FORM_KINDS:
+        form["kind"] = kind
+    else:
+        errors["kind"] = NOT_KIND
     return form, errors
 
 

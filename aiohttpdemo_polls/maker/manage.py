@@ -3,7 +3,8 @@ token is the same plain 404 as an unknown poll, so the page gives nothing away.
 """
 
 import re
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -13,11 +14,13 @@ from ..store import connections, making, polls, tokens
 from ..store import dates as stored_dates
 from ..store.schema import PG_INT_MAX
 from ..web import dates, i18n
-from ..web.config import site
+from ..web.config import config_key, site
+from ..web.content import shown
 from ..web.database import changes_key, engine_key
 from ..web.forms import read_form
 from ..web.i18n import N_
 from ..web.links import absolute
+from ..web.ranked import count_context
 from ..web.request import poll_id
 from .form import PollForm, check_edit
 
@@ -32,16 +35,41 @@ ANSWER_WORDS = {"yes": N_("Yes"), "if_need_be": N_("If need be"), "no": N_("No")
 _ID = re.compile(r"[1-9][0-9]{0,9}")
 HAS_VOTES = N_("People have already voted, so the texts can no longer be changed.")
 UNKNOWN_ACTION = N_("That is not something the manage page can do.")
+HIDDEN = N_("The site's operator hid this poll, so it can no longer be changed; you can still delete it.")
 
 
 async def poll_or_404(request: web.Request, conn: Any) -> Any:
     """The poll this manage address names, when its token is right; else the plain 404.
 
-    The exports (maker/exports.py) stand behind it too, so all the maker's addresses answer alike."""
+    The exports (maker/exports.py) stand behind it too, so all the maker's addresses answer
+    alike; they answer 410 for a poll the operator hid (`exportable`), as its public pages do."""
     poll = await making.managed_poll(conn, poll_id(request))
     if poll is None or not tokens.token_matches(request.match_info["token"], poll.token_hash):
         raise web.HTTPNotFound()
     return poll
+
+
+async def exportable(request: web.Request, conn: Any) -> Any:
+    """`poll_or_404`, and the 410 of every page of a poll the operator hid (content.shown)."""
+    poll = await poll_or_404(request, conn)
+    shown(poll)
+    return poll
+
+
+class Deletion(NamedTuple):
+    """When retention (retention.closed_days) deletes the poll: `on` that day, or None while
+    that depends on when voting closes."""
+
+    days: int
+    on: datetime | None
+
+
+def deletion(poll: Any, closed_days: int) -> Deletion | None:
+    """When the poll will be deleted; None when polls are kept (closed_days 0)."""
+    if closed_days == 0:
+        return None
+    since = poll.closed_since if poll.closed else poll.closes_at
+    return Deletion(closed_days, None if since is None else since + timedelta(days=closed_days))
 
 
 def _manage_url(request: web.Request, poll: Any) -> URL:
@@ -74,6 +102,7 @@ async def _render(
         "edit_form": edit_form,
         "edit_error": edit_error,
         **extra,
+        "deletion": deletion(poll, site(request)[config_key]["retention"]["closed_days"]),
     }
     # Its address is the key to the poll: web/headers.py keeps it from caches and Referers.
     return aiohttp_jinja2.render_template("manage.html", request, context, status=status)
@@ -92,6 +121,8 @@ async def manage_action(request: web.Request) -> web.Response:
     changes = site(request)[changes_key]
     async with connections.connection(site(request)[engine_key]) as conn:
         poll = await poll_or_404(request, conn)
+        if poll.hidden and action != "delete":
+            raise web.HTTPConflict(text=HIDDEN)
         if action == "close":
             await making.close_poll(conn, changes, poll.id)
             done = "closed"
@@ -151,8 +182,13 @@ async def _date_poll_context(request: web.Request, conn: Any, poll: Any, choices
     }
 
 
+async def _ranked_context(request: web.Request, conn: Any, poll: Any, choices: list) -> dict[str, Any]:
+    """A ranked poll's count round by round, as its results page shows it."""
+    return await count_context(site(request), poll, choices, show_counts=True)
+
+
 # What the manage page shows of polls of a kind of their own: kind -> more of its context.
-KIND_CONTEXT = {stored_dates.KIND: _date_poll_context}
+KIND_CONTEXT = {stored_dates.KIND: _date_poll_context, "ranked": _ranked_context}
 
 
 async def _settle(conn: Any, changes: Any, poll: Any, option: object) -> None:

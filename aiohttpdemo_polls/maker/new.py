@@ -1,6 +1,7 @@
 """Making a poll in the browser: the new-poll form of each kind and its submission."""
 
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import aiohttp_jinja2
@@ -13,8 +14,6 @@ from ..web.forms import read_form
 from ..web.i18n import N_
 from . import creation, dates
 from .form import PollForm, check_new_poll, with_another_choice
-
-UNKNOWN_KIND = N_("That is not a kind of poll this site makes.")
 
 
 class Kind(NamedTuple):
@@ -39,8 +38,16 @@ def _more_days(form: MultiMapping) -> PollForm | None:
 
 
 # The kinds in the order the page offers them (the first is the default): a new kind adds its row.
+# The one table of the kinds /poll/new makes (schema.KINDS): ranked polls share the choices' form.
 KINDS: dict[str, Kind] = {
-    "choices": Kind(N_("A question with choices"), "new_poll.html", PollForm, check_new_poll, _more_choices),
+    "choices": Kind(N_("Voters pick a choice"), "new_poll.html", PollForm, check_new_poll, _more_choices),
+    "ranked": Kind(
+        N_("Voters rank the choices"),
+        "new_poll.html",
+        partial(PollForm, kind="ranked"),
+        check_new_poll,
+        _more_choices,
+    ),
     dates.KIND: Kind(
         N_("Find a date"), "dates_new.html", dates.DatePollForm, dates.check_new_date_poll, _more_days
     ),
@@ -51,15 +58,18 @@ DEFAULT_KIND = next(iter(KINDS))
 def render_form(
     request: web.Request, form: PollForm, status: int = 200, focus_last: bool = False
 ) -> web.Response:
+    template = KINDS.get(form.kind, KINDS[DEFAULT_KIND]).template
     context = {
         "request": request,
         "form": form,
         "focus_last": focus_last,
         "needs_key": creation.needs_key(site(request)[config_key]),
         "kinds": {code: kind.label for code, kind in KINDS.items()},
+        # The kinds sharing this form: its "What voters do" switch keeps what was typed.
+        "form_kinds": {code: kind.label for code, kind in KINDS.items() if kind.template == template},
         "zones": zone_names(),
     }
-    return aiohttp_jinja2.render_template(KINDS[form.kind].template, request, context, status=status)
+    return aiohttp_jinja2.render_template(template, request, context, status=status)
 
 
 async def new_poll(request: web.Request) -> web.Response:
@@ -80,9 +90,8 @@ async def create_poll(request: web.Request) -> web.Response:
     config = site(request)[config_key]
     creation.ensure_open(config)
     form = await read_form(request)
-    kind = KINDS.get(form.get("kind", DEFAULT_KIND))  # type: ignore[arg-type]
-    if kind is None:
-        raise web.HTTPBadRequest(text=UNKNOWN_KIND)
+    # A kind no row names gets the choices' form, whose check says what is wrong (400).
+    kind = KINDS.get(form.get("kind", DEFAULT_KIND), KINDS[DEFAULT_KIND])  # type: ignore[arg-type]
     more = kind.more(form)
     if more is not None:
         return render_form(request, more, focus_last=True)

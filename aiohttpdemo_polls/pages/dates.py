@@ -15,14 +15,14 @@ from multidict import MultiMapping
 from ..store import connections, rules
 from ..store import dates as stored
 from ..store.schema import NAME_MAX
-from ..store.votes import VoteOutcome
+from ..store.votes import RemovalOutcome, VoteOutcome
 from ..web import dates, forms, i18n, links
 from ..web.config import site
 from ..web.content import PollContent, cached_page, poll_expiry, published_content, render_page
-from ..web.database import changes_key, engine_key
+from ..web.database import engine_key
 from ..web.i18n import N_
 from ..web.request import poll_id
-from ..web.voting import VOTE_UNKNOWN, VOTING_CLOSED, cast, set_voter_cookie, voter_id
+from ..web.voting import VOTE_UNKNOWN, VOTING_CLOSED, cast, remove, set_voter_cookie, voter_id
 
 KIND = stored.KIND
 ANSWER_WORDS = {"yes": N_("Yes"), "if_need_be": N_("If need be"), "no": N_("No")}
@@ -63,6 +63,11 @@ async def grid(request: web.Request, content: PollContent) -> web.Response:
     picked = dates.shown_zone(request, content.question)
     key = ("dates", question_id, picked.name if picked.picked else None)
     return await cached_page(request, key, render)
+
+
+async def results(request: web.Request, content: PollContent, notice: str | None) -> web.Response:
+    """The results page is the grid too (its notices come with ?done=)."""
+    return await grid(request, content)
 
 
 async def _context(
@@ -183,14 +188,15 @@ async def _again(
 
 
 async def _remove(request: web.Request, question_id: int) -> web.Response:
-    voter = voter_id(request)
-    if voter is not None:
-        async with connections.connection(site(request)[engine_key]) as conn:
-            removed = await stored.remove_ballot(conn, site(request)[changes_key], question_id, voter)
-        if removed is stored.Removal.CLOSED:
-            raise web.HTTPConflict(text=VOTING_CLOSED)
-        if removed is stored.Removal.LOCKED:
-            raise web.HTTPConflict(text=ANSWERS_LOCKED)
+    """Take the browser's row out: the one removal every poll has ("Remove my vote",
+    VoteBatcher.remove), which lowers the yes and if-need-be counters with it."""
+    outcome = await remove(request, question_id)
+    if outcome is RemovalOutcome.NOT_FOUND:
+        raise web.HTTPNotFound()
+    if outcome is RemovalOutcome.CLOSED:
+        raise web.HTTPConflict(text=VOTING_CLOSED)
+    if outcome is RemovalOutcome.LOCKED:
+        raise web.HTTPConflict(text=ANSWERS_LOCKED)
     raise web.HTTPSeeOther(_grid_url(request, question_id, "removed"))
 
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from ..web import links
 from ..web.content import cached_page, may_see_counts, poll_expiry, published_content, render_page
 from ..web.request import poll_id
-from . import dates, qr
+from . import dates, kinds, qr
 
 
 async def present(request: web.Request) -> web.Response:
@@ -18,6 +18,9 @@ async def present(request: web.Request) -> web.Response:
     """
     question_id = poll_id(request)
     content = await published_content(request, question_id)
+    pages = kinds.PAGES.get(content.question.kind)
+    if pages is not None and pages.present is not None:
+        return await pages.present(request, content)
     show_counts = await may_see_counts(request, content.question)
 
     async def render() -> tuple[bytes, float]:

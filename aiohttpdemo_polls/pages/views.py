@@ -4,7 +4,6 @@ Pages the same for every reader are rendered once and cached until their poll ch
 """
 
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp_jinja2
@@ -12,7 +11,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from ..store import connections, polls, rules
-from ..store.votes import VoteOutcome
+from ..store.votes import RemovalOutcome, VoteOutcome
 from ..web import forms
 from ..web.cache import cache_key, expiry
 from ..web.config import site
@@ -30,26 +29,29 @@ from ..web.request import PAGE_SIZE, page_count, page_number, poll_id
 from ..web.voting import (
     ALREADY_VOTED,
     NO_CHOICE,
+    NO_VOTE_TO_REMOVE,
+    REMOVAL_CLOSED,
     VOTE_CHANGED,
+    VOTE_REMOVED,
     VOTE_UNKNOWN,
+    VOTES_FINAL,
     VOTING_CLOSED,
     Cast,
     cast,
     possible_ballot,
+    remove,
     set_voter_cookie,
     voter_id,
 )
-from . import dates
+from . import kinds
 
-# The pages of polls of another kind than a question with choices: kind -> (its poll page,
-# its results page), each given the poll's published content. A new kind adds its row.
-KindPage = Callable[[web.Request, PollContent], Awaitable[web.Response]]
-KIND_PAGES: dict[str, tuple[KindPage, KindPage]] = {
-    dates.KIND: (dates.grid, dates.grid),  # the grid is both the form and the results
+# The results page's ?notice= after a vote that was not simply counted, or taken back.
+VOTE_NOTICES = {
+    "already": ALREADY_VOTED,
+    "changed": VOTE_CHANGED,
+    "removed": VOTE_REMOVED,
+    "unvoted": NO_VOTE_TO_REMOVE,
 }
-
-# The results page's ?notice= after a vote that was not simply counted.
-VOTE_NOTICES = {"already": ALREADY_VOTED, "changed": VOTE_CHANGED}
 VOTE_NOT_CONFIRMED = N_("Vote not confirmed")
 _ID = re.compile(r"[1-9][0-9]{0,9}")  # written as a choice id is: no sign, no leading zeros
 
@@ -92,8 +94,9 @@ async def poll(request: web.Request) -> web.Response:
     """
     question_id = poll_id(request)
     content = await published_content(request, question_id)
-    if content.question.kind in KIND_PAGES:
-        return await KIND_PAGES[content.question.kind][0](request, content)
+    pages = kinds.PAGES.get(content.question.kind)
+    if pages is not None:
+        return await pages.poll(request, content)
     voter = voter_id(request)
     if voter is not None:
         if content.question.closed:
@@ -144,14 +147,35 @@ async def vote(request: web.Request) -> web.Response:
     return response
 
 
+async def remove_vote(request: web.Request) -> web.Response:
+    """ "Remove my vote": take the browser's ballot back from an open poll, then to the results,
+    which show the counts without it (POST-redirect-GET). A closed poll, or one whose votes
+    are final (lock_votes), refuses with a 409 saying why."""
+    question_id = poll_id(request)
+    await forms.read_form(request)  # no fields; a body that is not a form is a 400 all the same
+    outcome = await remove(request, question_id)
+    if outcome is RemovalOutcome.NOT_FOUND:
+        raise web.HTTPNotFound()
+    if outcome is RemovalOutcome.CLOSED:
+        raise web.HTTPConflict(text=REMOVAL_CLOSED)
+    if outcome is RemovalOutcome.LOCKED:
+        raise web.HTTPConflict(text=VOTES_FINAL)
+    if outcome is RemovalOutcome.NO_BALLOT:
+        await published_content(request, question_id)  # a 404 when there is no such poll
+    notice = "removed" if outcome is RemovalOutcome.REMOVED else "unvoted"
+    results = request.app.router["results"].url_for(question_id=str(question_id))
+    raise web.HTTPSeeOther(results.with_query({notice: "1"}))
+
+
 async def _refused(request: web.Request, question_id: int) -> web.Response:
     """A ballot the poll does not take: an unknown poll is a 404, a closed one a 409, else the
     form again (400) saying why."""
     content = await published_content(request, question_id)
     if content.question.closed:  # whatever was sent: a closed poll shows no form to fix
         raise web.HTTPConflict(text=VOTING_CLOSED)
-    if content.question.kind in KIND_PAGES:  # its own form sends elsewhere: show it
-        response = await KIND_PAGES[content.question.kind][0](request, content)
+    pages = kinds.PAGES.get(content.question.kind)
+    if pages is not None:  # its own form sends elsewhere: show it
+        response = await pages.poll(request, content)
         response.set_status(400)
         return response
     question, choices = content
@@ -180,15 +204,15 @@ async def results(request: web.Request) -> web.Response:
     From the cache for a reader who has no voter id and no notice to see, else read for them.
     """
     question_id = poll_id(request)
-    kind = (await published_content(request, question_id)).question.kind
-    if kind in KIND_PAGES:
-        return await KIND_PAGES[kind][1](request, await published_content(request, question_id))
     notice = _notice(request)
+    content = await published_content(request, question_id)
+    pages = kinds.PAGES.get(content.question.kind)
+    if pages is not None:
+        return await pages.results(request, content, notice)
     voter = voter_id(request)
     if voter is not None:
         return await _voters_results(request, question_id, voter, notice)
     if notice is not None:
-        content = await published_content(request, question_id)
         return _results_response(request, content.question, content.choices, notice, voted=False)
 
     async def render() -> tuple[bytes, float]:
@@ -212,6 +236,7 @@ def _render_results(request: web.Request, content: PollContent) -> tuple[bytes, 
         "choices": content.choices,
         "notice": None,
         "show_counts": rules.may_see_counts(question, voted=False, is_maker=False),
+        "voted": False,
     }
     return render_page(request, "results.html", context), poll_expiry(question)
 
@@ -236,5 +261,6 @@ def _results_response(
         "choices": choices,
         "notice": notice,
         "show_counts": rules.may_see_counts(question, voted=voted, is_maker=False),
+        "voted": voted,  # this reader's own ballot: they may take it back
     }
     return aiohttp_jinja2.render_template("results.html", request, context)

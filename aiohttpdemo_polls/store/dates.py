@@ -1,17 +1,16 @@
-"""Date polls in the database: the grid of participants' answers, removing one's row, and
-settling on an option. Answers are cast by votes.VoteBatcher like every ballot (one per voter
-per poll, counters moved with the rows); what is here follows the same locking order.
+"""Date polls in the database: the grid of participants' answers, and settling on an option.
+Answers are cast, and a row removed, by votes.VoteBatcher like every ballot (one per voter per
+poll, counters moved with the rows).
 """
 
 import enum
-from collections import Counter
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from .changes import Changes
-from .schema import ANSWERS, ballot, choice, closed, published, question, vote
+from .schema import ANSWERS, ballot, choice, question, vote
 
 KIND = "dates"  # schema.KINDS
 YES, IF_NEED_BE, NO = ANSWERS
@@ -52,71 +51,6 @@ async def participants(conn: Any, question_id: int, voter: str | None = None) ->
         Participant(row.name or "", dict(zip(row.choice_ids, row.answers, strict=True)), bool(row.mine))
         for row in rows
     ]
-
-
-class Removal(enum.Enum):
-    REMOVED = "removed"
-    NOTHING = "nothing"  # this voter had no row here
-    CLOSED = "closed"
-    LOCKED = "locked"  # the maker made answers final (lock_votes)
-    GONE = "gone"
-
-
-async def remove_ballot(conn: Any, changes: Changes, question_id: int, voter: str) -> Removal:
-    """Take a participant's row out while the poll is open, its counters with it.
-
-    Locks as the vote batch does: the poll FOR KEY SHARE (a maker's close waits), then the
-    ballot, then the touched choices in id order; so a change of the same row in flight
-    either commits first (and its rows are the ones removed) or finds the ballot gone."""
-    async with changes.transaction(conn) as changed:
-        poll = await (
-            await conn.execute(
-                sa.select(closed.label("closed"), question.c.lock_votes)
-                .where(question.c.id == question_id, published)
-                .with_for_update(read=True, key_share=True)  # FOR KEY SHARE
-            )
-        ).first()
-        if poll is None:
-            return Removal.GONE
-        if poll.closed:
-            return Removal.CLOSED
-        if poll.lock_votes:
-            return Removal.LOCKED
-        mine = sa.and_(ballot.c.question_id == question_id, ballot.c.voter == voter)
-        found = await (await conn.execute(sa.select(ballot.c.voter).where(mine).with_for_update())).first()
-        if found is None:
-            return Removal.NOTHING
-        removed = await (
-            await conn.execute(
-                vote.delete()
-                .where(vote.c.question_id == question_id, vote.c.voter == voter)
-                .returning(vote.c.choice_id, vote.c.answer)
-            )
-        ).fetchall()
-        await conn.execute(ballot.delete().where(mine))
-        yes = Counter(r.choice_id for r in removed if r.answer == YES)
-        maybe = Counter(r.choice_id for r in removed if r.answer == IF_NEED_BE)
-        touched = sorted(set(yes) | set(maybe))
-        if touched:
-            await conn.execute(
-                sa.select(choice.c.id)
-                .where(choice.c.id.in_(touched))
-                .order_by(choice.c.id)
-                .with_for_update(
-                    key_share=True  # FOR NO KEY UPDATE, as the vote batch locks them
-                )
-            )
-            for choice_id in touched:
-                await conn.execute(
-                    choice.update()
-                    .where(choice.c.id == choice_id)
-                    .values(
-                        votes=choice.c.votes - yes[choice_id],
-                        if_need_be=choice.c.if_need_be - maybe[choice_id],
-                    )
-                )
-        changed.add(question_id)
-    return Removal.REMOVED
 
 
 class Settling(enum.Enum):

@@ -10,7 +10,7 @@ from .schema import ballot, vote
 
 
 def ballots_query(question_id: int) -> sa.sql.Select:
-    """Each ballot's time and chosen choice ids (in the poll's order), in the order cast.
+    """Each ballot's time and chosen choice ids (in the poll's order, or a ranking's), in the order cast.
 
     A ballot's votes are looked up by `vote`'s primary key, so reading n ballots costs n
     lookups whatever the planner believes: a join let stale statistics make it n² rows.
@@ -18,7 +18,7 @@ def ballots_query(question_id: int) -> sa.sql.Select:
     chosen = sa.func.array(  # PostgreSQL's ARRAY(subquery): {} for a ballot without votes
         sa.select(vote.c.choice_id)
         .where(vote.c.question_id == ballot.c.question_id, vote.c.voter == ballot.c.voter)
-        .order_by(vote.c.choice_id)
+        .order_by(vote.c.rank, vote.c.choice_id)  # a ranking best first; other polls: no rank
         .scalar_subquery()
     )
     return (

@@ -4,25 +4,17 @@ later ones see the new state; once committed, they go on the bus of changes. Kno
 """
 
 import enum
-import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from . import limits
 from .changes import Changes
-from .schema import ballot, choice, closed, poll_creation, question
+from .schema import ballot, choice, closed, closed_since, poll_creation, question
 
 CREATION_WINDOW = timedelta(hours=1)
-
-
-class TooManyPolls(Exception):
-    """The client made its limit of polls in the last hour; nothing was written."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"retry after {retry_after} s")
-        self.retry_after = retry_after  # seconds until one of its creations leaves the window
 
 
 class EditOutcome(enum.Enum):
@@ -43,18 +35,19 @@ async def create_poll(
     per_hour: int,
     results: str = "always",
     lock_votes: bool = False,
+    kind: str = "choices",
     **columns: Any,
 ) -> int:
     """Publish a poll made in the browser, with its choices, all or nothing; its id.
 
-    Counted against `client`'s `per_hour` in the same transaction (TooManyPolls past it).
+    Counted against `client`'s `per_hour` in the same transaction (limits.TooMany past it).
     `results` says who sees the counts before voting closes (rules.py); `lock_votes` keeps
-    voters from changing their vote. A choice is its text, or its columns (a date poll's
-    option: `choice_text` and `day`, or `starts_at` and `ends_at`); `columns` are more of
-    the question's (a date poll's `kind`, `timezone`, `names_hidden`).
+    voters from changing their vote; `kind` is one of schema.KINDS. A choice is its text, or
+    its columns (a date poll's option: `choice_text` and `day`, or `starts_at` and `ends_at`);
+    `columns` are more of the question's (a date poll's `timezone`, `names_hidden`).
     """
     async with changes.transaction(conn) as changed:
-        await _count_creation(conn, client, per_hour)
+        await limits.take(conn, poll_creation, client, per_hour, CREATION_WINDOW)
         question_id = await (
             await conn.execute(
                 question.insert()
@@ -65,6 +58,7 @@ async def create_poll(
                     token_hash=token_hash,
                     results=results,
                     lock_votes=lock_votes,
+                    kind=kind,
                     **columns,
                 )
                 .returning(question.c.id)
@@ -89,34 +83,9 @@ async def poll_made_with(conn: Any, token_hash: bytes) -> int | None:
     return await found.scalar()
 
 
-async def _count_creation(conn: Any, client: str, per_hour: int) -> None:
-    """Record one creation by `client`, or raise TooManyPolls when the window is full.
-
-    A lock on the client's name (held to the commit) makes concurrent creations by one
-    client, in any process or host, count one after the other, so none slips past the limit.
-    """
-    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(client, 0))))
-    window_start = sa.func.now() - CREATION_WINDOW
-    mine = poll_creation.c.client == client
-    await conn.execute(poll_creation.delete().where(mine, poll_creation.c.created_at <= window_start))
-    counted = await conn.scalar(sa.select(sa.func.count()).where(mine))
-    if counted >= per_hour:
-        # When enough of them have left the window for one more (the oldest, unless the
-        # limit was lowered since).
-        leaves_at = (
-            sa.select((poll_creation.c.created_at + CREATION_WINDOW - sa.func.now()).label("wait"))
-            .where(mine)
-            .order_by(poll_creation.c.created_at)
-            .offset(counted - per_hour)
-            .limit(1)
-        )
-        wait = await conn.scalar(leaves_at)
-        raise TooManyPolls(max(1, math.ceil(wait.total_seconds())))
-    await conn.execute(poll_creation.insert().values(client=client))
-
-
 async def managed_poll(conn: Any, question_id: int) -> Any:
-    """The poll as its maker sees it (published or not): with `token_hash` and `ballots`."""
+    """The poll as its maker sees it (published or not, hidden or not): with `token_hash`,
+    `hidden_at` (`hidden`: whether the operator hid it) and `ballots`."""
     ballots = (
         sa.select(sa.func.count())
         .select_from(ballot)
@@ -137,7 +106,10 @@ async def managed_poll(conn: Any, question_id: int) -> Any:
         question.c.timezone,
         question.c.names_hidden,
         question.c.settled_choice_id,
+        question.c.hidden_at,
+        question.c.hidden_at.isnot(None).label("hidden"),
         closed.label("closed"),
+        closed_since.label("closed_since"),
         ballots.label("ballots"),
     ).where(question.c.id == question_id)
     return await (await conn.execute(query)).first()

@@ -22,7 +22,8 @@ class Question(NamedTuple):
     closed: bool
     results: str  # who may see the counts (rules.may_see_counts)
     lock_votes: bool
-    kind: str  # schema.KINDS
+    kind: str  # schema.KINDS: which pages and count the poll has
+    hidden: bool  # hidden by the site's operator: every page of it answers 410 (web/content.py)
     # A date poll's: its IANA zone, names shown to its maker only, the option settled on.
     timezone: str | None = None
     names_hidden: bool = False
@@ -43,7 +44,8 @@ class Choice(NamedTuple):
 
 
 def _poll_query(mine: Any) -> connections.Compiled:
-    """A published poll with its choices (none: one row with no choice_id), in choice order."""
+    """A released poll with its choices (none: one row with no choice_id), in choice order;
+    hidden ones too, so that their pages can say they were removed rather than never were."""
     q, c = schema.question, schema.choice
     return connections.compile_once(
         sa.select(
@@ -57,6 +59,7 @@ def _poll_query(mine: Any) -> connections.Compiled:
             q.c.results,
             q.c.lock_votes,
             q.c.kind,
+            q.c.hidden_at.isnot(None).label("hidden"),
             q.c.timezone,
             q.c.names_hidden,
             q.c.settled_choice_id,
@@ -71,7 +74,7 @@ def _poll_query(mine: Any) -> connections.Compiled:
             mine.label("mine"),
         )
         .select_from(q.outerjoin(c, c.c.question_id == q.c.id))
-        .where(q.c.id == sa.bindparam("question_id"), schema.published)
+        .where(q.c.id == sa.bindparam("question_id"), schema.released)
         .order_by(c.c.id)
     )
 
@@ -89,7 +92,8 @@ _POLL_FOR_VOTER = _poll_query(
 async def published_poll(
     conn: Any, question_id: int, voter: str | None = None
 ) -> tuple[Question, list[Choice]] | None:
-    """The published poll and its choices (`mine` marks the voter's), or None.
+    """The released poll and its choices (`mine` marks the voter's), or None; `hidden` says
+    whether the operator hid it.
 
     `question_id` is one `web.request.poll_id` let through, so PostgreSQL's integer holds it.
     """
@@ -114,6 +118,7 @@ async def published_poll(
         first["results"],
         first["lock_votes"],
         first["kind"],
+        first["hidden"],
         first["timezone"],
         first["names_hidden"],
         first["settled_choice_id"],
@@ -245,6 +250,8 @@ class LiveCounts(NamedTuple):
     results: str  # who may see the counts (rules.may_see_counts)
     # (choice id, votes, percent of the poll's total), in choice order.
     choices: list[tuple[int, int, float]]
+    kind: str = schema.KINDS[0]
+    removed: bool = False  # hidden by the site's operator: its watchers are told and closed
     # A date poll's: how many rows its grid has, and each option's if-need-be count (in
     # choice order), so that any answer changes its frame. None for other polls.
     participants: int | None = None
@@ -252,7 +259,8 @@ class LiveCounts(NamedTuple):
 
 
 async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, LiveCounts]:
-    """Counters of several published polls in one query; a poll missing from the answer is gone.
+    """Counters of several released polls in one query (`removed` for one the operator hid);
+    a poll missing from the answer is gone.
 
     Live results read many polls at once after a burst of changes, so this is one query
     for all of them rather than a poll page's query per poll.
@@ -267,6 +275,8 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
             schema.closed.label("closed"),
             schema.question.c.closes_at,
             schema.question.c.results,
+            schema.question.c.kind,
+            schema.question.c.hidden_at.isnot(None).label("removed"),
             schema.choice.c.id.label("choice_id"),
             schema.choice.c.votes,
             schema.percent(total).label("percent"),
@@ -283,7 +293,7 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
         .select_from(
             schema.question.outerjoin(schema.choice, schema.choice.c.question_id == schema.question.c.id)
         )
-        .where(schema.question.c.id.in_(wanted), schema.published)
+        .where(schema.question.c.id.in_(wanted), schema.released)
         .order_by(schema.question.c.id, schema.choice.c.id)
     )
     found: dict[int, LiveCounts] = {}
@@ -292,7 +302,14 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
         if counts is None:
             dates = row.participants is not None
             counts = found[row.question_id] = LiveCounts(
-                bool(row.closed), row.closes_at, row.results, [], row.participants, [] if dates else None
+                bool(row.closed),
+                row.closes_at,
+                row.results,
+                [],
+                row.kind,
+                bool(row.removed),
+                row.participants,
+                [] if dates else None,
             )
         if row.choice_id is not None:
             counts.choices.append((row.choice_id, row.votes, float(row.percent)))

@@ -43,29 +43,35 @@ SPILL = 32  # ballots waiting before a second writer starts, or goes on after it
 # from one reading, so no vote is doubled or lost. Array parameters keep the statement the
 # same for any batch size, so it is prepared once per server connection (planning it cost
 # more than running it). Parameters: each ballot's poll ($1), voter ($2), whether it names
-# several choices ($3) and a date poll participant's name ($7, else NULL); then each choice
-# asked for ($5) with its ballot's place ($4) and its answer ($6: 'yes' but in date polls).
-# A date poll's ballot answers every option ('no' is a row too); a change of answer keeps
-# the `vote` row and moves the counters from the old answer's to the new one's.
+# several choices ($3), whether it is a ranking ($7) and a date poll participant's name ($9,
+# else NULL); then each choice asked for ($5) with its ballot's place ($4), in a ranking its
+# rank ($6; else NULL), and its answer ($8: 'yes' but in date polls).
+# A ranking goes only to a ranked poll, and a ranked poll takes only rankings; a name only to
+# a date poll, whose ballot answers every option ('no' is a row too). A ballot's choices are
+# compared as "choice:answer" in rank order, so a reordered ranking or a change of answer is
+# a change: its kept rows take their new rank (checked unique at commit: the constraint is
+# deferred) and answer, and the counters move from the old answer's to the new one's.
 _PUBLISHED = connections.compile_once(schema.published).sql
 _CLOSED = connections.compile_once(schema.closed).sql
 _STATEMENT = f"""
 WITH ballots AS (
-    SELECT * FROM unnest($1::int[], $2::varchar[], $3::bool[], $7::varchar[])
-        WITH ORDINALITY AS b(question_id, voter, many, name, idx)
+    SELECT * FROM unnest($1::int[], $2::varchar[], $3::bool[], $7::bool[], $9::varchar[])
+        WITH ORDINALITY AS b(question_id, voter, many, ranked, name, idx)
 ), asked AS (
-    SELECT * FROM unnest($4::int[], $5::int[], $6::text[]) AS a(idx, choice_id, answer)
+    SELECT * FROM unnest($4::int[], $5::int[], $6::int[], $8::text[]) AS a(idx, choice_id, rank, answer)
 ), polls AS (
-    SELECT id, ({_CLOSED}) AS closed, multiple, lock_votes, kind = 'dates' AS dates
+    SELECT id, ({_CLOSED}) AS closed, multiple, lock_votes,
+           kind = 'ranked' AS ranked, kind = 'dates' AS dates
     FROM {schema.question.name} WHERE id IN (SELECT question_id FROM ballots) AND {_PUBLISHED}
     ORDER BY id FOR KEY SHARE
 ), judged AS (
     SELECT b.idx, b.question_id, b.voter, b.name, p.id IS NOT NULL AS found, p.closed,
-           -- A date poll's ballot has a name and answers every option; no other ballot has a name.
-           CASE WHEN p.dates THEN b.name IS NOT NULL AND NOT EXISTS (
+           -- A ranking goes only to a ranked poll; a date poll's ballot has a name and answers
+           -- every option; no other ballot has a name.
+           p.ranked = b.ranked AND CASE WHEN p.dates THEN b.name IS NOT NULL AND NOT EXISTS (
                SELECT FROM {schema.choice.name} c WHERE c.question_id = b.question_id
                  AND c.id NOT IN (SELECT a.choice_id FROM asked a WHERE a.idx = b.idx))
-           ELSE (p.multiple OR NOT b.many) AND b.name IS NULL END AS fits,
+           ELSE (p.multiple OR p.ranked OR NOT b.many) AND b.name IS NULL END AS fits,
            coalesce(p.lock_votes, true) AS lock_votes,
            NOT EXISTS (
                SELECT FROM asked a
@@ -83,13 +89,15 @@ WITH ballots AS (
     ON CONFLICT DO NOTHING
     RETURNING question_id, voter
 ), prior AS (
-    -- Voters of this batch who had a ballot, with its answers ("choice:answer"), as of the
-    -- statement's start.
+    -- Voters of this batch who had a ballot, with its answers ("choice:answer", in rank
+    -- order), as of the statement's start.
     SELECT f.idx, f.question_id, f.voter, f.lock_votes, b.changes, f.name,
            b.name IS NOT DISTINCT FROM f.name AS same_name,
            ARRAY(SELECT v.choice_id || ':' || v.answer FROM {schema.vote.name} v
-                 WHERE v.question_id = f.question_id AND v.voter = f.voter ORDER BY 1) AS had,
-           ARRAY(SELECT a.choice_id || ':' || a.answer FROM asked a WHERE a.idx = f.idx ORDER BY 1) AS wants
+                 WHERE v.question_id = f.question_id AND v.voter = f.voter
+                 ORDER BY v.rank, v.choice_id) AS had,
+           ARRAY(SELECT a.choice_id || ':' || a.answer FROM asked a WHERE a.idx = f.idx
+                 ORDER BY a.rank, a.choice_id) AS wants
     FROM firsts f JOIN {schema.ballot.name} b USING (question_id, voter)
 ), changing AS (
     SELECT b.question_id, b.voter FROM {schema.ballot.name} b JOIN prior p USING (question_id, voter)
@@ -104,9 +112,8 @@ WITH ballots AS (
       AND b.question_id = p.question_id AND b.voter = p.voter AND b.changes = p.changes
     RETURNING p.idx, p.question_id, p.voter, p.had, p.wants
 ), wanted AS (
-    SELECT c.idx, c.question_id, c.voter,
-           split_part(w, ':', 1)::int AS choice_id, split_part(w, ':', 2) AS answer
-    FROM changed c, unnest(c.wants) AS w
+    SELECT c.idx, c.question_id, c.voter, a.choice_id, a.rank, a.answer
+    FROM changed c JOIN asked a ON a.idx = c.idx
 ), held AS (
     SELECT c.idx, split_part(h, ':', 1)::int AS choice_id, split_part(h, ':', 2) AS answer
     FROM changed c, unnest(c.had) AS h
@@ -116,21 +123,21 @@ WITH ballots AS (
       AND NOT EXISTS (SELECT FROM wanted w WHERE w.idx = c.idx AND w.choice_id = v.choice_id)
     RETURNING v.choice_id, v.answer
 ), reanswered AS (
-    -- The same option with another answer: the row is kept, its answer changed.
-    UPDATE {schema.vote.name} v SET answer = w.answer, voted_at = now()
+    -- The same choice at another rank or with another answer: the row is kept, both changed.
+    UPDATE {schema.vote.name} v SET answer = w.answer, rank = w.rank, voted_at = now()
     FROM wanted w JOIN held h USING (idx, choice_id)
     WHERE v.question_id = w.question_id AND v.voter = w.voter AND v.choice_id = w.choice_id
-      AND h.answer <> w.answer
+      AND (h.answer <> w.answer OR v.rank IS DISTINCT FROM w.rank)
     RETURNING v.choice_id, h.answer AS old, w.answer AS new
 ), picked AS (
-    SELECT f.idx, f.question_id, f.voter, a.choice_id, a.answer
+    SELECT f.idx, f.question_id, f.voter, a.choice_id, a.rank, a.answer
     FROM firsts f JOIN new USING (question_id, voter) JOIN asked a ON a.idx = f.idx
     UNION ALL
-    SELECT w.idx, w.question_id, w.voter, w.choice_id, w.answer FROM wanted w
+    SELECT w.idx, w.question_id, w.voter, w.choice_id, w.rank, w.answer FROM wanted w
     WHERE NOT EXISTS (SELECT FROM held h WHERE h.idx = w.idx AND h.choice_id = w.choice_id)
 ), recorded AS (
-    INSERT INTO {schema.vote.name} (question_id, voter, choice_id, answer)
-    SELECT question_id, voter, choice_id, answer FROM picked
+    INSERT INTO {schema.vote.name} (question_id, voter, choice_id, rank, answer)
+    SELECT question_id, voter, choice_id, rank, answer FROM picked
     RETURNING choice_id, answer
 ), tallies AS (
     -- What each touched choice's counters move by: `votes` counts 'yes', `if_need_be` its own.
@@ -184,11 +191,53 @@ _RUN = f"""DO $prepare$ BEGIN
     PERFORM set_config('lock_timeout', %(lock_timeout)s, true);
     IF NOT EXISTS (SELECT FROM pg_prepared_statements WHERE name = '{_NAME}') THEN
         EXECUTE $statement$
-            PREPARE {_NAME}(int[], varchar[], bool[], int[], int[], text[], varchar[]) AS {_STATEMENT}
+            PREPARE {_NAME}(int[], varchar[], bool[], int[], int[], int[], bool[], text[], varchar[])
+            AS {_STATEMENT}
         $statement$;
     END IF;
 END $prepare$;
-EXECUTE {_NAME}(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s, %(answers)s, %(names)s)"""
+EXECUTE {_NAME}(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s, %(ranks)s, %(ranked)s,
+    %(answers)s, %(names)s)"""
+
+# Removing a ballot ("Remove my vote") follows the batch's order of locks: the poll FOR KEY
+# SHARE (a close in flight is waited for, and waits for this), then the ballot FOR UPDATE, which
+# a change of it (FOR NO KEY UPDATE) and a new ballot's vote rows (their foreign key's KEY SHARE)
+# wait for, and this for them. Only then, in a statement of its own and so with a snapshot
+# taken after every earlier change of the ballot committed, its vote rows go and their
+# choices' counters drop by their answers (the choices locked in id order). A vote racing it is
+# counted after it, as a first ballot: nothing is lost or counted twice.
+_REMOVAL_POLL = f"""
+SELECT ({_CLOSED}) AS closed, lock_votes FROM {schema.question.name}
+WHERE id = %(question_id)s AND {_PUBLISHED} FOR KEY SHARE"""
+_REMOVAL_BALLOT = f"""
+SELECT 1 FROM {schema.ballot.name} WHERE question_id = %(question_id)s AND voter = %(voter)s FOR UPDATE"""
+_REMOVAL = f"""
+WITH dropped AS (
+    DELETE FROM {schema.vote.name} WHERE question_id = %(question_id)s AND voter = %(voter)s
+    RETURNING choice_id, answer
+), locked AS (
+    SELECT id FROM {schema.choice.name} WHERE id IN (SELECT choice_id FROM dropped)
+    ORDER BY id FOR NO KEY UPDATE
+), counted AS (
+    -- `votes` counts 'yes' (every row but a date poll's), `if_need_be` a date poll's own.
+    UPDATE {schema.choice.name} c
+    SET votes = c.votes - (d.answer = 'yes')::int, if_need_be = c.if_need_be - (d.answer = 'if_need_be')::int
+    FROM dropped d WHERE c.id = d.choice_id AND c.id IN (SELECT id FROM locked)
+    RETURNING c.id
+), gone AS (
+    DELETE FROM {schema.ballot.name} WHERE question_id = %(question_id)s AND voter = %(voter)s
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM dropped) AS dropped, (SELECT count(*) FROM counted) AS counted,
+       (SELECT count(*) FROM gone) AS gone"""
+
+
+class RemovalOutcome(enum.Enum):
+    REMOVED = "removed"
+    NO_BALLOT = "no ballot"  # this voter has none in this poll (never voted, or removed it)
+    CLOSED = "closed"  # voting has closed: the ballots are the result now
+    LOCKED = "locked"  # the poll locks votes: a ballot is final, so it is not taken back
+    NOT_FOUND = "not found"  # no such published poll
 
 
 class VoteOutcome(enum.Enum):
@@ -226,6 +275,7 @@ class _Ballot:
         "many",
         "name",
         "question_id",
+        "ranked",
         "resent",
         "retries",
         "uncertain",
@@ -241,13 +291,15 @@ class _Ballot:
         future: asyncio.Future,
         deadline: float,
         answers: list[str],
-        name: str | None,
+        name: str | None = None,
+        ranked: bool = False,
     ) -> None:
         self.question_id = question_id
-        self.choices = choices
+        self.choices = choices  # a ranking: best first; else in id order
         self.answers = answers  # each choice's answer: 'yes', or a date poll's answer
         self.name = name  # a date poll participant's name; None for other ballots
         self.many = many  # more than one choice was sent: only a `multiple` poll takes that
+        self.ranked = ranked  # a ranking, for a ranked poll only
         self.voter = voter
         self.future = future
         self.deadline = deadline  # loop time after which it is answered, and never written
@@ -334,10 +386,38 @@ class VoteBatcher:
             return VoteOutcome.INVALID_CHOICE
         if not 0 < question_id <= schema.PG_INT_MAX:
             return VoteOutcome.INVALID_CHOICE
+        return await self._queued(question_id, wanted, many, voter, said, name)
+
+    async def cast_ranking(self, question_id: int, ranking: Sequence[int], voter: str) -> VoteOutcome:
+        """Count one voter's ranking (choice ids, best first) for a ranked poll, as `cast`
+        counts a ballot: the same batches, the same one ballot per voter, the same outcomes.
+        A choice named twice, or a ranked poll's ballot sent to another kind, is INVALID_CHOICE."""
+        wanted = list(ranking)
+        if (
+            not wanted
+            or len(set(wanted)) != len(wanted)
+            or any(not 0 < c <= schema.PG_INT_MAX for c in wanted)
+        ):
+            return VoteOutcome.INVALID_CHOICE
+        if not 0 < question_id <= schema.PG_INT_MAX:
+            return VoteOutcome.INVALID_CHOICE
+        said = [schema.ANSWERS[0]] * len(wanted)
+        return await self._queued(question_id, wanted, len(wanted) > 1, voter, said, None, ranked=True)
+
+    async def _queued(
+        self,
+        question_id: int,
+        wanted: list[int],
+        many: bool,
+        voter: str,
+        said: list[str],
+        name: str | None,
+        ranked: bool = False,
+    ) -> VoteOutcome:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         deadline = loop.time() + self.timeout
-        self._queue.append(_Ballot(question_id, wanted, many, voter, future, deadline, said, name))
+        self._queue.append(_Ballot(question_id, wanted, many, voter, future, deadline, said, name, ranked))
         if not self._running or (self._running < self.writers and len(self._queue) >= self.spill):
             self._running += 1
             self._idle.clear()
@@ -347,6 +427,34 @@ class VoteBatcher:
         # A request cancelled meanwhile cancels only this future, not the ballot: that is
         # written (or not) whole with its batch either way.
         return await future
+
+    async def remove(self, question_id: int, voter: str) -> RemovalOutcome:
+        """Take this voter's ballot back from an open poll (a date poll's row too): its votes,
+        and their answers from the counters, all or nothing; the bus hears of it once
+        committed. Not batched: removals are rare, each waits for the ballot's lock (_REMOVAL)."""
+        if not 0 < question_id <= schema.PG_INT_MAX:
+            return RemovalOutcome.NOT_FOUND
+        params = {"question_id": question_id, "voter": voter}
+        async with (
+            asyncio.timeout(self.timeout),
+            connections.connection(self.engine) as conn,
+            self.changes.transaction(conn) as changed,
+        ):
+            await conn.execute(f"SET LOCAL lock_timeout = '{max(1, int(self.timeout * 1000))}ms'")
+            poll = await (await conn.execute(_REMOVAL_POLL, params)).first()
+            if poll is None:
+                return RemovalOutcome.NOT_FOUND
+            if poll.closed:
+                return RemovalOutcome.CLOSED
+            if poll.lock_votes:
+                return RemovalOutcome.LOCKED
+            if await (await conn.execute(_REMOVAL_BALLOT, params)).first() is None:
+                return RemovalOutcome.NO_BALLOT
+            row = await (await conn.execute(_REMOVAL, params)).first()
+            if row.counted != row.dropped or row.gone != 1:  # the foreign keys make this an error first
+                log.error("ballot removal dropped %d votes, %d counters", row.dropped, row.counted)
+            changed.add(question_id)
+        return RemovalOutcome.REMOVED
 
     async def wait_idle(self) -> None:
         """Until every queued ballot is written (graceful shutdown)."""
@@ -451,10 +559,12 @@ class VoteBatcher:
         asked_by: list[int] = []  # for each choice asked for, its ballot's place (from 1)
         asked: list[int] = []
         answers: list[str] = []
+        ranks: list[int | None] = []  # each choice's place in its ranking; None outside rankings
         for i, b in enumerate(batch, 1):
             asked_by += [i] * len(b.choices)
             asked += b.choices
             answers += b.answers
+            ranks += range(1, len(b.choices) + 1) if b.ranked else [None] * len(b.choices)
         # Waiting for a pooled connection counts too: across a lost network every new one
         # hangs for the whole timeout, one after another, and the proxy gives up first.
         loop = asyncio.get_running_loop()
@@ -473,6 +583,8 @@ class VoteBatcher:
                 many=[b.many for b in batch],
                 asked_by=asked_by,
                 asked=asked,
+                ranks=ranks,
+                ranked=[b.ranked for b in batch],
                 answers=answers,
                 names=[b.name for b in batch],
             )

@@ -12,6 +12,7 @@ from . import compression, i18n
 from .cache import cache_key, expiry
 from .config import site
 from .database import engine_key
+from .i18n import N_
 from .voting import voter_id
 
 
@@ -27,8 +28,20 @@ def poll_expiry(question: Any) -> float:
     return expiry(None if question.closed else question.closes_at)
 
 
+REMOVED = N_("The site's operator removed this poll.")
+
+
+def shown(question: Any) -> None:
+    """The one check of a poll the operator hid: every page of a poll (its form, results,
+    presenter view, vote, report form, live socket, API body, the maker's files) reads it
+    through here, and answers 410."""
+    if question.hidden:
+        raise web.HTTPGone(text=REMOVED)
+
+
 async def published_content(request: web.Request, question_id: int) -> PollContent:
-    """The published poll (cached until it changes or reaches `closes_at`), else a 404."""
+    """The published poll (cached until it changes or reaches `closes_at`), else a 404; 410
+    when the operator hid it."""
 
     async def load() -> tuple[PollContent | None, float]:
         async with connections.connection(site(request)[engine_key]) as conn:
@@ -41,15 +54,18 @@ async def published_content(request: web.Request, question_id: int) -> PollConte
     content = await site(request)[cache_key].get(("content", question_id), load)
     if content is None:
         raise web.HTTPNotFound()
+    shown(content.question)
     return content
 
 
 async def voters_poll(request: web.Request, question_id: int, voter: str) -> tuple[Any, list]:
-    """The poll read for this voter (their own choices marked, just-committed votes in it), or 404."""
+    """The poll read for this voter (their own choices marked, just-committed votes in it), or
+    404 (410 when hidden)."""
     async with connections.connection(site(request)[engine_key]) as conn:
         found = await polls.published_poll(conn, question_id, voter)
     if found is None:  # gone since the cached copy was made
         raise web.HTTPNotFound()
+    shown(found[0])
     return found
 
 

@@ -82,13 +82,13 @@ def columns(
         no = sum(1 for r in rows if r.answers.get(c.id) == dates.NO)
         if c.starts_at is not None:
             local = c.starts_at.astimezone(where.zone)
-            day = i18n.format_day(local.date(), language)
+            day = i18n.format_weekday(local.date(), language)
             start = i18n.format_clock(c.starts_at, where.zone, language)
             end = i18n.format_clock(c.ends_at, where.zone, language)
             span = (c.starts_at.isoformat(), c.ends_at.isoformat())
             time: str | None = f"{start}{UNTIL}{end}"
         else:
-            day = i18n.format_day(c.day, language) if c.day is not None else c.choice_text
+            day = i18n.format_weekday(c.day, language) if c.day is not None else c.choice_text
             time, span = None, (None, None)
         settled = c.id == question.settled_choice_id
         found.append(Column(c.id, day, time, *span, c.votes, c.if_need_be, no, c.id in best, settled))
@@ -116,7 +116,7 @@ def settled_text(question: Any, choices: Sequence[Any], where: Shown, language: 
     for c in choices:
         if c.id == question.settled_choice_id:
             if c.starts_at is None:
-                return i18n.format_day(c.day, language) if c.day is not None else c.choice_text
+                return i18n.format_weekday(c.day, language) if c.day is not None else c.choice_text
             end = i18n.format_clock(c.ends_at, where.zone, language)
             return f"{i18n.format_zoned(c.starts_at, where.zone, language)}{UNTIL}{end}"
     return None

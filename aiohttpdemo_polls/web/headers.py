@@ -1,4 +1,5 @@
-"""The security headers of every response, and the stricter ones of a maker's private pages."""
+"""The security headers of every response, and the stricter ones of private pages (a maker's,
+the operator's)."""
 
 import functools
 from typing import TypeVar
@@ -7,12 +8,14 @@ from aiohttp import web
 
 R = TypeVar("R", bound=web.AbstractResource)
 private_resources_key = web.AppKey("private_resources", set[web.AbstractResource])
+noindex_resources_key = web.AppKey("noindex_resources", set[web.AbstractResource])
 
 
 def setup(app: web.Application) -> None:
     # The signal holds the set itself: every response is checked, and this costs no lookup.
     private = app[private_resources_key] = set()
-    app.on_response_prepare.append(functools.partial(security_headers, private))
+    noindex = app[noindex_resources_key] = set()
+    app.on_response_prepare.append(functools.partial(security_headers, private, noindex))
 
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -30,17 +33,25 @@ CONTENT_SECURITY_POLICY = "; ".join(
 # the site alone, even to our own pages (access logs write Referers), and no cache keeps it.
 # (Not no-referrer: browsers then send `Origin: null` with the page's forms, as a foreign page.)
 PRIVATE_HEADERS = {"Referrer-Policy": "strict-origin", "Cache-Control": "private, no-store"}
+# And of those marked `noindex` too: the operator's pages, whose address is no secret.
+NOINDEX_HEADERS = {**PRIVATE_HEADERS, "X-Robots-Tag": "noindex, nofollow"}
 
 
-def private(app: web.Application, resource: R) -> R:
+def private(app: web.Application, resource: R, noindex: bool = False) -> R:
     """Mark `resource` private: its address holds a secret (a poll's manage token, the key to
-    that poll), which no public page links to and no Referer or cache may carry further."""
+    that poll), which no public page links to and no Referer or cache may carry further.
+    `noindex`: a page whose address is known (the operator's), kept out of search engines too."""
     app[private_resources_key].add(resource)
+    if noindex:
+        app[noindex_resources_key].add(resource)
     return resource
 
 
 async def security_headers(
-    private: set[web.AbstractResource], request: web.Request, response: web.StreamResponse
+    private: set[web.AbstractResource],
+    noindex: set[web.AbstractResource],
+    request: web.Request,
+    response: web.StreamResponse,
 ) -> None:
     """Headers that keep browsers from sniffing, framing and leaking referrers.
 
@@ -49,8 +60,9 @@ async def security_headers(
     if response.status == 101:
         return
     headers = response.headers
-    if request.match_info.route.resource in private:
-        for name, value in PRIVATE_HEADERS.items():
+    resource = request.match_info.route.resource
+    if resource in private:
+        for name, value in (NOINDEX_HEADERS if resource in noindex else PRIVATE_HEADERS).items():
             headers[name] = value
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")

@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 from babel import Locale, negotiate_locale
-from babel.dates import format_datetime, format_skeleton, format_time
+from babel.dates import format_date, format_datetime, format_skeleton, format_time
 from babel.numbers import format_decimal
 from babel.support import Translations
 
@@ -136,7 +136,7 @@ def format_when(value: datetime | None, code: str) -> str:
     return format_datetime(value, _datetime_pattern(code), tzinfo=UTC, locale=_locale(code)) + " UTC"
 
 
-def format_day(value: date, code: str) -> str:
+def format_weekday(value: date, code: str) -> str:
     """A calendar day with its weekday, the language's way: 'Fri, Mar 1, 2030', 'Fr., 1. März 2030'."""
     return format_skeleton("yMMMEd", value, locale=_locale(code))
 
@@ -149,7 +149,14 @@ def format_clock(value: datetime, zone: tzinfo, code: str) -> str:
 def format_zoned(value: datetime, zone: tzinfo, code: str) -> str:
     """A moment as a day and a time of day in `zone`, the language's way."""
     local = value.astimezone(zone)
-    return f"{format_day(local.date(), code)}, {format_clock(value, zone, code)}"
+    return f"{format_weekday(local.date(), code)}, {format_clock(value, zone, code)}"
+
+
+def format_day(value: datetime | None, code: str) -> str:
+    """The day of a moment in UTC, written the language's way: 'June 1, 2027', '1. Juni 2027'."""
+    if value is None:
+        return ""
+    return format_date(value.astimezone(UTC).date(), "long", locale=_locale(code))
 
 
 def format_percent(value: float, code: str) -> str:
@@ -160,6 +167,16 @@ def format_percent(value: float, code: str) -> str:
 def format_number(value: int, code: str) -> str:
     """A count with the language's grouping: '12,345', '12.345'."""
     return format_decimal(value, locale=_locale(code))
+
+
+# An ordinal's pattern by its CLDR ordinal category in the language (babel's `ordinal_form`):
+# "1st", "2nd", "3rd", "4th" in English; each catalog says its own ("1.", "1er", "2e").
+ORDINALS = {
+    "one": N_("%(number)sst"),
+    "two": N_("%(number)snd"),
+    "few": N_("%(number)srd"),
+    "other": N_("%(number)sth"),
+}
 
 
 @jinja2.pass_context
@@ -191,6 +208,13 @@ def install(env: jinja2.Environment, catalogs: Catalogs) -> None:
             return catalog.gettext(message.msgid) % message.params
         return catalog.gettext(message)
 
+    @jinja2.pass_context
+    def ordinal(context: jinja2.runtime.Context, value: int) -> str:
+        """A place in a ranking, in the reader's language: '2nd', '2.', '2e'."""
+        code = page_language(context)
+        form = _locale(code).ordinal_form(value)
+        return translations[code].gettext(ORDINALS.get(form, ORDINALS["other"])) % {"number": value}
+
     def localized(format_value: Callable[[Any, str], str]) -> Callable[..., str]:
         @jinja2.pass_context
         def apply(context: jinja2.runtime.Context, value: Any) -> str:
@@ -206,7 +230,8 @@ def install(env: jinja2.Environment, catalogs: Catalogs) -> None:
     env.filters.update(
         translate=translate,
         when=localized(format_when),
+        day=localized(format_day),
         percent=localized(format_percent),
         number=localized(format_number),
-        day=localized(format_day),
+        ordinal=ordinal,
     )

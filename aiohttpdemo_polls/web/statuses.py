@@ -39,6 +39,11 @@ STATUSES = {
         N_("That cannot be done in the poll's current state."),
         "That cannot be done in the poll's current state.",
     ),
+    410: Status(
+        N_("Gone"),
+        N_("The site's operator removed this poll."),
+        "The site's operator removed this poll.",
+    ),
     413: Status(
         N_("Content Too Large"),
         N_("The request was too large."),

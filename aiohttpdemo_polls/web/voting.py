@@ -1,5 +1,6 @@
-"""Casting a ballot for the voting form and the API alike: the browser's voter id and its
-cookie, the group-commit writer (store.votes) on the application, and what each outcome says."""
+"""Casting a ballot, and taking it back, for the voting form and the API alike: the browser's
+voter id and its cookie, the group-commit writer (store.votes) on the application, and what
+each outcome says."""
 
 import re
 import secrets
@@ -7,9 +8,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import NamedTuple
 
 from aiohttp import web
+from psycopg2.errors import LockNotAvailable
 
 from ..store.schema import PG_INT_MAX
-from ..store.votes import VoteBatcher, VoteNotCounted, VoteOutcome
+from ..store.votes import RemovalOutcome, VoteBatcher, VoteNotCounted, VoteOutcome
 from . import aiohttp_private
 from .config import config_key, site
 from .database import changes_key, engine_key
@@ -26,6 +28,13 @@ VOTE_UNKNOWN = N_(
     "Your vote may have been counted: the connection to the database was lost before it could "
     "confirm. Voting again from this browser will never count twice."
 )
+VOTE_REMOVED = N_("Your vote was removed. You can vote again while voting is open.")
+NO_VOTE_TO_REMOVE = N_("This browser has no vote in this poll to remove.")
+REMOVAL_CLOSED = N_("Voting on this poll has closed, so votes can no longer be removed.")
+# lock_votes: a ballot is final. Taking it back and voting again would be the change the maker
+# ruled out, and remembering who may not vote again would keep the very id being removed.
+VOTES_FINAL = N_("Votes in this poll are final: its maker locked them, so they cannot be removed.")
+NOT_REMOVED = N_("Your vote was not removed. Please try again in a moment.")
 _VOTER_ID = re.compile(r"[A-Za-z0-9_-]{24}")
 # Counted, or perhaps (UNKNOWN): a new voter needs the cookie so that voting again counts once.
 _COOKIE_DUE = frozenset({VoteOutcome.COUNTED, VoteOutcome.UNKNOWN})
@@ -80,19 +89,25 @@ async def cast(
     request: web.Request,
     question_id: int,
     chosen: Sequence[int],
+    ranked: bool = False,
     *,
     answers: Mapping[int, str] | None = None,
     name: str | None = None,
 ) -> Cast:
     """Cast the ballot under the caller's voter id, or a new one; a 503 when nothing of it was kept
-    (the database is away, most likely). A date poll's ballot is `answers` and a `name`."""
+    (the database is away, most likely). `ranked`: `chosen` is a ranking, best first. A date
+    poll's ballot is `answers` and a `name`."""
     voter = voter_id(request)
     new_voter = voter is None
     if voter is None:
         voter = secrets.token_urlsafe(18)  # 144 random bits
     try:
         ballots = site(request)[votes_key]
-        outcome = await ballots.writer.cast(question_id, chosen, voter, answers=answers, name=name)
+        writer = ballots.writer
+        if ranked:
+            outcome = await writer.cast_ranking(question_id, chosen, voter)
+        else:
+            outcome = await writer.cast(question_id, chosen, voter, answers=answers, name=name)
     except VoteNotCounted:
         raise web.HTTPServiceUnavailable(text=NOT_COUNTED) from None
     return Cast(outcome, voter, new_voter and outcome in _COOKIE_DUE, ballots.secure_cookie)
@@ -105,3 +120,15 @@ def set_voter_cookie(response: web.StreamResponse, ballot: Cast) -> None:
             VOTER_COOKIE, ballot.voter, VOTER_COOKIE_MAX_AGE, ballot.secure_cookie
         )
         response.headers.add("Set-Cookie", cookie)
+
+
+async def remove(request: web.Request, question_id: int) -> RemovalOutcome:
+    """Take back the ballot of the caller's voter id (NO_BALLOT without one); a 503 when the
+    ballot stayed locked past the database timeout, so nothing changed."""
+    voter = voter_id(request)
+    if voter is None:
+        return RemovalOutcome.NO_BALLOT
+    try:
+        return await site(request)[votes_key].writer.remove(question_id, voter)
+    except LockNotAvailable:
+        raise web.HTTPServiceUnavailable(text=NOT_REMOVED) from None

@@ -306,6 +306,7 @@ async def test_openapi_document_describes_every_api_route(client):
         ("/api/polls", "post"),
         ("/api/polls/{question_id}", "get"),
         ("/api/polls/{question_id}/vote", "post"),
+        ("/api/polls/{question_id}/vote", "delete"),
         ("/api/openapi.json", "get"),
     }
     # A route's path with its parameters' patterns left out ("formatter"), or a plain path.

@@ -12,7 +12,7 @@ import pytest
 # What must hold for every answer. Left out: `positive_data_acceptance` (a body of the right
 # JSON types may still break the form's rules: a past closing time, two equal choices, or
 # the hourly limit, each a documented 4xx) and the checks for authentication and for
-# resources a request made (the API has neither accounts nor deletion).
+# resources a request made (the API has no accounts, and deletes only the caller's own vote).
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",
@@ -32,6 +32,7 @@ def test_every_operation_answers_as_documented_with_valid_and_invalid_data(
 ):
     make_question("Published?", choices=("Yes", "No"))  # so that some generated ids exist
     make_question("Several?", choices=("A", "B", "C"), multiple=True)
+    make_question("Ranked?", choices=("A", "B", "C"), kind="ranked")
     app = app_process()
     app.wait_serving()
     # Read from the running app, then given as a file: schemathesis leaves out the operation
@@ -77,7 +78,11 @@ def test_every_operation_answers_as_documented_with_valid_and_invalid_data(
         "GET /api/polls/{question_id}",
         "GET /api/openapi.json",
     }
-    assert tested == {*operations, "POST /api/polls/{question_id}/vote"}, report
+    assert tested == {
+        *operations,
+        "POST /api/polls/{question_id}/vote",
+        "DELETE /api/polls/{question_id}/vote",
+    }, report
     assert vote_rows_match_counters()  # its votes: none lost, doubled or half-written
     # No request reached the error middleware's catch-all (it logs "error handling ...").
     # aiohttp's own parser logs the probe schemathesis sends with a NUL in a header, and

@@ -57,6 +57,13 @@ def _ask_to_delete(tab: BrowserTab) -> None:
     tab.page.get_by_role("heading", name="Delete this poll?").wait_for()
 
 
+def _vote_for_coffee(tab: BrowserTab) -> None:
+    """Vote, landing on the results with "Remove my vote" (a page read for one voter)."""
+    tab.page.get_by_label("Coffee").check()
+    tab.page.get_by_role("button", name="Vote").click()
+    tab.page.get_by_role("button", name="Remove my vote").wait_for()
+
+
 def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[..., None]) -> list[Stop]:
     """Create the polls the tour needs and return its stops."""
     make_question("An older poll, still open?", days=-3, choices=("Yes", "No"))
@@ -87,6 +94,17 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
         token_hash=token_hash,
     )
     add_votes(dates["id"], dict(zip(dates["choices"], [2, 1, 0, 3, 1], strict=True)))
+    ranked = make_question(
+        "Which talk first?",
+        days=-0.02,
+        choices=(LONG_CHOICE, "Databases", "Accessibility"),
+        kind="ranked",
+        token_hash=token_hash,
+    )
+    add_votes(ranked["id"], dict(zip(ranked["choices"], [3, 2, 2], strict=True)))  # first places only
+    removable = make_question("Coffee or tea?", days=-0.01, choices=("Coffee", "Tea"))
+    ranked_poll = f"/poll/{ranked['id']}"
+    removed = make_question("Hidden by the operator?", days=-0.02, hidden_at=datetime.now(UTC))
     poll = f"/poll/{long['id']}"
     return [
         Stop("date-poll", f"/poll/{dates['id']}"),
@@ -100,6 +118,17 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
             then_url="/poll/new",
             then_status=400,
         ),
+        Stop("ranked-poll", ranked_poll),
+        Stop(
+            "ranked-poll-no-ranking",
+            ranked_poll,
+            then=_submit_empty_vote,
+            then_url=f"{ranked_poll}/rank",
+            then_status=400,
+        ),
+        Stop("ranked-results", f"{ranked_poll}/results"),
+        Stop("ranked-present", f"{ranked_poll}/present"),
+        Stop("ranked-manage", f"{ranked_poll}/manage/{MANAGE_TOKEN}"),
         Stop("index", "/"),
         Stop("poll", poll),
         Stop("poll-multiple-choice", f"/poll/{multiple['id']}"),
@@ -123,6 +152,12 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
         Stop("manage-before-votes", f"/poll/{unvoted['id']}/manage/{MANAGE_TOKEN}"),
         Stop("confirm-delete", f"/poll/{unvoted['id']}/manage/{MANAGE_TOKEN}", then=_ask_to_delete),
         Stop("poll-deleted", "/poll/deleted"),
+        Stop("report", f"{poll}/report"),
+        Stop("report-sent", f"{poll}/report/sent"),
+        Stop("removed-by-operator", f"/poll/{removed['id']}", status=410),
+        Stop("admin-no-password", "/admin"),
+        Stop("results-voted-remove-my-vote", f"/poll/{removable['id']}", then=_vote_for_coffee),
+        Stop("privacy", "/privacy"),
     ]
 
 

@@ -35,7 +35,7 @@ def test_settings_take_creation_from_the_file_or_the_environment(tmp_path):
     loaded = settings.load(path, {})
     assert (loaded["creation"], loaded["limits"], loaded["trusted_proxies"]) == (
         "closed",
-        {"polls_per_hour": 5},
+        {"polls_per_hour": 5, "reports_per_hour": 10},
         ["10.0.0.0/8"],
     )
     env = {"POLLS_CREATION": "key", "POLLS_CREATION_KEY": "s3cret", "POLLS_TRUSTED_PROXIES": "127.0.0.1, ::1"}

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from aiohttpdemo_polls.store import dates, schema
 from aiohttpdemo_polls.store.changes import Changes
-from aiohttpdemo_polls.store.votes import VoteBatcher, VoteOutcome
+from aiohttpdemo_polls.store.votes import RemovalOutcome, VoteBatcher, VoteOutcome
 
 
 def voter() -> str:
@@ -134,8 +134,7 @@ async def test_concurrent_answers_changes_and_removals_keep_counters_equal_to_ro
             answers = {c: said[(n + round_ + i) % 3] for i, c in enumerate(options)}
             await batcher.cast(poll["id"], [], who, answers=answers, name=f"P{n}")
             if (n + round_) % 3 == 0:
-                async with engine.acquire() as conn:
-                    await dates.remove_ballot(conn, changes, poll["id"], who)
+                await batcher.remove(poll["id"], who)
 
     await asyncio.gather(*(participant(n, who) for n, who in enumerate(voters)))
     assert vote_rows_match_counters()
@@ -153,9 +152,10 @@ async def test_removing_a_row_takes_its_answers_and_counts_away(
     batcher = VoteBatcher(engine, changes)
     me = voter()
     await batcher.cast(poll["id"], [], me, answers={mon: "yes", tue: "if_need_be", wed: "no"}, name="Ada")
-    async with engine.acquire() as conn:
-        assert await dates.remove_ballot(conn, changes, poll["id"], me) is dates.Removal.REMOVED
-        assert await dates.remove_ballot(conn, changes, poll["id"], me) is dates.Removal.NOTHING
+    assert counters(sync_engine, poll["id"]) == [(1, 0), (0, 1), (0, 0)]
+    # The one removal every poll has ("Remove my vote"): yes and if-need-be counters drop.
+    assert await batcher.remove(poll["id"], me) is RemovalOutcome.REMOVED
+    assert await batcher.remove(poll["id"], me) is RemovalOutcome.NO_BALLOT
     assert counters(sync_engine, poll["id"]) == [(0, 0), (0, 0), (0, 0)]
     assert vote_rows_match_counters()
 

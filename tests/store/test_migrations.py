@@ -47,7 +47,7 @@ def test_empty_database_is_upgraded_from_the_start_and_then_left_alone(scratch):
         assert migrate.upgrade(conn).describe() == f"database empty, upgraded to {migrate.head()}"
     with scratch.begin() as conn:
         assert migrate.upgrade(conn).describe() == f"database already at {migrate.head()}"
-        assert migrate.current(conn) == migrate.head() == "0006_date_polls"
+        assert migrate.current(conn) == migrate.head() == "0009_date_polls"
 
 
 def test_database_made_between_issue_11_and_alembic_is_stamped_and_upgraded(scratch, make_question):

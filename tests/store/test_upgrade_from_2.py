@@ -145,6 +145,78 @@ def test_every_release_2_poll_becomes_a_poll_with_choices(release_2_database, mo
     assert kinds == [(OPEN, "choices"), (MULTIPLE, "choices"), (CLOSED, "choices"), (LOCKED, "choices")]
 
 
+async def test_release_2_votes_keep_no_rank_and_a_ranked_poll_takes_rankings_after_the_upgrade(
+    release_2_database, monkeypatch, aiohttp_client, new_browser, vote, vote_rows_match_counters
+):
+    before = rows(release_2_database)
+    assert init_db(monkeypatch, release_2_database) == 0
+    assert rows(release_2_database) == before
+    engine = sa.create_engine(release_2_database, future=True)
+    try:
+        with engine.begin() as conn:
+            ranks = conn.exec_driver_sql("SELECT DISTINCT rank FROM vote").scalars().all()
+            ranked_poll = conn.exec_driver_sql(
+                "INSERT INTO question (question_text, kind) VALUES ('Rank the snacks', 'ranked') RETURNING id"
+            ).scalar_one()
+            choice_ids = (
+                conn.exec_driver_sql(
+                    "INSERT INTO choice (question_id, choice_text) VALUES (%(q)s, 'Nuts'), (%(q)s, 'Figs'),"
+                    " (%(q)s, 'Dates') RETURNING id",
+                    {"q": ranked_poll},
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        engine.dispose()
+    assert ranks == [None]  # every vote of release 2 as it was: no place in a ranking
+    config = settings.load(TEST_CONFIG, {"POLLS_DATABASE_URL": release_2_database})
+    client = await aiohttp_client(init_app(config=config))
+    nuts, figs, dates = sorted(choice_ids)
+    form = {f"rank-{figs}": "1", f"rank-{dates}": "2", f"rank-{nuts}": ""}
+    answer = await new_browser(client).post(f"/poll/{ranked_poll}/rank", data=form, allow_redirects=False)
+    assert answer.status == 302
+    assert (await vote(new_browser(client), OPEN, 2)).status == 302
+    assert set(before["vote"]) < set(rows(release_2_database)["vote"])
+    assert vote_rows_match_counters(release_2_database)
+
+
+async def test_a_release_2_database_upgraded_takes_reports_and_hides_polls_keeping_every_vote(
+    release_2_database, monkeypatch, aiohttp_client, new_browser, vote_rows_match_counters, eventually
+):
+    # Migration 0008_moderation: every poll shown as before, none reported, none hidden; the
+    # new tables take reports and moderation, and a hidden poll keeps its ballots and votes.
+    before = rows(release_2_database)
+    assert init_db(monkeypatch, release_2_database) == 0
+    assert rows(release_2_database) == before
+    engine = sa.create_engine(release_2_database, future=True)
+    try:
+        with engine.connect() as conn:
+            assert (
+                conn.exec_driver_sql("SELECT count(*) FROM question WHERE hidden_at IS NOT NULL").scalar()
+                == 0
+            )
+            for table in ("report", "report_filing", "sign_in_failure", "admin_session", "audit_log"):
+                assert conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() == 0, table
+        config = settings.load(TEST_CONFIG, {"POLLS_DATABASE_URL": release_2_database})
+        client = await aiohttp_client(init_app(config=config))
+        browser = new_browser(client)
+        reported = await browser.post(f"/poll/{OPEN}/report", data={"reason": "spam"}, allow_redirects=False)
+        assert reported.status == 303
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE question SET hidden_at = now() WHERE id = %s", (OPEN,))
+
+        async def removed() -> bool:  # the change reaches the page cache by NOTIFY
+            return (await browser.get(f"/poll/{OPEN}/results")).status == 410
+
+        await eventually(removed)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE question SET hidden_at = NULL WHERE id = %s", (OPEN,))
+    finally:
+        engine.dispose()
+    assert rows(release_2_database) == before
+
+
 async def test_release_2_votes_become_yes_answers_and_date_polls_work_after_the_upgrade(
     release_2_database, monkeypatch, aiohttp_client, new_browser, vote_rows_match_counters
 ):

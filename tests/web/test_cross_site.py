@@ -135,3 +135,21 @@ async def test_pages_are_not_refused_whatever_the_headers(client, make_question)
     question = make_question()
     headers = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
     assert (await client.get(f"/poll/{question['id']}", headers=headers)).status == 200
+
+
+@pytest.mark.parametrize("headers", FOREIGN)
+async def test_cross_site_report_and_admin_forms_are_refused(
+    client, make_question, sign_in, sync_engine, headers
+):
+    question = make_question()
+    await sign_in(client)
+    for path, data in (
+        (f"/poll/{question['id']}/report", {"reason": "spam"}),
+        (f"/admin/poll/{question['id']}", {"action": "delete", "reason": "x", "confirm": "yes"}),
+        ("/admin/sign-in", {"password": "correct horse battery staple"}),
+        ("/admin/sign-out", {}),
+    ):
+        response = await client.post(path, data=data, headers=headers, allow_redirects=False)
+        assert response.status == 403 and CROSS_SITE in await response.text(), path
+    assert stored.rows(sync_engine, schema.report) == 0
+    assert stored.rows(sync_engine, schema.question) == stored.rows(sync_engine, schema.admin_session) == 1

@@ -5,14 +5,14 @@ ballot, and each answer ('yes', 'if_need_be', 'no': 'no' is a row too) on its `v
 psql shows the grid; `choice.if_need_be` counts those answers beside `choice.votes` (yes).
 Every existing vote is a 'yes', so every poll, ballot and vote stays as it was.
 
-Revision ID: 0006_date_polls
+Revision ID: 0009_date_polls
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_date_polls"
-down_revision = "0005_poll_kinds"
+revision = "0009_date_polls"
+down_revision = "0008_moderation"
 branch_labels = None
 depends_on = None
 

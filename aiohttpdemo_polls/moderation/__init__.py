@@ -1,0 +1,1 @@
+"""Reports of polls from anyone, and the operator's /admin: sign-in, moderation, the audit log."""
