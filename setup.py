@@ -84,6 +84,11 @@ setup(
         # Prometheus metrics: the exposition format, and the multiprocess mode that adds up a
         # gunicorn host's workers (files per process, live gauges, dead workers dropped).
         "prometheus-client>=0.20",
+        # The calendar file of a settled date poll (/poll/{id}/event.ics): RFC 5545 written by
+        # a well-kept library (escaping, line folding, VALUE=DATE) rather than by hand.
+        "icalendar>=6",
+        # IANA time zones for date polls (zoneinfo) where the system has no zone database.
+        "tzdata>=2024.1",
         # The operator's /admin password is kept as an Argon2 hash (the memory-hard hash the
         # Password Hashing Competition chose): a copy of the database does not give it away.
         "argon2-cffi>=23.1",

@@ -135,6 +135,17 @@ def _api_create(targets: Sequence[tuple[int, int]], n: int) -> Request:
     return "POST", "/api/polls", {"json": {"question_text": f"Bench poll {n}", "choices": NEW_POLL_CHOICES}}
 
 
+# A date poll's answers, in turn: every new participant answers every option.
+DATE_ANSWERS = ("yes", "if_need_be", "no")
+
+
+def _date_answer(targets: Sequence[tuple[int, int]], n: int) -> Request:
+    """A new participant's row for the date poll whose options are `targets` (poll, option)."""
+    data = [("name", f"Bench {n}")]
+    data += [(f"answer-{c}", DATE_ANSWERS[(n + i) % 3]) for i, (_, c) in enumerate(targets)]
+    return "POST", f"/poll/{targets[0][0]}/answer", {"data": data}
+
+
 _JSON_LUA = '{["Content-Type"] = "application/json", ["Origin"] = origin}'
 WRITES = {
     "form_vote": Write(
@@ -167,6 +178,23 @@ function write()
     '"choices": {json.dumps(NEW_POLL_CHOICES)}}}')
 end""",
         _api_create,
+    ),
+    # A date poll answered through the grid's form: a name and an answer for every option.
+    "date_answer": Write(
+        303,
+        f"""
+local answers = {{"yes", "if_need_be", "no"}}
+local n = 0
+function write()
+  n = n + 1
+  local body = "name=Bench+" .. (thread_no or 0) .. "-" .. n
+  for i, t in ipairs(targets) do
+    body = body .. "&answer-" .. t[2] .. "=" .. answers[((n + i) % 3) + 1]
+  end
+  return wrk.format("POST", "/poll/" .. targets[1][1] .. "/answer",
+    {{["Content-Type"] = "{FORM}", ["Origin"] = origin}}, body)
+end""",
+        _date_answer,
     ),
 }
 
@@ -206,22 +234,34 @@ def load_data(url: str) -> Data:
     return Data(url=url, poll_ids=poll_ids, poll_choices=pairs, hot=pairs[0])
 
 
+# A choice whose counters differ from its `vote` rows: `votes` counts the 'yes' rows (every
+# vote of a choices poll), `if_need_be` a date poll's 'if_need_be' rows.
+_MISMATCHED = (
+    "(c.votes <> (SELECT count(*) FROM vote v WHERE v.question_id = c.question_id"
+    " AND v.choice_id = c.id AND v.answer = 'yes')"
+    " OR c.if_need_be <> (SELECT count(*) FROM vote v WHERE v.question_id = c.question_id"
+    " AND v.choice_id = c.id AND v.answer = 'if_need_be'))"
+)
+
+
 def vote_state(url: str, poll_ids: list[int]) -> dict[str, int]:
     """Counters and rows for these polls, the number of choices whose counter is wrong, and
     how many polls and choices the whole database holds (for poll making)."""
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("SELECT (SELECT count(*) FROM question), (SELECT count(*) FROM choice)")
         polls, choices = cur.fetchone()
-        cur.execute("SELECT coalesce(sum(votes), 0) FROM choice WHERE question_id = ANY(%s)", (poll_ids,))
+        cur.execute(
+            "SELECT coalesce(sum(votes + if_need_be), 0) FROM choice WHERE question_id = ANY(%s)", (poll_ids,)
+        )
         counted = cur.fetchone()[0]
         cur.execute("SELECT count(*) FROM vote WHERE question_id = ANY(%s)", (poll_ids,))
         rows = cur.fetchone()[0]
         cur.execute("SELECT count(*) FROM ballot WHERE question_id = ANY(%s)", (poll_ids,))
         ballots = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM choice WHERE question_id = ANY(%s)", (poll_ids,))
+        choices_of_polls = cur.fetchone()[0]
         cur.execute(
-            "SELECT count(*) FROM choice c WHERE c.question_id = ANY(%s) AND c.votes <> "
-            "(SELECT count(*) FROM vote v WHERE v.question_id = c.question_id AND v.choice_id = c.id)",
-            (poll_ids,),
+            f"SELECT count(*) FROM choice c WHERE c.question_id = ANY(%s) AND {_MISMATCHED}", (poll_ids,)
         )
         mismatched = cur.fetchone()[0]
     conn.close()
@@ -232,16 +272,14 @@ def vote_state(url: str, poll_ids: list[int]) -> dict[str, int]:
         "mismatched": mismatched,
         "polls": polls,
         "choices": choices,
+        "choices_of_polls": choices_of_polls,
     }
 
 
 def mismatched_everywhere(url: str) -> int:
     """Choices, in the whole database, whose counter differs from their `vote` rows."""
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM choice c WHERE c.votes <> (SELECT count(*) FROM vote v "
-            "WHERE v.question_id = c.question_id AND v.choice_id = c.id)"
-        )
+        cur.execute(f"SELECT count(*) FROM choice c WHERE {_MISMATCHED}")
         mismatched = cur.fetchone()[0]
     conn.close()
     return mismatched
@@ -320,7 +358,8 @@ def write_check(
     kind: str, result: dict[str, Any], before: dict[str, int], after: dict[str, int]
 ) -> tuple[bool, str]:
     """Whether the database gained exactly the writes answered as done (WRITES), and the line
-    saying so: a vote's counter, ballot and `vote` row each, or a poll with its choices."""
+    saying so: a vote's counter, ballot and `vote` row each, a date poll's row with an answer
+    for every option, or a poll with its choices."""
     done, status = result["ndone"], WRITES[kind].done
     if kind == "api_create":
         made = after["polls"] - before["polls"]
@@ -331,6 +370,21 @@ def write_check(
         return False, f"MISMATCH: {status}s {done}, polls made {made}, choices added {choices}"
     counted = after["counted"] - before["counted"]
     ballots = after["ballots"] - before["ballots"]
+    if kind == "date_answer":  # a row each: a ballot, and a `vote` row for every option
+        rows = after["rows"] - before["rows"]
+        options = before["choices_of_polls"]
+        ok = (
+            ballots == done
+            and rows == done * options
+            and after["mismatched"] == 0
+            and result["nwrite"] >= done
+        )
+        if ok:
+            return True, f"{status}s {done} = rows {ballots} ({rows} answers)"
+        return False, (
+            f"MISMATCH: {status}s {done}, rows {ballots}, answers {rows} (of {options} options each), "
+            f"counters≠rows {after['mismatched']}"
+        )
     ok = counted == done == ballots and after["mismatched"] == 0 and result["nwrite"] >= done
     if ok:
         return True, f"{status}s {done} = counted {counted}"

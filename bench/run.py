@@ -15,7 +15,8 @@ In one run it starts, on 127.0.0.1 and free ports only: the real app
 generator when wrk is not installed; the table says which). Pages (PAGE_SCENARIOS) are
 compared with bare aiohttp, writes (WRITE_SCENARIOS: form and API votes, API poll making)
 with pgbench. After every write scenario the database is checked: writes answered as done
-(302 vote, 200 API vote, 201 poll) == votes counted, ballots added or polls made, and
+(302 vote, 200 API vote, 201 poll, 303 date answer) == votes counted, ballots added or polls
+made (a date poll's rows, each with an answer per option), and
 counters == `vote` rows. The exports are read, with the maker's token, from a poll the run
 makes through the API and gives EXPORT_BALLOTS ballots. The ranked scenario reads the
 results page of a ranked poll of RANKED_BALLOTS ballots over 8 choices (bench/ranked.py
@@ -123,6 +124,9 @@ BARE_FOR = {
     **dict.fromkeys(EXPORT_FILES, "hello"),
     "ranked_results": "hello",
 }
+# A date poll the run makes through the API (Bench.date_targets): each write a new
+# participant answering every option, all through the same vote batch as a vote.
+DATE_OPTIONS = 5
 # Writes, compared with pgbench's one-row update: each scenario's kind of write (WRITES) and
 # whether its votes all go to the one hot choice. Poll making takes a lock per client address
 # (making._count_creation) and wrk sends from 127.0.0.1 alone: one maker's rate, not a crowd's.
@@ -132,6 +136,7 @@ WRITE_SCENARIOS = {
     "api_vote_hot": "POST /api/polls/{id}/vote, one hot choice",
     "api_vote": "POST /api/polls/{id}/vote, 1000 polls",
     "api_create": "POST /api/polls, one address (creation lock)",
+    "date_answer": f"POST /poll/{{id}}/answer, a date poll of {DATE_OPTIONS} options",
 }
 WRITE_KINDS = {
     "vote_hot": "form_vote",
@@ -139,6 +144,7 @@ WRITE_KINDS = {
     "api_vote_hot": "api_vote",
     "api_vote": "api_vote",
     "api_create": "api_create",
+    "date_answer": "date_answer",
 }
 HOT = {"vote_hot", "api_vote_hot"}
 ONLY_GROUPS = {"exports": list(EXPORT_FILES)}  # names `--only` takes for several scenarios
@@ -322,6 +328,7 @@ class Bench:
         self.ranked_path = ranked_path  # the seeded ranked poll's results page, if seeded
         self.loadgen = "wrk" if WRK and not args.python_load else "aiohttp client"
         self.manage_path: str | None = None  # of the exports' poll, once made
+        self.date_poll: list[tuple[int, int]] | None = None  # (poll, option) of the date poll, once made
 
     async def page(self, server: Server, scenario: str, connections: int) -> Run:
         lo, hi = self.data.poll_ids[0], self.data.poll_ids[-1]
@@ -395,11 +402,38 @@ class Bench:
             self.manage_path = urllib.parse.urlsplit(made["manage_url"]).path
         return f"{self.manage_path}/{EXPORT_FILES[scenario]}"
 
+    async def date_targets(self, server: Server) -> list[tuple[int, int]]:
+        """(poll, option) of a date poll of DATE_OPTIONS options made through the API, once a
+        run: half whole days, half start times in Berlin."""
+        if self.date_poll is None:
+            import aiohttp
+
+            options = [
+                {"date": f"2030-03-0{n}"}
+                if n % 2
+                else {"start": f"2030-03-0{n}T18:00", "duration_minutes": 90}
+                for n in range(1, DATE_OPTIONS + 1)
+            ]
+            new_poll = {"kind": "dates", "question_text": "Team dinner (bench)", "timezone": "Europe/Berlin"}
+            async with aiohttp.ClientSession(server.url, cookie_jar=aiohttp.DummyCookieJar()) as session:
+                async with session.post(
+                    "/api/polls", json={**new_poll, "options": options}, headers={"Origin": server.url}
+                ) as r:
+                    made = await r.json()
+                    if r.status != 201:
+                        raise RuntimeError(f"POST /api/polls answered {r.status}: {made}")
+                async with session.get(f"/api/polls/{made['id']}") as r:
+                    self.date_poll = [(made["id"], c["id"]) for c in (await r.json())["choices"]]
+        return self.date_poll
+
     async def writes(self, server: Server, scenario: str, connections: int) -> Run:
         """Votes or new polls from new voters/makers for the run's duration; then the check
         that the database holds exactly those answered as done."""
         data, kind = self.data, WRITE_KINDS[scenario]
-        targets = [] if kind == "api_create" else [data.hot] if scenario in HOT else data.poll_choices
+        if kind == "date_answer":
+            targets = await self.date_targets(server)
+        else:
+            targets = [] if kind == "api_create" else [data.hot] if scenario in HOT else data.poll_choices
         polls = sorted({q for q, _ in targets})
         await server.settle()
         before = await asyncio.to_thread(vote_state, data.url, polls)
@@ -612,7 +646,7 @@ def table(
         "random /poll/{id} URLs for the poll pages); "
         f"write ratios (votes, API votes, API poll making) to pgbench's one-row update rate "
         f"({PGBENCH_CLIENTS} clients); a write's req/s counts those answered as done (302 vote, "
-        "200 API vote, 201 poll). RSS is the server's peak (all its processes)."
+        "200 API vote, 201 poll, 303 date answer). RSS is the server's peak (all its processes)."
     )
     return header + "\n\n" + "\n".join(lines) + "\n", rows
 

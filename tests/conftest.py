@@ -283,7 +283,8 @@ def votes_of(sync_engine):
 
 @pytest.fixture
 def vote_rows_match_counters(sync_engine):
-    """True when every choice's counter equals its number of `vote` rows and every ballot
+    """True when every choice's counters equal its `vote` rows (`votes` its 'yes' rows, and a
+    date poll's `if_need_be` its 'if_need_be' rows) and every ballot
     has its `vote` rows: nothing lost, doubled or half-written. Another database by URL."""
 
     def check(database_url: str | None = None) -> bool:
@@ -292,8 +293,9 @@ def vote_rows_match_counters(sync_engine):
             with engine.connect() as conn:
                 mismatched = conn.execute(
                     sa.text(
-                        "SELECT count(*) FROM choice c WHERE c.votes <> "
-                        "(SELECT count(*) FROM vote v WHERE v.choice_id = c.id)"
+                        "SELECT count(*) FROM choice c WHERE c.votes <> (SELECT count(*) FROM vote v"
+                        " WHERE v.choice_id = c.id AND v.answer = 'yes') OR c.if_need_be <> (SELECT"
+                        " count(*) FROM vote v WHERE v.choice_id = c.id AND v.answer = 'if_need_be')"
                     )
                 ).scalar_one()
                 half_ballots = conn.execute(
@@ -405,6 +407,36 @@ def make_poll(client):
         match = re.fullmatch(r"/poll/(\d+)/manage/([A-Za-z0-9_-]+)", path)
         assert match, path
         return {"id": int(match[1]), "token": match[2], "manage": path}
+
+    return make
+
+
+@pytest.fixture
+def make_date_poll(client, sync_engine):
+    """Make a date poll through the new-poll form: `await make_date_poll(("2030-01-15", "10:00"),
+    ("2030-03-01", ""), timezone="Europe/Berlin")`, days with their start times (none: the
+    whole day). Its id, token, manage path and option ids (in the order given)."""
+
+    async def make(*days: tuple[str, str], question_text: str = "When shall we meet?", **fields: str) -> dict:
+        data = [("kind", "dates"), ("question_text", question_text)]
+        data += [
+            ("timezone", fields.pop("timezone", "Europe/Berlin")),
+            ("duration", fields.pop("duration", "60")),
+        ]
+        for day, times in days or (("2030-03-01", ""), ("2030-03-02", "")):
+            data += [("day", day), ("times", times)]
+        response = await client.post("/poll/new", data=data + list(fields.items()), allow_redirects=False)
+        assert response.status == 303, await response.text()
+        path = response.headers["Location"]
+        match = re.fullmatch(r"/poll/(\d+)/manage/([A-Za-z0-9_-]+)", path)
+        assert match, path
+        with sync_engine.connect() as conn:
+            options = conn.execute(
+                sa.select(schema.choice.c.id)
+                .where(schema.choice.c.question_id == int(match[1]))
+                .order_by("id")
+            ).scalars()
+            return {"id": int(match[1]), "token": match[2], "manage": path, "options": list(options)}
 
     return make
 

@@ -34,8 +34,9 @@ SCENARIOS = [
     "api_vote",
     "api_vote_hot",
     "api_create",
+    "date_answer",
 ]
-WRITES = ["api_vote", "api_vote_hot", "api_create"]
+WRITES = ["api_vote", "api_vote_hot", "api_create", "date_answer"]
 
 
 def database_beside(database_url: str, name: str) -> str:
@@ -89,7 +90,15 @@ def test_bench_modules_import_no_circle_and_share_code_outside_the_scripts():
     assert [name for name, found in imports.items() if "run" in found] == []
 
 
-VOTE_BEFORE = {"counted": 10, "ballots": 10, "rows": 10, "mismatched": 0, "polls": 5, "choices": 15}
+VOTE_BEFORE = {
+    "counted": 10,
+    "ballots": 10,
+    "rows": 10,
+    "mismatched": 0,
+    "polls": 5,
+    "choices": 15,
+    "choices_of_polls": 3,
+}
 
 
 @pytest.mark.parametrize(
@@ -103,6 +112,10 @@ VOTE_BEFORE = {"counted": 10, "ballots": 10, "rows": 10, "mismatched": 0, "polls
         ("api_create", 3, {"polls": 8, "choices": 24}, True),
         ("api_create", 3, {"polls": 9, "choices": 27}, False),  # a poll made twice
         ("api_create", 3, {"polls": 8, "choices": 21}, False),  # a poll without its choices
+        ("date_answer", 4, {"ballots": 14, "rows": 22}, True),  # a row of 3 answers each
+        ("date_answer", 4, {"ballots": 14, "rows": 21}, False),  # an answer missing
+        ("date_answer", 4, {"ballots": 15, "rows": 25}, False),  # a row saved but not answered
+        ("date_answer", 4, {"ballots": 14, "rows": 22, "mismatched": 1}, False),  # counter ≠ rows
     ],
 )
 def test_write_check_holds_only_when_the_database_has_exactly_the_answered_writes(

@@ -5,7 +5,7 @@ the JSON types; the rules beyond them are the new-poll form's, answered per fiel
 import json
 from typing import Any
 
-from ..maker.form import MAX_CHOICES, NEW_KINDS
+from ..maker.form import FORM_KINDS, MAX_CHOICES
 from ..store.schema import KINDS, PG_INT_MAX
 from ..web import statuses
 from ..web.voting import VOTER_COOKIE
@@ -86,6 +86,14 @@ _POLL_HEAD = {
     "closed": {"type": "boolean"},
 }
 
+# A date poll's answers: option id -> answer.
+_ANSWERS = {
+    "type": "object",
+    "propertyNames": {"pattern": "^[1-9][0-9]{0,9}$"},
+    "additionalProperties": {"enum": ["yes", "if_need_be", "no"]},
+    "description": "Option id -> `yes`, `if_need_be` or `no`: every option of the poll.",
+}
+
 SCHEMAS: dict[str, Any] = {
     "Problem": {
         "type": "object",
@@ -105,7 +113,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "PollSummary": {
         "type": "object",
-        "properties": {**_POLL_HEAD, "links": _LINKS},
+        "properties": {**_POLL_HEAD, "kind": {"enum": ["choices", "dates", "ranked"]}, "links": _LINKS},
         "required": ["id", "question_text", "published_at", "closes_at", "closed", "links"],
     },
     "PollList": {
@@ -123,8 +131,24 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "integer"},
             "choice_text": {"type": "string"},
-            "votes": {"type": "integer", "minimum": 0, "description": "Only where counts_visible."},
+            "votes": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Only where counts_visible. A date poll's option: its yes answers.",
+            },
             "percent": {"type": "number", "minimum": 0, "maximum": 100},
+            "date": {"type": "string", "format": "date", "description": "A date poll's whole-day option."},
+            "starts_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "A date poll's timed option: its start, RFC 3339 with the poll's offset.",
+            },
+            "ends_at": {"type": "string", "format": "date-time"},
+            "if_need_be": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "A date poll's if-need-be answers; only where counts_visible.",
+            },
         },
         "required": ["id", "choice_text"],
     },
@@ -149,10 +173,28 @@ SCHEMAS: dict[str, Any] = {
                 "items": {"type": "integer"},
                 "description": "The choices this caller's voter cookie voted for.",
             },
-            "kind": {"enum": list(KINDS), "description": "`ranked`: voters rank the choices."},
+            "kind": {
+                "enum": list(KINDS),
+                "description": "`ranked`: voters rank the choices; `dates`: finding a date.",
+            },
             "my_ranking": {**_IDS, "description": "A ranked poll: this caller's ranking, best first."},
             "count": _ref("schemas", "RankedCount"),
             "links": _LINKS,
+            "timezone": {"type": ["string", "null"], "description": "A date poll's IANA time zone."},
+            "names_hidden": {
+                "type": "boolean",
+                "description": "A date poll whose names only its maker sees.",
+            },
+            "settled_option": {
+                "type": ["integer", "null"],
+                "description": "The option its maker settled on (the poll is then closed).",
+            },
+            "participants": {
+                "type": "array",
+                "items": _ref("schemas", "Participant"),
+                "description": "A date poll's rows, where counts_visible and names are not hidden.",
+            },
+            "my_answers": _ANSWERS,
         },
         "required": [
             "id",
@@ -161,6 +203,7 @@ SCHEMAS: dict[str, Any] = {
             "closes_at",
             "closed_at",
             "closed",
+            "kind",
             "multiple",
             "requires_code",
             "counts_visible",
@@ -293,7 +336,7 @@ SCHEMAS: dict[str, Any] = {
                 "description": "2 to 20 different texts (3 to 20 to rank); empty ones are left out.",
             },
             "kind": {
-                "enum": [kind for kind, _ in NEW_KINDS],
+                "enum": list(FORM_KINDS),
                 "default": "choices",
                 "description": "`ranked`: voters rank the choices, counted by instant runoff.",
             },
@@ -316,6 +359,83 @@ SCHEMAS: dict[str, Any] = {
             "creation_key": {"type": "string", "description": "Needed where the site's `creation` is `key`."},
         },
         "additionalProperties": False,
+    },
+    "NewDatePoll": {
+        "type": "object",
+        "description": "A date poll: options are whole days, or start times in `timezone` with a duration.",
+        "properties": {
+            "kind": {"const": "dates"},
+            "question_text": {"type": "string", "description": "Up to 200 characters once trimmed."},
+            "timezone": {
+                "type": "string",
+                "description": "The IANA time zone the start times are in, such as `Europe/Berlin`.",
+                "default": "UTC",
+            },
+            "options": {
+                "type": "array",
+                "items": _ref("schemas", "DateOption"),
+                "description": "2 to 100 options, none given twice.",
+            },
+            "names_hidden": {
+                "type": "boolean",
+                "default": False,
+                "description": "Only the maker sees the participants' names.",
+            },
+            "closes_at": {"type": ["string", "null"], "description": "As for any poll."},
+            "results": {"enum": ["always", "after_vote", "after_close"], "default": "always"},
+            "lock_votes": {"type": "boolean", "default": False},
+            "creation_key": {"type": "string"},
+        },
+        "required": ["kind"],
+        "additionalProperties": False,
+    },
+    "DateOption": {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {"date": {"type": "string", "description": "A whole day: `2030-03-01`."}},
+                "required": ["date"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "start": {
+                        "type": "string",
+                        "description": "A local time in the poll's zone: `2030-01-15T10:00`.",
+                    },
+                    "duration_minutes": {"type": "integer", "minimum": 1, "maximum": 1440},
+                },
+                "required": ["start", "duration_minutes"],
+                "additionalProperties": False,
+            },
+        ]
+    },
+    "DateAnswers": {
+        "type": "object",
+        "description": "An answer to a date poll: the participant's name and an answer for every option.",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "answers": _ANSWERS,
+        },
+        "required": ["name", "answers"],
+        "additionalProperties": False,
+    },
+    "Participant": {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "answers": _ANSWERS},
+        "required": ["name", "answers"],
+    },
+    "DateBallot": {
+        "type": "object",
+        "properties": {
+            "status": {"enum": ["counted", "changed", "already_voted", "unknown"]},
+            "message": {"type": "string"},
+            "name": {"type": "string"},
+            "answers": _ANSWERS,
+            "links": _LINKS,
+        },
+        "required": ["status", "message", "name", "answers", "links"],
     },
     "Created": {
         "type": "object",
@@ -395,7 +515,10 @@ DOCUMENT: dict[str, Any] = {
             "post": {
                 "operationId": "createPoll",
                 "summary": "Make a poll, as the new-poll form does",
-                "requestBody": {"required": True, "content": _json(_ref("schemas", "NewPoll"))},
+                "requestBody": {
+                    "required": True,
+                    "content": _json({"oneOf": [_ref("schemas", "NewPoll"), _ref("schemas", "NewDatePoll")]}),
+                },
                 "responses": {
                     "201": {
                         "description": "Published. Keep `manage_url`: it is not shown again.",
@@ -424,12 +547,19 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "vote",
                 "summary": "Vote, with the voting form's rules and voter cookie (or voter code)",
                 "parameters": [_ref("parameters", "QuestionId"), _ref("parameters", "VoterCookie")],
-                "requestBody": {"required": True, "content": _json(_ref("schemas", "VoteRequest"))},
+                "requestBody": {
+                    "required": True,
+                    "content": _json(
+                        {"oneOf": [_ref("schemas", "VoteRequest"), _ref("schemas", "DateAnswers")]}
+                    ),
+                },
                 "responses": {
                     "200": {
                         "description": "The caller's ballot: counted now, or counted before.",
                         "headers": _SETS_VOTER_COOKIE,
-                        "content": _json(_ref("schemas", "Ballot")),
+                        "content": _json(
+                            {"anyOf": [_ref("schemas", "Ballot"), _ref("schemas", "DateBallot")]}
+                        ),
                     },
                     "202": {
                         "description": (
@@ -438,7 +568,9 @@ DOCUMENT: dict[str, Any] = {
                             "cookie never counts twice."
                         ),
                         "headers": _SETS_VOTER_COOKIE,
-                        "content": _json(_ref("schemas", "Ballot")),
+                        "content": _json(
+                            {"anyOf": [_ref("schemas", "Ballot"), _ref("schemas", "DateBallot")]}
+                        ),
                     },
                     **_problems(400, 403, 404, 405, 409, 410, 413, 415, 422, 503, notes=_VOTE_NOTES),
                 },

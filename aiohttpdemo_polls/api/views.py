@@ -4,14 +4,15 @@ the maker's form's (maker/), errors as problem documents (problems.py), describe
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
 from ..maker import creation
-from ..maker.form import MAX_CHOICES, check_new_poll, json_fields, json_names
+from ..maker.form import MAX_CHOICES, PollForm, check_new_poll, json_fields, json_names
 from ..store import connections, polls, ranked, rules
+from ..store.schema import KINDS
 from ..store.votes import RemovalOutcome, VoteOutcome, ballot_choices
 from ..web.cache import cache_key, expiry
 from ..web.config import config_key, site
@@ -40,6 +41,7 @@ from ..web.voting import (
     set_voter_cookie,
     voter_id,
 )
+from . import dates as api_dates
 from . import json_body, openapi
 from .problems import Problem
 
@@ -56,10 +58,30 @@ ONE_OF_VOTE = "Send either `choices` or `ranking`."
 NOT_CHOICE = "One of these is not a choice of this poll, or the poll takes only one choice."
 KEEP_MANAGE_LINK = "Keep the manage link: it is shown only this once; it closes, edits and deletes the poll."
 BAD_PAGE = "The page must be a whole number from 1."
-VOTE_FIELDS = frozenset({"choices", "ranking", "code"})
 NEW_POLL_FIELDS = frozenset(
     {"question_text", "choices", "multiple", "closes_at", "results", "lock_votes", "creation_key", "kind"}
 )
+
+VOTE_FIELDS = frozenset({"choices", "ranking", "code"}) | api_dates.VOTE_FIELDS
+NOT_DATE_ANSWERS = 'This poll finds a date: send "name" and "answers".'
+UNKNOWN_KIND = "This must be one of: " + ", ".join(KINDS) + "."
+DEFAULT_KIND = "choices"
+
+
+def _check_choices(body: Mapping[str, Any]) -> PollForm:
+    """A new question with choices: the JSON types, then the form's rules."""
+    form, wrong_types = json_fields(body)
+    if wrong_types:
+        raise Problem(422, errors=wrong_types)
+    return check_new_poll(form)
+
+
+# The kinds of poll the API makes: kind -> (the body's fields, its check). A new kind adds its row.
+NEW_POLL_KINDS: dict[str, tuple[frozenset[str], Callable[[Mapping[str, Any]], PollForm]]] = {
+    DEFAULT_KIND: (NEW_POLL_FIELDS, _check_choices),
+    "ranked": (NEW_POLL_FIELDS, _check_choices),
+    api_dates.KIND: (api_dates.NEW_POLL_FIELDS, api_dates.check_new),
+}
 
 # Given whole: a Content-Type set through `content_type=` is parsed again on every response.
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
@@ -143,6 +165,7 @@ async def list_polls(request: web.Request) -> web.Response:
                     "published_at": _iso(q.pub_date),
                     "closes_at": _iso(q.closes_at),
                     "closed": q.closed,
+                    "kind": q.kind,
                     "links": _poll_links(request, q.id),
                 }
                 for q in listed
@@ -187,7 +210,11 @@ async def poll(request: web.Request) -> web.Response:
 
 async def _poll_body(request: web.Request, question: Any, choices: list, voter: str | None = None) -> bytes:
     mine = [c.id for c in choices if c.mine]
-    visible = _counts_visible(question, voted=bool(mine))
+    dated = question.kind == api_dates.KIND
+    more = await api_dates.extra(request, question, True, voter) if dated else {}
+    visible = _counts_visible(question, voted=bool(mine) or more.get("answered", False))
+    if dated and not visible:
+        more["participants"] = []
     body: dict[str, Any] = {
         "id": question.id,
         "question_text": question.question_text,
@@ -210,6 +237,11 @@ async def _poll_body(request: web.Request, question: Any, choices: list, voter: 
         "my_choices": mine,
         "links": _poll_links(request, question.id),
     }
+    if dated:
+        fields, options = api_dates.body_fields(question, choices, visible)
+        body |= fields | {"participants": more["participants"], "my_answers": more["my_answers"]}
+        for choice, option in zip(body["choices"], options, strict=True):
+            choice |= option
     if visible:
         body["total"] = sum(c.votes for c in choices)
     if question.kind == "ranked":
@@ -265,6 +297,22 @@ async def vote(request: web.Request) -> web.Response:
     typed = read_code(body.get("code"))
     if typed.bad:
         raise Problem(422, errors={"code": CODE_SHAPE})
+    if api_dates.VOTE_FIELDS & body.keys() and "choices" not in body and "ranking" not in body:
+        # a date poll's answers
+        ballot, answered = await api_dates.vote(request, question_id, body)
+        status, message = _BALLOT_STATUS[ballot.outcome]
+        answer = {
+            "status": status,
+            "message": message,
+            **answered,
+            "links": _poll_links(request, question_id),
+        }
+        response = _json(answer, status=202 if ballot.outcome is VoteOutcome.UNKNOWN else 200)
+        set_voter_cookie(response, ballot)
+        return response
+    unknown = sorted(api_dates.VOTE_FIELDS & body.keys())
+    if unknown:
+        raise Problem(422, errors=dict.fromkeys(unknown, UNKNOWN_FIELD))
     is_ranking = "ranking" in body
     if is_ranking == ("choices" in body):
         raise Problem(422, ONE_OF_VOTE, errors={"choices": ONE_OF_VOTE, "ranking": ONE_OF_VOTE})
@@ -276,6 +324,8 @@ async def vote(request: web.Request) -> web.Response:
         raise Problem(403, refusal, errors={"code": refusal})
     if outcome is VoteOutcome.INVALID_CHOICE:
         content = await published_content(request, question_id)  # 404 when there is no poll
+        if content.question.kind == api_dates.KIND and not content.question.closed:
+            raise Problem(422, NOT_DATE_ANSWERS, errors={"choices": NOT_DATE_ANSWERS})
         if not content.question.closed:
             raise _not_this_poll(content.question.kind == "ranked", is_ranking)
         outcome = VoteOutcome.CLOSED
@@ -347,14 +397,18 @@ async def create_poll(request: web.Request) -> web.Response:
     """Make a poll as the new-poll form does; answer 201 with its manage link (shown once)."""
     config = site(request)[config_key]
     creation.ensure_open(config)
-    body = await read_object(request, NEW_POLL_FIELDS)
-    form, wrong_types = json_fields(body)
-    if wrong_types:
-        raise Problem(422, errors=wrong_types)
+    body = await read_object(request, NEW_POLL_FIELDS | api_dates.NEW_POLL_FIELDS)
+    kind = body.get("kind", DEFAULT_KIND)
+    if not isinstance(kind, str) or kind not in NEW_POLL_KINDS:
+        raise Problem(422, errors={"kind": UNKNOWN_KIND})
+    allowed, check = NEW_POLL_KINDS[kind]
+    unknown = sorted(name for name in body if name not in allowed)
+    if unknown:
+        raise Problem(422, errors=dict.fromkeys(unknown, UNKNOWN_FIELD))
     refused = creation.key_problem(config, body.get("creation_key"))
+    typed = check(body)
     if refused is not None:
         raise Problem(403, refused, errors={"creation_key": refused})
-    typed = check_new_poll(form)
     if not typed.valid:
         raise Problem(422, errors=json_names(typed.errors))
     made = await creation.publish(request, typed)

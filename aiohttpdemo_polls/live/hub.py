@@ -114,6 +114,10 @@ def encode(
         "closed": counts.closed,
         "choices": [{"id": c, "votes": v, "percent": p} for c, v, p in counts.choices],
     }
+    if counts.if_need_be is not None:  # a date poll: any answer or new row changes its frame
+        frame["participants"] = counts.participants
+        for option, maybe in zip(frame["choices"], counts.if_need_be, strict=True):
+            option["if_need_be"] = maybe
     if ranked is not None:
         frame["ranked"] = ranked
     return json.dumps(frame)

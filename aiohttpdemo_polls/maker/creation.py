@@ -93,6 +93,7 @@ async def _store(request: web.Request, typed: PollForm, token_hash: bytes) -> in
                     results=typed.results,
                     lock_votes=typed.lock_votes,
                     kind=typed.kind,
+                    **typed.columns,
                 )
         except psycopg2.Error as exc:
             if again or not connections.connection_lost(exc):

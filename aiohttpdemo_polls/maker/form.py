@@ -16,11 +16,9 @@ from ..web.i18n import N_
 
 MIN_CHOICES = 2
 MAX_CHOICES = 20
-# The kinds of poll /poll/new offers, each with its label there: a new kind adds its line.
-NEW_KINDS = (
-    ("choices", N_("Voters pick a choice")),
-    ("ranked", N_("Voters rank the choices")),
-)
+# The kinds this form makes (maker/new.py's KINDS has every kind /poll/new offers): a date poll
+# has a form of its own (maker/dates.py).
+FORM_KINDS = ("choices", "ranked")
 # Fewer choices than this leave nothing to rank: with two, a ranking is a single cross.
 MIN_CHOICES_OF_KIND = {"ranked": 3}
 SHOWN_CHOICES = 5  # empty choice fields on a fresh form
@@ -81,8 +79,8 @@ class PollForm:
     `choice-N` (the N-th choice field, from 0), `closes_at`, `results`, `kind`.
     """
 
+    kind: str = KINDS[0]  # schema.KINDS: what the poll asks (maker/new.py's KINDS)
     question_text: str = ""
-    kind: str = KINDS[0]  # schema.KINDS, one of NEW_KINDS
     choices: list[str] = field(default_factory=lambda: [""] * SHOWN_CHOICES)
     multiple: bool = False
     closes_at: str = ""
@@ -109,29 +107,62 @@ class PollForm:
     def can_add_choice(self) -> bool:
         return len(self.choices) < MAX_CHOICES
 
+    @property
+    def columns(self) -> dict[str, Any]:
+        """The question's columns that only this kind of poll sets (store.making.create_poll)."""
+        return {}
 
-def _visible(text: str) -> str:
+
+def visible(text: str) -> str:
     """Control characters as U+FFFD, so the form shown again marks where they were
     (and the page itself carries no NUL bytes)."""
     return "".join("\ufffd" if unicodedata.category(c) == "Cc" else c for c in text)
 
 
 def _shown(typed: PollForm) -> PollForm:
-    typed.question_text = _visible(typed.question_text)
-    typed.choices = [_visible(c) for c in typed.choices]
-    typed.closes_at = _visible(typed.closes_at)
-    typed.results = _visible(typed.results)
-    typed.kind = _visible(typed.kind)
+    typed.question_text = visible(typed.question_text)
+    typed.choices = [visible(c) for c in typed.choices]
+    typed.closes_at = visible(typed.closes_at)
+    typed.results = visible(typed.results)
+    typed.kind = visible(typed.kind)
     typed.tz_offset = ""  # the browser's script sets it again on the next submit
     return typed
 
 
+def read_settings(form: MultiMapping) -> tuple[dict[str, Any], set[str]]:
+    """The fields every kind of poll's form has, as typed (PollForm's keywords), and the
+    names of those that were not text."""
+    not_text = set()
+    typed: dict[str, Any] = {}
+    for name in ("question_text", "closes_at", "results"):
+        value = _text(form, name)
+        if value is None:
+            not_text.add(name)
+        typed[name] = value or ""
+    typed["results"] = typed["results"] or RESULTS[0]  # left out (an older page, a script): as before
+    typed["tz_offset"] = _text(form, "tz_offset") or ""
+    typed["lock_votes"] = bool(form.get("lock_votes"))
+    return typed, not_text
+
+
+def check_settings(typed: PollForm, not_text: set[str], now: datetime | None = None) -> None:
+    """The rules every kind of poll shares: the question, the closing time, who sees results."""
+    _check_question(typed)
+    _check_closes_at(typed, now or datetime.now(UTC))
+    if typed.results not in RESULTS:
+        typed.errors["results"] = RESULTS_UNKNOWN
+    for name in not_text:
+        typed.errors[name] = NOT_TEXT
+
+
+def shown(typed: PollForm) -> PollForm:
+    """The form as it goes back to the page: control characters made visible."""
+    return _shown(typed)
+
+
 def _typed(form: MultiMapping) -> tuple[PollForm, set[str]]:
     """The form's fields as typed, and the names of fields that were not text."""
-    not_text = set()
-    question_text = _text(form, "question_text")
-    if question_text is None:
-        not_text.add("question_text")
+    settings, not_text = read_settings(form)
     choices = []
     for index, value in enumerate(form.getall("choice", [])):
         if isinstance(value, str):
@@ -139,24 +170,14 @@ def _typed(form: MultiMapping) -> tuple[PollForm, set[str]]:
         else:
             not_text.add(f"choice-{index}")
             choices.append("")
-    closes_at = _text(form, "closes_at")
-    if closes_at is None:
-        not_text.add("closes_at")
-    results = _text(form, "results")
-    if results is None:
-        not_text.add("results")
     kind = _text(form, "kind")
     if kind is None:
         not_text.add("kind")
     typed = PollForm(
-        question_text=question_text or "",
         kind=kind or KINDS[0],  # left out (an older page, a script): a poll with choices
         choices=choices,
         multiple=bool(form.get("multiple")),
-        closes_at=closes_at or "",
-        tz_offset=_text(form, "tz_offset") or "",
-        results=results or RESULTS[0],  # left out (an older page, a script): as before
-        lock_votes=bool(form.get("lock_votes")),
+        **settings,
     )
     return typed, not_text
 
@@ -181,19 +202,14 @@ def check_new_poll(form: MultiMapping, now: datetime | None = None) -> PollForm:
     """The new-poll form, checked: every rule of the form gives its own message."""
     typed, not_text = _typed(form)
     typed.choices = _fields_to_show(typed.choices)
-    _check_question(typed)
     _check_choices(typed, allow_empty=True)
-    _check_closes_at(typed, now or datetime.now(UTC))
-    if typed.results not in RESULTS:
-        typed.errors["results"] = RESULTS_UNKNOWN
-    if typed.kind not in dict(NEW_KINDS):
+    check_settings(typed, not_text, now)
+    if typed.kind not in FORM_KINDS:
         typed.errors["kind"] = KIND_UNKNOWN
     elif typed.kind == "ranked":
         typed.multiple = False  # a ranking names several choices by its nature
         if "choices" not in typed.errors and len(typed.choice_texts) < MIN_CHOICES_OF_KIND["ranked"]:
             typed.errors["choices"] = TOO_FEW_TO_RANK
-    for name in not_text:
-        typed.errors[name] = NOT_TEXT
     return typed if typed.valid else _shown(typed)
 
 
@@ -285,7 +301,7 @@ NOT_A_LIST_OF_TEXTS = "Give the choices as a list of texts."
 NOT_BOOLEAN = "This field must be true or false."
 NOT_TEXT_OR_NULL = "This field must be text, or null."
 NOT_RESULTS = "This field must be one of: " + ", ".join(RESULTS) + "."
-NOT_KIND = "This field must be one of: " + ", ".join(kind for kind, _ in NEW_KINDS) + "."
+NOT_KIND = "This field must be one of: " + ", ".join(FORM_KINDS) + "."
 # RFC 3339 as `closes_at` takes it: the form's date and time, fractions of a second dropped,
 # and the offset (Z or ±hh:mm) handed to the form as its `tz_offset` minutes.
 _RFC3339 = re.compile(r"(?P<local>[0-9T: -]+?)(?:\.[0-9]+)?(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?")
@@ -325,7 +341,7 @@ def json_fields(body: Mapping[str, Any]) -> tuple[MultiDict, dict[str, str]]:
     else:  # a fixed set of strings is a JSON type of its own (an enum in the API's document)
         errors["results"] = NOT_RESULTS
     kind = body.get("kind", KINDS[0])
-    if isinstance(kind, str) and kind in dict(NEW_KINDS):
+    if isinstance(kind, str) and kind in FORM_KINDS:
         form["kind"] = kind
     else:
         errors["kind"] = NOT_KIND

@@ -3,6 +3,7 @@ codes (whether a vote needs one; making them is maker/codes.py). A wrong token i
 plain 404 as an unknown poll, so the page gives nothing away.
 """
 
+import re
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -11,6 +12,9 @@ from aiohttp import web
 from yarl import URL
 
 from ..store import codes, connections, making, polls, tokens
+from ..store import dates as stored_dates
+from ..store.schema import PG_INT_MAX
+from ..web import dates, i18n
 from ..web.config import config_key, site
 from ..web.content import shown
 from ..web.database import changes_key, engine_key
@@ -27,7 +31,11 @@ NOTICES = {
     "edited": N_("Your changes are saved."),
     "codes_required": N_("From now on, a vote needs one of your voter codes."),
     "codes_not_required": N_("Anyone with the link can vote again, one vote per browser."),
+    "settled": N_("The date is set and the poll is closed. Everyone now sees it, with a calendar file."),
 }
+NOT_AN_OPTION = N_("Pick one of this poll's options to settle on.")
+ANSWER_WORDS = {"yes": N_("Yes"), "if_need_be": N_("If need be"), "no": N_("No")}
+_ID = re.compile(r"[1-9][0-9]{0,9}")
 HAS_VOTES = N_("People have already voted, so the texts can no longer be changed.")
 UNKNOWN_ACTION = N_("That is not something the manage page can do.")
 HIDDEN = N_("The site's operator hid this poll, so it can no longer be changed; you can still delete it.")
@@ -81,6 +89,7 @@ async def _render(
     codes_form: dict | None = None,
 ) -> web.Response:
     choices = await polls.choices(conn, poll.id)
+    extra = await KIND_CONTEXT[poll.kind](request, conn, poll, choices) if poll.kind in KIND_CONTEXT else {}
     if edit_form is None:
         edit_form = PollForm(question_text=poll.question_text, choices=[c.choice_text for c in choices])
     context = {
@@ -96,13 +105,12 @@ async def _render(
         "notice": NOTICES.get(request.query.get("done", "")),
         "edit_form": edit_form,
         "edit_error": edit_error,
+        **extra,
         "deletion": deletion(poll, site(request)[config_key]["retention"]["closed_days"]),
         "code_counts": await codes.counts(conn, poll.id),
         "codes_form": codes_form or {"count": "", "error": None},
         "max_codes": codes.MAX_CODES,
     }
-    if poll.kind == "ranked":  # the count round by round, as its results page shows it
-        context.update(await count_context(site(request), poll, choices, show_counts=True))
     # Its address is the key to the poll: web/headers.py keeps it from caches and Referers.
     return aiohttp_jinja2.render_template("manage.html", request, context, status=status)
 
@@ -133,11 +141,14 @@ async def manage_action(request: web.Request) -> web.Response:
                 return _confirm_delete(request, poll)
             await making.delete_poll(conn, changes, poll.id)
             raise web.HTTPSeeOther(request.app.router["poll_deleted"].url_for())
-        elif action in ("require_code", "allow_without_code"):
+        elif action in ("require_code", "allow_without_code") and poll.kind != stored_dates.KIND:
             required = action == "require_code"
             await codes.require_code(conn, changes, poll.id, required)
             done = "codes_required" if required else "codes_not_required"
-        elif action == "edit":
+        elif action == "settle":
+            await _settle(conn, changes, poll, form.get("option", ""))
+            done = "settled"
+        elif action == "edit" and poll.kind == "choices":  # a date poll's options are its times
             refused = await _edit(request, conn, poll, form)
             if refused is not None:
                 return refused
@@ -168,6 +179,44 @@ async def _edit(request: web.Request, conn: Any, poll: Any, form: Any) -> web.Re
 async def codes_refused(request: web.Request, conn: Any, poll: Any, typed: str, error: str) -> web.Response:
     """The page again (400) with the voter codes form as sent, saying why it was refused."""
     return await _render(request, conn, poll, status=400, codes_form={"count": typed[:20], "error": error})
+
+
+async def _date_poll_context(request: web.Request, conn: Any, poll: Any, choices: list) -> dict[str, Any]:
+    """A date poll's grid as its maker sees it: every row, names included."""
+    rows = await stored_dates.participants(conn, poll.id)
+    where = dates.shown_zone(request, poll)
+    language = i18n.language(request)
+    return {
+        "columns": dates.columns(poll, choices, rows, where, language),
+        "rows": dates.visible_rows(poll, rows, show_counts=True, is_maker=True),
+        "words": ANSWER_WORDS,
+        "zone": where,
+        "zones": dates.zone_names(),
+        "has_times": dates.has_times(choices),
+        "settled": dates.settled_text(poll, choices, where, language),
+        "is_maker": True,
+    }
+
+
+async def _ranked_context(request: web.Request, conn: Any, poll: Any, choices: list) -> dict[str, Any]:
+    """A ranked poll's count round by round, as its results page shows it."""
+    return await count_context(site(request), poll, choices, show_counts=True)
+
+
+# What the manage page shows of polls of a kind of their own: kind -> more of its context.
+KIND_CONTEXT = {stored_dates.KIND: _date_poll_context, "ranked": _ranked_context}
+
+
+async def _settle(conn: Any, changes: Any, poll: Any, option: object) -> None:
+    """The maker's final option (`option`, a choice id): recorded, the poll closed; a 400 for
+    anything that is not one of this date poll's options."""
+    if not isinstance(option, str) or not _ID.fullmatch(option) or int(option) > PG_INT_MAX:
+        raise web.HTTPBadRequest(text=NOT_AN_OPTION)
+    outcome = await stored_dates.settle(conn, changes, poll.id, int(option))
+    if outcome is stored_dates.Settling.GONE:
+        raise web.HTTPNotFound()
+    if outcome is stored_dates.Settling.NOT_AN_OPTION:
+        raise web.HTTPBadRequest(text=NOT_AN_OPTION)
 
 
 def _confirm_delete(request: web.Request, poll: Any) -> web.Response:

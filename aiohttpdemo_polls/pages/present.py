@@ -7,7 +7,7 @@ from aiohttp import web
 from ..web import links, qr
 from ..web.content import cached_page, may_see_counts, poll_expiry, published_content, render_page
 from ..web.request import poll_id
-from . import kinds
+from . import dates, kinds
 
 
 async def present(request: web.Request) -> web.Response:
@@ -19,7 +19,7 @@ async def present(request: web.Request) -> web.Response:
     question_id = poll_id(request)
     content = await published_content(request, question_id)
     pages = kinds.PAGES.get(content.question.kind)
-    if pages is not None:
+    if pages is not None and pages.present is not None:
         return await pages.present(request, content)
     show_counts = await may_see_counts(request, content.question)
 
@@ -36,6 +36,8 @@ async def present(request: web.Request) -> web.Response:
             "short_link": links.short(public_link),
             "qr_code": qr.svg(public_link),
         }
+        if question.kind == dates.KIND:  # its totals per option, as its grid's foot shows them
+            context |= await dates.present_context(request, question, choices)
         return render_page(request, "present.html", context), poll_expiry(question)
 
     return await cached_page(request, ("present", question_id, show_counts), render)

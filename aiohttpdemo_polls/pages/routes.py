@@ -3,7 +3,7 @@
 from aiohttp import web
 
 from ..web.routes import POLL
-from . import health, language, present, privacy, ranked, robots, views
+from . import dates, health, language, present, privacy, ranked, robots, views
 
 
 def setup(app: web.Application) -> None:
@@ -14,6 +14,10 @@ def setup(app: web.Application) -> None:
     router.add_post(POLL + "/rank", ranked.rank, name="rank")  # a ranked poll's ballot
     router.add_post(POLL + "/remove-vote", views.remove_vote, name="remove_vote")
     router.add_get(POLL + "/results", views.results, name="results")
+    # A date poll's row: its answers, or (the `remove` button) taking it out.
+    router.add_post(POLL + "/answer", dates.answer, name="answer")
+    # A settled date poll's calendar file; a 404 before.
+    router.add_get(POLL + "/event.ics", dates.event_ics, name="event_ics")
     # For a projector: the question, a QR code of the poll's link, the live results.
     router.add_get(POLL + "/present", present.present, name="present")
     # The switch on every page: sets the polls_lang cookie, then back to the page.

@@ -227,6 +227,11 @@ async def _refused(
     content = await published_content(request, question_id)
     if content.question.closed:  # whatever was sent: a closed poll shows no form to fix
         raise web.HTTPConflict(text=VOTING_CLOSED)
+    pages = kinds.PAGES.get(content.question.kind)
+    if pages is not None:  # its own form sends elsewhere: show it
+        response = await pages.poll(request, content)
+        response.set_status(400)
+        return response
     question, choices = content
     typed = form.get("code")
     context = {

@@ -4,7 +4,7 @@ later ones see the new state; once committed, they go on the bus of changes. Kno
 """
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ async def create_poll(
     conn: Any,
     changes: Changes,
     question_text: str,
-    choice_texts: Sequence[str],
+    choice_texts: Sequence[str | Mapping[str, Any]],
     multiple: bool,
     closes_at: datetime | None,
     token_hash: bytes,
@@ -36,12 +36,15 @@ async def create_poll(
     results: str = "always",
     lock_votes: bool = False,
     kind: str = "choices",
+    **columns: Any,
 ) -> int:
     """Publish a poll made in the browser, with its choices, all or nothing; its id.
 
     Counted against `client`'s `per_hour` in the same transaction (limits.TooMany past it).
     `results` says who sees the counts before voting closes (rules.py); `lock_votes` keeps
-    voters from changing their vote; `kind` is one of schema.KINDS.
+    voters from changing their vote; `kind` is one of schema.KINDS. A choice is its text, or
+    its columns (a date poll's option: `choice_text` and `day`, or `starts_at` and `ends_at`);
+    `columns` are more of the question's (a date poll's `timezone`, `names_hidden`).
     """
     async with changes.transaction(conn) as changed:
         await limits.take(conn, poll_creation, client, per_hour, CREATION_WINDOW)
@@ -56,12 +59,18 @@ async def create_poll(
                     results=results,
                     lock_votes=lock_votes,
                     kind=kind,
+                    **columns,
                 )
                 .returning(question.c.id)
             )
         ).scalar()
         await conn.execute(
-            choice.insert().values([{"question_id": question_id, "choice_text": t} for t in choice_texts])
+            choice.insert().values(
+                [
+                    {"question_id": question_id, **({"choice_text": c} if isinstance(c, str) else c)}
+                    for c in choice_texts
+                ]
+            )
         )
         changed.add(question_id)
     return question_id
@@ -94,6 +103,9 @@ async def managed_poll(conn: Any, question_id: int) -> Any:
         question.c.results,
         question.c.lock_votes,
         question.c.kind,
+        question.c.timezone,
+        question.c.names_hidden,
+        question.c.settled_choice_id,
         question.c.hidden_at,
         question.c.hidden_at.isnot(None).label("hidden"),
         question.c.requires_code,
@@ -136,6 +148,7 @@ async def reopen_poll(conn: Any, changes: Changes, question_id: int) -> bool:
             .where(question.c.id == question_id)
             .values(
                 closed_at=None,
+                settled_choice_id=None,  # a date poll open again is no longer settled
                 closes_at=sa.case((question.c.closes_at <= sa.func.now(), None), else_=question.c.closes_at),
             )
         )

@@ -4,7 +4,7 @@ results page. No HTTP here.
 """
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -25,14 +25,23 @@ class Question(NamedTuple):
     kind: str  # schema.KINDS: which pages and count the poll has
     hidden: bool  # hidden by the site's operator: every page of it answers 410 (web/content.py)
     requires_code: bool  # a vote needs one of the poll's voter codes (codes.py)
+    # A date poll's: its IANA zone, names shown to its maker only, the option settled on.
+    timezone: str | None = None
+    names_hidden: bool = False
+    settled_choice_id: int | None = None
 
 
 class Choice(NamedTuple):
     id: int
     choice_text: str
-    votes: int
+    votes: int  # a date poll's 'yes'
     percent: float
     mine: bool
+    # A date poll's option: a whole day, or a start and an end (UTC); its if-need-be count.
+    day: date | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    if_need_be: int = 0
 
 
 def _poll_query(mine: Any) -> connections.Compiled:
@@ -53,9 +62,16 @@ def _poll_query(mine: Any) -> connections.Compiled:
             q.c.kind,
             q.c.hidden_at.isnot(None).label("hidden"),
             q.c.requires_code,
+            q.c.timezone,
+            q.c.names_hidden,
+            q.c.settled_choice_id,
             c.c.id.label("choice_id"),
             c.c.choice_text,
             c.c.votes,
+            c.c.day,
+            c.c.starts_at,
+            c.c.ends_at,
+            c.c.if_need_be,
             schema.percent(sa.func.sum(c.c.votes).over()).label("percent"),
             mine.label("mine"),
         )
@@ -106,9 +122,22 @@ async def published_poll(
         first["kind"],
         first["hidden"],
         first["requires_code"],
+        first["timezone"],
+        first["names_hidden"],
+        first["settled_choice_id"],
     )
     choices = [
-        Choice(row["choice_id"], row["choice_text"], row["votes"], float(row["percent"]), row["mine"])
+        Choice(
+            row["choice_id"],
+            row["choice_text"],
+            row["votes"],
+            float(row["percent"]),
+            row["mine"],
+            row["day"],
+            row["starts_at"],
+            row["ends_at"],
+            row["if_need_be"],
+        )
         for row in rows
         if row["choice_id"] is not None
     ]
@@ -137,6 +166,8 @@ class Listed(NamedTuple):
     pub_date: datetime
     closes_at: datetime | None
     closed: bool
+    kind: str  # schema.KINDS
+    settled: bool  # a date poll its maker settled
 
 
 # When the next scheduled poll is published: the list changes then by itself.
@@ -150,6 +181,8 @@ _INDEX = connections.compile_once(
         schema.question.c.pub_date,
         schema.question.c.closes_at,
         schema.closed.label("closed"),
+        schema.question.c.kind,
+        schema.question.c.settled_choice_id.isnot(None).label("settled"),
         sa.func.count().over().label("total"),
         _next_publication.scalar_subquery().label("upcoming"),
     )
@@ -168,7 +201,12 @@ async def published_list(conn: Any, limit: int, offset: int) -> tuple[list[Liste
     One query whenever the page lists anything.
     """
     rows = await (await connections.execute_compiled(conn, _INDEX, limit=limit, offset=offset)).fetchall()
-    listed = [Listed(r["id"], r["question_text"], r["pub_date"], r["closes_at"], r["closed"]) for r in rows]
+    listed = [
+        Listed(
+            r["id"], r["question_text"], r["pub_date"], r["closes_at"], r["closed"], r["kind"], r["settled"]
+        )
+        for r in rows
+    ]
     if rows:
         return listed, rows[0]["total"], rows[0]["upcoming"]
     # Nothing on this page, so no row to carry `upcoming`: the one case with a second query.
@@ -196,6 +234,10 @@ async def choices(conn: Any, question_id: int, voter: str | None = None) -> list
             schema.choice.c.votes,
             schema.percent(total).label("percent"),
             mine.label("mine"),
+            schema.choice.c.day,
+            schema.choice.c.starts_at,
+            schema.choice.c.ends_at,
+            schema.choice.c.if_need_be,
         )
         .where(schema.choice.c.question_id == question_id)
         .order_by(schema.choice.c.id)
@@ -213,6 +255,10 @@ class LiveCounts(NamedTuple):
     choices: list[tuple[int, int, float]]
     kind: str = schema.KINDS[0]
     removed: bool = False  # hidden by the site's operator: its watchers are told and closed
+    # A date poll's: how many rows its grid has, and each option's if-need-be count (in
+    # choice order), so that any answer changes its frame. None for other polls.
+    participants: int | None = None
+    if_need_be: list[int] | None = None
 
 
 async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, LiveCounts]:
@@ -237,6 +283,15 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
             schema.choice.c.id.label("choice_id"),
             schema.choice.c.votes,
             schema.percent(total).label("percent"),
+            schema.choice.c.if_need_be,
+            sa.case(
+                (
+                    schema.question.c.kind == "dates",
+                    sa.select(sa.func.count())
+                    .where(schema.ballot.c.question_id == schema.question.c.id)
+                    .scalar_subquery(),
+                ),
+            ).label("participants"),
         )
         .select_from(
             schema.question.outerjoin(schema.choice, schema.choice.c.question_id == schema.question.c.id)
@@ -248,9 +303,19 @@ async def live_counts(conn: Any, question_ids: Collection[int]) -> dict[int, Liv
     for row in await (await conn.execute(query)).fetchall():
         counts = found.get(row.question_id)
         if counts is None:
+            dates = row.participants is not None
             counts = found[row.question_id] = LiveCounts(
-                bool(row.closed), row.closes_at, row.results, [], row.kind, bool(row.removed)
+                bool(row.closed),
+                row.closes_at,
+                row.results,
+                [],
+                row.kind,
+                bool(row.removed),
+                row.participants,
+                [] if dates else None,
             )
         if row.choice_id is not None:
             counts.choices.append((row.choice_id, row.votes, float(row.percent)))
+            if counts.if_need_be is not None:
+                counts.if_need_be.append(row.if_need_be)
     return found

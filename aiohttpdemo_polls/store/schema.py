@@ -23,6 +23,10 @@ REPORT_REASONS = ("spam", "illegal", "harassment", "other")
 REPORT_TEXT_MAX = 1000
 # audit_log.action: what the operator did, or tried to.
 AUDIT_ACTIONS = ("sign_in", "sign_in_failed", "sign_out", "hide", "restore", "delete", "password_set")
+# A date poll's answers, each a `vote` row: 'yes' (counted in choice.votes), 'if_need_be'
+# (choice.if_need_be) and 'no' (a row, no counter). Every vote of another kind is a 'yes'.
+ANSWERS = ("yes", "if_need_be", "no")
+NAME_MAX = 64  # a date poll participant's name
 
 # The migrations (migrate.py) make the schema; these definitions are what the queries use,
 # and must match the newest revision (tests/store/test_migrations.py compares the two).
@@ -48,6 +52,19 @@ question = sa.Table(
     sa.Column("hidden_at", sa.DateTime(timezone=True)),
     # True: a vote needs one of the poll's voter codes (codes.py), and the ballot is the code's.
     sa.Column("requires_code", sa.Boolean, nullable=False, server_default=sa.false()),
+    # A date poll's IANA zone (Europe/Berlin): its start times were typed there.
+    sa.Column("timezone", sa.Text),
+    # A date poll whose participants' names only its maker sees.
+    sa.Column("names_hidden", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The option a date poll's maker settled on (settling closes the poll).
+    sa.Column(
+        "settled_choice_id",
+        sa.Integer,
+        # use_alter: choice refers to question too, and the two must not form a cycle to sort.
+        sa.ForeignKey(
+            "choice.id", ondelete="SET NULL", name="question_settled_choice_id_fkey", use_alter=True
+        ),
+    ),
     sa.Index("question_pub_date_idx", sa.text("pub_date DESC"), sa.text("id DESC")),
     sa.CheckConstraint(
         "results IN (" + ", ".join(f"'{r}'" for r in RESULTS) + ")", name="question_results_check"
@@ -61,11 +78,23 @@ choice = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("question_id", sa.Integer, sa.ForeignKey("question.id", ondelete="CASCADE"), nullable=False),
     sa.Column("choice_text", sa.String(TEXT_MAX), nullable=False),
-    sa.Column("votes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("votes", sa.Integer, nullable=False, server_default="0"),  # a date poll's 'yes'
+    # A date poll's option: a whole day, or a start and an end in UTC (the poll's zone says
+    # where they were typed); all three NULL for the choices of other polls.
+    sa.Column("day", sa.Date),
+    sa.Column("starts_at", sa.DateTime(timezone=True)),
+    sa.Column("ends_at", sa.DateTime(timezone=True)),
+    sa.Column("if_need_be", sa.Integer, nullable=False, server_default="0"),
     # Lets `vote` name (question, choice) together, so a vote can never cross polls;
     # also the index for "a poll's choices".
     sa.UniqueConstraint("question_id", "id", name="choice_question_id_id_key"),
     sa.CheckConstraint("votes >= 0", name="choice_votes_check"),
+    sa.CheckConstraint("if_need_be >= 0", name="choice_if_need_be_check"),
+    sa.CheckConstraint(
+        "(starts_at IS NULL) = (ends_at IS NULL) AND (day IS NULL OR starts_at IS NULL)"
+        " AND ends_at > starts_at",
+        name="choice_time_check",
+    ),
 )
 
 ballot = sa.Table(
@@ -77,6 +106,7 @@ ballot = sa.Table(
     sa.Column("cast_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     # How often the voter changed it: store/votes.py applies a change only to the count it read.
     sa.Column("changes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("name", sa.String(NAME_MAX)),  # a date poll participant's name, as they gave it
 )
 
 vote = sa.Table(
@@ -88,6 +118,7 @@ vote = sa.Table(
     sa.Column("voted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     # The place a ranked ballot gives this choice (1 is best); NULL in polls of other kinds.
     sa.Column("rank", sa.SmallInteger),
+    sa.Column("answer", sa.Text, nullable=False, server_default=ANSWERS[0]),
     sa.ForeignKeyConstraint(
         ["question_id", "voter"], ["ballot.question_id", "ballot.voter"], ondelete="CASCADE"
     ),
@@ -105,6 +136,7 @@ vote = sa.Table(
         deferrable=True,
         initially="DEFERRED",
     ),
+    sa.CheckConstraint("answer IN (" + ", ".join(f"'{a}'" for a in ANSWERS) + ")", name="vote_answer_check"),
 )
 
 # One row per voter code made for a poll: its keyed hash (codes.py), never the code. A code is

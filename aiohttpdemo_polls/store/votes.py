@@ -7,7 +7,7 @@ import asyncio
 import enum
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,13 +42,16 @@ SPILL = 32  # ballots waiting before a second writer starts, or goes on after it
 # batch (RETRY), as is a voter's second ballot in one batch. Two changes are never applied
 # from one reading, so no vote is doubled or lost. Array parameters keep the statement the
 # same for any batch size, so it is prepared once per server connection (planning it cost
-# more than running it). Parameters: each ballot's poll ($1), voter ($2), whether it
-# names several choices ($3), whether it is a ranking ($7) and its voter code's hash or NULL
-# ($8); then each choice asked for ($5) with its ballot's place ($4) and, in a ranking, its
-# rank ($6; else NULL).
-# A ranking goes only to a ranked poll, and a ranked poll takes only rankings. A ballot's
-# choices are compared in rank order, so a reordered ranking is a change: its kept rows
-# take their new rank, checked unique at commit (the constraint is deferred).
+# more than running it). Parameters: each ballot's poll ($1), voter ($2), whether it names
+# several choices ($3), whether it is a ranking ($7), a date poll participant's name ($9,
+# else NULL) and its voter code's hash ($10, or NULL); then each choice asked for ($5) with
+# its ballot's place ($4), in a ranking its rank ($6; else NULL), and its answer ($8: 'yes'
+# but in date polls).
+# A ranking goes only to a ranked poll, and a ranked poll takes only rankings; a name only to
+# a date poll, whose ballot answers every option ('no' is a row too). A ballot's choices are
+# compared as "choice:answer" in rank order, so a reordered ranking or a change of answer is
+# a change: its kept rows take their new rank (checked unique at commit: the constraint is
+# deferred) and answer, and the counters move from the old answer's to the new one's.
 # A poll that `requires_code` takes a ballot only with one of its codes (codes.py), and the
 # ballot's voter is then the code's, not the browser's: one ballot per code, which the code
 # changes from any browser, and two browsers racing with one code meet on one ballot key.
@@ -57,16 +60,17 @@ _PUBLISHED = connections.compile_once(schema.published).sql
 _CLOSED = connections.compile_once(schema.closed).sql
 _STATEMENT = f"""
 WITH ballots AS (
-    SELECT * FROM unnest($1::int[], $2::varchar[], $3::bool[], $7::bool[], $8::bytea[])
-        WITH ORDINALITY AS b(question_id, browser, many, ranked, code_hash, idx)
+    SELECT * FROM unnest($1::int[], $2::varchar[], $3::bool[], $7::bool[], $9::varchar[], $10::bytea[])
+        WITH ORDINALITY AS b(question_id, browser, many, ranked, name, code_hash, idx)
 ), asked AS (
-    SELECT * FROM unnest($4::int[], $5::int[], $6::int[]) AS a(idx, choice_id, rank)
+    SELECT * FROM unnest($4::int[], $5::int[], $6::int[], $8::text[]) AS a(idx, choice_id, rank, answer)
 ), polls AS (
-    SELECT id, ({_CLOSED}) AS closed, multiple, lock_votes, kind = 'ranked' AS ranked, requires_code
+    SELECT id, ({_CLOSED}) AS closed, multiple, lock_votes,
+           kind = 'ranked' AS ranked, kind = 'dates' AS dates, requires_code
     FROM {schema.question.name} WHERE id IN (SELECT question_id FROM ballots) AND {_PUBLISHED}
     ORDER BY id FOR KEY SHARE
 ), judged AS (
-    SELECT b.idx, b.question_id, p.id IS NOT NULL AS found, p.closed,
+    SELECT b.idx, b.question_id, b.name, p.id IS NOT NULL AS found, p.closed,
            CASE WHEN p.requires_code THEN '{codes.VOTER_PREFIX}' || encode(b.code_hash, 'hex')
                 ELSE b.browser END AS voter,
            coalesce(p.requires_code, false) AS requires_code,
@@ -74,7 +78,12 @@ WITH ballots AS (
                SELECT FROM {schema.voter_code.name} vc
                WHERE vc.question_id = b.question_id AND vc.code_hash = b.code_hash
            ) AS code_ok,
-           p.ranked = b.ranked AND (p.multiple OR p.ranked OR NOT b.many) AS fits,
+           -- A ranking goes only to a ranked poll; a date poll's ballot has a name and answers
+           -- every option; no other ballot has a name.
+           p.ranked = b.ranked AND CASE WHEN p.dates THEN b.name IS NOT NULL AND NOT EXISTS (
+               SELECT FROM {schema.choice.name} c WHERE c.question_id = b.question_id
+                 AND c.id NOT IN (SELECT a.choice_id FROM asked a WHERE a.idx = b.idx))
+           ELSE (p.multiple OR p.ranked OR NOT b.many) AND b.name IS NULL END AS fits,
            coalesce(p.lock_votes, true) AS lock_votes,
            NOT EXISTS (
                SELECT FROM asked a
@@ -83,71 +92,87 @@ WITH ballots AS (
            ) AS choices_ok
     FROM ballots b LEFT JOIN polls p ON p.id = b.question_id
 ), firsts AS (
-    SELECT DISTINCT ON (question_id, voter) idx, question_id, voter, lock_votes
+    SELECT DISTINCT ON (question_id, voter) idx, question_id, voter, name, lock_votes
     FROM judged WHERE found AND NOT closed AND code_ok AND fits AND choices_ok
     ORDER BY question_id, voter, idx
 ), new AS (
-    INSERT INTO {schema.ballot.name} (question_id, voter)
-    SELECT question_id, voter FROM firsts ORDER BY question_id, voter
+    INSERT INTO {schema.ballot.name} (question_id, voter, name)
+    SELECT question_id, voter, name FROM firsts ORDER BY question_id, voter
     ON CONFLICT DO NOTHING
     RETURNING question_id, voter
 ), prior AS (
-    -- Voters of this batch who had a ballot, with its choices, as of the statement's start.
-    SELECT f.idx, f.question_id, f.voter, f.lock_votes, b.changes,
-           ARRAY(SELECT v.choice_id FROM {schema.vote.name} v
+    -- Voters of this batch who had a ballot, with its answers ("choice:answer", in rank
+    -- order), as of the statement's start.
+    SELECT f.idx, f.question_id, f.voter, f.lock_votes, b.changes, f.name,
+           b.name IS NOT DISTINCT FROM f.name AS same_name,
+           ARRAY(SELECT v.choice_id || ':' || v.answer FROM {schema.vote.name} v
                  WHERE v.question_id = f.question_id AND v.voter = f.voter
                  ORDER BY v.rank, v.choice_id) AS had,
-           ARRAY(SELECT a.choice_id FROM asked a WHERE a.idx = f.idx ORDER BY a.rank, a.choice_id) AS wants
+           ARRAY(SELECT a.choice_id || ':' || a.answer FROM asked a WHERE a.idx = f.idx
+                 ORDER BY a.rank, a.choice_id) AS wants
     FROM firsts f JOIN {schema.ballot.name} b USING (question_id, voter)
 ), changing AS (
     SELECT b.question_id, b.voter FROM {schema.ballot.name} b JOIN prior p USING (question_id, voter)
-    WHERE NOT p.lock_votes AND p.had <> p.wants
+    WHERE NOT p.lock_votes AND (p.had <> p.wants OR NOT p.same_name)
     ORDER BY b.question_id, b.voter FOR NO KEY UPDATE OF b
 ), changed AS (
     -- Only a ballot still as read: one another statement changed meanwhile fails the
     -- `changes` check on its newest version, is left alone, and its vote is tried again.
-    UPDATE {schema.ballot.name} b SET changes = b.changes + 1
+    UPDATE {schema.ballot.name} b SET changes = b.changes + 1, name = p.name
     FROM prior p
     WHERE (b.question_id, b.voter) IN (SELECT question_id, voter FROM changing)
       AND b.question_id = p.question_id AND b.voter = p.voter AND b.changes = p.changes
     RETURNING p.idx, p.question_id, p.voter, p.had, p.wants
+), wanted AS (
+    SELECT c.idx, c.question_id, c.voter, a.choice_id, a.rank, a.answer
+    FROM changed c JOIN asked a ON a.idx = c.idx
+), held AS (
+    SELECT c.idx, split_part(h, ':', 1)::int AS choice_id, split_part(h, ':', 2) AS answer
+    FROM changed c, unnest(c.had) AS h
 ), dropped AS (
     DELETE FROM {schema.vote.name} v USING changed c
-    WHERE v.question_id = c.question_id AND v.voter = c.voter AND v.choice_id <> ALL (c.wants)
-    RETURNING v.choice_id
-), reranked AS (
-    -- A ranking's choices kept in a change, at their new places.
-    UPDATE {schema.vote.name} v SET rank = a.rank
-    FROM changed c JOIN asked a ON a.idx = c.idx
-    WHERE v.question_id = c.question_id AND v.voter = c.voter AND v.choice_id = a.choice_id
-      AND v.rank IS DISTINCT FROM a.rank
-    RETURNING v.choice_id
+    WHERE v.question_id = c.question_id AND v.voter = c.voter
+      AND NOT EXISTS (SELECT FROM wanted w WHERE w.idx = c.idx AND w.choice_id = v.choice_id)
+    RETURNING v.choice_id, v.answer
+), reanswered AS (
+    -- The same choice at another rank or with another answer: the row is kept, both changed.
+    UPDATE {schema.vote.name} v SET answer = w.answer, rank = w.rank, voted_at = now()
+    FROM wanted w JOIN held h USING (idx, choice_id)
+    WHERE v.question_id = w.question_id AND v.voter = w.voter AND v.choice_id = w.choice_id
+      AND (h.answer <> w.answer OR v.rank IS DISTINCT FROM w.rank)
+    RETURNING v.choice_id, h.answer AS old, w.answer AS new
 ), picked AS (
-    SELECT f.idx, f.question_id, f.voter, a.choice_id, a.rank
+    SELECT f.idx, f.question_id, f.voter, a.choice_id, a.rank, a.answer
     FROM firsts f JOIN new USING (question_id, voter) JOIN asked a ON a.idx = f.idx
     UNION ALL
-    SELECT c.idx, c.question_id, c.voter, a.choice_id, a.rank
-    FROM changed c JOIN asked a ON a.idx = c.idx WHERE a.choice_id <> ALL (c.had)
+    SELECT w.idx, w.question_id, w.voter, w.choice_id, w.rank, w.answer FROM wanted w
+    WHERE NOT EXISTS (SELECT FROM held h WHERE h.idx = w.idx AND h.choice_id = w.choice_id)
 ), recorded AS (
-    INSERT INTO {schema.vote.name} (question_id, voter, choice_id, rank)
-    SELECT question_id, voter, choice_id, rank FROM picked
-    RETURNING choice_id
+    INSERT INTO {schema.vote.name} (question_id, voter, choice_id, rank, answer)
+    SELECT question_id, voter, choice_id, rank, answer FROM picked
+    RETURNING choice_id, answer
 ), tallies AS (
-    SELECT choice_id, sum(n) AS n FROM (
-        SELECT choice_id, 1 AS n FROM recorded UNION ALL SELECT choice_id, -1 FROM dropped
-    ) AS d GROUP BY choice_id HAVING sum(n) <> 0
+    -- What each touched choice's counters move by: `votes` counts 'yes', `if_need_be` its own.
+    SELECT choice_id, sum(yes) AS yes, sum(maybe) AS maybe FROM (
+        SELECT choice_id, (answer = 'yes')::int AS yes, (answer = 'if_need_be')::int AS maybe FROM recorded
+        UNION ALL
+        SELECT choice_id, -(answer = 'yes')::int, -(answer = 'if_need_be')::int FROM dropped
+        UNION ALL
+        SELECT choice_id, (new = 'yes')::int - (old = 'yes')::int,
+               (new = 'if_need_be')::int - (old = 'if_need_be')::int FROM reanswered
+    ) AS d GROUP BY choice_id HAVING sum(yes) <> 0 OR sum(maybe) <> 0
 ), locked AS (
     SELECT id FROM {schema.choice.name} WHERE id IN (SELECT choice_id FROM tallies)
     ORDER BY id FOR NO KEY UPDATE
 ), counted AS (
-    UPDATE {schema.choice.name} c SET votes = c.votes + t.n
+    UPDATE {schema.choice.name} c SET votes = c.votes + t.yes, if_need_be = c.if_need_be + t.maybe
     FROM tallies t WHERE c.id = t.choice_id AND c.id IN (SELECT id FROM locked)
     RETURNING c.id
 )
 SELECT j.idx, j.voter, j.found, j.closed, j.code_ok, j.requires_code, j.fits, j.choices_ok, j.lock_votes,
        j.idx IN (SELECT f.idx FROM firsts f JOIN new USING (question_id, voter)) AS counted,
        j.idx IN (SELECT idx FROM changed) AS changed,
-       j.idx IN (SELECT idx FROM prior WHERE lock_votes OR had = wants) AS unchanged,
+       j.idx IN (SELECT idx FROM prior WHERE lock_votes OR (had = wants AND same_name)) AS unchanged,
        -- For a ballot naming a choice not in its poll: did this voter vote here before?
        -- (the statement's snapshot: ballots from before this batch)
        NOT j.choices_ok AND EXISTS (
@@ -178,12 +203,13 @@ _RUN = f"""DO $prepare$ BEGIN
     PERFORM set_config('lock_timeout', %(lock_timeout)s, true);
     IF NOT EXISTS (SELECT FROM pg_prepared_statements WHERE name = '{_NAME}') THEN
         EXECUTE $statement$
-            PREPARE {_NAME}(int[], varchar[], bool[], int[], int[], int[], bool[], bytea[]) AS {_STATEMENT}
+            PREPARE {_NAME}(int[], varchar[], bool[], int[], int[], int[], bool[], text[], varchar[], bytea[])
+            AS {_STATEMENT}
         $statement$;
     END IF;
 END $prepare$;
 EXECUTE {_NAME}(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s, %(ranks)s, %(ranked)s,
-                %(codes)s::bytea[])"""
+    %(answers)s, %(names)s, %(codes)s::bytea[])"""
 
 
 # Removing a ballot ("Remove my vote") follows the batch's order of locks: the poll FOR KEY
@@ -191,7 +217,7 @@ EXECUTE {_NAME}(%(polls)s, %(voters)s, %(many)s, %(asked_by)s, %(asked)s, %(rank
 # a change of it (FOR NO KEY UPDATE) and a new ballot's vote rows (their foreign key's KEY SHARE)
 # wait for, and this for them. Only then, in a statement of its own and so with a snapshot
 # taken after every earlier change of the ballot committed, its vote rows go and their
-# choices' counters drop by as many (the choices locked in id order). A vote racing it is
+# choices' counters drop by their answers (the choices locked in id order). A vote racing it is
 # counted after it, as a first ballot: nothing is lost or counted twice.
 _REMOVAL_POLL = f"""
 SELECT ({_CLOSED}) AS closed, lock_votes FROM {schema.question.name}
@@ -201,12 +227,14 @@ SELECT 1 FROM {schema.ballot.name} WHERE question_id = %(question_id)s AND voter
 _REMOVAL = f"""
 WITH dropped AS (
     DELETE FROM {schema.vote.name} WHERE question_id = %(question_id)s AND voter = %(voter)s
-    RETURNING choice_id
+    RETURNING choice_id, answer
 ), locked AS (
     SELECT id FROM {schema.choice.name} WHERE id IN (SELECT choice_id FROM dropped)
     ORDER BY id FOR NO KEY UPDATE
 ), counted AS (
-    UPDATE {schema.choice.name} c SET votes = c.votes - 1
+    -- `votes` counts 'yes' (every row but a date poll's), `if_need_be` a date poll's own.
+    UPDATE {schema.choice.name} c
+    SET votes = c.votes - (d.answer = 'yes')::int, if_need_be = c.if_need_be - (d.answer = 'if_need_be')::int
     FROM dropped d WHERE c.id = d.choice_id AND c.id IN (SELECT id FROM locked)
     RETURNING c.id
 ), gone AS (
@@ -254,12 +282,14 @@ class VoteNotCounted(Exception):
 
 class _Ballot:
     __slots__ = (
+        "answers",
         "choices",
         "code_hash",
         "deadline",
         "future",
         "in_flight",
         "many",
+        "name",
         "question_id",
         "ranked",
         "resent",
@@ -276,12 +306,16 @@ class _Ballot:
         voter: str,
         future: asyncio.Future,
         deadline: float,
+        answers: list[str],
+        name: str | None = None,
         ranked: bool = False,
         code_hash: bytes | None = None,
     ) -> None:
         self.question_id = question_id
         self.code_hash = code_hash  # the voter code's hash (codes.code_hash), if one came
         self.choices = choices  # a ranking: best first; else in id order
+        self.answers = answers  # each choice's answer: 'yes', or a date poll's answer
+        self.name = name  # a date poll participant's name; None for other ballots
         self.many = many  # more than one choice was sent: only a `multiple` poll takes that
         self.ranked = ranked  # a ranking, for a ranked poll only
         self.voter = voter
@@ -292,10 +326,26 @@ class _Ballot:
         self.uncertain = False  # an attempt ended with no answer: it may have been committed
         self.resent = False  # sent again after a lost connection (once at most)
 
+    def holds(self) -> tuple:
+        """What the voter's ballot is once this one is in: its answers, and a name."""
+        return (self.choices, self.answers, self.name)
+
 
 def ballot_choices(choice_ids: Iterable[int]) -> list[int]:
     """The choices a ballot for these records: each once, in id order."""
     return sorted(set(choice_ids))
+
+
+def possible_answers(answers: Mapping[int, str], name: str) -> bool:
+    """Whether these can be a date poll's ballot: a name of 1 to NAME_MAX characters, and an
+    answer of ANSWERS for each id a choice can have. Whether every option is answered is for
+    the batch statement to say (it reads the poll)."""
+    return (
+        0 < len(name) <= schema.NAME_MAX
+        and bool(answers)
+        and all(type(c) is int and 0 < c <= schema.PG_INT_MAX for c in answers)
+        and all(a in schema.ANSWERS for a in answers.values())
+    )
 
 
 class VoteBatcher:
@@ -326,19 +376,38 @@ class VoteBatcher:
         self._idle.set()
 
     async def cast(
-        self, question_id: int, choice_ids: Sequence[int], voter: str, code_hash: bytes | None = None
+        self,
+        question_id: int,
+        choice_ids: Sequence[int],
+        voter: str,
+        code_hash: bytes | None = None,
+        *,
+        answers: Mapping[int, str] | None = None,
+        name: str | None = None,
     ) -> VoteOutcome:
         """Count one voter's ballot for these choices, all or nothing, together with the
         ballots arriving meanwhile. More than one choice for a poll that is not `multiple`
         is INVALID_CHOICE, so a vote needs no read of its poll before it is queued. On a poll
         that requires a voter code, the ballot is `code_hash`'s code's (CODE_REFUSED without
-        one of its codes), whatever `voter` is."""
-        wanted = ballot_choices(choice_ids)
+        one of its codes), whatever `voter` is.
+
+        A date poll's ballot gives `answers` (choice id -> 'yes', 'if_need_be' or 'no', every
+        option of the poll) and the participant's `name` instead of `choice_ids`."""
+        if answers is not None or name is not None:
+            if answers is None or name is None or not possible_answers(answers, name):
+                return VoteOutcome.INVALID_CHOICE
+            wanted = sorted(answers)
+            said = [answers[c] for c in wanted]
+            many = True
+        else:
+            wanted = ballot_choices(choice_ids)
+            said = [schema.ANSWERS[0]] * len(wanted)
+            many = len(choice_ids) > 1
         if not wanted or any(not 0 < c <= schema.PG_INT_MAX for c in wanted):
             return VoteOutcome.INVALID_CHOICE
         if not 0 < question_id <= schema.PG_INT_MAX:
             return VoteOutcome.INVALID_CHOICE
-        return await self._queued(question_id, wanted, len(choice_ids) > 1, voter, False, code_hash)
+        return await self._queued(question_id, wanted, many, voter, said, name, code_hash=code_hash)
 
     async def cast_ranking(
         self, question_id: int, ranking: Sequence[int], voter: str, code_hash: bytes | None = None
@@ -356,7 +425,10 @@ class VoteBatcher:
             return VoteOutcome.INVALID_CHOICE
         if not 0 < question_id <= schema.PG_INT_MAX:
             return VoteOutcome.INVALID_CHOICE
-        return await self._queued(question_id, wanted, len(wanted) > 1, voter, True, code_hash)
+        said = [schema.ANSWERS[0]] * len(wanted)
+        return await self._queued(
+            question_id, wanted, len(wanted) > 1, voter, said, None, ranked=True, code_hash=code_hash
+        )
 
     async def _queued(
         self,
@@ -364,13 +436,15 @@ class VoteBatcher:
         wanted: list[int],
         many: bool,
         voter: str,
-        ranked: bool,
-        code_hash: bytes | None,
+        said: list[str],
+        name: str | None,
+        ranked: bool = False,
+        code_hash: bytes | None = None,
     ) -> VoteOutcome:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         deadline = loop.time() + self.timeout
-        ballot = _Ballot(question_id, wanted, many, voter, future, deadline, ranked, code_hash)
+        ballot = _Ballot(question_id, wanted, many, voter, future, deadline, said, name, ranked, code_hash)
         self._queue.append(ballot)
         if not self._running or (self._running < self.writers and len(self._queue) >= self.spill):
             self._running += 1
@@ -383,9 +457,9 @@ class VoteBatcher:
         return await future
 
     async def remove(self, question_id: int, voter: str) -> RemovalOutcome:
-        """Take this voter's ballot back from an open poll: its votes, and as many from the
-        counters, all or nothing; the bus hears of it once committed. Not batched: removals
-        are rare, and each waits for the ballot's lock (see _REMOVAL)."""
+        """Take this voter's ballot back from an open poll (a date poll's row too): its votes,
+        and their answers from the counters, all or nothing; the bus hears of it once
+        committed. Not batched: removals are rare, each waits for the ballot's lock (_REMOVAL)."""
         if not 0 < question_id <= schema.PG_INT_MAX:
             return RemovalOutcome.NOT_FOUND
         params = {"question_id": question_id, "voter": voter}
@@ -512,10 +586,12 @@ class VoteBatcher:
     async def _transaction(self, batch: list[_Ballot]) -> list[VoteOutcome]:
         asked_by: list[int] = []  # for each choice asked for, its ballot's place (from 1)
         asked: list[int] = []
+        answers: list[str] = []
         ranks: list[int | None] = []  # each choice's place in its ranking; None outside rankings
         for i, b in enumerate(batch, 1):
             asked_by += [i] * len(b.choices)
             asked += b.choices
+            answers += b.answers
             ranks += range(1, len(b.choices) + 1) if b.ranked else [None] * len(b.choices)
         # Waiting for a pooled connection counts too: across a lost network every new one
         # hangs for the whole timeout, one after another, and the proxy gives up first.
@@ -538,6 +614,8 @@ class VoteBatcher:
                 ranks=ranks,
                 ranked=[b.ranked for b in batch],
                 codes=[b.code_hash for b in batch],
+                answers=answers,
+                names=[b.name for b in batch],
             )
             # Answered: handing the connection back must not become a timeout.
             timer.reschedule(None)
@@ -564,7 +642,7 @@ def _outcomes(batch: list[_Ballot], rows: list) -> list[VoteOutcome]:
     counted_at = {(b.question_id, row.voter): row.idx for b, row in pairs if row.counted or row.changed}
     # What each voter's ballot holds once this batch commits, where the batch decided it.
     holds = {
-        (b.question_id, row.voter): b.choices
+        (b.question_id, row.voter): b.holds()
         for b, row in pairs
         if row.counted or row.changed or row.unchanged
     }
@@ -572,7 +650,7 @@ def _outcomes(batch: list[_Ballot], rows: list) -> list[VoteOutcome]:
     return [
         # A repeat, in one batch, of the choices the voter's ballot now holds: as if sent after it.
         VoteOutcome.ALREADY_VOTED
-        if o is VoteOutcome.RETRY and holds.get((b.question_id, row.voter)) == b.choices
+        if o is VoteOutcome.RETRY and holds.get((b.question_id, row.voter)) == b.holds()
         else o
         for (b, row), o in zip(pairs, outcomes, strict=True)
     ]

@@ -6,14 +6,14 @@ every language and nothing is swapped between renders.
 import copy
 import functools
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from aiohttp import web
 from babel import Locale, negotiate_locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_skeleton, format_time
 from babel.numbers import format_decimal
 from babel.support import Translations
 
@@ -134,6 +134,22 @@ def format_when(value: datetime | None, code: str) -> str:
     if value is None:
         return ""
     return format_datetime(value, _datetime_pattern(code), tzinfo=UTC, locale=_locale(code)) + " UTC"
+
+
+def format_weekday(value: date, code: str) -> str:
+    """A calendar day with its weekday, the language's way: 'Fri, Mar 1, 2030', 'Fr., 1. März 2030'."""
+    return format_skeleton("yMMMEd", value, locale=_locale(code))
+
+
+def format_clock(value: datetime, zone: tzinfo, code: str) -> str:
+    """A moment's time of day in `zone`, the language's way: '10:00 AM', '10:00'."""
+    return format_time(value, "short", tzinfo=zone, locale=_locale(code))
+
+
+def format_zoned(value: datetime, zone: tzinfo, code: str) -> str:
+    """A moment as a day and a time of day in `zone`, the language's way."""
+    local = value.astimezone(zone)
+    return f"{format_weekday(local.date(), code)}, {format_clock(value, zone, code)}"
 
 
 def format_day(value: datetime | None, code: str) -> str:

@@ -4,7 +4,7 @@ writer (store.votes) on the application, and what each outcome says."""
 
 import re
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import NamedTuple
 
 from aiohttp import web
@@ -128,11 +128,15 @@ async def cast(
     chosen: Sequence[int],
     ranked: bool = False,
     code: str | None = None,
+    *,
+    answers: Mapping[int, str] | None = None,
+    name: str | None = None,
 ) -> Cast:
     """Cast the ballot under the caller's voter id, or a new one; a 503 when nothing of it was kept
-    (the database is away, most likely). `ranked`: `chosen` is a ranking, best first. On a poll
-    that requires a voter code the ballot is `code`'s (read_code), whoever brings it: the vote
-    writer checks it with the ballot, for every kind of poll."""
+    (the database is away, most likely). `ranked`: `chosen` is a ranking, best first. A date
+    poll's ballot is `answers` and a `name`. On a poll that requires a voter code the ballot is
+    `code`'s (read_code), whoever brings it: the vote writer checks it with the ballot, for
+    every kind of poll."""
     voter = voter_id(request)
     new_voter = voter is None
     if voter is None:
@@ -144,7 +148,7 @@ async def cast(
         if ranked:
             outcome = await writer.cast_ranking(question_id, chosen, voter, hashed)
         else:
-            outcome = await writer.cast(question_id, chosen, voter, hashed)
+            outcome = await writer.cast(question_id, chosen, voter, hashed, answers=answers, name=name)
     except VoteNotCounted:
         raise web.HTTPServiceUnavailable(text=NOT_COUNTED) from None
     return Cast(outcome, voter, new_voter and outcome in _COOKIE_DUE, ballots.secure_cookie)

@@ -52,6 +52,8 @@ PAGE_TYPES = {
     "not-found": "not-found",
     "poll-no-choice": "vote-form-400",
     "poll-voter-code": "poll-voter-code",
+    "date-poll": "date-poll",
+    "new-date-poll": "new-date-poll",
 }
 SCHEMES = ("light", "dark")
 # Chromium's own switch for prefers-color-scheme (Blink's enum: 0 dark, 1 light).

@@ -46,6 +46,12 @@ def _submit_new_poll_with_one_choice(tab: BrowserTab) -> None:
     tab.page.get_by_role("alert").wait_for()
 
 
+def _submit_new_date_poll_without_days(tab: BrowserTab) -> None:
+    tab.page.get_by_label("What is it for?").fill("When?")
+    tab.page.get_by_role("button", name="Create poll", exact=True).click()
+    tab.page.get_by_role("alert").wait_for()
+
+
 def _ask_to_delete(tab: BrowserTab) -> None:
     tab.page.get_by_role("button", name="Delete…").click()
     tab.page.get_by_role("heading", name="Delete this poll?").wait_for()
@@ -98,6 +104,15 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
     unvoted = make_question(
         "Not voted on yet?", days=-0.05, choices=(LONG_CHOICE, "No"), token_hash=token_hash
     )
+    dates = make_question(
+        "When shall we meet for the team dinner?",
+        days=-0.01,
+        choices=("2030-03-01", "2030-03-02", "2030-03-03", "2030-03-04", "2030-03-05"),
+        kind="dates",
+        timezone="Europe/Berlin",
+        token_hash=token_hash,
+    )
+    add_votes(dates["id"], dict(zip(dates["choices"], [2, 1, 0, 3, 1], strict=True)))
     ranked = make_question(
         "Which talk first?",
         days=-0.02,
@@ -115,6 +130,17 @@ def make_tour(make_question: Callable[..., dict[str, Any]], add_votes: Callable[
     poll = f"/poll/{long['id']}"
     coded_manage = f"/poll/{coded['id']}/manage/{MANAGE_TOKEN}"
     return [
+        Stop("date-poll", f"/poll/{dates['id']}"),
+        Stop("date-poll-manage", f"/poll/{dates['id']}/manage/{MANAGE_TOKEN}"),
+        Stop("date-poll-present", f"/poll/{dates['id']}/present"),
+        Stop("new-date-poll", "/poll/new?kind=dates"),
+        Stop(
+            "new-date-poll-errors",
+            "/poll/new?kind=dates",
+            then=_submit_new_date_poll_without_days,
+            then_url="/poll/new",
+            then_status=400,
+        ),
         Stop("ranked-poll", ranked_poll),
         Stop(
             "ranked-poll-no-ranking",

@@ -176,3 +176,44 @@ async def test_hiding_in_one_process_closes_the_sockets_of_another(
         assert await frame(ws, timeout=2) == {"question_id": question["id"], "deleted": True, "removed": True}
         assert (await ws.receive(timeout=2)).type is aiohttp.WSMsgType.CLOSE
         assert (await watcher.get(f"{second}/poll/{question['id']}/results")).status == 410
+
+
+async def test_a_hidden_date_poll_answers_410_on_its_grid_answer_form_calendar_and_files(
+    client, make_date_poll, sign_in, new_browser, sync_engine
+):
+    poll = await make_date_poll(question_text="Buy cheap pills?")
+    first, second = poll["options"]
+    participant = new_browser(client)
+    answered = await participant.post(
+        f"/poll/{poll['id']}/answer",
+        data={"name": "Ada", f"answer-{first}": "yes", f"answer-{second}": "if_need_be"},
+        allow_redirects=False,
+    )
+    assert answered.status == 303
+    settled = await client.post(poll["manage"], data={"action": "settle", "option": str(first)})
+    assert settled.status == 200
+    assert (await client.get(f"/poll/{poll['id']}/event.ics")).status == 200  # before hiding
+    await sign_in(client)
+    hidden = await client.post(f"/admin/poll/{poll['id']}", data=HIDE, allow_redirects=False)
+    assert hidden.status == 303
+    reader = new_browser(client)
+    for page in ("", "/results", "/present", "/event.ics"):
+        await assert_removed(await reader.get(f"/poll/{poll['id']}{page}"))
+    # The participant's own row (a voter cookie) is no way round it, nor is changing or removing it.
+    await assert_removed(await participant.get(f"/poll/{poll['id']}"))
+    changed = await participant.post(
+        f"/poll/{poll['id']}/answer",
+        data={"name": "Ada", f"answer-{first}": "no", f"answer-{second}": "no"},
+        allow_redirects=False,
+    )
+    await assert_removed(changed)
+    await assert_removed(
+        await participant.post(f"/poll/{poll['id']}/answer", data={"remove": "yes"}, allow_redirects=False)
+    )
+    with sync_engine.connect() as conn:
+        counts = conn.exec_driver_sql(
+            f"SELECT votes, if_need_be FROM choice WHERE question_id = {poll['id']} ORDER BY id"
+        ).all()
+    assert [tuple(c) for c in counts] == [(1, 0), (0, 1)]  # nothing changed
+    for export in EXPORTS:
+        assert (await client.get(poll["manage"] + export)).status == 410

@@ -26,6 +26,10 @@ async def test_privacy_page_says_what_is_stored_and_for_how_long(client):
     assert "A poll is deleted 180 days after voting on it closes, with all its votes and reports." in words
     assert "If you report a poll, the report" in words
     assert "Each count is deleted as soon as its hour is over." in words
+    # A date poll asks for a name: stored with the answers, and shown to whom.
+    assert "the name you type is stored with your answers" in words
+    assert "Everyone who opens the poll sees the names and answers" in words
+    assert "show the names only to themselves" in words and "“Remove my row”" in words
 
 
 @pytest.mark.parametrize(

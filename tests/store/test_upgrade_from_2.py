@@ -215,6 +215,40 @@ async def test_a_release_2_database_upgraded_takes_reports_and_hides_polls_keepi
     finally:
         engine.dispose()
     assert rows(release_2_database) == before
+
+
+async def test_release_2_votes_become_yes_answers_and_date_polls_work_after_the_upgrade(
+    release_2_database, monkeypatch, aiohttp_client, new_browser, vote_rows_match_counters
+):
+    assert init_db(monkeypatch, release_2_database) == 0
+    engine = sa.create_engine(release_2_database, future=True)
+    try:
+        with engine.connect() as conn:
+            answers = conn.exec_driver_sql("SELECT DISTINCT answer FROM vote").scalars().all()
+            names = conn.exec_driver_sql("SELECT count(*) FROM ballot WHERE name IS NOT NULL").scalar()
+            extra = conn.exec_driver_sql(
+                "SELECT count(*) FROM choice"
+                " WHERE if_need_be <> 0 OR day IS NOT NULL OR starts_at IS NOT NULL"
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert (answers, names, extra) == (["yes"], 0, 0)
+    config = settings.load(TEST_CONFIG, {"POLLS_DATABASE_URL": release_2_database})
+    client = await aiohttp_client(init_app(config=config))
+    body = {
+        "kind": "dates",
+        "question_text": "Upgraded?",
+        "options": [{"date": "2030-03-01"}, {"date": "2030-03-02"}],
+    }
+    made = await client.post("/api/polls", json=body)
+    assert made.status == 201
+    question_id = (await made.json())["id"]
+    poll = await (await client.get(f"/api/polls/{question_id}")).json()
+    answers_by_id = {str(c["id"]): "if_need_be" for c in poll["choices"]}
+    answered = await new_browser(client).post(
+        f"/api/polls/{question_id}/vote", json={"name": "After", "answers": answers_by_id}
+    )
+    assert (await answered.json())["status"] == "counted"
     assert vote_rows_match_counters(release_2_database)
 
 

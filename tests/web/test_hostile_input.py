@@ -449,6 +449,7 @@ FORM_DOORS = (
     "admin_poll",
     "remove_vote",
     "codes_new",
+    "answer",
 )
 JSON_DOORS = ("api_polls", "api_vote")
 _PARAMETER = re.compile(r"\{(\w+)")
@@ -537,6 +538,7 @@ def valid_bodies(addresses, sync_engine) -> dict[str, Any]:
         "new_poll": [("question_text", "Lunch?"), ("choice", "Soup"), ("choice", "Salad")],
         "manage": [("action", "edit"), ("question_text", "Dinner?"), *(("choice", c) for c in "XYZ")],
         "language": [("language", "de"), ("next", "/")],
+        "answer": [("name", "Ada"), ("answer-1", "yes")],
         "report": [("reason", "spam"), ("text", "Adverts for pills.")],
         "admin_sign_in": [("password", "not the password at all")],
         "admin_sign_out": [("sign_out", "1")],

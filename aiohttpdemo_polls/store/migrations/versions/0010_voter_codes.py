@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_voter_codes"
-down_revision = "0008_moderation"
+down_revision = "0009_date_polls"
 branch_labels = None
 depends_on = None
 
