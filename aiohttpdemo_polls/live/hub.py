@@ -19,7 +19,7 @@ from aiohttp import WSCloseCode, web
 from aiopg.sa import Engine
 
 from .. import metrics
-from ..store import changes, connections, polls, rules
+from ..store import aiopg_fixes, changes, connections, polls, rules
 from ..web import aiohttp_private
 
 log = logging.getLogger(__name__)
@@ -163,12 +163,7 @@ class Live:
 
     async def stop(self) -> None:
         """Stop the reader (after `close_all`)."""
-        pending = set(self._tasks)
-        while pending:
-            # Cancelled again if a library swallowed the first cancellation.
-            for task in pending:
-                task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=1)
+        await aiopg_fixes.cancel(self._tasks)
         for timer in self._closes_at.values():
             timer.cancel()
 

@@ -5,10 +5,12 @@ aiopg has had no release since 1.4.0, and its fix for descriptors of 1024 and mo
 installed aiopg changes what this module relies on.
 """
 
+import asyncio
 import errno
 import os
 import select
 import types
+from collections.abc import Iterable
 from typing import Any
 
 import aiopg.connection
@@ -69,3 +71,13 @@ async def drop_idle(engine: Any) -> None:
     a pooler replacing its connections): the next borrower then gets a new one, not the next
     dead one in line."""
     await engine._pool.clear()
+
+
+async def cancel(tasks: Iterable[asyncio.Task]) -> None:
+    """Cancel `tasks` and wait until each has ended: aiopg's connect can swallow a cancellation,
+    so one that is still running a second later is cancelled again."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1)

@@ -15,7 +15,7 @@ import aiopg
 import psycopg2
 
 from .. import logs, metrics
-from . import connections, schema
+from . import aiopg_fixes, connections, schema
 
 log = logging.getLogger(__name__)
 
@@ -174,10 +174,7 @@ class Changes:
         """Stop listening and close the connection."""
         if self._task is None:
             return
-        while not self._task.done():
-            # Cancelled again if a library swallowed the first cancellation.
-            self._task.cancel()
-            await asyncio.wait([self._task], timeout=1)
+        await aiopg_fixes.cancel([self._task])
 
     @property
     def listening(self) -> bool:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from aiopg.sa import Engine
 
 from .. import logs
-from . import connections, schema
+from . import aiopg_fixes, connections, schema
 from .changes import Changes
 
 log = logging.getLogger(__name__)
@@ -156,10 +156,7 @@ class Sweeper:
     async def stop(self) -> None:
         if self._task is None:
             return
-        while not self._task.done():
-            # Cancelled again if a library swallowed the first cancellation (aiopg's connect).
-            self._task.cancel()
-            await asyncio.wait([self._task], timeout=1)
+        await aiopg_fixes.cancel([self._task])
         self._task = None
 
     async def run(self) -> None:
