@@ -39,9 +39,12 @@ def app_with(aiohttp_client, config):
     return start
 
 
+@pytest.mark.parametrize("kind", ["choices", "ranked", "dates"])
 @pytest.mark.parametrize("page", ["", "/results", "/present"])
-async def test_every_poll_results_and_presenter_page_links_to_the_report_form(client, make_question, page):
-    question = make_question()
+async def test_every_poll_results_and_presenter_page_links_to_the_report_form(
+    client, make_question, make_date_poll, page, kind
+):
+    question = await make_date_poll() if kind == "dates" else make_question(kind=kind)
     html = await (await client.get(f"/poll/{question['id']}{page}")).text()
     assert f'href="/poll/{question["id"]}/report"' in html and "Report this poll" in html
 
