@@ -32,6 +32,14 @@
         time.textContent = clock.format(start) + " \u2013 " + clock.format(end);
       }
     });
+    // The settled date above the grid is said in the same zone as the grid's columns.
+    var chosen = document.querySelector("th.settled .day[data-starts-at]");
+    var when = document.querySelector(".settled-when");
+    if (chosen && when) {
+      var from = new Date(chosen.getAttribute("data-starts-at"));
+      var to = new Date(chosen.getAttribute("data-ends-at"));
+      when.textContent = days.format(from) + ", " + clock.format(from) + " \u2013 " + clock.format(to);
+    }
   }
 
   if (zoneLine && useBrowser) {

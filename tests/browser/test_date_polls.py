@@ -91,6 +91,9 @@ def test_date_poll_made_answered_settled_and_downloaded(open_tab, javascript):
 
     voter.goto(public)
     expect(voter.locator(".settled-note")).to_contain_text("The date is set:")
+    # Said in the zone the grid is in: New York's with JavaScript, the poll's (Berlin) without.
+    expect(voter.locator(".settled-when")).to_contain_text("4:00" if javascript else "10:00")
+    expect(voter.locator(".settled-when")).to_contain_text(voter.locator("th.settled .time").inner_text())
     with voter.expect_download() as caught:
         voter.get_by_role("link", name="Add it to your calendar (.ics)").click()
     assert read_calendar(caught.value).decoded("dtstart") == datetime(2030, 1, 16, 9, 0, tzinfo=UTC)
